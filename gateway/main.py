@@ -1,0 +1,45 @@
+"""``postop gateway``: the home hub. Local link in, durable outbox, MQTT uplink out."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from zoneinfo import ZoneInfo
+
+from gateway.link_server import FrameHandler, LinkServer
+from gateway.outbox import Outbox
+from gateway.uplink import Uplink
+from vitals.settings import Settings
+
+
+def run(settings: Settings, stop: threading.Event) -> None:
+    gw = settings.gateway
+    outbox = Outbox(gw.outbox_path)
+    uplink = Uplink(outbox, settings.mqtt, gw)
+    frames = FrameHandler(outbox, ZoneInfo(gw.device_timezone), uplink.notify)
+    server = LinkServer(gw.link_host, gw.link_port, frames)
+    server.serve_in_thread()
+    uplink.start()
+    try:
+        uplink.run(stop)
+    finally:
+        server.shutdown()
+        server.server_close()
+        uplink.stop()
+        outbox.close()
+
+
+def main(settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run(settings, stop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Turning one MQTT message into rows to store and dead letters, with no I/O.
+
+The fast path validates a whole batch in one pydantic call; only when something is wrong
+does the slow path look at each reading alone, so that one bad reading costs one dead
+letter and the rest of the batch is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vitals.catalogue import BY_NAME
+from vitals.topics import gateway_of
+from vitals.wire import (
+    MAX_MESSAGE_BYTES,
+    MAX_READINGS_PER_MESSAGE,
+    READING_ADAPTER,
+    BatchEnvelope,
+    GatewayStatus,
+    WireReading,
+)
+
+
+class _FastBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: int
+    gateway: str
+    sent_ms: int
+    readings: Annotated[list[WireReading], Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)]
+
+
+# (gateway_id, seq, device_id, metric_id, time_ms, value, flags): the staging row layout
+Row = tuple[str, int, str, int, int, float | None, int]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str
+    gateway_id: str | None
+    seq: int | None
+    reason: str
+    payload: bytes
+
+    @property
+    def sha256(self) -> bytes:
+        return hashlib.sha256(self.payload).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedReadings:
+    rows: list[Row]
+    dead: list[DeadLetter]
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedStatus:
+    gateway_id: str
+    status: GatewayStatus | None
+    dead: DeadLetter | None
+
+
+def _short(err: ValidationError) -> str:
+    first = err.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"]) or "message"
+    return f"{where}: {first['msg']}"
+
+
+def parse_readings(
+    topic: str, payload: bytes, now_ms: int, future_tolerance_ms: int
+) -> ParsedReadings:
+    gateway_id = gateway_of(topic)
+
+    def whole(reason: str) -> ParsedReadings:
+        return ParsedReadings([], [DeadLetter(topic, gateway_id, None, reason, payload)])
+
+    if gateway_id is None:
+        return whole("topic is not devices/<gateway id>/readings")
+    if len(payload) > MAX_MESSAGE_BYTES:
+        return whole(f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        fast = _FastBatch.model_validate_json(payload)
+    except ValidationError:
+        return _parse_slow(topic, gateway_id, payload, now_ms, future_tolerance_ms)
+    if fast.v != 1:
+        return whole(f"unsupported schema version {fast.v}")
+    if fast.gateway != gateway_id:
+        return whole(f"payload names gateway {fast.gateway!r} but arrived on {topic!r}")
+    rows: list[Row] = []
+    dead: list[DeadLetter] = []
+    for r in fast.readings:
+        reason, row = _check(gateway_id, r, now_ms, future_tolerance_ms)
+        if row is not None:
+            rows.append(row)
+        else:
+            raw = r.model_dump_json().encode()
+            dead.append(DeadLetter(topic, gateway_id, r.seq, reason, raw))
+    return ParsedReadings(rows, dead)
+
+
+def _check(
+    gateway_id: str, r: WireReading, now_ms: int, future_tolerance_ms: int
+) -> tuple[str, Row | None]:
+    m = BY_NAME.get(r.metric)
+    if m is None:
+        return f"unknown metric {r.metric!r}", None
+    if r.value is not None and not m.is_plausible(r.value):
+        return (
+            f"implausible {m.name} {r.value:g} (plausible {m.plausible_min:g}"
+            f" to {m.plausible_max:g} {m.ucum})",
+            None,
+        )
+    if r.time_ms > now_ms + future_tolerance_ms:
+        ahead_s = (r.time_ms - now_ms) / 1000
+        return f"measured time is {ahead_s:.0f} s in the future (device clock wrong?)", None
+    return "", (gateway_id, r.seq, r.device, m.metric_id, r.time_ms, r.value, r.flags)
+
+
+def _parse_slow(
+    topic: str, gateway_id: str, payload: bytes, now_ms: int, future_tolerance_ms: int
+) -> ParsedReadings:
+    try:
+        doc = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError:
+        reason = "not valid JSON: the payload is not UTF-8 text"
+        return ParsedReadings([], [DeadLetter(topic, gateway_id, None, reason, payload)])
+    except json.JSONDecodeError as exc:
+        reason = f"not valid JSON: {exc}"
+        return ParsedReadings([], [DeadLetter(topic, gateway_id, None, reason, payload)])
+    try:
+        env = BatchEnvelope.model_validate(doc)
+    except ValidationError as exc:
+        reason = f"invalid batch: {_short(exc)}"
+        return ParsedReadings([], [DeadLetter(topic, gateway_id, None, reason, payload)])
+    if env.gateway != gateway_id:
+        reason = f"payload names gateway {env.gateway!r} but arrived on {topic!r}"
+        return ParsedReadings([], [DeadLetter(topic, gateway_id, None, reason, payload)])
+    rows: list[Row] = []
+    dead: list[DeadLetter] = []
+    for raw in env.readings:
+        raw_bytes = json.dumps(raw, separators=(",", ":")).encode()
+        seq = raw.get("seq") if isinstance(raw, dict) else None
+        seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+        try:
+            r = READING_ADAPTER.validate_python(raw)
+        except ValidationError as exc:
+            dead.append(
+                DeadLetter(topic, gateway_id, seq, f"invalid reading: {_short(exc)}", raw_bytes)
+            )
+            continue
+        reason, row = _check(gateway_id, r, now_ms, future_tolerance_ms)
+        if row is not None:
+            rows.append(row)
+        else:
+            dead.append(DeadLetter(topic, gateway_id, r.seq, reason, raw_bytes))
+    return ParsedReadings(rows, dead)
+
+
+def parse_status(topic: str, payload: bytes) -> ParsedStatus | None:
+    gateway_id = gateway_of(topic)
+    if gateway_id is None:
+        return None
+    try:
+        return ParsedStatus(gateway_id, GatewayStatus.model_validate_json(payload), None)
+    except ValidationError as exc:
+        dead = DeadLetter(topic, gateway_id, None, f"invalid status: {_short(exc)}", payload)
+        return ParsedStatus(gateway_id, None, dead)

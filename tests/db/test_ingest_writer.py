@@ -1,0 +1,115 @@
+"""ingest's set-based write over a real PostgreSQL: enrollment by time range, pairing with
+the publishing gateway, idempotent re-delivery, dead letters and NOTIFY at commit."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from ingest.parse import DeadLetter, Row
+from ingest.writer import NOTIFY_CHANNEL, prepare, write_batch
+from store.provisioning import (
+    end_enrollments,
+    enroll,
+    ensure_patient,
+    ensure_team,
+    register_device,
+    register_gateway,
+)
+from vitals.catalogue import metric
+
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+@pytest.fixture
+def kit(db: str) -> dict[str, int]:
+    with psycopg.connect(db, autocommit=True) as conn:
+        team = ensure_team(conn, "Cardiac surgery")
+        alice = ensure_patient(conn, "P-ALICE", team)
+        bob = ensure_patient(conn, "P-BOB", team)
+        register_gateway(conn, "gw-a")
+        register_gateway(conn, "gw-b")
+        register_device(conn, "ox-a", "oximeter", "gw-a")
+        register_device(conn, "ox-b", "oximeter", "gw-b")
+        # ox-a followed Alice for a day, then was re-issued to Bob
+        enroll(conn, "ox-a", alice, T0, T0 + timedelta(days=1))
+        enroll(conn, "ox-a", bob, T0 + timedelta(days=1))
+        enroll(conn, "ox-b", bob, T0)
+    return {"alice": alice, "bob": bob}
+
+
+def spo2(seq: int, at: datetime, device: str = "ox-a", gw: str = "gw-a") -> Row:
+    return (gw, seq, device, metric("spo2_pct").metric_id, ms(at), 97.0, 0)
+
+
+def test_readings_go_to_the_patient_enrolled_at_their_time(db: str, kit: dict[str, int]) -> None:
+    rows = [spo2(1, T0 + timedelta(hours=1)), spo2(2, T0 + timedelta(days=1, hours=1))]
+    with psycopg.connect(db, autocommit=True) as conn:
+        prepare(conn)
+        result = write_batch(conn, rows, [])
+        owners = conn.execute("SELECT patient_id FROM vitals ORDER BY time").fetchall()
+    assert result.inserted == 2
+    assert [r[0] for r in owners] == [kit["alice"], kit["bob"]]
+    assert set(result.patients) == {kit["alice"], kit["bob"]}
+
+
+def test_redelivery_is_harmless(db: str, kit: dict[str, int]) -> None:
+    rows = [spo2(i, T0 + timedelta(seconds=i)) for i in range(100)]
+    with psycopg.connect(db, autocommit=True) as conn:
+        prepare(conn)
+        first = write_batch(conn, rows, [])
+        again = write_batch(conn, rows[50:] + rows, [])
+        count = conn.execute("SELECT count(*) FROM vitals").fetchone()
+        progress = conn.execute("SELECT last_seq FROM gateway_progress").fetchone()
+    assert (first.inserted, again.inserted) == (100, 0)
+    assert count == (100,)
+    assert progress == (99,)
+
+
+def test_unknown_unpaired_and_unenrolled_readings_become_dead_letters(
+    db: str, kit: dict[str, int]
+) -> None:
+    rows = [
+        spo2(1, T0 + timedelta(hours=1)),  # fine
+        spo2(2, T0 + timedelta(hours=1), device="ox-zz"),  # unknown device
+        spo2(3, T0 + timedelta(hours=1), device="ox-b"),  # ox-b belongs to gw-b, sent by gw-a
+        spo2(4, T0 - timedelta(days=3)),  # before any enrollment
+    ]
+    with psycopg.connect(db, autocommit=True) as conn:
+        prepare(conn)
+        end_enrollments(conn, "ox-b", T0 + timedelta(days=5))
+        result = write_batch(conn, rows, [])
+        letters = conn.execute("SELECT seq, reason FROM dead_letters ORDER BY seq").fetchall()
+        write_batch(conn, rows, [])  # re-delivery leaves no second copy
+        total = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
+    assert result.inserted == 1
+    assert result.dead_letters == 3
+    assert letters[0] == (2, "unknown device ox-zz")
+    assert letters[1] == (3, "device ox-b is not paired with gateway gw-a")
+    assert letters[2][0] == 4
+    assert letters[2][1].startswith("device ox-a has no enrollment valid at")
+    assert total == (3,)
+
+
+def test_notify_reaches_listeners_only_at_commit(db: str, kit: dict[str, int]) -> None:
+    with (
+        psycopg.connect(db, autocommit=True) as listener,
+        psycopg.connect(db, autocommit=True) as conn,
+    ):
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        prepare(conn)
+        write_batch(
+            conn,
+            [spo2(1, T0 + timedelta(minutes=5))],
+            [DeadLetter("devices/gw-a/readings", "gw-a", None, "not valid JSON", b"{")],
+        )
+        notes = list(listener.notifies(timeout=2, stop_after=1))
+    assert len(notes) == 1
+    assert json.loads(notes[0].payload) == {"patients": [kit["alice"]]}

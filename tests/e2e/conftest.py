@@ -1,0 +1,81 @@
+"""Fixtures for end-to-end tests: an enrolled kit and an ingest process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from store.provisioning import (
+    enroll,
+    ensure_patient,
+    ensure_team,
+    register_device,
+    register_gateway,
+)
+from tests.conftest import INGEST_PASSWORD, Broker
+from tests.stack import ServiceProcess, wait_for
+
+ENROLLED_FROM = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Kit:
+    gateway_id: str
+    password: str
+    devices: tuple[str, ...]
+    patient_id: int
+
+
+@pytest.fixture
+def make_kit(db: str, broker: Broker) -> Callable[[str, tuple[str, ...]], Kit]:
+    def make(gateway_id: str, devices: tuple[str, ...] = ("ox-1",)) -> Kit:
+        with psycopg.connect(db, autocommit=True) as conn:
+            team = ensure_team(conn, "Test team")
+            patient = ensure_patient(conn, f"P-{gateway_id}", team)
+            password = register_gateway(conn, gateway_id)
+            qualified = []
+            for dev in devices:
+                device_id = f"{dev}-{gateway_id}"
+                register_device(conn, device_id, dev.split("-")[0], gateway_id)
+                enroll(conn, device_id, patient, ENROLLED_FROM, None)
+                qualified.append(device_id)
+        broker.add_account(gateway_id, password)
+        return Kit(gateway_id, password, tuple(qualified), patient)
+
+    return make
+
+
+def ingest_env(db: str, broker: Broker, client_id: str = "ingest-1") -> dict[str, str]:
+    return {
+        "POSTOP_DATABASE_URL": db,
+        "POSTOP_MQTT__PORT": str(broker.port),
+        "POSTOP_MQTT__USERNAME": "ingest",
+        "POSTOP_MQTT__PASSWORD": INGEST_PASSWORD,
+        "POSTOP_INGEST__CLIENT_ID": client_id,
+        "POSTOP_INGEST__REFRESH_AGGREGATES_S": "3600",
+    }
+
+
+@pytest.fixture
+def ingest(db: str, broker: Broker, workdir: Path) -> Iterator[ServiceProcess]:
+    proc = ServiceProcess("ingest.main", ingest_env(db, broker), workdir / "ingest")
+    proc.start()
+    wait_for(lambda: "subscribed to readings" in proc.log(), 30, "ingest to subscribe")
+    yield proc
+    proc.stop()
+    print(f"--- ingest log (tail) ---\n{proc.log()[-4000:]}")  # shown when the test fails
+
+
+def count_rows(db: str, table: str = "vitals") -> int:
+    with psycopg.connect(db) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+NOW_MS = int((datetime.now(UTC) - timedelta(days=2)).timestamp() * 1000)

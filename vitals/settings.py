@@ -1,0 +1,65 @@
+"""Settings for every service, read from the environment (prefix ``POSTOP_``, nested
+groups with ``__``: ``POSTOP_MQTT__PORT=8883``) or a ``.env`` file.
+
+Built once in each ``main()`` and passed down; nothing reads them at import time.
+Secrets (database password, MQTT passwords, VAPID key) come only from here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MqttSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: SecretStr | None = None
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    keepalive_s: int = 30
+
+
+class IngestSettings(BaseModel):
+    client_id: str = "ingest-1"
+    share_group: str = "ingest"
+    batch_max_readings: int = Field(default=20_000, ge=1)
+    batch_max_messages: int = Field(default=200, ge=1)
+    batch_max_wait_s: float = Field(default=0.2, gt=0)
+    receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    future_tolerance_s: float = Field(default=300.0, ge=0)
+    refresh_aggregates_s: float = Field(default=60.0, gt=0)
+
+
+class GatewaySettings(BaseModel):
+    gateway_id: str = "gw-demo-1"
+    outbox_path: Path = Path(".postop/gateway-outbox.sqlite3")
+    link_host: str = "127.0.0.1"
+    link_port: int = 7701
+    device_timezone: str = "UTC"
+    upload_batch_max: int = Field(default=1000, ge=1, le=5000)
+    upload_window: int = Field(default=4, ge=1, le=64)
+    upload_linger_s: float = Field(default=0.5, ge=0)
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="POSTOP_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/postop")
+    data_dir: Path = Path(".postop")
+    log_level: str = "INFO"
+    mqtt: MqttSettings = MqttSettings()
+    ingest: IngestSettings = IngestSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    api: ApiSettings = ApiSettings()
