@@ -1,0 +1,96 @@
+"""``postop``: one command line for every service and for the whole local stack.
+
+Each subcommand builds the settings (environment, prefix ``POSTOP_``) and hands them to
+that service's ``main``; services never import each other, only this launcher sees them
+all.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vitals.settings import Settings
+
+app = typer.Typer(help="postop: remote post-operative monitoring.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    return settings
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply the numbered SQL migrations that are missing (idempotent)."""
+    from store.migrate import migrate
+
+    applied = migrate(_settings().database_url.get_secret_value())
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "nothing to apply"
+    typer.echo(f"migrations: {names}")
+
+
+@app.command()
+def ingest() -> None:
+    """Run one ingest worker (MQTT shared subscription -> PostgreSQL)."""
+    from ingest.main import main
+
+    main(_settings())
+
+
+@app.command()
+def gateway() -> None:
+    """Run a home gateway (local link -> durable outbox -> MQTT)."""
+    from gateway.main import main
+
+    main(_settings())
+
+
+@app.command()
+def api() -> None:
+    """Serve the web application and REST API."""
+    from api.main import main
+
+    main(_settings())
+
+
+@app.command()
+def sim(
+    kit: Annotated[list[str], typer.Option(help="PATIENT_KEY=GATEWAY_LINK_PORT, repeatable")],
+    speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0,
+    seed: Annotated[int, typer.Option(help="seed of the physiological models")] = 1,
+) -> None:
+    """Simulate the devices of one or more kits, each talking to its gateway's local link."""
+    from firmware_sim.main import main
+
+    main(_settings(), kit, speed, seed)
+
+
+@app.command()
+def up(
+    data_dir: Annotated[Path | None, typer.Option(help="where the stack keeps its state")] = None,
+    patients: Annotated[int, typer.Option(min=0, max=50, help="simulated patients")] = 3,
+    speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0,
+) -> None:
+    """Run everything locally: private PostgreSQL and Mosquitto, migrations, every service
+    and a few simulated patients. Ctrl-C stops it all; the data is kept for next time."""
+    from postop.stack import run_stack
+
+    settings = _settings()
+    run_stack(settings, data_dir or settings.data_dir, patients, speed)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
