@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -62,10 +63,10 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _readings(gateways: int, per_gateway: int) -> dict[str, list[dict[str, object]]]:
+def _readings(gateways: int, per_gateway: int) -> dict[str, list[dict[str, Any]]]:
     metrics = [m for m in CATALOGUE if m.kind == "vital"]
     t0 = int(START.timestamp() * 1000)
-    out: dict[str, list[dict[str, object]]] = {}
+    out: dict[str, list[dict[str, Any]]] = {}
     for g in range(gateways):
         rows = []
         for i in range(per_gateway):
@@ -84,7 +85,7 @@ def _readings(gateways: int, per_gateway: int) -> dict[str, list[dict[str, objec
     return out
 
 
-def _provision(conninfo: str, data: dict[str, list[dict[str, object]]]) -> dict[str, int]:
+def _provision(conninfo: str, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
     patients = {}
     with psycopg.connect(conninfo, autocommit=True) as conn:
         team = ensure_team(conn, "bench")
@@ -100,14 +101,14 @@ def _provision(conninfo: str, data: dict[str, list[dict[str, object]]]) -> dict[
 
 
 def _copy_reference(
-    conninfo: str, data: dict[str, list[dict[str, object]]], patients: dict[str, int]
+    conninfo: str, data: dict[str, list[dict[str, Any]]], patients: dict[str, int]
 ) -> float:
     ids = {m.name: m.metric_id for m in CATALOGUE}
     rows = [
         (
             datetime.fromtimestamp(int(r["time_ms"]) / 1000, UTC),
             patients[gw],
-            r["device"],  # type: ignore[call-overload]
+            r["device"],
             ids[str(r["metric"])],
             r["value"],
             0,

@@ -158,7 +158,7 @@ class Uplink:
         return True
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         self._client.connect_async(
             self._mqtt.host,

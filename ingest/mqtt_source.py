@@ -66,7 +66,7 @@ class MqttSource:
         self._receive_maximum = ingest.receive_maximum
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         props.ReceiveMaximum = self._receive_maximum
         self._client.connect_async(
@@ -117,4 +117,4 @@ class MqttSource:
         log.warning("disconnected from broker: %s (will reconnect)", rc)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.put(Incoming(msg.topic, msg.payload, msg.mid, msg.qos))
+        self.inbox.put(Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos))

@@ -18,6 +18,8 @@ from vitals.settings import Settings
 app = typer.Typer(help="postop: remote post-operative monitoring.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+broker_app = typer.Typer(help="MQTT broker accounts.", no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
 
 
 def _settings() -> Settings:
@@ -36,6 +38,28 @@ def db_migrate() -> None:
     applied = migrate(_settings().database_url.get_secret_value())
     names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "nothing to apply"
     typer.echo(f"migrations: {names}")
+
+
+@broker_app.command("passwd")
+def broker_passwd(path: Path) -> None:
+    """Write Mosquitto's password file: every gateway from the database plus the ingest and
+    api service accounts (POSTOP_BROKER__INGEST_PASSWORD, POSTOP_BROKER__API_PASSWORD)."""
+    import psycopg
+
+    from store.mqtt_accounts import hash_password, write_password_file
+
+    settings = _settings()
+    services = {
+        name: hash_password(secret.get_secret_value())
+        for name, secret in (
+            ("ingest", settings.broker.ingest_password),
+            ("api", settings.broker.api_password),
+        )
+        if secret is not None
+    }
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+        count = write_password_file(conn, path, services)
+    typer.echo(f"{count} accounts written to {path}")
 
 
 @app.command()

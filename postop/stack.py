@@ -12,6 +12,7 @@ import json
 import logging
 import signal
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -186,7 +187,7 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, speed: float) -
 def _announce(
     pg: LocalPostgres,
     created: bool,
-    applied: list[object],
+    applied: Sequence[object],
     ports: dict[str, int],
     kits: list[tuple[str, str, str]],
     data_dir: Path,
@@ -200,7 +201,8 @@ def _announce(
         f"({pg.binaries.origin} binaries; {'new' if created else 'existing'} cluster, "
         f"{len(applied)} migrations applied now)",
         f"  MQTT        127.0.0.1:{ports['mqtt']} (Mosquitto, per-gateway passwords, ACL)",
-        f"  patients    {', '.join(k[0] for k in kits) or 'none'} (simulated kits, one gateway each)",
+        f"  patients    {', '.join(k[0] for k in kits) or 'none'}"
+        " (simulated kits, one gateway each)",
         f"  logs        {data_dir / 'logs'}",
         "Ctrl-C stops everything; the data is kept for the next start.",
         "",

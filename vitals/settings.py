@@ -46,6 +46,13 @@ class GatewaySettings(BaseModel):
     upload_linger_s: float = Field(default=0.5, ge=0)
 
 
+class BrokerSettings(BaseModel):
+    """Service accounts rendered into the broker's password file with the gateways."""
+
+    ingest_password: SecretStr | None = None
+    api_password: SecretStr | None = None
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
@@ -63,3 +70,4 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     gateway: GatewaySettings = GatewaySettings()
     api: ApiSettings = ApiSettings()
+    broker: BrokerSettings = BrokerSettings()

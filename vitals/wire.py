@@ -12,7 +12,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    TypeAdapter,
+    model_validator,
+)
 
 from vitals.flags import ALL_FLAGS, SPECIAL_VALUE
 
@@ -33,7 +41,7 @@ class WireReading(BaseModel):
     device: DeviceId
     metric: MetricName
     time_ms: Annotated[StrictInt, Field(ge=0, lt=32_503_680_000_000)]
-    value: float | None
+    value: StrictFloat | None
     flags: Annotated[StrictInt, Field(ge=0, le=ALL_FLAGS)] = 0
 
     @model_validator(mode="after")

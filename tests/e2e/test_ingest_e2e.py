@@ -37,7 +37,7 @@ def test_every_reading_exactly_once_with_redeliveries(
     wait_for(lambda: count_rows(db) >= expected, 60, f"{expected} rows")
     time.sleep(1.0)  # anything extra would show up now
     with psycopg.connect(db) as conn:
-        per_patient = dict(
+        per_patient: dict[int, int] = dict(
             conn.execute("SELECT patient_id, count(*) FROM vitals GROUP BY 1").fetchall()
         )
     assert count_rows(db) == expected
