@@ -9,6 +9,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from vitals.catalogue import metric
@@ -16,12 +18,18 @@ from vitals.topics import readings_topic
 from vitals.wire import encode_batch
 
 
-def connect(client_id: str, username: str, password: str, port: int) -> mqtt.Client:
+def connect(
+    client_id: str, username: str, password: str, port: int, *, persistent: bool = False
+) -> mqtt.Client:
+    """Connected and looping; a persistent session outlives disconnects and broker restarts."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     client.username_pw_set(username, password)
+    client.reconnect_delay_set(min_delay=1, max_delay=2)
     connected = threading.Event()
     client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
-    client.connect("127.0.0.1", port)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 3600 if persistent else 0
+    client.connect("127.0.0.1", port, clean_start=not persistent, properties=props)
     client.loop_start()
     if not connected.wait(10):
         raise AssertionError(f"{username} could not connect to the broker")

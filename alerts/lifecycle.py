@@ -1,0 +1,151 @@
+"""Alert lifecycle, after IEC 60601-1-8, as a pure function from (what the rules found,
+what is open, now) to actions; the engine applies them in the database.
+
+- One open alert per patient and rule. A condition that clears and returns within
+  ``auto_resolve_after_s`` continues the same alert: a flapping signal never reopens one
+  every minute.
+- A condition cleared for ``auto_resolve_after_s`` resolves its alert automatically,
+  except a high-priority alert nobody has acknowledged: it latches until a person does.
+- An unacknowledged alert escalates to the next tier after its priority's delay, and
+  again after the same delay at each tier, until the last tier; a cleared condition stops
+  the escalation, except for a latched high-priority alert.
+- A rule that now finds a higher priority raises the open alert's priority (and notifies
+  again); priorities never go down by themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Priority = Literal["high", "medium", "low"]
+RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One rule's verdict for one patient at one evaluation."""
+
+    patient_id: int
+    rule_id: str
+    firing: bool
+    priority: Priority
+    category: Literal["clinical", "technical"]
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    onset_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAlert:
+    alert_id: int
+    patient_id: int
+    rule_id: str
+    priority: Priority
+    state: Literal["active", "acknowledged"]
+    opened_ms: int
+    condition_cleared_ms: int | None
+    escalation_tier: int
+    escalated_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    auto_resolve_after_s: int
+    escalate_after_s: Mapping[str, int]
+    tiers: int
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    finding: Finding
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionCleared:
+    alert: OpenAlert
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionReturned:
+    alert: OpenAlert
+    finding: Finding
+
+
+@dataclass(frozen=True, slots=True)
+class RaisePriority:
+    alert: OpenAlert
+    finding: Finding
+
+
+@dataclass(frozen=True, slots=True)
+class AutoResolve:
+    alert: OpenAlert
+
+
+@dataclass(frozen=True, slots=True)
+class Escalate:
+    alert: OpenAlert
+    tier: int
+
+
+Action = Open | ConditionCleared | ConditionReturned | RaisePriority | AutoResolve | Escalate
+
+
+def plan(
+    findings: Iterable[Finding],
+    open_alerts: Iterable[OpenAlert],
+    now_ms: int,
+    policies: Mapping[int, Policy],
+) -> list[Action]:
+    """Actions for the evaluated (patient, rule) pairs and escalations for every open alert.
+
+    ``policies`` maps a patient id to its protocol's policy.
+    """
+    by_key = {(a.patient_id, a.rule_id): a for a in open_alerts}
+    actions: list[Action] = []
+    for f in findings:
+        alert = by_key.get((f.patient_id, f.rule_id))
+        policy = policies[f.patient_id]
+        if alert is None:
+            if f.firing:
+                actions.append(Open(f))
+            continue
+        if f.firing:
+            if alert.condition_cleared_ms is not None:
+                actions.append(ConditionReturned(alert, f))
+            if RANK[f.priority] > RANK[alert.priority]:
+                actions.append(RaisePriority(alert, f))
+            continue
+        if alert.condition_cleared_ms is None:
+            actions.append(ConditionCleared(alert))
+        elif _may_auto_resolve(alert, now_ms, policy):
+            actions.append(AutoResolve(alert))
+    resolved = {a.alert.alert_id for a in actions if isinstance(a, AutoResolve)}
+    for alert in by_key.values():
+        if alert.alert_id in resolved:
+            continue
+        tier = _due_tier(alert, now_ms, policies.get(alert.patient_id))
+        if tier is not None:
+            actions.append(Escalate(alert, tier))
+    return actions
+
+
+def _may_auto_resolve(alert: OpenAlert, now_ms: int, policy: Policy) -> bool:
+    assert alert.condition_cleared_ms is not None
+    if alert.priority == "high" and alert.state == "active":
+        return False  # latched until a person acknowledges it
+    return now_ms - alert.condition_cleared_ms >= policy.auto_resolve_after_s * 1000
+
+
+def _due_tier(alert: OpenAlert, now_ms: int, policy: Policy | None) -> int | None:
+    if policy is None or alert.state != "active":
+        return None
+    if alert.condition_cleared_ms is not None and alert.priority != "high":
+        return None  # the condition is gone; only a latched high alert still needs a person
+    if alert.escalation_tier + 1 >= policy.tiers:
+        return None
+    since = alert.escalated_ms if alert.escalated_ms is not None else alert.opened_ms
+    if now_ms - since >= policy.escalate_after_s[alert.priority] * 1000:
+        return alert.escalation_tier + 1
+    return None

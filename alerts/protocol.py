@@ -1,0 +1,219 @@
+"""Surgical protocols: which rules watch a patient, with which parameters, in YAML files.
+
+A protocol file is validated whole when loaded; an error names the file, the line and the
+field, so a clinician editing thresholds sees exactly what to fix. Per-patient overrides
+(set by a clinician, audited) replace a rule's numeric parameters for one patient.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from vitals.catalogue import BY_NAME
+
+Priority = Literal["high", "medium", "low"]
+RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,47}$")]
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: RuleId
+    priority: Priority
+    title: str = Field(min_length=3, max_length=120)
+
+    @property
+    def category(self) -> Literal["clinical", "technical"]:
+        return "clinical"
+
+
+class _MetricRule(_Rule):
+    metric: str
+
+    @model_validator(mode="after")
+    def _known_metric(self) -> _MetricRule:
+        if self.metric not in BY_NAME:
+            raise ValueError(f"unknown metric {self.metric!r}")
+        return self
+
+
+class SustainedRule(_MetricRule):
+    kind: Literal["sustained"]
+    direction: Literal["above", "below"]
+    threshold: float
+    duration_s: Annotated[int, Field(ge=60, le=86_400)]
+    max_gap_s: Annotated[int, Field(ge=60, le=86_400)]
+
+
+class News2Rule(_Rule):
+    kind: Literal["news2"]
+    freshness_s: Annotated[int, Field(ge=600, le=86_400)]
+    # which NEWS2 clinical risk opens an alert, and with which priority
+    low_medium: Priority | None = "low"
+    medium: Priority | None = "medium"
+    high: Priority = "high"
+    require_complete: bool = False
+
+
+class TrendRule(_MetricRule):
+    kind: Literal["trend"]
+    window_s: Annotated[int, Field(ge=3600, le=14 * 86_400)]
+    min_points: Annotated[int, Field(ge=3)]
+    slope_per_h_above: float
+
+
+class RiseRule(_MetricRule):
+    kind: Literal["rise"]
+    window_s: Annotated[int, Field(ge=3600, le=14 * 86_400)]
+    rise_above: Annotated[float, Field(gt=0)]
+
+
+class BaselineRule(_MetricRule):
+    kind: Literal["baseline"]
+    direction: Literal["above", "below"]
+    baseline_days: Annotated[float, Field(gt=0, le=14)]
+    min_baseline_points: Annotated[int, Field(ge=3)]
+    recent_s: Annotated[int, Field(ge=600, le=86_400)]
+    k: Annotated[float, Field(gt=0)]
+    min_scale: Annotated[float, Field(gt=0)]
+
+
+class MissingDataRule(_MetricRule):
+    kind: Literal["missing"]
+    max_silence_s: Annotated[int, Field(ge=600, le=7 * 86_400)]
+
+    @property
+    def category(self) -> Literal["clinical", "technical"]:
+        return "technical"
+
+
+class GatewayOfflineRule(_Rule):
+    kind: Literal["gateway_offline"]
+    after_s: Annotated[int, Field(ge=60, le=7 * 86_400)]
+
+    @property
+    def category(self) -> Literal["clinical", "technical"]:
+        return "technical"
+
+
+class BatteryRule(_Rule):
+    kind: Literal["battery"]
+    below_pct: Annotated[float, Field(gt=0, lt=100)]
+    freshness_s: Annotated[int, Field(ge=600)]
+
+    @property
+    def category(self) -> Literal["clinical", "technical"]:
+        return "technical"
+
+
+class ImplausibleRateRule(_Rule):
+    kind: Literal["implausible_rate"]
+    window_s: Annotated[int, Field(ge=600, le=86_400)]
+    min_readings: Annotated[int, Field(ge=1)]
+    rate_above: Annotated[float, Field(gt=0, lt=1)]
+
+    @property
+    def category(self) -> Literal["clinical", "technical"]:
+        return "technical"
+
+
+Rule = Annotated[
+    SustainedRule
+    | News2Rule
+    | TrendRule
+    | RiseRule
+    | BaselineRule
+    | MissingDataRule
+    | GatewayOfflineRule
+    | BatteryRule
+    | ImplausibleRateRule,
+    Field(discriminator="kind"),
+]
+
+
+class Escalation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tiers: Annotated[list[Literal["coordinator", "physician", "admin"]], Field(min_length=1)]
+    after_s: dict[Priority, Annotated[int, Field(ge=60)]]
+
+
+class Protocol(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    protocol: RuleId
+    title: str
+    auto_resolve_after_s: Annotated[int, Field(ge=60, le=86_400)]
+    escalation: Escalation
+    rules: Annotated[list[Rule], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_rule_ids(self) -> Protocol:
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.id in seen:
+                raise ValueError(f"rule id {rule.id!r} appears twice")
+            seen.add(rule.id)
+        return self
+
+    def rule(self, rule_id: str) -> Rule:
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
+
+class ProtocolError(ValueError):
+    """A protocol file that does not validate; the message names file, line and field."""
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the YAML node at a pydantic error location, as deep as it goes."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if part < len(node.value) else None
+        if child is None:
+            continue  # a discriminator tag, or a field that is missing: stay here
+        node = child
+        line = node.start_mark.line + 1
+    return line
+
+
+def parse_protocol(text: str, source: str) -> Protocol:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ProtocolError(f"{source}: not valid YAML: {exc}") from None
+    try:
+        return Protocol.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            field = ".".join(str(p) for p in err["loc"]) or "(file)"
+            line = _line_of(node, tuple(err["loc"]))
+            problems.append(f"{source}:{line}: {field}: {err['msg']}")
+        raise ProtocolError("\n".join(problems)) from None
+
+
+def load_protocol_file(path: Path) -> Protocol:
+    return parse_protocol(path.read_text(encoding="utf-8"), str(path))
+
+
+def builtin_protocols() -> dict[str, Protocol]:
+    """The protocols shipped in alerts/protocols/, by name."""
+    out = {}
+    for entry in sorted(resources.files("alerts.protocols").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            p = parse_protocol(entry.read_text(encoding="utf-8"), f"alerts/protocols/{entry.name}")
+            out[p.protocol] = p
+    return out
