@@ -1,9 +1,13 @@
 """MQTT uplink: batches from the outbox, published QoS 1 on a persistent MQTT v5 session;
-rows are deleted only when the broker's PUBACK for their message arrives.
+rows are deleted only once the broker has acknowledged (PUBACK) the message carrying them.
 
-Up to ``upload_window`` messages are in flight. After any reconnect everything still in
-the outbox is sent again from the oldest row: the broker may not have kept what was in
-flight, and a duplicate is harmless downstream (unique device/metric/time), a gap is not.
+Up to ``upload_window`` messages are in flight, tracked by paho's message handles and
+only ever touched by the uplink thread (no lock is held across a paho call: paho runs our
+callbacks under its own locks). After any reconnect everything still in the outbox is
+sent again from the oldest row: the broker may not have kept what was in flight, and a
+duplicate is harmless downstream (unique device/metric/time), a gap is not. A PUBACK with
+a failure reason (say, not authorised) leaves the rows in the outbox.
+
 The retained status topic says online/offline; the last will says offline when the
 connection dies without a goodbye.
 """
@@ -15,7 +19,9 @@ import logging
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -32,6 +38,14 @@ log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
 STATUS_EVERY_S = 60.0
+RETRY_REFUSED_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    info: mqtt.MQTTMessageInfo
+    first_seq: int
+    last_seq: int
 
 
 class Uplink:
@@ -46,13 +60,19 @@ class Uplink:
         self._mqtt = mqtt_settings
         self._gw = gateway
         self._clock_ms = clock_ms
-        self._lock = threading.Lock()
-        self._inflight: dict[int, tuple[int, int]] = {}
-        self._sent_up_to = 0
+        self._inflight: deque[_InFlight] = deque()  # uplink thread only
+        self._sent_up_to = 0  # uplink thread only
+        self._refused_mids: set[int] = set()  # written by paho's thread, read by ours
+        self._refused_lock = threading.Lock()
+        self._connections = 0  # bumped by paho's thread on every (re)connect
+        self._seen_connections = 0
         self._wake = threading.Event()
         self.connected = threading.Event()
         self.acked_readings = 0
         self._batch_max = gateway.upload_batch_max
+        stored = outbox.get("upload_batch_max")
+        if stored and stored.isdigit():
+            self._batch_max = max(1, min(int(stored), 5000))
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=gateway.gateway_id, protocol=mqtt.MQTTv5
         )
@@ -68,26 +88,21 @@ class Uplink:
         will = GatewayStatus(v=1, online=False, at_ms=clock_ms(), reason="connection lost")
         client.will_set(status_topic(gateway.gateway_id), encode_status(will), qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
-        client.max_inflight_messages_set(max(gateway.upload_window, 1) + 2)
+        client.max_inflight_messages_set(gateway.upload_window + 2)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_config
         self._client = client
-        stored = outbox.get("upload_batch_max")
-        if stored and stored.isdigit():
-            self._batch_max = max(1, min(int(stored), 5000))
 
-    # -- paho callbacks (network thread) ------------------------------------------
+    # -- paho callbacks (paho's network thread) -----------------------------------
     def _on_connect(
         self, client: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
     ) -> None:
         if rc.is_failure:
             log.error("broker refused the connection: %s", rc)
             return
-        with self._lock:
-            self._inflight.clear()
-            self._sent_up_to = 0
+        self._connections += 1
         client.subscribe(config_topic(self._gw.gateway_id), qos=1)
         self._publish_status(online=True)
         self.connected.set()
@@ -103,17 +118,9 @@ class Uplink:
     def _on_publish(
         self, _c: mqtt.Client, _u: object, mid: int, rc: ReasonCode, _p: object
     ) -> None:
-        with self._lock:
-            span = self._inflight.pop(mid, None)
-        if span is None:
-            return
         if rc.is_failure:
-            log.error("broker refused readings %d-%d: %s; they stay in the outbox", *span, rc)
-            with self._lock:
-                self._sent_up_to = min(self._sent_up_to, span[0] - 1)
-            return
-        self._outbox.delete_range(*span)
-        self.acked_readings += span[1] - span[0] + 1
+            with self._refused_lock:
+                self._refused_mids.add(mid)
         self._wake.set()
 
     def _on_config(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
@@ -126,7 +133,7 @@ class Uplink:
         self._batch_max = max(1, min(batch, 5000))
         self._outbox.put("upload_batch_max", str(self._batch_max))
 
-    # -- uplink loop (own thread) ------------------------------------------------
+    # -- the uplink thread --------------------------------------------------------
     def _publish_status(self, *, online: bool, reason: str | None = None) -> mqtt.MQTTMessageInfo:
         st = GatewayStatus(
             v=1,
@@ -139,22 +146,45 @@ class Uplink:
             status_topic(self._gw.gateway_id), encode_status(st), qos=1, retain=True
         )
 
+    def _settle(self) -> bool:
+        """Delete the rows of acknowledged messages; False if the broker refused one."""
+        if self._connections != self._seen_connections:  # reconnected: resend everything
+            self._seen_connections = self._connections
+            self._inflight.clear()
+            self._sent_up_to = 0
+        refused = False
+        while self._inflight and self._inflight[0].info.is_published():
+            done = self._inflight.popleft()
+            with self._refused_lock:
+                was_refused = done.info.mid in self._refused_mids
+                self._refused_mids.discard(done.info.mid)
+            if was_refused:
+                log.error(
+                    "broker refused readings %d-%d; they stay in the outbox",
+                    done.first_seq,
+                    done.last_seq,
+                )
+                refused = True
+                continue
+            self._outbox.delete_range(done.first_seq, done.last_seq)
+            self.acked_readings += done.last_seq - done.first_seq + 1
+        if refused:
+            self._inflight.clear()
+            self._sent_up_to = 0
+        return not refused
+
     def _next_rows(self) -> list[PendingReading]:
-        """The next batch to send, or nothing when the window is full or the outbox empty."""
-        with self._lock:
-            if len(self._inflight) >= self._gw.upload_window:
-                return []
-            after = self._sent_up_to
-        return self._outbox.pending_after(after, self._batch_max)
+        if len(self._inflight) >= self._gw.upload_window:
+            return []
+        return self._outbox.pending_after(self._sent_up_to, self._batch_max)
 
     def _publish(self, rows: list[PendingReading]) -> bool:
         payload = encode_batch(self._gw.gateway_id, self._clock_ms(), [r.wire() for r in rows])
-        with self._lock:  # held so the PUBACK callback cannot run before the span is known
-            info = self._client.publish(readings_topic(self._gw.gateway_id), payload, qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                return False
-            self._inflight[info.mid] = (rows[0].seq, rows[-1].seq)
-            self._sent_up_to = rows[-1].seq
+        info = self._client.publish(readings_topic(self._gw.gateway_id), payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        self._inflight.append(_InFlight(info, rows[0].seq, rows[-1].seq))
+        self._sent_up_to = rows[-1].seq
         return True
 
     def start(self) -> None:
@@ -178,6 +208,9 @@ class Uplink:
         while not stop.is_set():
             self._wake.wait(timeout=1.0)
             self._wake.clear()
+            if not self._settle():
+                stop.wait(RETRY_REFUSED_S)
+                continue
             lingered = False
             while self.connected.is_set() and not stop.is_set():
                 rows = self._next_rows()
@@ -186,6 +219,7 @@ class Uplink:
                 if len(rows) < self._batch_max and self._gw.upload_linger_s and not lingered:
                     lingered = True  # a trickle: wait a moment so readings share a message
                     stop.wait(self._gw.upload_linger_s)
+                    self._settle()
                     continue
                 lingered = False
                 if not self._publish(rows):
@@ -198,6 +232,7 @@ class Uplink:
         """Drain what is in flight, say goodbye (status offline), disconnect."""
         deadline = time.monotonic() + timeout_s
         while self._inflight and time.monotonic() < deadline and self.connected.is_set():
+            self._settle()
             time.sleep(0.05)
         if self.connected.is_set():
             info = self._publish_status(online=False, reason="gateway stopped")

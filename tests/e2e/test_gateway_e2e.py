@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import psycopg
+import pytest
 
 from gateway.outbox import Outbox
 from postop.ports import free_port
@@ -84,8 +85,22 @@ class SeqWatcher:
         self.client.loop_stop()
 
 
+@pytest.fixture
+def request_log() -> Iterator[list[ServiceProcess]]:
+    """Processes whose log is printed at teardown (shown when the test fails)."""
+    procs: list[ServiceProcess] = []
+    yield procs
+    for proc in procs:
+        print(f"--- {proc.module} log (tail) ---\n{proc.log()[-4000:]}")
+
+
 def test_offline_for_a_day_then_killed_then_back_loses_nothing_and_keeps_order(
-    db: str, broker: Broker, make_kit: MakeKit, ingest: ServiceProcess, workdir: Path
+    db: str,
+    broker: Broker,
+    make_kit: MakeKit,
+    ingest: ServiceProcess,
+    workdir: Path,
+    request_log: list[ServiceProcess],
 ) -> None:
     kit = make_kit("gw-offline", ("patch",))
     device = kit.devices[0]
@@ -112,6 +127,7 @@ def test_offline_for_a_day_then_killed_then_back_loses_nothing_and_keeps_order(
     wait_for(lambda: box.depth() == expected, 60, "the whole day in the outbox")
 
     broker.server.start()  # back online
+    request_log.append(gw)
     wait_for(lambda: count_rows(db) >= expected, 120, f"{expected} rows")
     wait_for(lambda: box.depth() == 0, 30, "the outbox to empty")
     with psycopg.connect(db) as conn:

@@ -1,0 +1,208 @@
+"""Alerts in the database: reading what is open, applying the lifecycle's actions with an
+``alert_events`` row for every transition (who, when, evidence), and the actions people
+take (acknowledge, resolve with a note). Each change NOTIFYs ``alerts_changed`` at commit
+so open dashboards update live.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from alerts.lifecycle import (
+    Action,
+    AutoResolve,
+    ConditionCleared,
+    ConditionReturned,
+    Escalate,
+    Open,
+    OpenAlert,
+    RaisePriority,
+)
+
+CHANNEL = "alerts_changed"
+SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something people must hear about, after commit: a new, raised or escalated alert."""
+
+    alert_id: int
+    patient_id: int
+    priority: str
+    tier: int
+    reason: str
+
+
+def _ts(ms: int) -> str:
+    return f"{ms / 1000:.3f}"
+
+
+def open_alerts(conn: psycopg.Connection, patient_ids: Sequence[int] | None) -> list[OpenAlert]:
+    sql = (
+        "SELECT alert_id, patient_id, rule_id, priority, state,"
+        " (extract(epoch FROM opened_at) * 1000)::bigint,"
+        " (extract(epoch FROM condition_cleared_at) * 1000)::bigint,"
+        " escalation_tier, (extract(epoch FROM escalated_at) * 1000)::bigint"
+        " FROM alerts WHERE state <> 'resolved'"
+    )
+    params: tuple[Any, ...] = ()
+    if patient_ids is not None:
+        sql += " AND patient_id = ANY(%s)"
+        params = (list(patient_ids),)
+    return [OpenAlert(*row) for row in conn.execute(sql, params).fetchall()]
+
+
+def _event(
+    cur: psycopg.Cursor,
+    alert_id: int,
+    now_ms: int,
+    transition: str,
+    actor: str = SYSTEM,
+    note: str | None = None,
+    evidence: Any = None,
+) -> None:
+    cur.execute(
+        "INSERT INTO alert_events (alert_id, at, transition, actor, note, evidence)"
+        " VALUES (%s, to_timestamp(%s), %s, %s, %s, %s)",
+        (
+            alert_id,
+            _ts(now_ms),
+            transition,
+            actor,
+            note,
+            Jsonb(evidence) if evidence is not None else None,
+        ),
+    )
+
+
+def _changed(cur: psycopg.Cursor, alert_id: int, patient_id: int, state: str) -> None:
+    cur.execute(
+        "SELECT pg_notify(%s, %s)",
+        (CHANNEL, json.dumps({"alert_id": alert_id, "patient_id": patient_id, "state": state})),
+    )
+
+
+def apply(conn: psycopg.Connection, actions: Sequence[Action], now_ms: int) -> list[Notice]:
+    """Apply actions in one transaction; returns what to notify once it committed."""
+    notices: list[Notice] = []
+    with conn.transaction(), conn.cursor() as cur:
+        for action in actions:
+            notice = _apply_one(cur, action, now_ms)
+            if notice is not None:
+                notices.append(notice)
+    return notices
+
+
+def _apply_one(cur: psycopg.Cursor, action: Action, now_ms: int) -> Notice | None:
+    now = _ts(now_ms)
+    if isinstance(action, Open):
+        f = action.finding
+        onset = _ts(f.onset_ms) if f.onset_ms is not None else now
+        cur.execute(
+            "INSERT INTO alerts (patient_id, rule_id, kind, priority, state, opened_at,"
+            " condition_onset_at, evidence) VALUES (%s, %s, %s, %s, 'active', to_timestamp(%s),"
+            " to_timestamp(%s), %s)"
+            " ON CONFLICT (patient_id, rule_id) WHERE state <> 'resolved' DO NOTHING"
+            " RETURNING alert_id",
+            (f.patient_id, f.rule_id, f.category, f.priority, now, onset, Jsonb(dict(f.evidence))),
+        )
+        row = cur.fetchone()
+        if row is None:  # another engine opened it a moment ago
+            return None
+        alert_id = int(row[0])
+        _event(cur, alert_id, now_ms, "opened", evidence=dict(f.evidence))
+        _changed(cur, alert_id, f.patient_id, "active")
+        return Notice(alert_id, f.patient_id, f.priority, 0, "opened")
+    a = action.alert
+    if isinstance(action, ConditionCleared):
+        cur.execute(
+            "UPDATE alerts SET condition_cleared_at = to_timestamp(%s), updated_at = now()"
+            " WHERE alert_id = %s AND state <> 'resolved'",
+            (now, a.alert_id),
+        )
+        _event(cur, a.alert_id, now_ms, "condition_cleared")
+    elif isinstance(action, ConditionReturned):
+        cur.execute(
+            "UPDATE alerts SET condition_cleared_at = NULL, evidence = %s,"
+            " updated_at = now() WHERE alert_id = %s AND state <> 'resolved'",
+            (Jsonb(dict(action.finding.evidence)), a.alert_id),
+        )
+        _event(
+            cur, a.alert_id, now_ms, "condition_returned", evidence=dict(action.finding.evidence)
+        )
+    elif isinstance(action, RaisePriority):
+        f = action.finding
+        cur.execute(
+            "UPDATE alerts SET priority = %s, evidence = %s, updated_at = now()"
+            " WHERE alert_id = %s AND state <> 'resolved'",
+            (f.priority, Jsonb(dict(f.evidence)), a.alert_id),
+        )
+        _event(
+            cur, a.alert_id, now_ms, f"priority_raised_to_{f.priority}", evidence=dict(f.evidence)
+        )
+        _changed(cur, a.alert_id, a.patient_id, a.state)
+        return Notice(a.alert_id, a.patient_id, f.priority, a.escalation_tier, "priority raised")
+    elif isinstance(action, AutoResolve):
+        cur.execute(
+            "UPDATE alerts SET state = 'resolved', resolved_at = to_timestamp(%s),"
+            " resolved_by = %s, resolution_note = %s, updated_at = now()"
+            " WHERE alert_id = %s AND state <> 'resolved'",
+            (now, SYSTEM, "condition cleared", a.alert_id),
+        )
+        _event(cur, a.alert_id, now_ms, "auto_resolved")
+        _changed(cur, a.alert_id, a.patient_id, "resolved")
+    elif isinstance(action, Escalate):
+        cur.execute(
+            "UPDATE alerts SET escalation_tier = %s, escalated_at = to_timestamp(%s),"
+            " updated_at = now() WHERE alert_id = %s AND state = 'active'"
+            " AND escalation_tier < %s",
+            (action.tier, now, a.alert_id, action.tier),
+        )
+        if cur.rowcount:
+            _event(cur, a.alert_id, now_ms, f"escalated_to_tier_{action.tier}")
+            _changed(cur, a.alert_id, a.patient_id, a.state)
+            return Notice(a.alert_id, a.patient_id, a.priority, action.tier, "escalated")
+    return None
+
+
+class AlertStateError(ValueError):
+    """An action a person asked for that the alert's state does not allow."""
+
+
+def acknowledge(conn: psycopg.Connection, alert_id: int, actor: str, now_ms: int) -> None:
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "UPDATE alerts SET state = 'acknowledged', acknowledged_at = to_timestamp(%s),"
+            " acknowledged_by = %s, updated_at = now()"
+            " WHERE alert_id = %s AND state = 'active' RETURNING patient_id",
+            (_ts(now_ms), actor, alert_id),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise AlertStateError(f"alert {alert_id} is not waiting for acknowledgement")
+        _event(cur, alert_id, now_ms, "acknowledged", actor)
+        _changed(cur, alert_id, int(row[0]), "acknowledged")
+
+
+def resolve(conn: psycopg.Connection, alert_id: int, actor: str, note: str, now_ms: int) -> None:
+    if not note.strip():
+        raise AlertStateError("resolving an alert needs a note saying what was done")
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "UPDATE alerts SET state = 'resolved', resolved_at = to_timestamp(%s),"
+            " resolved_by = %s, resolution_note = %s, updated_at = now()"
+            " WHERE alert_id = %s AND state <> 'resolved' RETURNING patient_id",
+            (_ts(now_ms), actor, note, alert_id),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise AlertStateError(f"alert {alert_id} is already resolved or does not exist")
+        _event(cur, alert_id, now_ms, "resolved", actor, note)
+        _changed(cur, alert_id, int(row[0]), "resolved")
