@@ -65,11 +65,11 @@ class FrameHandler:
         assert frame.char_uuid is not None
         out = []
         for r in decode(frame.char_uuid, frame.payload, self._tz):
-            if r.time_ms is None:
-                time_ms, flags = frame.rx_ms, r.flags | ReadingFlag.GATEWAY_TIME
+            if r.time_ms is None:  # no time in the characteristic: reception time
+                time_ms, flags = frame.rx_ms, r.flags | int(ReadingFlag.GATEWAY_TIME)
             else:
                 time_ms, flags = r.time_ms, r.flags
-            out.append(OutboxReading(frame.device, r.metric, time_ms, r.value, int(flags)))
+            out.append(OutboxReading(frame.device, r.metric, time_ms, r.value, flags))
         return out
 
     def _reject(self, rx_ms: int, device: str | None, line: bytes, reason: str) -> None:
