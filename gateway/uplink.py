@@ -1,12 +1,16 @@
-"""MQTT uplink: batches from the outbox, published QoS 1 on a persistent MQTT v5 session;
-rows are deleted only once the broker has acknowledged (PUBACK) the message carrying them.
+"""MQTT uplink: batches from the outbox, published QoS 1 on a persistent MQTT v5 session.
 
-Up to ``upload_window`` messages are in flight, tracked by paho's message handles and
-only ever touched by the uplink thread (no lock is held across a paho call: paho runs our
-callbacks under its own locks). After any reconnect everything still in the outbox is
-sent again from the oldest row: the broker may not have kept what was in flight, and a
-duplicate is harmless downstream (unique device/metric/time), a gap is not. A PUBACK with
-a failure reason (say, not authorised) leaves the rows in the outbox.
+Rows leave the outbox only when ingest confirms, on ``devices/{id}/ack``, that they are
+committed in the database: the broker's PUBACK alone is not enough, because a broker can
+still lose an acknowledged message (a crash inside its autosave interval; Mosquitto 2.0
+does not restore shared subscriptions, nor what they queued, across a restart). Messages
+not confirmed within ``ack_timeout_s`` are sent again, as is everything after any
+reconnect; duplicates are harmless downstream (unique device/metric/time), gaps are not.
+A PUBACK with a failure reason (say, not authorised) leaves the rows in the outbox.
+
+Up to ``upload_window`` messages are unconfirmed at once, tracked by paho's message
+handles and only ever touched by the uplink thread (no lock is held across a paho call:
+paho runs our callbacks under its own locks).
 
 The retained status topic says online/offline; the last will says offline when the
 connection dies without a goodbye.
@@ -28,11 +32,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import ValidationError
 
 from gateway.outbox import Outbox, PendingReading
 from vitals.settings import GatewaySettings, MqttSettings
-from vitals.topics import config_topic, readings_topic, status_topic
-from vitals.wire import GatewayStatus, encode_batch, encode_status
+from vitals.topics import ack_topic, config_topic, readings_topic, status_topic
+from vitals.wire import CommitAck, GatewayStatus, encode_batch, encode_status
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ class _InFlight:
     info: mqtt.MQTTMessageInfo
     first_seq: int
     last_seq: int
+    sent_at: float
 
 
 class Uplink:
@@ -63,6 +69,7 @@ class Uplink:
         self._inflight: deque[_InFlight] = deque()  # uplink thread only
         self._sent_up_to = 0  # uplink thread only
         self._refused_mids: set[int] = set()  # written by paho's thread, read by ours
+        self._acked_ranges: list[tuple[int, int]] = []  # likewise
         self._refused_lock = threading.Lock()
         self._connections = 0  # bumped by paho's thread on every (re)connect
         self._seen_connections = 0
@@ -92,7 +99,8 @@ class Uplink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        client.on_message = self._on_config
+        client.message_callback_add(config_topic(gateway.gateway_id), self._on_config)
+        client.message_callback_add(ack_topic(gateway.gateway_id), self._on_ack)
         self._client = client
 
     # -- paho callbacks (paho's network thread) -----------------------------------
@@ -103,7 +111,9 @@ class Uplink:
             log.error("broker refused the connection: %s", rc)
             return
         self._connections += 1
-        client.subscribe(config_topic(self._gw.gateway_id), qos=1)
+        client.subscribe(
+            [(config_topic(self._gw.gateway_id), 1), (ack_topic(self._gw.gateway_id), 1)]
+        )
         self._publish_status(online=True)
         self.connected.set()
         self._wake.set()
@@ -121,6 +131,16 @@ class Uplink:
         if rc.is_failure:
             with self._refused_lock:
                 self._refused_mids.add(mid)
+        self._wake.set()
+
+    def _on_ack(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            ack = CommitAck.model_validate_json(msg.payload)
+        except ValidationError:
+            log.warning("ignoring a malformed commit acknowledgement")
+            return
+        with self._refused_lock:
+            self._acked_ranges.extend(ack.seqs)
         self._wake.set()
 
     def _on_config(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
@@ -146,32 +166,51 @@ class Uplink:
             status_topic(self._gw.gateway_id), encode_status(st), qos=1, retain=True
         )
 
+    def _resend_all(self) -> None:
+        self._inflight.clear()
+        self._sent_up_to = 0
+
     def _settle(self) -> bool:
-        """Delete the rows of acknowledged messages; False if the broker refused one."""
+        """Delete the rows ingest confirmed; resend what timed out; False if the broker
+        refused a message."""
         if self._connections != self._seen_connections:  # reconnected: resend everything
             self._seen_connections = self._connections
-            self._inflight.clear()
-            self._sent_up_to = 0
-        refused = False
-        while self._inflight and self._inflight[0].info.is_published():
-            done = self._inflight.popleft()
-            with self._refused_lock:
-                was_refused = done.info.mid in self._refused_mids
-                self._refused_mids.discard(done.info.mid)
-            if was_refused:
-                log.error(
-                    "broker refused readings %d-%d; they stay in the outbox",
-                    done.first_seq,
-                    done.last_seq,
-                )
-                refused = True
-                continue
-            self._outbox.delete_range(done.first_seq, done.last_seq)
-            self.acked_readings += done.last_seq - done.first_seq + 1
+            self._resend_all()
+        with self._refused_lock:
+            acked, self._acked_ranges = self._acked_ranges, []
+            refused = [
+                m
+                for m in self._inflight
+                if m.info.is_published() and m.info.mid in self._refused_mids
+            ]
+            self._refused_mids.clear()
+        for lo, hi in acked:
+            self._outbox.delete_range(lo, hi)
+            self.acked_readings += hi - lo + 1
+        if acked:
+            self._inflight = deque(
+                m
+                for m in self._inflight
+                if not any(lo <= m.first_seq and m.last_seq <= hi for lo, hi in acked)
+            )
         if refused:
-            self._inflight.clear()
-            self._sent_up_to = 0
-        return not refused
+            log.error(
+                "the broker refused readings %d-%d; they stay in the outbox",
+                refused[0].first_seq,
+                refused[0].last_seq,
+            )
+            self._resend_all()
+            return False
+        deadline = time.monotonic() - self._gw.ack_timeout_s
+        if self._inflight and self._inflight[0].sent_at < deadline:
+            log.warning(
+                "readings %d-%d not confirmed in %.0f s; sending again from the oldest",
+                self._inflight[0].first_seq,
+                self._inflight[0].last_seq,
+                self._gw.ack_timeout_s,
+            )
+            self._resend_all()
+        return True
 
     def _next_rows(self) -> list[PendingReading]:
         if len(self._inflight) >= self._gw.upload_window:
@@ -182,8 +221,15 @@ class Uplink:
         payload = encode_batch(self._gw.gateway_id, self._clock_ms(), [r.wire() for r in rows])
         info = self._client.publish(readings_topic(self._gw.gateway_id), payload, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            log.debug(
+                "publish of readings %d-%d not accepted: %s",
+                rows[0].seq,
+                rows[-1].seq,
+                mqtt.error_string(info.rc),
+            )
             return False
-        self._inflight.append(_InFlight(info, rows[0].seq, rows[-1].seq))
+        log.debug("published readings %d-%d", rows[0].seq, rows[-1].seq)
+        self._inflight.append(_InFlight(info, rows[0].seq, rows[-1].seq, time.monotonic()))
         self._sent_up_to = rows[-1].seq
         return True
 

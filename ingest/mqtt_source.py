@@ -21,7 +21,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from vitals.settings import IngestSettings, MqttSettings
-from vitals.topics import READINGS_FILTER, STATUS_FILTER, shared
+from vitals.topics import READINGS_FILTER, STATUS_FILTER, ack_topic, shared
+from vitals.wire import CommitAck
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +83,15 @@ class MqttSource:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def ack(self, items: list[Incoming]) -> None:
+    def ack(self, items: list[Incoming], committed: dict[str, list[tuple[int, int]]]) -> None:
+        """After the commit: PUBACK the messages, then tell each gateway which outbox
+        ranges are safely stored (QoS 0: a lost confirmation only causes a resend)."""
         for item in items:
             if item.qos > 0:
                 self._client.ack(item.mid, item.qos)
+        for gateway_id, spans in committed.items():
+            body = CommitAck(v=1, seqs=spans).model_dump_json().encode()
+            self._client.publish(ack_topic(gateway_id), body, qos=0)
 
     def _on_connect(
         self, client: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object

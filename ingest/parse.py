@@ -57,6 +57,11 @@ class ParsedReadings:
     rows: list[Row]
     dead: list[DeadLetter]
 
+    def seq_span(self) -> tuple[int, int] | None:
+        """The gateway outbox range this message carried, to confirm once committed."""
+        seqs = [r[1] for r in self.rows] + [d.seq for d in self.dead if d.seq is not None]
+        return (min(seqs), max(seqs)) if seqs else None
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedStatus:

@@ -20,6 +20,7 @@ from ingest.parse import DeadLetter, Row, parse_readings, parse_status
 from ingest.writer import WriteResult, prepare, write_batch
 from store.aggregates import refresh_aggregates
 from vitals.settings import IngestSettings
+from vitals.topics import gateway_of
 from vitals.wire import GatewayStatus
 
 log = logging.getLogger(__name__)
@@ -35,17 +36,22 @@ class Counters:
     started: float = field(default_factory=time.monotonic)
 
 
+Committed = dict[str, list[tuple[int, int]]]  # per gateway, outbox sequence ranges
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedBatch:
     rows: list[Row]
     dead: list[DeadLetter]
     statuses: list[tuple[str, GatewayStatus]]
+    committed: Committed  # what to confirm to each gateway once committed
 
 
 def parse_batch(items: list[Incoming], now_ms: int, future_tolerance_ms: int) -> ParsedBatch:
     rows: list[Row] = []
     dead: list[DeadLetter] = []
     statuses: list[tuple[str, GatewayStatus]] = []
+    committed: Committed = {}
     for item in items:
         if item.topic.endswith("/status"):
             st = parse_status(item.topic, item.payload)
@@ -59,7 +65,11 @@ def parse_batch(items: list[Incoming], now_ms: int, future_tolerance_ms: int) ->
         parsed = parse_readings(item.topic, item.payload, now_ms, future_tolerance_ms)
         rows.extend(parsed.rows)
         dead.extend(parsed.dead)
-    return ParsedBatch(rows, dead, statuses)
+        span = parsed.seq_span()
+        gateway_id = gateway_of(item.topic)
+        if span is not None and gateway_id is not None:
+            committed.setdefault(gateway_id, []).append(span)
+    return ParsedBatch(rows, dead, statuses, committed)
 
 
 class IngestWorker:
@@ -68,7 +78,7 @@ class IngestWorker:
         conninfo: str,
         settings: IngestSettings,
         inbox: queue.Queue[Incoming],
-        ack: Callable[[list[Incoming]], None],
+        ack: Callable[[list[Incoming], Committed], None],
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self._conninfo = conninfo
@@ -150,7 +160,8 @@ class IngestWorker:
             finally:
                 self._conn = None
 
-    def _store(self, items: list[Incoming], stop: threading.Event) -> bool:
+    def _store(self, items: list[Incoming], stop: threading.Event) -> Committed | None:
+        """Write the items; what to confirm to the gateways, or None if asked to stop."""
         now_ms = self._clock_ms()
         tolerance_ms = int(self._settings.future_tolerance_s * 1000)
         batch = parse_batch(items, now_ms, tolerance_ms)
@@ -164,13 +175,14 @@ class IngestWorker:
             )
             return self._store_one_by_one(items, stop, now_ms, tolerance_ms)
         if result is None:
-            return False
+            return None
         self._account(result, len(items))
-        return True
+        return batch.committed
 
     def _store_one_by_one(
         self, items: list[Incoming], stop: threading.Event, now_ms: int, tolerance_ms: int
-    ) -> bool:
+    ) -> Committed | None:
+        committed: Committed = {}
         for item in items:
             batch = parse_batch([item], now_ms, tolerance_ms)
             try:
@@ -183,11 +195,14 @@ class IngestWorker:
                     f"rejected by the database: {type(exc).__name__}",
                     item.payload,
                 )
-                result = self._write(ParsedBatch([], [letter], []), stop)
+                # kept whole as a dead letter: confirmed, or the gateway would resend forever
+                result = self._write(ParsedBatch([], [letter], [], {}), stop)
             if result is None:
-                return False
+                return None
             self._account(result, 1)
-        return True
+            for gateway_id, spans in batch.committed.items():
+                committed.setdefault(gateway_id, []).extend(spans)
+        return committed
 
     def _account(self, result: WriteResult, messages: int) -> None:
         c = self.counters
@@ -218,9 +233,10 @@ class IngestWorker:
         while not stop.is_set():
             items = self._collect(stop)
             if items:
-                if not self._store(items, stop):
+                committed = self._store(items, stop)
+                if committed is None:
                     break
-                self._ack(items)
+                self._ack(items, committed)
             self._maybe_refresh()
             if time.monotonic() - last_log > 30:
                 c = self.counters

@@ -89,27 +89,39 @@ def api() -> None:
 @app.command()
 def sim(
     kit: Annotated[list[str], typer.Option(help="PATIENT_KEY=GATEWAY_LINK_PORT, repeatable")],
-    speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0,
+    speed: Annotated[
+        float,
+        typer.Option(
+            help="simulated seconds per real second (above 1, readings run ahead of real time "
+            "and ingest refuses them)"
+        ),
+    ] = 1.0,
     seed: Annotated[int, typer.Option(help="seed of the physiological models")] = 1,
+    backfill_hours: Annotated[
+        float, typer.Option(help="first send this many hours of past readings, as fast as possible")
+    ] = 0.0,
 ) -> None:
     """Simulate the devices of one or more kits, each talking to its gateway's local link."""
     from firmware_sim.main import main
 
-    main(_settings(), kit, speed, seed)
+    main(_settings(), kit, speed, seed, backfill_hours)
 
 
 @app.command()
 def up(
     data_dir: Annotated[Path | None, typer.Option(help="where the stack keeps its state")] = None,
     patients: Annotated[int, typer.Option(min=0, max=50, help="simulated patients")] = 3,
-    speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0,
+    backfill_hours: Annotated[
+        float,
+        typer.Option(help="hours of simulated history sent at start-up, so trends show at once"),
+    ] = 6.0,
 ) -> None:
     """Run everything locally: private PostgreSQL and Mosquitto, migrations, every service
     and a few simulated patients. Ctrl-C stops it all; the data is kept for next time."""
     from postop.stack import run_stack
 
     settings = _settings()
-    run_stack(settings, data_dir or settings.data_dir, patients, speed)
+    run_stack(settings, data_dir or settings.data_dir, patients, backfill_hours)
 
 
 def main() -> None:

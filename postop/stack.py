@@ -81,7 +81,7 @@ def _demo_kits(conn: psycopg.Connection, count: int) -> list[tuple[str, str, str
     return kits
 
 
-def run_stack(settings: Settings, data_dir: Path, patients: int, speed: float) -> None:
+def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours: float) -> None:
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o755)
@@ -168,7 +168,10 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, speed: float) -
         if kits:
             supervisor.add(
                 Child(
-                    "simulator", ["sim", *kit_args, "--speed", str(speed)], common, logs / "sim.log"
+                    "simulator",
+                    ["sim", *kit_args, "--backfill-hours", str(backfill_hours)],
+                    common,
+                    logs / "sim.log",
                 )
             )
         wait_port(ports["api"], 30)

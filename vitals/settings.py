@@ -44,6 +44,17 @@ class GatewaySettings(BaseModel):
     upload_batch_max: int = Field(default=1000, ge=1, le=5000)
     upload_window: int = Field(default=4, ge=1, le=64)
     upload_linger_s: float = Field(default=0.5, ge=0)
+    # rows stay in the outbox until ingest confirms the commit; unconfirmed, they are resent
+    ack_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class AlertsSettings(BaseModel):
+    tick_s: float = Field(default=30.0, gt=0)
+    debounce_s: float = Field(default=0.2, ge=0)
+    protocol_dir: Path | None = None  # extra or replacement protocol files (*.yaml)
+    vapid_private_key: SecretStr | None = None
+    vapid_subject: str = "mailto:care-team@postop.invalid"
+    push_max_attempts: int = Field(default=5, ge=1)
 
 
 class BrokerSettings(BaseModel):
@@ -71,3 +82,4 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = GatewaySettings()
     api: ApiSettings = ApiSettings()
     broker: BrokerSettings = BrokerSettings()
+    alerts: AlertsSettings = AlertsSettings()

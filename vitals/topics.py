@@ -20,6 +20,11 @@ def status_topic(gateway_id: str) -> str:
     return f"devices/{gateway_id}/status"
 
 
+def ack_topic(gateway_id: str) -> str:
+    """Ingest -> gateway: which sequence numbers are committed in the database."""
+    return f"devices/{gateway_id}/ack"
+
+
 def config_topic(gateway_id: str) -> str:
     return f"devices/{gateway_id}/config"
 

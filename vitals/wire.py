@@ -77,6 +77,15 @@ class GatewayStatus(BaseModel):
     reason: str | None = Field(default=None, max_length=200)
 
 
+class CommitAck(BaseModel):
+    """Ingest's end-to-end acknowledgement: these outbox sequence ranges are committed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1]
+    seqs: Annotated[list[tuple[StrictInt, StrictInt]], Field(min_length=1, max_length=10_000)]
+
+
 READINGS_ADAPTER: TypeAdapter[list[WireReading]] = TypeAdapter(list[WireReading])
 READING_ADAPTER: TypeAdapter[WireReading] = TypeAdapter(WireReading)
 

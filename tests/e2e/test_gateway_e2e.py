@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,17 +26,27 @@ from vitals.link import entry_frame
 MakeKit = Callable[..., Kit]
 
 
-def gateway_process(kit: Kit, broker: Broker, workdir: Path, link_port: int) -> ServiceProcess:
+def gateway_process(
+    gateway_id: str,
+    password: str,
+    broker: Broker,
+    workdir: Path,
+    link_port: int,
+    device_tz: str = "UTC",
+) -> ServiceProcess:
     return ServiceProcess(
         "gateway.main",
         {
             "POSTOP_MQTT__PORT": str(broker.port),
-            "POSTOP_MQTT__USERNAME": kit.gateway_id,
-            "POSTOP_MQTT__PASSWORD": kit.password,
-            "POSTOP_GATEWAY__GATEWAY_ID": kit.gateway_id,
+            "POSTOP_MQTT__USERNAME": gateway_id,
+            "POSTOP_MQTT__PASSWORD": password,
+            "POSTOP_GATEWAY__GATEWAY_ID": gateway_id,
+            "POSTOP_GATEWAY__DEVICE_TIMEZONE": device_tz,
             "POSTOP_GATEWAY__OUTBOX_PATH": str(workdir / "outbox.sqlite3"),
             "POSTOP_GATEWAY__LINK_PORT": str(link_port),
             "POSTOP_GATEWAY__UPLOAD_LINGER_S": "0.2",
+            "POSTOP_GATEWAY__ACK_TIMEOUT_S": "5",
+            "POSTOP_LOG_LEVEL": "DEBUG",
         },
         workdir,
     )
@@ -73,8 +84,13 @@ class SeqWatcher:
     def first_sightings(self) -> list[int]:
         """Each sequence number once, in the order the broker first delivered it."""
         seen: set[int] = set()
+        first: list[int] = []
         with self._lock:
-            return [s for s in self.seqs if not (s in seen or seen.add(s))]
+            for s in self.seqs:
+                if s not in seen:
+                    seen.add(s)
+                    first.append(s)
+        return first
 
     def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
@@ -117,7 +133,7 @@ def test_offline_for_a_day_then_killed_then_back_loses_nothing_and_keeps_order(
     watcher = SeqWatcher(broker, kit.gateway_id)  # its session outlives the broker restart
     broker.server.stop()  # the home's internet is down
     link_port = free_port()
-    gw = gateway_process(kit, broker, workdir / "gw", link_port).start()
+    gw = gateway_process(kit.gateway_id, kit.password, broker, workdir / "gw", link_port).start()
     send_frames(link_port, frames[: expected // 2])
     box = Outbox(workdir / "gw" / "outbox.sqlite3")
     wait_for(lambda: box.depth() == expected // 2, 60, "the first half in the outbox")
@@ -148,4 +164,37 @@ def test_offline_for_a_day_then_killed_then_back_loses_nothing_and_keeps_order(
     assert first == sorted(first)
     watcher.close()
     gw.stop()
+    box.close()
+
+
+def test_rows_stay_in_the_outbox_until_ingest_confirms_the_commit(
+    db: str, broker: Broker, make_kit: MakeKit, workdir: Path, request_log: list[ServiceProcess]
+) -> None:
+    from tests.e2e.conftest import ingest_env
+
+    kit = make_kit("gw-confirm", ("patch",))
+    frames = [
+        entry_frame(kit.devices[0], "heart_rate_bpm", 80, NOW_MS + i * 1000) for i in range(300)
+    ]
+    link_port = free_port()
+    gw = gateway_process(kit.gateway_id, kit.password, broker, workdir / "gw", link_port).start()
+    request_log.append(gw)
+    box = Outbox(workdir / "gw" / "outbox.sqlite3")
+    # ingest has a session (so the broker queues for it) but is not running
+    ingest = ServiceProcess(
+        "ingest.main", ingest_env(db, broker, "ingest-confirm"), workdir / "ingest"
+    ).start()
+    wait_for(lambda: "subscribed to readings" in ingest.log(), 30, "ingest to subscribe")
+    ingest.stop()
+    send_frames(link_port, frames)
+    wait_for(lambda: "published readings" in gw.log() or box.depth() == 300, 30, "the frames")
+    time.sleep(3.0)  # the broker has PUBACKed by now; the rows must still be here
+    assert box.depth() == 300
+    assert count_rows(db) == 0
+    ingest.start()
+    request_log.append(ingest)
+    wait_for(lambda: box.depth() == 0, 60, "the confirmed rows to leave the outbox")
+    assert count_rows(db) == 300
+    gw.stop()
+    ingest.stop()
     box.close()
