@@ -26,8 +26,6 @@ from vitals.wire import CommitAck
 
 log = logging.getLogger(__name__)
 
-SESSION_EXPIRY_S = 7 * 24 * 3600
-
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
@@ -65,10 +63,11 @@ class MqttSource:
         client.on_subscribe = self._on_subscribe
         self._client = client
         self._receive_maximum = ingest.receive_maximum
+        self._session_expiry_s = ingest.session_expiry_s
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.SessionExpiryInterval = self._session_expiry_s
         props.ReceiveMaximum = self._receive_maximum
         self._client.connect_async(
             self._settings.host,

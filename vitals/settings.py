@@ -26,6 +26,9 @@ class MqttSettings(BaseModel):
 
 class IngestSettings(BaseModel):
     client_id: str = "ingest-1"
+    # the broker keeps this worker's session (and queues its share of messages) this long
+    # after a disconnect; 0 ends it at once: use 0 for one last run of a retired worker
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     share_group: str = "ingest"
     batch_max_readings: int = Field(default=20_000, ge=1)
     batch_max_messages: int = Field(default=200, ge=1)

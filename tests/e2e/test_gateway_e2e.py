@@ -180,10 +180,9 @@ def test_rows_stay_in_the_outbox_until_ingest_confirms_the_commit(
     gw = gateway_process(kit.gateway_id, kit.password, broker, workdir / "gw", link_port).start()
     request_log.append(gw)
     box = Outbox(workdir / "gw" / "outbox.sqlite3")
-    # ingest has a session (so the broker queues for it) but is not running
-    ingest = ServiceProcess(
-        "ingest.main", ingest_env(db, broker, "ingest-confirm"), workdir / "ingest"
-    ).start()
+    # ingest has a session (so the broker queues for it) but is not running; the same
+    # client id as the other tests' worker, so no extra member joins the shared group
+    ingest = ServiceProcess("ingest.main", ingest_env(db, broker), workdir / "ingest").start()
     wait_for(lambda: "subscribed to readings" in ingest.log(), 30, "ingest to subscribe")
     ingest.stop()
     send_frames(link_port, frames)
