@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -27,6 +28,24 @@ INSTALL_HINT = (
 
 class MosquittoUnavailable(RuntimeError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """Server certificate, key and the CA that signed it: the listener then speaks TLS
+    only (a plain MQTT connection to it fails)."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def config_lines(self) -> list[str]:
+        return [
+            f"cafile {self.ca_file}",
+            f"certfile {self.cert_file}",
+            f"keyfile {self.key_file}",
+            "tls_version tlsv1.2",
+        ]
 
 
 def find_mosquitto() -> str:
@@ -47,10 +66,13 @@ def shipped_file(name: str) -> str:
 class LocalMosquitto:
     """A broker whose state (persistence, password file, ACL, log) lives in ``data_dir``."""
 
-    def __init__(self, data_dir: Path, port: int, extra_acl: str = "") -> None:
+    def __init__(
+        self, data_dir: Path, port: int, extra_acl: str = "", tls: TlsFiles | None = None
+    ) -> None:
         self.root = data_dir.resolve()
         self.port = port
         self.extra_acl = extra_acl
+        self.tls = tls
         self.binary = find_mosquitto()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -71,6 +93,7 @@ class LocalMosquitto:
         lines = [
             shipped_file("broker.conf"),
             f"listener {self.port} 127.0.0.1",
+            *(self.tls.config_lines() if self.tls else []),
             f"password_file {self.password_file}",
             f"acl_file {self.acl_file}",
             f"persistence_location {self.root}/",
