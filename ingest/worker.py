@@ -6,6 +6,7 @@ offending message alone becomes a dead letter and the worker keeps running.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -45,6 +46,9 @@ class ParsedBatch:
     dead: list[DeadLetter]
     statuses: list[tuple[str, GatewayStatus]]
     committed: Committed  # what to confirm to each gateway once committed
+
+
+Parsed = tuple[list[Incoming], ParsedBatch, int]  # items, parsed, parse time (ms)
 
 
 def parse_batch(items: list[Incoming], now_ms: int, future_tolerance_ms: int) -> ParsedBatch:
@@ -90,6 +94,7 @@ class IngestWorker:
         self.counters = Counters()
         self._dirty_since_refresh = False
         self._last_refresh = time.monotonic()
+        self._last_log = time.monotonic()
 
     # -- batching -----------------------------------------------------------------
     def _collect(self, stop: threading.Event) -> list[Incoming]:
@@ -160,11 +165,16 @@ class IngestWorker:
             finally:
                 self._conn = None
 
-    def _store(self, items: list[Incoming], stop: threading.Event) -> Committed | None:
-        """Write the items; what to confirm to the gateways, or None if asked to stop."""
+    def _parse(self, items: list[Incoming]) -> Parsed:
         now_ms = self._clock_ms()
         tolerance_ms = int(self._settings.future_tolerance_s * 1000)
-        batch = parse_batch(items, now_ms, tolerance_ms)
+        return items, parse_batch(items, now_ms, tolerance_ms), now_ms
+
+    def _store(
+        self, items: list[Incoming], batch: ParsedBatch, now_ms: int, stop: threading.Event
+    ) -> Committed | None:
+        """Write the items; what to confirm to the gateways, or None if asked to stop."""
+        tolerance_ms = int(self._settings.future_tolerance_s * 1000)
         try:
             result = self._write(batch, stop)
         except psycopg.Error as exc:
@@ -228,24 +238,52 @@ class IngestWorker:
         except psycopg.OperationalError:
             self._close()
 
+    def _housekeeping(self) -> None:
+        self._maybe_refresh()
+        if time.monotonic() - self._last_log > 30:
+            c = self.counters
+            log.info(
+                "ingest: %d messages, %d readings stored, %d dead letters, %d db retries",
+                c.messages,
+                c.inserted,
+                c.dead_letters,
+                c.db_retries,
+            )
+            self._last_log = time.monotonic()
+
+    def _produce(self, ready: queue.Queue[Parsed | None], stop: threading.Event) -> None:
+        """Collect and parse the next batch while the previous one is being written."""
+        try:
+            while not stop.is_set():
+                items = self._collect(stop)
+                if items:
+                    ready.put(self._parse(items))
+        finally:
+            ready.put(None)
+
     def run(self, stop: threading.Event) -> None:
-        last_log = time.monotonic()
-        while not stop.is_set():
-            items = self._collect(stop)
-            if items:
-                committed = self._store(items, stop)
-                if committed is None:
-                    break
-                self._ack(items, committed)
-            self._maybe_refresh()
-            if time.monotonic() - last_log > 30:
-                c = self.counters
-                log.info(
-                    "ingest: %d messages, %d readings stored, %d dead letters, %d db retries",
-                    c.messages,
-                    c.inserted,
-                    c.dead_letters,
-                    c.db_retries,
-                )
-                last_log = time.monotonic()
+        ready: queue.Queue[Parsed | None] = queue.Queue(maxsize=2)
+        producer = threading.Thread(
+            target=self._produce, args=(ready, stop), name="ingest-parse", daemon=True
+        )
+        producer.start()
+        self._last_log = time.monotonic()
+        while True:
+            try:
+                parsed = ready.get(timeout=1.0)
+            except queue.Empty:
+                self._housekeeping()
+                continue
+            if parsed is None:
+                break
+            items, batch, now_ms = parsed
+            committed = self._store(items, batch, now_ms, stop)
+            if committed is None:
+                break
+            self._ack(items, committed)
+            self._housekeeping()
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.1)
         self._close()
