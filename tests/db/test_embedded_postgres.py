@@ -27,7 +27,9 @@ def test_wheel_server_runs_the_schema(workdir: Path) -> None:
         with psycopg.connect(conninfo) as conn:
             version = conn.execute("SHOW server_version").fetchone()
             n = conn.execute("SELECT count(*) FROM metrics").fetchone()
-        assert version is not None and n is not None and n[0] > 10
+        assert version is not None
+        assert version[0].startswith("18")  # the wheel's, not the system's 15
+        assert n == (12,)
     finally:
         server.stop()
         shutil.rmtree(workdir / "wheel-pg", ignore_errors=True)
