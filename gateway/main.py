@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import signal
 import threading
 from zoneinfo import ZoneInfo
 
 from gateway.link_server import FrameHandler, LinkServer
 from gateway.outbox import Outbox
 from gateway.uplink import Uplink
+from vitals.service import run_service
 from vitals.settings import Settings
 
 
@@ -31,14 +30,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
 
 
 def main(settings: Settings | None = None) -> None:
-    settings = settings or Settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    run(settings, stop)
+    run_service(run, settings)
 
 
 if __name__ == "__main__":

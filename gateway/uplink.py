@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 import threading
 import time
 from collections import deque
@@ -28,13 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
 from gateway.outbox import Outbox, PendingReading
+from vitals.mqtt_session import connect_persistent, new_client
 from vitals.settings import GatewaySettings, MqttSettings
 from vitals.topics import ack_topic, config_topic, readings_topic, status_topic
 from vitals.wire import CommitAck, GatewayStatus, encode_batch, encode_status
@@ -80,18 +77,7 @@ class Uplink:
         stored = outbox.get("upload_batch_max")
         if stored and stored.isdigit():
             self._batch_max = max(1, min(int(stored), 5000))
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=gateway.gateway_id, protocol=mqtt.MQTTv5
-        )
-        password = mqtt_settings.password.get_secret_value() if mqtt_settings.password else None
-        client.username_pw_set(mqtt_settings.username or gateway.gateway_id, password)
-        if mqtt_settings.tls_ca_file:
-            client.tls_set(
-                ca_certs=str(mqtt_settings.tls_ca_file),
-                certfile=str(mqtt_settings.tls_cert_file) if mqtt_settings.tls_cert_file else None,
-                keyfile=str(mqtt_settings.tls_key_file) if mqtt_settings.tls_key_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+        client = new_client(mqtt_settings, gateway.gateway_id, username=gateway.gateway_id)
         will = GatewayStatus(v=1, online=False, at_ms=clock_ms(), reason="connection lost")
         client.will_set(status_topic(gateway.gateway_id), encode_status(will), qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -234,16 +220,7 @@ class Uplink:
         return True
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
-        self._client.connect_async(
-            self._mqtt.host,
-            self._mqtt.port,
-            keepalive=self._mqtt.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
-        self._client.loop_start()
+        connect_persistent(self._client, self._mqtt, SESSION_EXPIRY_S)
 
     def notify(self) -> None:
         """New rows are in the outbox."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-import signal
 import threading
 
 from ingest.mqtt_source import MqttSource
 from ingest.worker import IngestWorker
+from vitals.service import run_service
 from vitals.settings import Settings
 
 
@@ -24,14 +23,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
 
 
 def main(settings: Settings | None = None) -> None:
-    settings = settings or Settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    run(settings, stop)
+    run_service(run, settings)
 
 
 if __name__ == "__main__":

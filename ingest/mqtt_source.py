@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from vitals.mqtt_session import connect_persistent, new_client
 from vitals.settings import IngestSettings, MqttSettings
 from vitals.topics import READINGS_FILTER, STATUS_FILTER, ack_topic, shared
 from vitals.wire import CommitAck
@@ -42,20 +39,8 @@ class MqttSource:
         self.subscribed = threading.Event()
         self._settings = mqtt_settings
         self._group = ingest.share_group
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=ingest.client_id, protocol=mqtt.MQTTv5
-        )
+        client = new_client(mqtt_settings, ingest.client_id)
         client.manual_ack_set(True)
-        if mqtt_settings.username:
-            password = mqtt_settings.password.get_secret_value() if mqtt_settings.password else None
-            client.username_pw_set(mqtt_settings.username, password)
-        if mqtt_settings.tls_ca_file:
-            client.tls_set(
-                ca_certs=str(mqtt_settings.tls_ca_file),
-                certfile=str(mqtt_settings.tls_cert_file) if mqtt_settings.tls_cert_file else None,
-                keyfile=str(mqtt_settings.tls_key_file) if mqtt_settings.tls_key_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
         client.reconnect_delay_set(min_delay=1, max_delay=15)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -66,17 +51,9 @@ class MqttSource:
         self._session_expiry_s = ingest.session_expiry_s
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self._session_expiry_s
-        props.ReceiveMaximum = self._receive_maximum
-        self._client.connect_async(
-            self._settings.host,
-            self._settings.port,
-            keepalive=self._settings.keepalive_s,
-            clean_start=False,
-            properties=props,
+        connect_persistent(
+            self._client, self._settings, self._session_expiry_s, self._receive_maximum
         )
-        self._client.loop_start()
 
     def stop(self) -> None:
         self._client.disconnect()
