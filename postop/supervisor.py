@@ -4,6 +4,7 @@ them are stopped in reverse order with SIGTERM (then SIGKILL after a grace perio
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -14,6 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM if ``postop up`` itself dies
+    (even by SIGKILL), so no service is left running on its own."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -39,6 +48,7 @@ class Child:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
 
 

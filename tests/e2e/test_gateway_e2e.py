@@ -103,10 +103,12 @@ class SeqWatcher:
 
 @pytest.fixture
 def request_log() -> Iterator[list[ServiceProcess]]:
-    """Processes whose log is printed at teardown (shown when the test fails)."""
+    """Processes stopped at teardown, whatever happened, with their log printed (pytest
+    shows it when the test fails)."""
     procs: list[ServiceProcess] = []
     yield procs
     for proc in procs:
+        proc.stop()
         print(f"--- {proc.module} log (tail) ---\n{proc.log()[-4000:]}")
 
 
@@ -134,6 +136,7 @@ def test_offline_for_a_day_then_killed_then_back_loses_nothing_and_keeps_order(
     broker.server.stop()  # the home's internet is down
     link_port = free_port()
     gw = gateway_process(kit.gateway_id, kit.password, broker, workdir / "gw", link_port).start()
+    request_log.append(gw)
     send_frames(link_port, frames[: expected // 2])
     box = Outbox(workdir / "gw" / "outbox.sqlite3")
     wait_for(lambda: box.depth() == expected // 2, 60, "the first half in the outbox")
@@ -143,7 +146,6 @@ def test_offline_for_a_day_then_killed_then_back_loses_nothing_and_keeps_order(
     wait_for(lambda: box.depth() == expected, 60, "the whole day in the outbox")
 
     broker.server.start()  # back online
-    request_log.append(gw)
     wait_for(lambda: count_rows(db) >= expected, 120, f"{expected} rows")
     wait_for(lambda: box.depth() == 0, 30, "the outbox to empty")
     with psycopg.connect(db) as conn:
