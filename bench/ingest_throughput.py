@@ -56,6 +56,7 @@ class Result:
     ratio: float
     ingest_cpu_s: float
     broker_cpu_s: float
+    flavour: str
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -134,10 +135,16 @@ def _count(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def run(total_readings: int = 600_000, per_message: int = 1000, gateways: int = 4) -> Result:
+def run(
+    total_readings: int = 600_000,
+    per_message: int = 1000,
+    gateways: int = 4,
+    timescaledb: bool = False,
+) -> Result:
     tmp = Path(tempfile.mkdtemp(prefix="postop-bench-"))
     tmp.chmod(0o755)
-    pg = LocalPostgres(tmp / "pg", free_port())
+    conf = ["shared_preload_libraries = 'timescaledb'", "timescaledb.telemetry_level = off"]
+    pg = LocalPostgres(tmp / "pg", free_port(), extra_conf=conf if timescaledb else [])
     broker = LocalMosquitto(tmp / "mqtt", free_port())
     ingest_proc: subprocess.Popen[bytes] | None = None
     try:
@@ -211,6 +218,7 @@ def run(total_readings: int = 600_000, per_message: int = 1000, gateways: int = 
         ingest_rate = (n - first_n) / (now - first_t)
         ingest_cpu = _cpu_seconds(ingest_proc.pid)
         broker_cpu = _cpu_seconds(broker.proc.pid) - broker_cpu0
+        flavour = "timescaledb" if timescaledb else "postgres"
         return Result(
             total_readings,
             per_message,
@@ -220,6 +228,7 @@ def run(total_readings: int = 600_000, per_message: int = 1000, gateways: int = 
             ingest_rate / copy_rate,
             ingest_cpu,
             broker_cpu,
+            flavour,
         )
     finally:
         if ingest_proc is not None and ingest_proc.poll() is None:
@@ -231,13 +240,20 @@ def run(total_readings: int = 600_000, per_message: int = 1000, gateways: int = 
 
 
 def main() -> None:
-    result = run()
-    print(f"{'readings':>10} {'per msg':>8} {'COPY rows/s':>12} {'ingest rows/s':>14} {'ratio':>6}")
+    from postop.local_postgres import find_binaries, timescaledb_installed
+
+    flavours = [False] + ([True] if timescaledb_installed(find_binaries()) else [])
+    results = [run(timescaledb=t) for t in flavours]
     print(
-        f"{result.readings:>10} {result.readings_per_message:>8} {result.copy_rows_per_s:>12.0f}"
-        f" {result.ingest_rows_per_s:>14.0f} {result.ratio:>6.2f}"
+        f"{'flavour':>12} {'readings':>9} {'per msg':>8} {'COPY rows/s':>12}"
+        f" {'ingest rows/s':>14} {'ratio':>6} {'ingest CPU s':>13}"
     )
-    print(f"ingest CPU {result.ingest_cpu_s:.1f} s, broker CPU {result.broker_cpu_s:.1f} s")
+    for r in results:
+        print(
+            f"{r.flavour:>12} {r.readings:>9} {r.readings_per_message:>8}"
+            f" {r.copy_rows_per_s:>12.0f} {r.ingest_rows_per_s:>14.0f} {r.ratio:>6.2f}"
+            f" {r.ingest_cpu_s:>13.1f}"
+        )
     out = ROOT / "bench" / "results" / "ingest_throughput.json"
     out.write_text(
         json.dumps(
@@ -249,7 +265,7 @@ def main() -> None:
                     "platform": platform.platform(),
                     "python": platform.python_version(),
                 },
-                "result": asdict(result),
+                "results": [asdict(r) for r in results],
             },
             indent=2,
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from ingest.mqtt_source import Incoming
-from ingest.parse import DeadLetter, Row, parse_readings, parse_status
+from ingest.parse import DeadLetter, ParsedReadings, Row, parse_readings, parse_status
 from ingest.writer import WriteResult, prepare, write_batch
 from store.aggregates import refresh_aggregates
 from vitals.settings import IngestSettings
@@ -66,7 +66,14 @@ def parse_batch(items: list[Incoming], now_ms: int, future_tolerance_ms: int) ->
             if st.dead is not None:
                 dead.append(st.dead)
             continue
-        parsed = parse_readings(item.topic, item.payload, now_ms, future_tolerance_ms)
+        try:
+            parsed = parse_readings(item.topic, item.payload, now_ms, future_tolerance_ms)
+        except Exception as exc:  # a bug of ours must cost one message, never the worker
+            log.exception("could not parse a message; kept as a dead letter")
+            reason = f"could not be parsed ({type(exc).__name__})"
+            parsed = ParsedReadings(
+                [], [DeadLetter(item.topic, gateway_of(item.topic), None, reason, item.payload)]
+            )
         rows.extend(parsed.rows)
         dead.extend(parsed.dead)
         span = parsed.seq_span()

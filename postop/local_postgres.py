@@ -14,6 +14,7 @@ import pwd
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,17 @@ def find_binaries() -> PgBinaries:
     return wheel_binaries()
 
 
+def timescaledb_installed(binaries: PgBinaries) -> bool:
+    """Whether this server installation has the TimescaleDB extension files."""
+    try:
+        libdir = subprocess.run(
+            [binaries.tool("pg_config"), "--pkglibdir"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return any(Path(libdir).glob("timescaledb*.so"))
+
+
 def _run_as() -> pwd.struct_passwd | None:
     """The unprivileged account to run the server as when we are root, else None."""
     if os.geteuid() != 0:
@@ -86,12 +98,14 @@ class LocalPostgres:
         *,
         fast_unsafe: bool = False,
         binaries: PgBinaries | None = None,
+        extra_conf: Sequence[str] = (),
     ) -> None:
         self.root = data_dir.resolve()
         self.pgdata = self.root / "pgdata"
         self.port = port
         self.fast_unsafe = fast_unsafe
         self.binaries = binaries or find_binaries()
+        self.extra_conf = list(extra_conf)
         self._account = _run_as()
 
     @property
@@ -168,6 +182,7 @@ class LocalPostgres:
         ]
         if self.fast_unsafe:  # tests only: survives process kills, not an OS crash
             conf += ["fsync = off", "full_page_writes = off"]
+        conf += self.extra_conf
         with (self.pgdata / "postgresql.conf").open("a", encoding="utf-8") as f:
             f.write("\n# postop private cluster\n" + "\n".join(conf) + "\n")
         return True

@@ -10,7 +10,7 @@ the rest of the batch is stored.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     BaseModel,
@@ -20,7 +20,9 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     model_validator,
+    with_config,
 )
+from typing_extensions import TypedDict
 
 from vitals.flags import ALL_FLAGS, SPECIAL_VALUE
 
@@ -86,6 +88,31 @@ class CommitAck(BaseModel):
     seqs: Annotated[list[tuple[StrictInt, StrictInt]], Field(min_length=1, max_length=10_000)]
 
 
+@with_config(ConfigDict(extra="forbid", allow_inf_nan=False))
+class WireReadingDict(TypedDict):
+    """The same reading as a plain dict: validated wholly in pydantic-core (no Python
+    object per reading), for ingest's fast path. The null/special-flag rule of
+    WireReading is checked by the caller."""
+
+    seq: Annotated[StrictInt, Field(ge=0)]
+    device: DeviceId
+    metric: MetricName
+    time_ms: Annotated[StrictInt, Field(ge=0, lt=32_503_680_000_000)]
+    value: StrictFloat | None
+    flags: NotRequired[Annotated[StrictInt, Field(ge=0, le=ALL_FLAGS)]]
+
+
+@with_config(ConfigDict(extra="forbid", allow_inf_nan=False))
+class BatchDict(TypedDict):
+    v: int
+    gateway: str
+    sent_ms: StrictInt
+    readings: Annotated[
+        list[WireReadingDict], Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)
+    ]
+
+
+BATCH_DICT_ADAPTER: TypeAdapter[BatchDict] = TypeAdapter(BatchDict)
 READINGS_ADAPTER: TypeAdapter[list[WireReading]] = TypeAdapter(list[WireReading])
 READING_ADAPTER: TypeAdapter[WireReading] = TypeAdapter(WireReading)
 

@@ -118,3 +118,12 @@ def test_status_messages() -> None:
     assert broken is not None
     assert broken.dead is not None
     assert broken.status is None
+
+
+@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_finite_numbers_are_dead_letters_not_rows(token: bytes) -> None:
+    payload = batch(reading(seq=0), reading(seq=1, value=123.456)).replace(b"123.456", token)
+    parsed = parse_readings(TOPIC, payload, NOW_MS, 300_000)
+    assert [r[1] for r in parsed.rows] == [0]
+    [letter] = parsed.dead
+    assert "finite number" in letter.reason
