@@ -18,7 +18,13 @@ from postop.local_postgres import LocalPostgres, find_binaries, timescaledb_inst
 from postop.ports import free_port
 from store.flavour import Flavour, detect
 from store.migrate import migrate
-from store.provisioning import enroll, ensure_patient, ensure_team, register_device, register_gateway
+from store.provisioning import (
+    enroll,
+    ensure_patient,
+    ensure_team,
+    register_device,
+    register_gateway,
+)
 from vitals.catalogue import metric
 
 pytestmark = pytest.mark.skipif(
@@ -34,8 +40,15 @@ def tsdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if folder == Path("/tmp"):
             break
         folder.chmod(0o755)
-    server = LocalPostgres(root / "pg", free_port(), fast_unsafe=True, extra_conf=[
-        "shared_preload_libraries = 'timescaledb'", "timescaledb.telemetry_level = off"])
+    server = LocalPostgres(
+        root / "pg",
+        free_port(),
+        fast_unsafe=True,
+        extra_conf=[
+            "shared_preload_libraries = 'timescaledb'",
+            "timescaledb.telemetry_level = off",
+        ],
+    )
     server.ensure_initialised()
     server.start()
     try:
@@ -51,16 +64,24 @@ def test_migrations_use_timescaledb_features(tsdb: str) -> None:
     assert migrate(tsdb) == []  # idempotent there too
     with psycopg.connect(tsdb) as conn:
         assert detect(conn) is Flavour.TIMESCALEDB
-        hyper = conn.execute("SELECT hypertable_name, compression_enabled"
-                             " FROM timescaledb_information.hypertables").fetchall()
-        jobs = {r[0] for r in conn.execute(
-            "SELECT proc_name FROM timescaledb_information.jobs").fetchall()}
-        caggs = {r[0] for r in conn.execute(
-            "SELECT view_name FROM timescaledb_information.continuous_aggregates").fetchall()}
+        hyper = conn.execute(
+            "SELECT hypertable_name, compression_enabled FROM timescaledb_information.hypertables"
+        ).fetchall()
+        jobs = {
+            r[0]
+            for r in conn.execute("SELECT proc_name FROM timescaledb_information.jobs").fetchall()
+        }
+        caggs = {
+            r[0]
+            for r in conn.execute(
+                "SELECT view_name FROM timescaledb_information.continuous_aggregates"
+            ).fetchall()
+        }
         segmentby = conn.execute(
             "SELECT attname FROM timescaledb_information.compression_settings"
             " WHERE hypertable_name = 'vitals' AND segmentby_column_index IS NOT NULL"
-            " ORDER BY segmentby_column_index").fetchall()
+            " ORDER BY segmentby_column_index"
+        ).fetchall()
     assert ("vitals", True) in hyper
     assert {"policy_compression", "policy_retention", "policy_refresh_continuous_aggregate"} <= jobs
     assert {"vitals_1m", "vitals_1h"} <= caggs
@@ -76,14 +97,27 @@ def test_ingest_writes_into_the_hypertable_and_aggregates_follow(tsdb: str) -> N
         register_device(conn, "ox-tsdb", "oximeter", "gw-tsdb")
         enroll(conn, "ox-tsdb", patient, t0 - timedelta(days=1))
         prepare(conn)
-        rows = [("gw-tsdb", i, "ox-tsdb", metric("spo2_pct").metric_id,
-                 int((t0 + timedelta(seconds=10 * i)).timestamp() * 1000), 95.0 + i % 3, 0)
-                for i in range(360)]
+        rows = [
+            (
+                "gw-tsdb",
+                i,
+                "ox-tsdb",
+                metric("spo2_pct").metric_id,
+                int((t0 + timedelta(seconds=10 * i)).timestamp() * 1000),
+                95.0 + i % 3,
+                0,
+            )
+            for i in range(360)
+        ]
         assert write_batch(conn, rows, []).inserted == 360
         assert write_batch(conn, rows, []).inserted == 0  # re-delivery into a hypertable
         conn.execute("CALL refresh_continuous_aggregate('vitals_1m', NULL, NULL)")
-        per_minute = conn.execute("SELECT count(*), sum(n)::bigint, min(value_min), max(value_max)"
-                                  " FROM vitals_1m WHERE patient_id = %s", (patient,)).fetchone()
+        per_minute = conn.execute(
+            "SELECT count(*), sum(n)::bigint, min(value_min), max(value_max)"
+            " FROM vitals_1m WHERE patient_id = %s",
+            (patient,),
+        ).fetchone()
         chunks = conn.execute("SELECT count(*) FROM show_chunks('vitals')").fetchone()
     assert per_minute == (60, 360, 95.0, 97.0)
-    assert chunks is not None and chunks[0] >= 1
+    assert chunks is not None
+    assert chunks[0] >= 1
