@@ -1,0 +1,128 @@
+"""What the rules need besides the vitals windows, loaded for a set of patients in a few
+set-based queries: protocol and NEWS2 settings per patient, clinician overrides, the
+state of each home gateway, device batteries and the rate of implausible readings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+from numpy.typing import NDArray
+
+from vitals.catalogue import BY_NAME
+
+
+@dataclass(frozen=True)
+class PatientContext:
+    patient_ids: NDArray[np.int64]  # sorted
+    team_ids: NDArray[np.int64]
+    protocols: tuple[str, ...]
+    discharged_ms: NDArray[np.int64]  # -1 where unknown
+    spo2_scale2: NDArray[np.bool_]
+    on_oxygen: NDArray[np.bool_]
+    overrides: dict[tuple[int, str, str], float]
+
+    def index(self, patient_id: int) -> int:
+        return int(np.searchsorted(self.patient_ids, patient_id))
+
+    def subset(self, protocol: str) -> NDArray[np.bool_]:
+        return np.asarray([p == protocol for p in self.protocols], dtype=np.bool_)
+
+
+def followed_patients(conn: psycopg.Connection, only: Sequence[int] | None) -> PatientContext:
+    """Patients whose follow-up has not ended (all of them, or among ``only``)."""
+    sql = (
+        "SELECT patient_id, team_id, protocol,"
+        " coalesce((extract(epoch FROM discharged_at) * 1000)::bigint, -1),"
+        " spo2_scale = 2, on_oxygen FROM patients WHERE follow_up_ended_at IS NULL"
+    )
+    params: tuple[object, ...] = ()
+    if only is not None:
+        sql += " AND patient_id = ANY(%s)"
+        params = (list(only),)
+    rows = conn.execute(sql + " ORDER BY patient_id", params).fetchall()
+    ids = [int(r[0]) for r in rows]
+    overrides = {
+        (int(p), str(rule), str(param)): float(v)
+        for p, rule, param, v in conn.execute(
+            "SELECT patient_id, rule_id, param, value FROM threshold_overrides"
+            " WHERE patient_id = ANY(%s)",
+            (ids,),
+        ).fetchall()
+    }
+    return PatientContext(
+        patient_ids=np.asarray(ids, dtype=np.int64),
+        team_ids=np.asarray([r[1] for r in rows], dtype=np.int64),
+        protocols=tuple(str(r[2]) for r in rows),
+        discharged_ms=np.asarray([r[3] for r in rows], dtype=np.int64),
+        spo2_scale2=np.asarray([bool(r[4]) for r in rows], dtype=np.bool_),
+        on_oxygen=np.asarray([bool(r[5]) for r in rows], dtype=np.bool_),
+        overrides=overrides,
+    )
+
+
+def _per_patient(
+    ids: NDArray[np.int64], rows: list[tuple[int, float]], fill: float
+) -> NDArray[np.float64]:
+    out = np.full(len(ids), fill, dtype=np.float64)
+    if rows:
+        data = np.asarray(rows, dtype=np.float64)
+        idx = np.searchsorted(ids, data[:, 0].astype(np.int64))
+        ok = (idx < len(ids)) & (ids[np.minimum(idx, len(ids) - 1)] == data[:, 0])
+        out[idx[ok]] = data[ok, 1]
+    return out
+
+
+def gateway_offline_since_ms(
+    conn: psycopg.Connection, ids: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """Per patient, since when a gateway of theirs has said (or its will said) offline;
+    NaN when every gateway is online or has never reported."""
+    rows = conn.execute(
+        "SELECT e.patient_id, min(extract(epoch FROM s.status_at) * 1000)"
+        " FROM enrollments e JOIN devices d USING (device_id)"
+        " JOIN gateway_status s ON s.gateway_id = d.gateway_id"
+        " WHERE e.patient_id = ANY(%s) AND e.valid @> now() AND NOT s.online"
+        " GROUP BY 1",
+        (ids.tolist(),),
+    ).fetchall()
+    return _per_patient(ids, rows, np.nan)
+
+
+def lowest_battery_pct(
+    conn: psycopg.Connection, ids: NDArray[np.int64], since_ms: int
+) -> NDArray[np.float64]:
+    """Per patient, the lowest latest battery level among their devices; NaN if none."""
+    rows = conn.execute(
+        "SELECT patient_id, min(value) FROM ("
+        "  SELECT DISTINCT ON (device_id) patient_id, value FROM vitals"
+        "  WHERE patient_id = ANY(%s) AND metric_id = %s AND value IS NOT NULL"
+        "    AND time >= TIMESTAMPTZ 'epoch' + %s * INTERVAL '1 millisecond'"
+        "  ORDER BY device_id, time DESC) latest GROUP BY 1",
+        (ids.tolist(), BY_NAME["battery_pct"].metric_id, since_ms),
+    ).fetchall()
+    return _per_patient(ids, rows, np.nan)
+
+
+def implausible_counts(
+    conn: psycopg.Connection, ids: NDArray[np.int64], since_ms: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per patient: readings refused as implausible, and readings stored, since ``since_ms``
+    (dead letters are attributed through the gateway that sent them)."""
+    bad = conn.execute(
+        "SELECT e.patient_id, count(DISTINCT l.dead_letter_id) FROM dead_letters l"
+        " JOIN devices d ON d.gateway_id = l.gateway_id"
+        " JOIN enrollments e ON e.device_id = d.device_id AND e.valid @> l.received_at"
+        " WHERE e.patient_id = ANY(%s) AND l.reason LIKE 'implausible%%'"
+        "   AND l.received_at >= TIMESTAMPTZ 'epoch' + %s * INTERVAL '1 millisecond'"
+        " GROUP BY 1",
+        (ids.tolist(), since_ms),
+    ).fetchall()
+    good = conn.execute(
+        "SELECT patient_id, count(*) FROM vitals WHERE patient_id = ANY(%s)"
+        " AND time >= TIMESTAMPTZ 'epoch' + %s * INTERVAL '1 millisecond' GROUP BY 1",
+        (ids.tolist(), since_ms),
+    ).fetchall()
+    return _per_patient(ids, bad, 0.0), _per_patient(ids, good, 0.0)
