@@ -57,6 +57,7 @@ class Result:
     ingest_cpu_s: float
     broker_cpu_s: float
     flavour: str
+    workers: int
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -130,6 +131,14 @@ def _copy_reference(
         return len(rows) / (time.perf_counter() - t)
 
 
+def _ingest(env: dict[str, str], cwd: Path, worker: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ingest.main"],
+        cwd=cwd,
+        env={**env, "POSTOP_INGEST__CLIENT_ID": f"ingest-{worker + 1}"},
+    )
+
+
 def _count(conn: psycopg.Connection) -> int:
     row = conn.execute("SELECT count(*) FROM vitals").fetchone()
     return int(row[0]) if row else 0
@@ -140,13 +149,14 @@ def run(
     per_message: int = 1000,
     gateways: int = 4,
     timescaledb: bool = False,
+    workers: int = 1,
 ) -> Result:
     tmp = Path(tempfile.mkdtemp(prefix="postop-bench-"))
     tmp.chmod(0o755)
     conf = ["shared_preload_libraries = 'timescaledb'", "timescaledb.telemetry_level = off"]
     pg = LocalPostgres(tmp / "pg", free_port(), extra_conf=conf if timescaledb else [])
     broker = LocalMosquitto(tmp / "mqtt", free_port())
-    ingest_proc: subprocess.Popen[bytes] | None = None
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         pg.ensure_initialised()
         pg.start()
@@ -178,10 +188,12 @@ def run(
             }
         )
         # one short run creates ingest's persistent session and its shared subscription
-        ingest_proc = subprocess.Popen([sys.executable, "-m", "ingest.main"], env=env, cwd=tmp)
+        # one short run per worker creates its persistent session in the shared group
+        procs = [_ingest(env, tmp, w) for w in range(workers)]
         time.sleep(3)
-        ingest_proc.terminate()
-        ingest_proc.wait(10)
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
         for gw, readings in data.items():
             client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gw, protocol=mqtt.MQTTv5)
             client.username_pw_set(gw, "bench-gw")
@@ -201,7 +213,7 @@ def run(
             client.loop_stop()
         assert broker.proc is not None
         broker_cpu0 = _cpu_seconds(broker.proc.pid)
-        ingest_proc = subprocess.Popen([sys.executable, "-m", "ingest.main"], env=env, cwd=tmp)
+        procs = [_ingest(env, tmp, w) for w in range(workers)]
         with psycopg.connect(db, autocommit=True) as conn:
             first_n, first_t = 0, 0.0
             deadline = time.monotonic() + 600
@@ -216,7 +228,7 @@ def run(
             else:
                 raise RuntimeError(f"ingest stored only {n} of {total_readings} readings")
         ingest_rate = (n - first_n) / (now - first_t)
-        ingest_cpu = _cpu_seconds(ingest_proc.pid)
+        ingest_cpu = sum(_cpu_seconds(proc.pid) for proc in procs)
         broker_cpu = _cpu_seconds(broker.proc.pid) - broker_cpu0
         flavour = "timescaledb" if timescaledb else "postgres"
         return Result(
@@ -229,11 +241,13 @@ def run(
             ingest_cpu,
             broker_cpu,
             flavour,
+            workers,
         )
     finally:
-        if ingest_proc is not None and ingest_proc.poll() is None:
-            ingest_proc.terminate()
-            ingest_proc.wait(10)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
         broker.stop()
         pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -243,14 +257,15 @@ def main() -> None:
     from postop.local_postgres import find_binaries, timescaledb_installed
 
     flavours = [False] + ([True] if timescaledb_installed(find_binaries()) else [])
-    results = [run(timescaledb=t) for t in flavours]
+    # one worker per flavour, then two workers on the shared subscription (the scale-out)
+    results = [run(timescaledb=t) for t in flavours] + [run(workers=2)]
     print(
-        f"{'flavour':>12} {'readings':>9} {'per msg':>8} {'COPY rows/s':>12}"
+        f"{'flavour':>12} {'workers':>7} {'readings':>9} {'per msg':>8} {'COPY rows/s':>12}"
         f" {'ingest rows/s':>14} {'ratio':>6} {'ingest CPU s':>13}"
     )
     for r in results:
         print(
-            f"{r.flavour:>12} {r.readings:>9} {r.readings_per_message:>8}"
+            f"{r.flavour:>12} {r.workers:>7} {r.readings:>9} {r.readings_per_message:>8}"
             f" {r.copy_rows_per_s:>12.0f} {r.ingest_rows_per_s:>14.0f} {r.ratio:>6.2f}"
             f" {r.ingest_cpu_s:>13.1f}"
         )
