@@ -1,0 +1,127 @@
+"""The alerts engine loop: evaluate on ingest's NOTIFY (only the patients that got new
+data, debounced) and on a periodic tick (every followed patient: missing data, gateways
+offline, escalation and auto-resolve timing). Reads only committed data; one database
+transaction applies each round's transitions; notifications go out after the commit and
+never hold up the next evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+import psycopg
+
+from alerts.alert_store import Notice, apply, open_alerts
+from alerts.context import followed_patients
+from alerts.evaluate import evaluate
+from alerts.lifecycle import Policy, plan
+from alerts.protocol import Protocol
+
+log = logging.getLogger(__name__)
+
+VITALS_CHANNEL = "vitals_ingested"
+STATUS_CHANNEL = "gateway_status"
+
+
+class Engine:
+    def __init__(
+        self,
+        conninfo: str,
+        protocols: dict[str, Protocol],
+        notify: Callable[[psycopg.Connection, list[Notice]], None],
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self._conninfo = conninfo
+        self._protocols = protocols
+        self._notify = notify
+        self._clock_ms = clock_ms
+        self.rounds = 0
+
+    def evaluate_once(self, conn: psycopg.Connection, patient_ids: Iterable[int] | None) -> int:
+        """One round for these patients (None: every followed patient); returns how many
+        transitions it applied."""
+        now_ms = self._clock_ms()
+        ids = None if patient_ids is None else sorted(set(patient_ids))
+        ctx = followed_patients(conn, ids)
+        if len(ctx.patient_ids) == 0:
+            return 0
+        findings = evaluate(conn, ctx, self._protocols, now_ms)
+        policies = {}
+        for pid, proto_name in zip(ctx.patient_ids.tolist(), ctx.protocols, strict=True):
+            proto = self._protocols.get(proto_name)
+            if proto is None:
+                continue
+            policies[pid] = Policy(
+                proto.auto_resolve_after_s,
+                {str(k): v for k, v in proto.escalation.after_s.items()},
+                len(proto.escalation.tiers),
+            )
+        current = open_alerts(conn, ctx.patient_ids.tolist())
+        actions = plan(
+            [f for f in findings if f.patient_id in policies],
+            [a for a in current if a.patient_id in policies],
+            now_ms,
+            policies,
+        )
+        notices = apply(conn, actions, now_ms) if actions else []
+        self.rounds += 1
+        if notices:
+            self._notify(conn, notices)
+        return len(actions)
+
+    def run(self, stop: threading.Event, tick_s: float, debounce_s: float) -> None:
+        conn: psycopg.Connection | None = None
+        next_tick = 0.0
+        while not stop.is_set():
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self._conninfo, autocommit=True)
+                    conn.execute(f"LISTEN {VITALS_CHANNEL}")
+                    conn.execute(f"LISTEN {STATUS_CHANNEL}")
+                    next_tick = 0.0  # after any outage, look at everyone at once
+                if time.monotonic() >= next_tick:
+                    self.evaluate_once(conn, None)
+                    next_tick = time.monotonic() + tick_s
+                patients = self._wait_for_patients(conn, min(1.0, tick_s), debounce_s)
+                if patients:
+                    self.evaluate_once(conn, patients)
+            except psycopg.OperationalError as exc:
+                log.warning("database unavailable (%s); retrying", type(exc).__name__)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                stop.wait(2.0)
+        if conn is not None:
+            conn.close()
+
+    @staticmethod
+    def _wait_for_patients(
+        conn: psycopg.Connection, timeout_s: float, debounce_s: float
+    ) -> set[int]:
+        """Patients named by notifications in the next ``timeout_s``, gathering a little
+        longer after the first so a burst becomes one evaluation."""
+        patients: set[int] = set()
+        gen = conn.notifies(timeout=timeout_s, stop_after=1)
+        first = list(gen)
+        if not first:
+            return patients
+        notes = first + list(conn.notifies(timeout=debounce_s)) if debounce_s else first
+        for note in notes:
+            if note.channel == VITALS_CHANNEL:
+                patients.update(int(p) for p in json.loads(note.payload).get("patients", []))
+            elif note.channel == STATUS_CHANNEL:
+                patients.update(_patients_of_gateway(conn, note.payload))
+        return patients
+
+
+def _patients_of_gateway(conn: psycopg.Connection, gateway_id: str) -> list[int]:
+    rows = conn.execute(
+        "SELECT DISTINCT e.patient_id FROM devices d JOIN enrollments e USING (device_id)"
+        " WHERE d.gateway_id = %s AND e.valid @> now()",
+        (gateway_id,),
+    ).fetchall()
+    return [int(r[0]) for r in rows]

@@ -1,0 +1,171 @@
+"""Rule kernels: each evaluates one rule for all the patients of a protocol at once, as
+numpy operations over (patients x bins) windows; no loop over patients or readings.
+
+Gaps are explicit: a bin without a reading is absent (``present`` False), never a NaN
+that might compare false and pass silently. Comparisons with thresholds are strict
+(``above`` means >, ``below`` means <).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from alerts.window import MetricWindow
+
+F = NDArray[np.float64]
+B = NDArray[np.bool_]
+I = NDArray[np.int64]  # noqa: E741
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    firing: B  # (P,)
+    value: F  # (P,) the evidence: worst value, slope, rise, deviation, seconds...
+    since_bin: I  # (P,) first bin of the condition, -1 when not firing
+
+
+def _last_present(present: B) -> tuple[I, B]:
+    n = present.shape[1]
+    has: B = np.asarray(present.any(axis=1), dtype=np.bool_)
+    last: I = np.where(has, n - 1 - np.argmax(present[:, ::-1], axis=1), -1).astype(np.int64)
+    return last, has
+
+
+def sustained(
+    metric: MetricWindow,
+    bin_s: int,
+    direction: Literal["above", "below"],
+    threshold: F,
+    duration_s: int,
+    max_gap_s: int,
+) -> RuleResult:
+    """The condition held at every reading over the trailing ``duration_s`` that ends at
+    the latest reading, that reading no older than ``max_gap_s``, and no stretch without
+    readings inside the run longer than ``max_gap_s`` (a longer gap breaks the run)."""
+    present, values = metric.present, metric.values
+    p, n = present.shape
+    idx = np.broadcast_to(np.arange(n), (p, n))
+    thr = threshold[:, None]
+    cond = present & ((values > thr) if direction == "above" else (values < thr))
+    violating = present & ~cond
+    last_seen = np.maximum.accumulate(np.where(present, idx, -1), axis=1)
+    gap_bins = idx - last_seen  # absent bins since the previous reading (0 on a reading)
+    long_gap = ~present & (gap_bins * bin_s > max_gap_s)
+    breaks = np.maximum.accumulate(np.where(violating | long_gap, idx, -1), axis=1)
+    lp, has = _last_present(present)
+    rows = np.arange(p)
+    lp_safe = np.maximum(lp, 0)
+    brk = breaks[rows, lp_safe]
+    # first reading after the break
+    after = present & (idx > brk[:, None])
+    since = np.where(after.any(axis=1), np.argmax(after, axis=1), -1)
+    run_s = (lp - since + 1) * bin_s
+    recent = (n - 1 - lp) * bin_s <= max_gap_s
+    firing = has & recent & cond[rows, lp_safe] & (since >= 0) & (run_s >= duration_s)
+    in_run = present & (idx >= since[:, None]) & (idx <= lp[:, None])
+    if direction == "above":
+        worst = np.where(in_run, values, -np.inf).max(axis=1)
+    else:
+        worst = np.where(in_run, values, np.inf).min(axis=1)
+    return RuleResult(firing, np.where(firing, worst, np.nan), np.where(firing, since, -1))
+
+
+def _trailing(metric: MetricWindow, bin_s: int, window_s: int) -> tuple[F, B]:
+    n = metric.present.shape[1]
+    k = max(1, min(n, window_s // bin_s))
+    return metric.values[:, n - k :], metric.present[:, n - k :]
+
+
+def rule_trend(
+    metric: MetricWindow, bin_s: int, window_s: int, min_points: int, slope_per_h_above: F
+) -> RuleResult:
+    """Least-squares slope per hour over the readings of the trailing window."""
+    values, present = _trailing(metric, bin_s, window_s)
+    m = present.astype(np.float64)
+    x = np.arange(values.shape[1], dtype=np.float64) * bin_s / 3600.0
+    y = np.where(present, values, 0.0)
+    cnt = m.sum(axis=1)
+    sx, sy = (m * x).sum(axis=1), (m * y).sum(axis=1)
+    sxx, sxy = (m * x * x).sum(axis=1), (m * x * y).sum(axis=1)
+    denom = cnt * sxx - sx * sx
+    valid = (cnt >= min_points) & (denom > 0)
+    slope = np.where(valid, (cnt * sxy - sx * sy) / np.where(valid, denom, 1.0), np.nan)
+    firing = valid & (slope > slope_per_h_above)
+    return RuleResult(firing, slope, np.full(len(cnt), -1, dtype=np.int64))
+
+
+def rise_over(metric: MetricWindow, bin_s: int, window_s: int, rise_above: F) -> RuleResult:
+    """Latest reading minus the lowest one in the trailing window (e.g. weight gain)."""
+    values, present = _trailing(metric, bin_s, window_s)
+    lp, _ = _last_present(present)
+    enough = present.sum(axis=1) >= 2
+    latest = values[np.arange(len(lp)), np.maximum(lp, 0)]
+    lowest = np.where(present, values, np.inf).min(axis=1)
+    rise = np.where(enough, latest - lowest, np.nan)
+    firing = enough & (rise > rise_above)
+    return RuleResult(firing, rise, np.full(len(lp), -1, dtype=np.int64))
+
+
+def _masked_median(values: F, mask: B) -> F:
+    data = np.where(mask, values, np.nan)
+    out = np.full(values.shape[0], np.nan)
+    rows = mask.any(axis=1)
+    if rows.any():
+        out[rows] = np.nanmedian(data[rows], axis=1)
+    return out
+
+
+def baseline_deviation(
+    metric: MetricWindow,
+    baseline_mask: B,
+    bin_s: int,
+    recent_s: int,
+    k: float,
+    min_baseline_points: int,
+    direction: Literal["above", "below"],
+    min_scale: float,
+) -> RuleResult:
+    """Robust z-score of the recent median against the patient's own baseline (median and
+    MAD of the baseline bins, the MAD scaled to a standard deviation and floored at
+    ``min_scale``); silent while the patient is still in the baseline period."""
+    present, values = metric.present, metric.values
+    base = present & baseline_mask
+    enough = base.sum(axis=1) >= min_baseline_points
+    med = _masked_median(values, base)
+    mad = _masked_median(np.abs(values - med[:, None]), base) * 1.4826
+    scale = np.maximum(np.nan_to_num(mad, nan=min_scale), min_scale)
+    n = present.shape[1]
+    recent_bins = max(1, min(n, recent_s // bin_s))
+    recent_mask = np.zeros_like(present)
+    recent_mask[:, n - recent_bins :] = True
+    recent = present & recent_mask & ~baseline_mask
+    recent_med = _masked_median(values, recent)
+    valid = enough & recent.any(axis=1)
+    z = np.where(valid, (recent_med - np.nan_to_num(med)) / scale, np.nan)
+    firing = valid & ((z > k) if direction == "above" else (z < -k))
+    return RuleResult(firing, z, np.full(present.shape[0], -1, dtype=np.int64))
+
+
+def missing_data(metric: MetricWindow, bin_s: int, max_silence_s: int, expected: B) -> RuleResult:
+    """No reading of an expected metric for longer than ``max_silence_s``."""
+    n = metric.present.shape[1]
+    lp, has = _last_present(metric.present)
+    silent_s = np.where(has, (n - 1 - lp) * bin_s, n * bin_s).astype(np.float64)
+    firing = expected & (silent_s > max_silence_s)
+    return RuleResult(firing, silent_s, np.full(len(lp), -1, dtype=np.int64))
+
+
+def below_value(value: F, present: B, threshold: float) -> RuleResult:
+    firing = present & (np.where(present, value, np.inf) < threshold)
+    return RuleResult(firing, value, np.full(len(value), -1, dtype=np.int64))
+
+
+def rate_above(bad: F, total: F, min_total: int, rate: float) -> RuleResult:
+    enough = total >= min_total
+    share = np.where(enough, bad / np.where(enough, total, 1.0), np.nan)
+    firing = enough & (share > rate)
+    return RuleResult(firing, share, np.full(len(bad), -1, dtype=np.int64))

@@ -1,0 +1,99 @@
+"""One engine round over a real database: a sustained desaturation opens one high alert
+with its evidence and a notice, a second round opens nothing more, recovery clears the
+condition, an unacknowledged high alert escalates and stays latched until a person
+acknowledges it, then resolves once the condition stayed clear."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from alerts.alert_store import Notice, acknowledge
+from alerts.engine import Engine
+from alerts.protocol import builtin_protocols
+from store.provisioning import ensure_patient, ensure_team
+from vitals.catalogue import metric
+
+
+def _spo2(conn: psycopg.Connection, patient: int, end: datetime, values: list[float]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO vitals (time, patient_id, device_id, metric_id, value)"
+            " VALUES (%s, %s, 'ox-eng', %s, %s) ON CONFLICT DO NOTHING",
+            [
+                (
+                    end - timedelta(seconds=30 * (len(values) - i)),
+                    patient,
+                    metric("spo2_pct").metric_id,
+                    v,
+                )
+                for i, v in enumerate(values)
+            ],
+        )
+
+
+def test_desaturation_opens_one_latched_high_alert(db: str) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    clock = {"ms": int(now.timestamp() * 1000)}
+    notices: list[Notice] = []
+    engine = Engine(
+        db, builtin_protocols(), lambda _c, n: notices.extend(n), clock_ms=lambda: clock["ms"]
+    )
+    with psycopg.connect(db, autocommit=True) as conn:
+        patient = ensure_patient(conn, "P-ENGINE", ensure_team(conn, "Engine"))
+        conn.execute(
+            "UPDATE patients SET protocol = 'cardiac_surgery' WHERE patient_id = %s", (patient,)
+        )
+        _spo2(conn, patient, now - timedelta(minutes=6), [97.0] * 20)
+        _spo2(conn, patient, now, [86.0] * 12)  # 6 minutes below 88
+        engine.evaluate_once(conn, [patient])
+        opened = conn.execute(
+            "SELECT alert_id, priority, state, evidence FROM alerts"
+            " WHERE patient_id = %s AND rule_id = 'spo2_critical'",
+            (patient,),
+        ).fetchall()
+        assert len(opened) == 1
+        alert_id, priority, state, evidence = opened[0]
+        assert (priority, state) == ("high", "active")
+        assert evidence["value"] == 86.0
+        assert any(n.alert_id == alert_id and n.reason == "opened" for n in notices)
+
+        engine.evaluate_once(conn, [patient])  # same data: nothing new
+        count = conn.execute(
+            "SELECT count(*) FROM alerts WHERE rule_id = 'spo2_critical'"
+        ).fetchone()
+        assert count == (1,)
+
+        later = now + timedelta(minutes=30)
+        _spo2(conn, patient, later, [97.0] * 30)
+        clock["ms"] = int(later.timestamp() * 1000)
+        engine.evaluate_once(conn, [patient])
+        engine.evaluate_once(conn, [patient])
+        row = conn.execute(
+            "SELECT state, condition_cleared_at IS NOT NULL FROM alerts WHERE alert_id = %s",
+            (alert_id,),
+        ).fetchone()
+        assert row == ("active", True)  # latched: high priority waits for a person
+
+        acknowledge(conn, alert_id, "dr-test", clock["ms"])
+        clock["ms"] += 20 * 60_000
+        _spo2(conn, patient, later + timedelta(minutes=20), [97.0] * 40)
+        engine.evaluate_once(conn, [patient])
+        final = conn.execute("SELECT state FROM alerts WHERE alert_id = %s", (alert_id,)).fetchone()
+        events = [
+            r[0]
+            for r in conn.execute(
+                "SELECT transition FROM alert_events WHERE alert_id = %s ORDER BY event_id",
+                (alert_id,),
+            )
+        ]
+    assert final == ("resolved",)
+    # nobody acknowledged within 5 minutes: escalated once (the next tier after 5 more)
+    assert events == [
+        "opened",
+        "condition_cleared",
+        "escalated_to_tier_1",
+        "acknowledged",
+        "auto_resolved",
+    ]

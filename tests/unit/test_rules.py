@@ -1,0 +1,103 @@
+"""Rule kernels on constructed series: gaps, boundaries, flapping, stale data, per-patient
+thresholds, and many patients at once giving the same answers as one at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alerts.rules import (
+    baseline_deviation,
+    below_value,
+    missing_data,
+    rate_above,
+    rise_over,
+    rule_trend,
+    sustained,
+)
+from alerts.window import MetricWindow
+
+NAN = np.nan
+
+
+def series(*rows: list[float]) -> MetricWindow:
+    """One patient per row; NaN marks a bin without a reading."""
+    values = np.array(rows, dtype=np.float64)
+    present = ~np.isnan(values)
+    return MetricWindow(np.where(present, values, 0.0), present)
+
+
+def low_spo2(
+    w: MetricWindow, thr: float = 90.0, duration_s: int = 300, gap_s: int = 120
+) -> list[bool]:
+    r = sustained(w, 60, "below", np.full(w.values.shape[0], thr), duration_s, gap_s)
+    return [bool(x) for x in r.firing]
+
+
+def test_sustained_fires_after_the_duration_and_reports_onset_and_worst() -> None:
+    w = series([95, 95, 88, 87, 86, 88, 87])  # 5 low minutes at the end
+    r = sustained(w, 60, "below", np.array([90.0]), 300, 120)
+    assert bool(r.firing[0])
+    assert int(r.since_bin[0]) == 2
+    assert r.value[0] == 86.0
+    assert low_spo2(series([95, 95, 95, 88, 87, 86, 88])) == [False]  # only 4 minutes
+
+
+def test_short_gap_keeps_the_run_long_gap_breaks_it() -> None:
+    assert low_spo2(series([88, 88, NAN, 88, 88, 88])) == [True]  # 1-minute gap
+    assert low_spo2(series([88, 88, NAN, NAN, NAN, 88, 88, 88])) == [False]  # 3 minutes
+
+
+def test_data_that_stopped_does_not_fire() -> None:
+    assert low_spo2(series([88, 88, 88, 88, 88, 88, NAN, NAN, NAN])) == [False]
+
+
+def test_threshold_is_strict() -> None:
+    assert low_spo2(series([90, 90, 90, 90, 90, 90])) == [False]
+    assert low_spo2(series([89.9, 89.9, 89.9, 89.9, 89.9])) == [True]
+
+
+def test_flapping_signal_never_sustains() -> None:
+    assert low_spo2(series([88, 92] * 10)) == [False]
+
+
+def test_per_patient_thresholds_and_batch_equals_one_by_one() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.normal(91, 2, size=(50, 30))
+    values[rng.random((50, 30)) < 0.2] = np.nan
+    w = series(*values.tolist())
+    thr = rng.uniform(89, 93, size=50)
+    batch = sustained(w, 60, "below", thr, 300, 120)
+    for i in range(50):
+        one = sustained(series(values[i].tolist()), 60, "below", thr[i : i + 1], 300, 120)
+        assert bool(one.firing[0]) == bool(batch.firing[i])
+        assert int(one.since_bin[0]) == int(batch.since_bin[i])
+
+
+def test_trend_rise_missing_battery_and_rate() -> None:
+    temp = series([36.8, NAN, 37.0, 37.3, NAN, 37.6, 37.9], [37.0] * 7)
+    r = rule_trend(temp, 3600, 7 * 3600, 4, np.array([0.1, 0.1]))
+    assert [bool(x) for x in r.firing] == [True, False]
+    assert abs(r.value[1]) < 1e-9
+    weight = series([70.0, 70.5, 71.4, 72.3], [70.0, NAN, NAN, NAN])
+    rise = rise_over(weight, 86_400, 4 * 86_400, np.array([2.0, 2.0]))  # day 0 to day 3
+    assert [bool(x) for x in rise.firing] == [True, False]
+    quiet = series([97, NAN, NAN, NAN, NAN, NAN, NAN], [97] * 7)
+    gone = missing_data(quiet, 300, 1500, np.array([True, True]))
+    assert [bool(x) for x in gone.firing] == [True, False]
+    assert below_value(
+        np.array([12.0, 50.0, NAN]), np.array([True, True, False]), 15
+    ).firing.tolist() == [True, False, False]
+    assert rate_above(
+        np.array([5.0, 1.0, 9.0]), np.array([20.0, 20.0, 9.0]), 10, 0.2
+    ).firing.tolist() == [True, False, False]
+
+
+def test_baseline_deviation_is_robust_and_silent_during_baseline() -> None:
+    base = [70, 72, 71, 69, 70, 150, 71, 70]  # one wild outlier in the baseline
+    w = series([*base, 95, 96], [*base, 73, 72])
+    mask = np.zeros((2, 10), dtype=np.bool_)
+    mask[:, :8] = True
+    r = baseline_deviation(w, mask, 3600, 7200, 4.0, 5, "above", 3.0)
+    assert [bool(x) for x in r.firing] == [True, False]
+    during = np.ones((2, 10), dtype=np.bool_)
+    assert not baseline_deviation(w, during, 3600, 7200, 4.0, 5, "above", 3.0).firing.any()
