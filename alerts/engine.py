@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import psycopg
 
@@ -32,7 +32,7 @@ class Engine:
         self,
         conninfo: str,
         protocols: dict[str, Protocol],
-        notify: Callable[[psycopg.Connection, list[Notice]], None],
+        notify: Callable[[psycopg.Connection, Sequence[Notice]], None],
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self._conninfo = conninfo

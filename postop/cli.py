@@ -79,6 +79,14 @@ def gateway() -> None:
 
 
 @app.command()
+def alerts() -> None:
+    """Run the alerts engine (rules on new readings and on a periodic tick)."""
+    from alerts.main import main
+
+    main(_settings())
+
+
+@app.command()
 def api() -> None:
     """Serve the web application and REST API."""
     from api.main import main

@@ -141,6 +141,7 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                 logs / "ingest.log",
             )
         )
+        supervisor.add(Child("alerts", ["alerts"], common, logs / "alerts.log"))
         kit_args = []
         for key, gateway_id, password in kits:
             link_port = free_port()

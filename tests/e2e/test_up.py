@@ -93,6 +93,7 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_data(workdir: Path) -> N
         text = log.read_text()
         assert "stopped; data kept in" in text
         assert "Traceback" not in text
+        assert "alerts engine running" in (data_dir / "logs" / "alerts.log").read_text()
         before = sum(_readings_per_patient_offline(data_dir).values())
 
         proc = _start(data_dir, api_port, log)
