@@ -10,7 +10,9 @@ import psycopg
 
 from alerts.alert_store import Notice
 from alerts.engine import Engine
+from alerts.notify import CareTeamNotifier
 from alerts.protocol import Protocol, builtin_protocols, load_protocol_file
+from alerts.webpush import PushNotifier
 from vitals.service import run_service
 from vitals.settings import Settings
 
@@ -33,17 +35,36 @@ def _log_only(_conn: psycopg.Connection, notices: Sequence[Notice]) -> None:
 
 def run(settings: Settings, stop: threading.Event) -> None:
     protocols = load_protocols(settings)
+    conninfo = settings.database_url.get_secret_value()
     notify: Callable[[psycopg.Connection, Sequence[Notice]], None] = _log_only
+    pusher: PushNotifier | None = None
     if settings.alerts.vapid_private_key is None:
         log.warning(
-            "no VAPID key configured (POSTOP_ALERTS__VAPID_PRIVATE_KEY): alerts are "
-            "stored and shown, but no Web Push is sent"
+            "no VAPID key configured (POSTOP_ALERTS__VAPID_PRIVATE_KEY; `postop vapid`"
+            " makes one): alerts are stored and shown, but no Web Push is sent"
         )
     else:
-        log.error("Web Push is not available in this version yet; alerts are stored only")
-    engine = Engine(settings.database_url.get_secret_value(), protocols, notify)
+        team = CareTeamNotifier(conninfo, protocols)
+        pusher = PushNotifier(
+            settings.alerts.vapid_private_key.get_secret_value(),
+            settings.alerts.vapid_subject,
+            team.record,
+            max_attempts=settings.alerts.push_max_attempts,
+        )
+        team.pusher = pusher
+        pusher.start()
+
+        def notify(conn: psycopg.Connection, notices: Sequence[Notice]) -> None:
+            _log_only(conn, notices)
+            team(conn, notices)
+
+    engine = Engine(conninfo, protocols, notify)
     log.info("alerts engine running with protocols %s", ", ".join(sorted(protocols)))
-    engine.run(stop, settings.alerts.tick_s, settings.alerts.debounce_s)
+    try:
+        engine.run(stop, settings.alerts.tick_s, settings.alerts.debounce_s)
+    finally:
+        if pusher is not None:
+            pusher.stop()
 
 
 def main(settings: Settings | None = None) -> None:

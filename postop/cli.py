@@ -87,6 +87,17 @@ def alerts() -> None:
 
 
 @app.command()
+def vapid() -> None:
+    """Make a VAPID key pair for Web Push: the private key goes in the alerts settings
+    (POSTOP_ALERTS__VAPID_PRIVATE_KEY), the public key in the web app."""
+    from alerts.vapid import generate
+
+    keys = generate()
+    typer.echo(keys.private_pem.strip())
+    typer.echo(f"application server (public) key: {keys.public_key_b64url}")
+
+
+@app.command()
 def api() -> None:
     """Serve the web application and REST API."""
     from api.main import main

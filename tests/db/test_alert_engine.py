@@ -97,3 +97,61 @@ def test_desaturation_opens_one_latched_high_alert(db: str) -> None:
         "acknowledged",
         "auto_resolved",
     ]
+
+
+def test_new_alert_reaches_the_care_team_as_a_decrypted_web_push(db: str) -> None:
+    from alerts.notify import CareTeamNotifier
+    from alerts.vapid import generate
+    from alerts.webpush import PushNotifier
+    from tests.push_endpoint import PushEndpoint
+    from tests.stack import wait_for
+
+    keys = generate()
+    endpoint = PushEndpoint(keys.public_key_b64url).start()
+    protocols = builtin_protocols()
+    team = CareTeamNotifier(db, protocols)
+    pusher = PushNotifier(keys.private_pem, "mailto:team@postop.invalid", team.record)
+    team.pusher = pusher
+    pusher.start()
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        with psycopg.connect(db, autocommit=True) as conn:
+            team_id = ensure_team(conn, "Push team")
+            other_team = ensure_team(conn, "Another team")
+            patient = ensure_patient(conn, "P-PUSH", team_id)
+            subs = {}
+            for n, (tid, role) in enumerate(
+                [(team_id, "coordinator"), (team_id, "physician"), (other_team, "coordinator")],
+                start=1,
+            ):
+                s = endpoint.subscribe(n)
+                row = conn.execute(
+                    "INSERT INTO push_subscriptions (team_id, role, endpoint, p256dh, auth)"
+                    " VALUES (%s, %s, %s, %s, %s) RETURNING subscription_id",
+                    (tid, role, s.endpoint, s.p256dh, s.auth),
+                ).fetchone()
+                assert row is not None
+                subs[f"ep{n}"] = row[0]
+            _spo2(conn, patient, now, [85.0] * 12)
+            engine = Engine(db, protocols, team, clock_ms=lambda: int(now.timestamp() * 1000))
+            engine.evaluate_once(conn, [patient])
+            wait_for(lambda: len(endpoint.received) >= 1, 15, "the push")
+            wait_for(lambda: _count(conn, "push_deliveries") >= 1, 10, "the delivery record")
+            alert_ids = [
+                r[0]
+                for r in conn.execute("SELECT alert_id FROM alerts WHERE rule_id = 'spo2_critical'")
+            ]
+    finally:
+        pusher.stop()
+        endpoint.stop()
+    # tier 0 of the cardiac/digestive protocols is the coordinator of the patient's team
+    assert [
+        r.endpoint_id for r in endpoint.received if r.payload["tag"] == f"alert-{alert_ids[0]}"
+    ] == ["ep1"]
+    assert endpoint.received[0].payload["body"].startswith("A patient needs review")
+    assert endpoint.rejected == []
+
+
+def _count(conn: psycopg.Connection, table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
