@@ -81,6 +81,17 @@ def _demo_kits(conn: psycopg.Connection, count: int) -> list[tuple[str, str, str
     return kits
 
 
+def _vapid_key(data_dir: Path) -> str:
+    """The stack's Web Push key, made once and kept (browsers subscribe to its public half)."""
+    from alerts.vapid import generate
+
+    path = data_dir / "vapid-private.pem"
+    if not path.exists():
+        path.write_text(generate().private_pem, encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8")
+
+
 def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours: float) -> None:
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +152,9 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                 logs / "ingest.log",
             )
         )
-        supervisor.add(Child("alerts", ["alerts"], common, logs / "alerts.log"))
+        supervisor.add(Child("alerts", ["alerts"], {
+            **common, "POSTOP_ALERTS__VAPID_PRIVATE_KEY": _vapid_key(data_dir),
+        }, logs / "alerts.log"))
         kit_args = []
         for key, gateway_id, password in kits:
             link_port = free_port()
