@@ -13,6 +13,7 @@ from alerts.engine import Engine
 from alerts.notify import CareTeamNotifier
 from alerts.protocol import builtin_protocols
 from alerts.webpush import DeliveryOutcome
+from store.overrides import set_override
 from store.provisioning import (
     enroll,
     ensure_patient,
@@ -82,11 +83,11 @@ def test_technical_rules_and_overrides(db: str) -> None:
         assert {"spo2_low", "implausible_rate"} <= _rules(conn, b)
         assert "gateway_offline" not in _rules(conn, b)
 
-        conn.execute(
-            "INSERT INTO threshold_overrides (patient_id, rule_id, param, value, set_by,"
-            " reason) VALUES (%s, 'spo2_low', 'threshold', 90, 'dr-test', 'COPD')",
-            (b,),
-        )
+        set_override(conn, b, "spo2_low", "threshold", 90.0, "dr-test", "COPD, usual 90-91%")
+        audit = conn.execute(
+            "SELECT actor, action, detail->>'previous' FROM audit_log WHERE patient_id = %s", (b,)
+        ).fetchall()
+        assert audit == [("dr-test", "threshold_override", None)]
         conn.execute(
             "UPDATE alerts SET state = 'resolved' WHERE patient_id = %s AND rule_id = 'spo2_low'",
             (b,),
