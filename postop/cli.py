@@ -87,6 +87,14 @@ def alerts() -> None:
 
 
 @app.command()
+def bench() -> None:
+    """Run every benchmark (a few minutes); results in bench/results/."""
+    from bench.__main__ import main
+
+    main()
+
+
+@app.command()
 def vapid() -> None:
     """Make a VAPID key pair for Web Push: the private key goes in the alerts settings
     (POSTOP_ALERTS__VAPID_PRIVATE_KEY), the public key in the web app."""
