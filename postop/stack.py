@@ -152,9 +152,17 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                 logs / "ingest.log",
             )
         )
-        supervisor.add(Child("alerts", ["alerts"], {
-            **common, "POSTOP_ALERTS__VAPID_PRIVATE_KEY": _vapid_key(data_dir),
-        }, logs / "alerts.log"))
+        supervisor.add(
+            Child(
+                "alerts",
+                ["alerts"],
+                {
+                    **common,
+                    "POSTOP_ALERTS__VAPID_PRIVATE_KEY": _vapid_key(data_dir),
+                },
+                logs / "alerts.log",
+            )
+        )
         kit_args = []
         for key, gateway_id, password in kits:
             link_port = free_port()
