@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -27,9 +25,8 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from postop.local_mosquitto import LocalMosquitto, write_accounts
-from postop.local_postgres import LocalPostgres
-from postop.ports import free_port
+from bench.private_services import INGEST_PASSWORD, private_services, service_env
+from postop.local_mosquitto import write_accounts
 from store.migrate import migrate
 from store.mqtt_accounts import hash_password
 from store.provisioning import (
@@ -151,16 +148,7 @@ def run(
     timescaledb: bool = False,
     workers: int = 1,
 ) -> Result:
-    tmp = Path(tempfile.mkdtemp(prefix="postop-bench-"))
-    tmp.chmod(0o755)
-    conf = ["shared_preload_libraries = 'timescaledb'", "timescaledb.telemetry_level = off"]
-    pg = LocalPostgres(tmp / "pg", free_port(), extra_conf=conf if timescaledb else [])
-    broker = LocalMosquitto(tmp / "mqtt", free_port())
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        pg.ensure_initialised()
-        pg.start()
-        pg.wait_ready()
+    with private_services("postop-bench-", timescaledb=timescaledb) as (tmp, pg, broker, procs):
         data = _readings(gateways, total_readings // gateways)
         ref_db = pg.create_database("reference")
         migrate(ref_db)
@@ -170,26 +158,14 @@ def run(
         db = pg.create_database("pipeline")
         migrate(db)
         _provision(db, data)
-        accounts = {"ingest": hash_password("bench-ingest")}
+        accounts = {"ingest": hash_password(INGEST_PASSWORD)}
         accounts.update({gw: hash_password("bench-gw") for gw in data})
         broker.write_config()
         broker.start()
         write_accounts(broker, accounts)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("POSTOP_")}
-        env.update(
-            {
-                "POSTOP_DATABASE_URL": db,
-                "POSTOP_MQTT__PORT": str(broker.port),
-                "POSTOP_MQTT__USERNAME": "ingest",
-                "POSTOP_MQTT__PASSWORD": "bench-ingest",
-                "POSTOP_INGEST__REFRESH_AGGREGATES_S": "3600",
-                "POSTOP_LOG_LEVEL": "WARNING",
-                "PYTHONPATH": str(ROOT),
-            }
-        )
-        # one short run creates ingest's persistent session and its shared subscription
+        env = service_env(db, broker.port)
         # one short run per worker creates its persistent session in the shared group
-        procs = [_ingest(env, tmp, w) for w in range(workers)]
+        procs.extend(_ingest(env, tmp, w) for w in range(workers))
         time.sleep(3)
         for proc in procs:
             proc.terminate()
@@ -213,7 +189,7 @@ def run(
             client.loop_stop()
         assert broker.proc is not None
         broker_cpu0 = _cpu_seconds(broker.proc.pid)
-        procs = [_ingest(env, tmp, w) for w in range(workers)]
+        procs[:] = [_ingest(env, tmp, w) for w in range(workers)]
         with psycopg.connect(db, autocommit=True) as conn:
             first_n, first_t = 0, 0.0
             deadline = time.monotonic() + 600
@@ -243,14 +219,6 @@ def run(
             flavour,
             workers,
         )
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(10)
-        broker.stop()
-        pg.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:

@@ -65,6 +65,12 @@ def find_binaries() -> PgBinaries:
     return wheel_binaries()
 
 
+TIMESCALEDB_CONF = (
+    "shared_preload_libraries = 'timescaledb'",
+    "timescaledb.telemetry_level = off",
+)
+
+
 def timescaledb_installed(binaries: PgBinaries) -> bool:
     """Whether this server installation has the TimescaleDB extension files."""
     try:

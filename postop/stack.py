@@ -19,7 +19,12 @@ from pathlib import Path
 import psycopg
 
 from postop.local_mosquitto import LocalMosquitto
-from postop.local_postgres import LocalPostgres, find_binaries, timescaledb_installed
+from postop.local_postgres import (
+    TIMESCALEDB_CONF,
+    LocalPostgres,
+    find_binaries,
+    timescaledb_installed,
+)
 from postop.ports import free_port, wait_port
 from postop.supervisor import Child, Supervisor
 from store.migrate import migrate
@@ -99,12 +104,11 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
     ports = _ports(data_dir / "stack.json", settings.api.port)
     binaries = find_binaries()
     # TimescaleDB whenever this PostgreSQL has it (a cluster keeps what it started with)
-    tsdb = ["shared_preload_libraries = 'timescaledb'", "timescaledb.telemetry_level = off"]
     pg = LocalPostgres(
         data_dir / "postgres",
         ports["postgres"],
         binaries=binaries,
-        extra_conf=tsdb if timescaledb_installed(binaries) else [],
+        extra_conf=TIMESCALEDB_CONF if timescaledb_installed(binaries) else (),
     )
     broker = LocalMosquitto(data_dir / "mosquitto", ports["mqtt"])
     supervisor = Supervisor()

@@ -14,7 +14,12 @@ import psycopg
 import pytest
 
 from ingest.writer import prepare, write_batch
-from postop.local_postgres import LocalPostgres, find_binaries, timescaledb_installed
+from postop.local_postgres import (
+    TIMESCALEDB_CONF,
+    LocalPostgres,
+    find_binaries,
+    timescaledb_installed,
+)
 from postop.ports import free_port
 from store.flavour import Flavour, detect
 from store.migrate import migrate
@@ -44,10 +49,7 @@ def tsdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         root / "pg",
         free_port(),
         fast_unsafe=True,
-        extra_conf=[
-            "shared_preload_libraries = 'timescaledb'",
-            "timescaledb.telemetry_level = off",
-        ],
+        extra_conf=TIMESCALEDB_CONF,
     )
     server.ensure_initialised()
     server.start()
