@@ -1,12 +1,11 @@
 """Alerts in the database: reading what is open, applying the lifecycle's actions with an
 ``alert_events`` row for every transition (who, when, evidence), and the actions people
-take (acknowledge, resolve with a note). Each change NOTIFYs ``alerts_changed`` at commit
-so open dashboards update live.
+take live in ``store.alert_actions``, shared with the API. Each change NOTIFYs
+``alerts_changed`` at commit so open dashboards update live.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +23,10 @@ from alerts.lifecycle import (
     OpenAlert,
     RaisePriority,
 )
+from store.alert_actions import changed as _changed
+from store.alert_actions import event as _event
+from store.alert_actions import timestamp as _ts
 
-CHANNEL = "alerts_changed"
 SYSTEM = "system"
 
 
@@ -38,10 +39,6 @@ class Notice:
     priority: str
     tier: int
     reason: str
-
-
-def _ts(ms: int) -> str:
-    return f"{ms / 1000:.3f}"
 
 
 def open_alerts(conn: psycopg.Connection, patient_ids: Sequence[int] | None) -> list[OpenAlert]:
@@ -57,36 +54,6 @@ def open_alerts(conn: psycopg.Connection, patient_ids: Sequence[int] | None) -> 
         sql += " AND patient_id = ANY(%s)"
         params = (list(patient_ids),)
     return [OpenAlert(*row) for row in conn.execute(sql, params).fetchall()]
-
-
-def _event(
-    cur: psycopg.Cursor,
-    alert_id: int,
-    now_ms: int,
-    transition: str,
-    actor: str = SYSTEM,
-    note: str | None = None,
-    evidence: Any = None,
-) -> None:
-    cur.execute(
-        "INSERT INTO alert_events (alert_id, at, transition, actor, note, evidence)"
-        " VALUES (%s, to_timestamp(%s), %s, %s, %s, %s)",
-        (
-            alert_id,
-            _ts(now_ms),
-            transition,
-            actor,
-            note,
-            Jsonb(evidence) if evidence is not None else None,
-        ),
-    )
-
-
-def _changed(cur: psycopg.Cursor, alert_id: int, patient_id: int, state: str) -> None:
-    cur.execute(
-        "SELECT pg_notify(%s, %s)",
-        (CHANNEL, json.dumps({"alert_id": alert_id, "patient_id": patient_id, "state": state})),
-    )
 
 
 def apply(conn: psycopg.Connection, actions: Sequence[Action], now_ms: int) -> list[Notice]:
@@ -170,39 +137,3 @@ def _apply_one(cur: psycopg.Cursor, action: Action, now_ms: int) -> Notice | Non
             _changed(cur, a.alert_id, a.patient_id, a.state)
             return Notice(a.alert_id, a.patient_id, a.priority, action.tier, "escalated")
     return None
-
-
-class AlertStateError(ValueError):
-    """An action a person asked for that the alert's state does not allow."""
-
-
-def acknowledge(conn: psycopg.Connection, alert_id: int, actor: str, now_ms: int) -> None:
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(
-            "UPDATE alerts SET state = 'acknowledged', acknowledged_at = to_timestamp(%s),"
-            " acknowledged_by = %s, updated_at = now()"
-            " WHERE alert_id = %s AND state = 'active' RETURNING patient_id",
-            (_ts(now_ms), actor, alert_id),
-        )
-        row = cur.fetchone()
-        if row is None:
-            raise AlertStateError(f"alert {alert_id} is not waiting for acknowledgement")
-        _event(cur, alert_id, now_ms, "acknowledged", actor)
-        _changed(cur, alert_id, int(row[0]), "acknowledged")
-
-
-def resolve(conn: psycopg.Connection, alert_id: int, actor: str, note: str, now_ms: int) -> None:
-    if not note.strip():
-        raise AlertStateError("resolving an alert needs a note saying what was done")
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(
-            "UPDATE alerts SET state = 'resolved', resolved_at = to_timestamp(%s),"
-            " resolved_by = %s, resolution_note = %s, updated_at = now()"
-            " WHERE alert_id = %s AND state <> 'resolved' RETURNING patient_id",
-            (_ts(now_ms), actor, note, alert_id),
-        )
-        row = cur.fetchone()
-        if row is None:
-            raise AlertStateError(f"alert {alert_id} is already resolved or does not exist")
-        _event(cur, alert_id, now_ms, "resolved", actor, note)
-        _changed(cur, alert_id, int(row[0]), "resolved")

@@ -36,7 +36,8 @@ def followed_patients(conn: psycopg.Connection, only: Sequence[int] | None) -> P
     sql = (
         "SELECT patient_id, team_id, protocol,"
         " coalesce((extract(epoch FROM discharged_at) * 1000)::bigint, -1),"
-        " spo2_scale = 2, on_oxygen FROM patients WHERE follow_up_ended_at IS NULL"
+        " spo2_scale = 2, on_oxygen FROM patients"
+        " WHERE (follow_up_ended_at IS NULL OR follow_up_ended_at > now())"
     )
     params: tuple[object, ...] = ()
     if only is not None:

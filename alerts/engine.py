@@ -17,9 +17,10 @@ import psycopg
 
 from alerts.alert_store import Notice, apply, open_alerts
 from alerts.context import followed_patients
-from alerts.evaluate import evaluate
+from alerts.evaluate import News2Score, evaluate
 from alerts.lifecycle import Policy, plan
 from alerts.protocol import Protocol
+from alerts.published import publish_protocols
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ class Engine:
         ctx = followed_patients(conn, ids)
         if len(ctx.patient_ids) == 0:
             return 0
-        findings = evaluate(conn, ctx, self._protocols, now_ms)
+        scores: list[News2Score] = []
+        findings = evaluate(conn, ctx, self._protocols, now_ms, scores)
         policies = {}
         for pid, proto_name in zip(ctx.patient_ids.tolist(), ctx.protocols, strict=True):
             proto = self._protocols.get(proto_name)
@@ -68,6 +70,7 @@ class Engine:
             policies,
         )
         notices = apply(conn, actions, now_ms) if actions else []
+        _store_scores(conn, scores, now_ms)
         self.rounds += 1
         if notices:
             self._notify(conn, notices)
@@ -82,6 +85,7 @@ class Engine:
                     conn = psycopg.connect(self._conninfo, autocommit=True)
                     conn.execute(f"LISTEN {VITALS_CHANNEL}")
                     conn.execute(f"LISTEN {STATUS_CHANNEL}")
+                    publish_protocols(conn, self._protocols)
                     next_tick = 0.0  # after any outage, look at everyone at once
                 if time.monotonic() >= next_tick:
                     self.evaluate_once(conn, None)
@@ -116,6 +120,26 @@ class Engine:
             elif note.channel == STATUS_CHANNEL:
                 patients.update(_patients_of_gateway(conn, note.payload))
         return patients
+
+
+def _store_scores(conn: psycopg.Connection, scores: Sequence[News2Score], now_ms: int) -> None:
+    """The latest NEWS2 per patient, for the dashboard's ordering (one statement a round)."""
+    if not scores:
+        return
+    conn.execute(
+        "INSERT INTO patient_news2 (patient_id, score, band, complete, computed_at)"
+        " SELECT p, s, b, c, to_timestamp(%s) FROM unnest(%s::bigint[], %s::smallint[],"
+        " %s::smallint[], %s::boolean[]) AS u(p, s, b, c)"
+        " ON CONFLICT (patient_id) DO UPDATE SET score = EXCLUDED.score, band = EXCLUDED.band,"
+        " complete = EXCLUDED.complete, computed_at = EXCLUDED.computed_at",
+        (
+            f"{now_ms / 1000:.3f}",
+            [s.patient_id for s in scores],
+            [s.total for s in scores],
+            [s.band for s in scores],
+            [s.complete for s in scores],
+        ),
+    )
 
 
 def _patients_of_gateway(conn: psycopg.Connection, gateway_id: str) -> list[int]:

@@ -6,6 +6,7 @@ array operation over all of them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -105,16 +106,31 @@ def _onset(window: Window, since_bin: NDArray[np.int64]) -> NDArray[np.int64]:
     return np.where(since_bin >= 0, start + since_bin * window.bin_s * 1000, -1)
 
 
+@dataclass(frozen=True, slots=True)
+class News2Score:
+    """A patient's latest NEWS2, kept for the dashboard's ordering even when no alert fires."""
+
+    patient_id: int
+    total: int
+    band: int
+    complete: bool
+
+
 def evaluate(
-    conn: psycopg.Connection, ctx: PatientContext, protocols: Mapping[str, Protocol], now_ms: int
+    conn: psycopg.Connection,
+    ctx: PatientContext,
+    protocols: Mapping[str, Protocol],
+    now_ms: int,
+    scores: list[News2Score] | None = None,
 ) -> list[Finding]:
+    """Findings of every rule for these patients; NEWS2 scores go to ``scores`` if given."""
     findings: list[Finding] = []
     for name in sorted(set(ctx.protocols)):
         proto = protocols.get(name)
         if proto is None:
             continue
         mask = ctx.subset(name)
-        findings += _evaluate_protocol(conn, ctx, mask, proto, now_ms)
+        findings += _evaluate_protocol(conn, ctx, mask, proto, now_ms, scores)
     return findings
 
 
@@ -124,6 +140,7 @@ def _evaluate_protocol(
     mask: NDArray[np.bool_],
     proto: Protocol,
     now_ms: int,
+    scores: list[News2Score] | None,
 ) -> list[Finding]:
     ids = ctx.patient_ids[mask]
     pids = ids.tolist()
@@ -159,7 +176,7 @@ def _evaluate_protocol(
                 _onset(short, res.since_bin),
             )
         elif isinstance(rule, News2Rule):
-            out += _news2(ctx, mask, ids, rule, short)
+            out += _news2(ctx, mask, ids, rule, short, scores)
 
     long_rules = [r for r in rules if isinstance(r, TrendRule | RiseRule)]
     if long_rules:
@@ -239,6 +256,7 @@ def _news2(
     ids: NDArray[np.int64],
     rule: News2Rule,
     short: Window,
+    scores: list[News2Score] | None,
 ) -> list[Finding]:
     latest = {m: n2.latest(_metric(short, m), MINUTE_S, rule.freshness_s) for m in NEWS2_METRICS}
     result = n2.news2(
@@ -256,6 +274,17 @@ def _news2(
         temp_present=latest["temp_c"][1],
         spo2_scale2=ctx.spo2_scale2[mask],
     )
+    if scores is not None:
+        scores += [
+            News2Score(int(pid), int(total), int(band), bool(complete))
+            for pid, total, band, complete in zip(
+                ids.tolist(),
+                result.total.tolist(),
+                result.band.tolist(),
+                result.complete.tolist(),
+                strict=True,
+            )
+        ]
     by_band = {
         n2.News2Band.LOW_MEDIUM: rule.low_medium,
         n2.News2Band.MEDIUM: rule.medium,

@@ -1,45 +1,148 @@
-"""The FastAPI application. For now: health (the process is up) and readiness (the
-database answers and is migrated); the clinician pages and REST API come next."""
+"""The FastAPI application: clinician pages, ``/api/v1`` (OpenAPI at /openapi.json),
+live updates, the service worker, health, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from psycopg_pool import AsyncConnectionPool
+import plotly
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 
+from api import pages, rest
+from api.database import Database
+from api.guards import NotSignedIn
+from api.i18n import load_catalogs
+from api.live import Broadcaster
+from api.metrics import ApiMetrics
 from vitals.settings import Settings
+
+# Plotly's browser bundle as the plotly package on PyPI ships it (never copied here)
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';"
+        " img-src 'self' data: blob:; connect-src 'self'; worker-src 'self';"
+        " frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _readable(exc: RequestValidationError) -> str:
+    """One sentence per problem: where, and what is wrong."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
 
 
 def create_app(settings: Settings) -> FastAPI:
-    pool = AsyncConnectionPool(
-        settings.database_url.get_secret_value(), min_size=1, max_size=10, open=False
-    )
+    db = Database(settings.database_url.get_secret_value(), settings.api.pool_max_size)
+    live = Broadcaster(settings.database_url.get_secret_value())
+    metrics = ApiMetrics()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await pool.open(wait=False)
+        db.open()
+        live.start()
         yield
-        await pool.close()
+        await live.stop()
+        db.close()
 
-    app = FastAPI(title="postop", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="postop",
+        version="0.1.0",
+        description="Remote post-operative monitoring: clinician API. Sign in with"
+        " POST /api/v1/session; send the returned csrf_token as X-CSRF-Token on changes.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.live = live
+    app.state.catalogs = load_catalogs()
+    # autoescapes .html templates
+    app.state.templates = Jinja2Templates(directory=str(resources.files("api") / "templates"))
+
+    @app.middleware("http")
+    async def headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await metrics.middleware(request, call_next)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(NotSignedIn)
+    async def not_signed_in(request: Request, _exc: NotSignedIn) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": "sign in first (POST /api/v1/session)"}, 401)
+        return pages.login_redirect(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _readable(exc)}, 422)
+
+    app.include_router(rest.router)
+    app.include_router(pages.router)
+    app.mount(
+        "/static", StaticFiles(directory=str(resources.files("api") / "static")), name="static"
+    )
+
+    @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        return FileResponse(
+            PLOTLY_JS,
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    @app.get("/sw.js", include_in_schema=False)
+    def service_worker() -> FileResponse:
+        path = Path(str(resources.files("api") / "static" / "sw.js"))
+        return FileResponse(
+            path,
+            media_type="text/javascript",
+            headers={"Service-Worker-Allowed": "/", "Cache-Control": "no-cache"},
+        )
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
 
     @app.get("/health", tags=["operations"])
-    async def health() -> dict[str, str]:
+    def health() -> dict[str, str]:
         """The API process is running."""
         return {"status": "ok"}
 
     @app.get("/ready", tags=["operations"])
-    async def ready() -> JSONResponse:
+    def ready() -> JSONResponse:
         """The database answers and carries the postop schema."""
         try:
-            async with pool.connection(timeout=2) as conn:
-                cur = await conn.execute("SELECT max(version) FROM schema_migrations")
-                row = await cur.fetchone()
+            with db.connection(timeout_s=2) as conn:
+                row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
         except Exception as exc:  # any failure means not ready; say which, not the details
             return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, 503)
         return JSONResponse({"status": "ready", "schema_version": row[0] if row else None})
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    def prometheus(request: Request) -> Response:
+        """Prometheus exposition format; a bearer token guards it when one is configured."""
+        token = settings.api.metrics_token
+        if token is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given, f"Bearer {token.get_secret_value()}"):
+                raise HTTPException(401, "metrics need the configured bearer token")
+        return metrics.render(live.listeners)
 
     return app

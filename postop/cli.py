@@ -105,6 +105,39 @@ def vapid() -> None:
     typer.echo(f"application server (public) key: {keys.public_key_b64url}")
 
 
+@app.command("clinician")
+def clinician_add(
+    email: Annotated[str, typer.Option(help="sign-in address")],
+    name: Annotated[str, typer.Option(help="name shown to colleagues")],
+    role: Annotated[str, typer.Option(help="coordinator, physician or admin")],
+    team: Annotated[list[str], typer.Option(help="care team name, repeatable; made if new")],
+    language: Annotated[str, typer.Option(help="fr or en")] = "fr",
+    time_zone: Annotated[str, typer.Option(help="IANA zone for times on screen")] = "Europe/Paris",
+) -> None:
+    """Create a clinician account; the password is asked twice and never echoed."""
+    import psycopg
+
+    from api.passwords import hash_password
+    from store.clinicians import DuplicateAccountError, create_clinician
+    from store.provisioning import ensure_team
+
+    if role not in ("coordinator", "physician", "admin"):
+        raise typer.BadParameter("role must be coordinator, physician or admin")
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        hashed = hash_password(password)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    settings = _settings()
+    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        teams = [ensure_team(conn, t) for t in team]
+        try:
+            cid = create_clinician(conn, email, name, role, hashed, teams, language, time_zone)
+        except DuplicateAccountError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    typer.echo(f"account {cid} created for {email} ({role})")
+
+
 @app.command()
 def api() -> None:
     """Serve the web application and REST API."""

@@ -28,7 +28,12 @@ from postop.local_postgres import (
 from postop.ports import free_port, wait_port
 from postop.supervisor import Child, Supervisor
 from store.migrate import migrate
-from store.mqtt_accounts import hash_password, new_secret, write_password_file
+from store.mqtt_accounts import (
+    ACCOUNTS_CHANNEL,
+    new_secret,
+    set_service_account,
+    write_password_file,
+)
 from store.provisioning import (
     enroll,
     ensure_patient,
@@ -41,6 +46,16 @@ from vitals.settings import Settings
 log = logging.getLogger(__name__)
 
 DEMO_TEAM = "Chirurgie - suivi à domicile (démo)"
+DEMO_ACCOUNTS = (  # e-mail, name, role, UI language
+    ("admin@postop.example", "Admin (démo)", "admin", "fr"),
+    ("coordination@postop.example", "Coordination IDE (démo)", "coordinator", "fr"),
+    ("physician@postop.example", "Dr Demo", "physician", "en"),
+)
+DEMO_HOMES = (  # language, time zone, country, procedure, home physician
+    ("en", "America/New_York", "US", "Laparoscopic colectomy", "Dr Jane Miller"),
+    ("es", "Europe/Madrid", "ES", "Total hip replacement", "Dra. Lucía García"),
+    ("it", "Europe/Rome", "IT", "Coronary artery bypass", "Dott. Marco Rossi"),
+)
 DEFAULT_PORTS = {"postgres": 55432, "mqtt": 18830}
 
 
@@ -72,7 +87,21 @@ def _demo_kits(conn: psycopg.Connection, count: int) -> list[tuple[str, str, str
     kits = []
     for n in range(1, count + 1):
         key = f"demo-{n:03d}"
-        patient = ensure_patient(conn, f"DEMO-{n:03d}", team, language=("en", "es", "it")[n % 3])
+        language, zone, country, procedure, physician = DEMO_HOMES[(n - 1) % len(DEMO_HOMES)]
+        patient = ensure_patient(conn, f"DEMO-{n:03d}", team, language, zone)
+        conn.execute(
+            "UPDATE patients SET home_country = %s, procedure = %s, home_physician_name = %s,"
+            " surgery_date = coalesce(surgery_date, current_date - 4),"
+            " discharged_at = coalesce(discharged_at, now() - interval '1 day'),"
+            " protocol = %s WHERE patient_id = %s",
+            (
+                country,
+                procedure,
+                physician,
+                ("digestive_surgery", "orthopaedic_surgery", "cardiac_surgery")[(n - 1) % 3],
+                patient,
+            ),
+        )
         gateway_id = f"gw-{key}"
         password = register_gateway(conn, gateway_id)  # re-keyed at every start
         for device_id, kind in kit_devices(key):
@@ -86,6 +115,52 @@ def _demo_kits(conn: psycopg.Connection, count: int) -> list[tuple[str, str, str
     return kits
 
 
+def _demo_login(conn: psycopg.Connection, data_dir: Path) -> str:
+    """The demo accounts' password: made at the first start, kept in the data folder."""
+    from api.passwords import hash_password as hash_clinician_password
+    from store.clinicians import create_clinician
+
+    path = data_dir / "demo-password.txt"
+    if not path.exists():
+        path.write_text(new_secret()[:20], encoding="utf-8")
+        path.chmod(0o600)
+    password = path.read_text(encoding="utf-8").strip()
+    team = ensure_team(conn, DEMO_TEAM)
+    for email, name, role, language in DEMO_ACCOUNTS:
+        exists = conn.execute(
+            "SELECT 1 FROM clinicians WHERE lower(email) = %s", (email,)
+        ).fetchone()
+        if exists is None:
+            create_clinician(
+                conn, email, name, role, hash_clinician_password(password), [team], language
+            )
+    return password
+
+
+def _follow_accounts(
+    conninfo: str, broker: LocalMosquitto, stop: threading.Event
+) -> threading.Thread:
+    """Re-render the broker's password file and reload it whenever a gateway is
+    registered or re-keyed (the API NOTIFYs ``mqtt_accounts_changed``)."""
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {ACCOUNTS_CHANNEL}")
+                    while not stop.is_set():
+                        if list(conn.notifies(timeout=1.0, stop_after=1)):
+                            write_password_file(conn, broker.password_file)
+                            broker.reload()
+                            log.info("broker accounts reloaded")
+            except psycopg.OperationalError:
+                stop.wait(2.0)
+
+    thread = threading.Thread(target=run, name="broker-accounts", daemon=True)
+    thread.start()
+    return thread
+
+
 def _vapid_key(data_dir: Path) -> str:
     """The stack's Web Push key, made once and kept (browsers subscribe to its public half)."""
     from alerts.vapid import generate
@@ -95,6 +170,12 @@ def _vapid_key(data_dir: Path) -> str:
         path.write_text(generate().private_pem, encoding="utf-8")
         path.chmod(0o600)
     return path.read_text(encoding="utf-8")
+
+
+def _vapid_public(private_pem: str) -> str:
+    from alerts.vapid import load, public_key_of
+
+    return public_key_of(load(private_pem))
 
 
 def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours: float) -> None:
@@ -126,16 +207,14 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
         ingest_password, api_password = new_secret(), new_secret()
         with psycopg.connect(conninfo, autocommit=True) as conn:
             kits = _demo_kits(conn, patients)
+            demo_password = _demo_login(conn, data_dir)
+            set_service_account(conn, "ingest", ingest_password)
+            set_service_account(conn, "api", api_password)
             broker.write_config()
-            write_password_file(
-                conn,
-                broker.password_file,
-                {
-                    "ingest": hash_password(ingest_password),
-                    "api": hash_password(api_password),
-                },
-            )
+            write_password_file(conn, broker.password_file)
         broker.start()
+        _follow_accounts(conninfo, broker, stop)
+        vapid_pem = _vapid_key(data_dir)
 
         common = {
             "POSTOP_DATABASE_URL": conninfo,
@@ -162,7 +241,7 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                 ["alerts"],
                 {
                     **common,
-                    "POSTOP_ALERTS__VAPID_PRIVATE_KEY": _vapid_key(data_dir),
+                    "POSTOP_ALERTS__VAPID_PRIVATE_KEY": vapid_pem,
                 },
                 logs / "alerts.log",
             )
@@ -195,6 +274,7 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                 {
                     **common,
                     "POSTOP_API__PORT": str(ports["api"]),
+                    "POSTOP_API__VAPID_PUBLIC_KEY": _vapid_public(vapid_pem),
                 },
                 logs / "api.log",
             )
@@ -209,7 +289,7 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                 )
             )
         wait_port(ports["api"], 30)
-        _announce(pg, created, applied, ports, kits, data_dir)
+        _announce(pg, created, applied, ports, kits, data_dir, demo_password)
         while not stop.wait(1.0):
             supervisor.check()
     finally:
@@ -228,12 +308,14 @@ def _announce(
     ports: dict[str, int],
     kits: list[tuple[str, str, str]],
     data_dir: Path,
+    demo_password: str,
 ) -> None:
     lines = [
         "",
         "postop is running",
         f"  dashboard   http://127.0.0.1:{ports['api']}/   (health: /health, readiness: /ready)",
-        "  login       clinician accounts arrive with the web app; the API is open on loopback",
+        f"  login       {DEMO_ACCOUNTS[0][0]} (admin), {DEMO_ACCOUNTS[1][0]} (coordinator),"
+        f" {DEMO_ACCOUNTS[2][0]} (physician); password {demo_password}",
         f"  PostgreSQL  127.0.0.1:{ports['postgres']} database postop "
         f"({pg.binaries.origin} binaries; {'new' if created else 'existing'} cluster, "
         f"{len(applied)} migrations applied now)",

@@ -43,18 +43,32 @@ def new_secret() -> str:
     return base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
 
 
+ACCOUNTS_CHANNEL = "mqtt_accounts_changed"
+
+
 def set_gateway_password(conn: psycopg.Connection, gateway_id: str, password: str) -> None:
+    """Store the hash; whoever runs the broker re-renders its file on the NOTIFY."""
     conn.execute(
         "INSERT INTO gateways (gateway_id, mqtt_password_hash) VALUES (%s, %s)"
         " ON CONFLICT (gateway_id) DO UPDATE SET mqtt_password_hash = EXCLUDED.mqtt_password_hash",
         (gateway_id, hash_password(password)),
     )
+    conn.execute("SELECT pg_notify(%s, %s)", (ACCOUNTS_CHANNEL, gateway_id))
+
+
+def set_service_account(conn: psycopg.Connection, name: str, password: str) -> None:
+    conn.execute(
+        "INSERT INTO mqtt_service_accounts (name, mqtt_password_hash) VALUES (%s, %s)"
+        " ON CONFLICT (name) DO UPDATE SET mqtt_password_hash = EXCLUDED.mqtt_password_hash",
+        (name, hash_password(password)),
+    )
 
 
 def write_password_file(
-    conn: psycopg.Connection, path: Path, service_accounts: dict[str, str]
+    conn: psycopg.Connection, path: Path, service_accounts: dict[str, str] | None = None
 ) -> int:
-    """Render every gateway with a password, plus the given service accounts (name -> hash).
+    """Render every gateway with a password, plus the service accounts stored in the
+    database and the given ones (name -> hash; these win).
 
     Written to a temporary file and renamed, so the broker never reads half a file.
     Returns the number of accounts written.
@@ -63,8 +77,12 @@ def write_password_file(
         "SELECT gateway_id, mqtt_password_hash FROM gateways"
         " WHERE mqtt_password_hash IS NOT NULL ORDER BY gateway_id"
     ).fetchall()
-    lines = [f"{name}:{hashed}" for name, hashed in sorted(service_accounts.items())]
-    lines += [f"{gw}:{hashed}" for gw, hashed in rows if gw not in service_accounts]
+    services = dict(
+        conn.execute("SELECT name, mqtt_password_hash FROM mqtt_service_accounts").fetchall()
+    )
+    services.update(service_accounts or {})
+    lines = [f"{name}:{hashed}" for name, hashed in sorted(services.items())]
+    lines += [f"{gw}:{hashed}" for gw, hashed in rows if gw not in services]
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.chmod(0o640)

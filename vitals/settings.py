@@ -70,6 +70,16 @@ class BrokerSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
+    # the public half of the alerts engine's VAPID key, given to browsers that subscribe
+    vapid_public_key: str | None = None
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 7)
+    # behind a TLS-terminating proxy the app sees http: force the cookie's Secure flag
+    secure_cookies: bool = False
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_s: int = Field(default=900, ge=1)
+    pool_max_size: int = Field(default=10, ge=1)
+    # /metrics for Prometheus: open on loopback, or guarded by this bearer token
+    metrics_token: SecretStr | None = None
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,222 @@
+"""What an admin does: create a patient, register a gateway (its MQTT password is shown
+once and stored hashed; the broker's password file follows through a NOTIFY) or a
+device, enroll and unenroll devices over a time range, end a follow-up, create accounts.
+Every action writes an audit row in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import psycopg
+from fastapi import HTTPException
+
+from api.guards import audit
+from api.passwords import hash_password
+from api.schemas import (
+    ClinicianCreate,
+    DeviceCreate,
+    EnrollmentCreate,
+    EnrollmentOut,
+    GatewayCredentials,
+    PatientCreate,
+)
+from api.sessions import Clinician
+from store.clinicians import DuplicateAccountError, create_clinician
+from store.provisioning import enroll, register_gateway
+
+
+def _team_of_admin(who: Clinician, team_id: int) -> None:
+    if team_id not in who.team_ids:
+        raise HTTPException(403, f"you are not a member of care team {team_id}")
+
+
+def create_patient(conn: psycopg.Connection, who: Clinician, body: PatientCreate) -> int:
+    _team_of_admin(who, body.team_id)
+    known = conn.execute(
+        "SELECT 1 FROM protocol_params WHERE protocol = %s LIMIT 1", (body.protocol,)
+    ).fetchone()
+    if known is None:
+        raise HTTPException(
+            422, f"unknown protocol {body.protocol!r}: the alerts engine has not published it"
+        )
+    with conn.transaction():
+        try:
+            row = conn.execute(
+                "INSERT INTO patients (pseudonym, team_id, language, time_zone, home_country,"
+                " procedure, surgery_date, discharged_at, protocol, home_physician_name,"
+                " home_physician_email, home_physician_phone)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING patient_id",
+                (
+                    body.pseudonym,
+                    body.team_id,
+                    body.language,
+                    body.time_zone,
+                    body.home_country,
+                    body.procedure,
+                    body.surgery_date,
+                    body.discharged_at,
+                    body.protocol,
+                    body.home_physician.name,
+                    body.home_physician.email,
+                    body.home_physician.phone,
+                ),
+            ).fetchone()
+        except psycopg.errors.UniqueViolation:
+            raise HTTPException(409, f"the pseudonym {body.pseudonym} is taken") from None
+        assert row is not None
+        audit(conn, who, "patient_created", int(row[0]), {"pseudonym": body.pseudonym})
+    return int(row[0])
+
+
+def create_gateway(conn: psycopg.Connection, who: Clinician, gateway_id: str) -> GatewayCredentials:
+    with conn.transaction():
+        exists = conn.execute(
+            "SELECT 1 FROM gateways WHERE gateway_id = %s", (gateway_id,)
+        ).fetchone()
+        if exists is not None:
+            raise HTTPException(409, f"gateway {gateway_id} exists already")
+        password = register_gateway(conn, gateway_id)
+        audit(conn, who, "gateway_registered", None, {"gateway_id": gateway_id})
+    return GatewayCredentials(
+        gateway_id=gateway_id, mqtt_username=gateway_id, mqtt_password=password
+    )
+
+
+def create_device(conn: psycopg.Connection, who: Clinician, body: DeviceCreate) -> None:
+    with conn.transaction():
+        gw = conn.execute(
+            "SELECT 1 FROM gateways WHERE gateway_id = %s", (body.gateway_id,)
+        ).fetchone()
+        if gw is None:
+            raise HTTPException(404, f"no gateway {body.gateway_id}; register it first")
+        try:
+            conn.execute(
+                "INSERT INTO devices (device_id, kind, gateway_id) VALUES (%s, %s, %s)",
+                (body.device_id, body.kind, body.gateway_id),
+            )
+        except psycopg.errors.UniqueViolation:
+            raise HTTPException(409, f"device {body.device_id} exists already") from None
+        audit(conn, who, "device_registered", None, body.model_dump())
+
+
+def create_enrollment(
+    conn: psycopg.Connection, who: Clinician, patient_id: int, body: EnrollmentCreate
+) -> EnrollmentOut:
+    start = body.start or datetime.now(UTC)
+    if body.end is not None and body.end <= start:
+        raise HTTPException(422, "an enrollment must end after it starts")
+    with conn.transaction():
+        dev = conn.execute(
+            "SELECT kind, gateway_id FROM devices WHERE device_id = %s", (body.device_id,)
+        ).fetchone()
+        if dev is None:
+            raise HTTPException(404, f"no device {body.device_id}; register it first")
+        try:
+            enrollment_id = enroll(conn, body.device_id, patient_id, start, body.end)
+        except psycopg.errors.ExclusionViolation:
+            raise HTTPException(
+                409,
+                f"device {body.device_id} is already enrolled for part of that time;"
+                " end its other enrollment first",
+            ) from None
+        audit(
+            conn,
+            who,
+            "device_enrolled",
+            patient_id,
+            {
+                "device_id": body.device_id,
+                "start": start.isoformat(),
+                "end": body.end.isoformat() if body.end else None,
+            },
+        )
+    return EnrollmentOut(
+        enrollment_id=enrollment_id,
+        device_id=body.device_id,
+        kind=dev[0],
+        gateway_id=dev[1],
+        start=start,
+        end=body.end,
+    )
+
+
+def end_enrollment(
+    conn: psycopg.Connection, who: Clinician, patient_id: int, enrollment_id: int, at: datetime
+) -> None:
+    with conn.transaction():
+        row = conn.execute(
+            "UPDATE enrollments SET valid = tstzrange(lower(valid), %s, '[)')"
+            " WHERE enrollment_id = %s AND patient_id = %s AND lower(valid) < %s"
+            " AND (upper_inf(valid) OR upper(valid) > %s) RETURNING device_id",
+            (at, enrollment_id, patient_id, at, at),
+        ).fetchone()
+        if row is None:
+            raise HTTPException(
+                409 if _enrollment_exists(conn, patient_id, enrollment_id) else 404,
+                f"enrollment {enrollment_id} cannot end at {at.isoformat()}"
+                " (it has ended already, starts later, or is not this patient's)",
+            )
+        audit(
+            conn,
+            who,
+            "device_unenrolled",
+            patient_id,
+            {"enrollment_id": enrollment_id, "device_id": row[0], "at": at.isoformat()},
+        )
+
+
+def _enrollment_exists(conn: psycopg.Connection, patient_id: int, enrollment_id: int) -> bool:
+    return (
+        conn.execute(
+            "SELECT 1 FROM enrollments WHERE enrollment_id = %s AND patient_id = %s",
+            (enrollment_id, patient_id),
+        ).fetchone()
+        is not None
+    )
+
+
+def end_follow_up(
+    conn: psycopg.Connection, who: Clinician, patient_id: int, at: datetime, note: str | None
+) -> None:
+    """End the follow-up: the patient's open enrollments close at ``at`` and the alerts
+    engine stops evaluating them. Open alerts stay for a person to resolve."""
+    with conn.transaction():
+        row = conn.execute(
+            "UPDATE patients SET follow_up_ended_at = %s WHERE patient_id = %s"
+            " AND follow_up_ended_at IS NULL RETURNING patient_id",
+            (at, patient_id),
+        ).fetchone()
+        if row is None:
+            raise HTTPException(409, f"the follow-up of patient {patient_id} has ended already")
+        conn.execute(
+            "UPDATE enrollments SET valid = tstzrange(lower(valid), %s, '[)')"
+            " WHERE patient_id = %s AND lower(valid) < %s"
+            " AND (upper_inf(valid) OR upper(valid) > %s)",
+            (at, patient_id, at, at),
+        )
+        if note:
+            conn.execute(
+                "INSERT INTO clinician_notes (patient_id, clinician_id, body) VALUES (%s, %s, %s)",
+                (patient_id, who.clinician_id, note),
+            )
+        audit(conn, who, "follow_up_ended", patient_id, {"at": at.isoformat()})
+
+
+def create_account(conn: psycopg.Connection, who: Clinician, body: ClinicianCreate) -> int:
+    for team in body.team_ids:
+        _team_of_admin(who, team)
+    try:
+        clinician_id = create_clinician(
+            conn,
+            str(body.email),
+            body.display_name,
+            body.role,
+            hash_password(body.password),
+            body.team_ids,
+            body.language,
+            body.time_zone,
+        )
+    except DuplicateAccountError as exc:
+        raise HTTPException(409, str(exc)) from None
+    audit(conn, who, "clinician_created", None, {"clinician_id": clinician_id, "role": body.role})
+    return clinician_id

@@ -1,0 +1,65 @@
+"""Signing in: throttled per account and per client address, constant work whether or
+not the account exists, argon2 hashes upgraded when the library's parameters move on,
+and the session cookie (HttpOnly, SameSite=Lax, Secure on TLS)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+from fastapi import HTTPException, Request, Response
+
+from api.passwords import hash_password, needs_rehash, verify_password
+from api.sessions import COOKIE, Clinician, Throttle, open_session, session_clinician
+from store.clinicians import set_password_hash
+from vitals.settings import Settings
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def log_in(
+    request: Request, conn: psycopg.Connection, email: str, password: str
+) -> tuple[str, Clinician]:
+    """A new session token and its clinician; 401 or 429 with a plain reason otherwise."""
+    settings: Settings = request.app.state.settings
+    throttle = Throttle(
+        settings.api.login_max_failures, timedelta(seconds=settings.api.login_lockout_s)
+    )
+    address = client_address(request)
+    wait_s = throttle.retry_after_s(conn, email, address)
+    if wait_s:
+        raise HTTPException(
+            429,
+            f"too many failed sign-ins; try again in {max(1, wait_s // 60)} min",
+            headers={"Retry-After": str(wait_s)},
+        )
+    row = conn.execute(
+        "SELECT clinician_id, password_hash FROM clinicians"
+        " WHERE lower(email) = lower(%s) AND active",
+        (email.strip(),),
+    ).fetchone()
+    if not verify_password(row[1] if row else None, password) or row is None:
+        throttle.failed(conn, email, address)
+        raise HTTPException(401, "wrong e-mail address or password")
+    throttle.succeeded(conn, email)
+    if needs_rehash(row[1]):
+        set_password_hash(conn, email, hash_password(password))
+    token = open_session(conn, int(row[0]), timedelta(hours=settings.api.session_hours))
+    who = session_clinician(conn, token)
+    assert who is not None
+    return token, who
+
+
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    settings: Settings = request.app.state.settings
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=int(settings.api.session_hours * 3600),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.api.secure_cookies or request.url.scheme == "https",
+    )

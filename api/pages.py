@@ -1,0 +1,271 @@
+"""The clinician pages (Jinja2, French by default): sign-in, dashboard, patient, and
+administration. Pages only read; changes go through ``/api/v1`` from the page's forms
+(app.js), so both share one implementation of every rule."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from api import patient_data
+from api.dashboard import dashboard
+from api.guards import Conn, audit, csrf_ok, read_patient, require_role, signed_in
+from api.i18n import Clock, negotiate
+from api.labels import LONG, Labels
+from api.login import log_in, set_session_cookie
+from api.sessions import COOKIE, Clinician, close_session
+
+router = APIRouter(include_in_schema=False)
+LOGIN_CSRF_COOKIE = "postop_login_csrf"
+LANG_COOKIE = "postop_lang"
+Page = Annotated[Clinician, Depends(signed_in)]
+# what the trend charts show, in this order, when the patient has such readings
+CHART_METRICS = (
+    "spo2_pct",
+    "heart_rate_bpm",
+    "resp_rate_per_min",
+    "bp_systolic_mmhg",
+    "bp_diastolic_mmhg",
+    "temp_c",
+    "weight_kg",
+    "pain_score",
+    "glucose_mmol_l",
+    "steps_count",
+)
+DEVICE_KINDS = ("pulse_oximeter", "bp_cuff", "thermometer", "scale", "hr_patch", "other")
+
+
+def templates(request: Request) -> Jinja2Templates:
+    t: Jinja2Templates = request.app.state.templates
+    return t
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    who: Clinician | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    lang = who.language if who else _visitor_language(request)
+    zone = who.time_zone if who else "Europe/Paris"
+    catalog = request.app.state.catalogs[lang]
+    page = templates(request).TemplateResponse(
+        request,
+        name,
+        {
+            "_": catalog.gettext,
+            "lang": lang,
+            "who": who,
+            "viewer_zone": zone,
+            "clock": Clock(lang, zone),
+            "labels": Labels(lang, catalog),
+            "now": datetime.now(UTC),
+            **context,
+        },
+        status_code=status_code,
+    )
+    page.headers["Cache-Control"] = "no-store"
+    return page
+
+
+def _visitor_language(request: Request) -> str:
+    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    if chosen in request.app.state.catalogs:
+        return str(chosen)
+    return negotiate(request.headers.get("accept-language"))
+
+
+def _safe_next(target: str | None) -> str:
+    # only a path on this site: never an open redirect
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    page = render(
+        request,
+        "login.html",
+        {"login_csrf": token, "next": _safe_next(next), "error": None, "email": ""},
+    )
+    page.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login")
+    if request.query_params.get("lang") in request.app.state.catalogs:
+        page.set_cookie(LANG_COOKIE, request.query_params["lang"], samesite="lax", path="/")
+    return page
+
+
+@router.post("/login")
+def login_submit(
+    request: Request,
+    conn: Conn,
+    email: Annotated[str, Form(max_length=254)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected, csrf_token):
+        raise HTTPException(403, "the sign-in form expired; reload the page and try again")
+    try:
+        token, _who = log_in(request, conn, email, password)
+    except HTTPException as exc:
+        fresh = secrets.token_urlsafe(24)
+        catalog = request.app.state.catalogs[_visitor_language(request)]
+        message = (
+            catalog.gettext("Too many failed sign-ins; wait a few minutes.")
+            if exc.status_code == 429
+            else catalog.gettext("Wrong e-mail address or password.")
+        )
+        page = render(
+            request,
+            "login.html",
+            {"login_csrf": fresh, "next": _safe_next(next), "error": message, "email": email},
+            status_code=exc.status_code,
+        )
+        page.set_cookie(LOGIN_CSRF_COOKIE, fresh, httponly=True, samesite="strict", path="/login")
+        return page
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    set_session_cookie(request, response, token)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(
+    request: Request, conn: Conn, who: Page, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    if not csrf_ok(who, csrf_token):
+        raise HTTPException(403, "missing or wrong CSRF token")
+    close_session(conn, request.cookies.get(COOKIE, ""))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+def dashboard_page(request: Request, conn: Conn, who: Page) -> HTMLResponse:
+    patients = dashboard(conn, list(who.team_ids))
+    audit(conn, who, "dashboard_read", None, {"patients": [p.patient_id for p in patients]})
+    return render(request, "dashboard.html", {"patients": patients}, who)
+
+
+@router.get("/fragments/dashboard-rows")
+def dashboard_rows(request: Request, conn: Conn, who: Page) -> HTMLResponse:
+    patients = dashboard(conn, list(who.team_ids))
+    audit(conn, who, "dashboard_read", None, {"patients": [p.patient_id for p in patients]})
+    return render(request, "_dashboard_rows.html", {"patients": patients}, who)
+
+
+@router.get("/patients/{patient_id}")
+def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HTMLResponse:
+    read_patient(conn, who, patient_id, "patient_read", page=True)
+    patient = patient_data.patient(conn, patient_id)
+    alerts = patient_data.alerts(conn, patient_id)
+    notes = patient_data.notes(conn, patient_id)
+    timeline = sorted(
+        [{"kind": "alert", "at": a.opened_at, "alert": a} for a in alerts]
+        + [{"kind": "note", "at": n.at, "note": n} for n in notes],
+        key=lambda item: item["at"],  # type: ignore[arg-type, return-value]
+        reverse=True,
+    )
+    present = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT m.name FROM metrics m WHERE EXISTS (SELECT 1 FROM vitals v"
+            " WHERE v.patient_id = %s AND v.metric_id = m.metric_id)",
+            (patient_id,),
+        )
+    }
+    shown = [m for m in CHART_METRICS if m in present] or ["spo2_pct", "heart_rate_bpm"]
+    overrides = patient_data.overrides(conn, patient_id)
+    catalog = request.app.state.catalogs[who.language]
+    return render(
+        request,
+        "patient.html",
+        {
+            "patient": patient,
+            "timeline": timeline,
+            "overrides": overrides,
+            "rule_titles": {o.rule_id: o.rule_title for o in overrides},
+            "chart_metrics": shown,
+            "chart_labels": {m: catalog.gettext(LONG[m]) for m in shown},
+        },
+        who,
+    )
+
+
+@router.get("/alerts/{alert_id}")
+def alert_link(alert_id: int, conn: Conn, who: Page) -> Response:
+    """Where a push notification points: the alert on its patient's page."""
+    row = conn.execute("SELECT patient_id FROM alerts WHERE alert_id = %s", (alert_id,)).fetchone()
+    if row is None:
+        raise HTTPException(404, f"no alert {alert_id}")
+    return RedirectResponse(f"/patients/{int(row[0])}#alert-{alert_id}", status_code=303)
+
+
+@router.get("/admin")
+def admin_page(
+    request: Request, conn: Conn, who: Annotated[Clinician, Depends(require_role("admin"))]
+) -> HTMLResponse:
+    teams = conn.execute(
+        "SELECT team_id, name FROM care_teams WHERE team_id = ANY(%s) ORDER BY name",
+        (list(who.team_ids),),
+    ).fetchall()
+    patients = conn.execute(
+        "SELECT patient_id, pseudonym FROM patients WHERE team_id = ANY(%s)"
+        " AND follow_up_ended_at IS NULL ORDER BY pseudonym",
+        (list(who.team_ids),),
+    ).fetchall()
+    enrollments = conn.execute(
+        "SELECT e.enrollment_id, e.patient_id, p.pseudonym, e.device_id, d.gateway_id,"
+        " lower(e.valid) AS start FROM enrollments e JOIN patients p USING (patient_id)"
+        " JOIN devices d USING (device_id) WHERE p.team_id = ANY(%s) AND upper_inf(e.valid)"
+        " ORDER BY p.pseudonym, e.device_id",
+        (list(who.team_ids),),
+    ).fetchall()
+    audit(conn, who, "admin_read", None, {"patients": [p[0] for p in patients]})
+    protocols = [
+        r[0] for r in conn.execute("SELECT DISTINCT protocol FROM protocol_params ORDER BY 1")
+    ]
+    return render(
+        request,
+        "admin.html",
+        {
+            "teams": teams,
+            "patients": patients,
+            "enrollments": [
+                dict(
+                    zip(
+                        (
+                            "enrollment_id",
+                            "patient_id",
+                            "pseudonym",
+                            "device_id",
+                            "gateway_id",
+                            "start",
+                        ),
+                        r,
+                        strict=True,
+                    )
+                )
+                for r in enrollments
+            ],
+            "protocols": protocols,
+            "device_kinds": DEVICE_KINDS,
+        },
+        who,
+    )
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)

@@ -1,0 +1,211 @@
+"""Reading one patient's record: identity-free details, devices, alert timeline with
+evidence, clinicians' notes, trend series and threshold overrides. Callers have checked
+access and written the audit row."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import psycopg
+
+from api.schemas import (
+    AlertEventOut,
+    AlertOut,
+    EnrollmentOut,
+    NoteOut,
+    OverrideOut,
+    PatientOut,
+    PhysicianContact,
+    TrendPoint,
+    Trends,
+    TrendSeries,
+)
+from store.flavour import Flavour
+from store.trends import trend
+from vitals.catalogue import BY_ID, BY_NAME
+
+# how actors appear: clinicians by name, the engine as "system"
+_ACTOR = (
+    "coalesce((SELECT c.display_name FROM clinicians c"
+    " WHERE 'clinician:' || c.clinician_id = {col}), {col})"
+)
+
+
+def enrollments(conn: psycopg.Connection, patient_id: int) -> list[EnrollmentOut]:
+    rows = conn.execute(
+        "SELECT e.enrollment_id, e.device_id, d.kind, d.gateway_id, lower(e.valid),"
+        " upper(e.valid) FROM enrollments e JOIN devices d USING (device_id)"
+        " WHERE e.patient_id = %s ORDER BY lower(e.valid) DESC, e.device_id",
+        (patient_id,),
+    ).fetchall()
+    return [
+        EnrollmentOut(
+            enrollment_id=r[0], device_id=r[1], kind=r[2], gateway_id=r[3], start=r[4], end=r[5]
+        )
+        for r in rows
+    ]
+
+
+def patient(conn: psycopg.Connection, patient_id: int) -> PatientOut:
+    r = conn.execute(
+        "SELECT patient_id, pseudonym, team_id, language, time_zone, home_country, procedure,"
+        " surgery_date, discharged_at, follow_up_ended_at, protocol, home_physician_name,"
+        " home_physician_email, home_physician_phone FROM patients WHERE patient_id = %s",
+        (patient_id,),
+    ).fetchone()
+    assert r is not None  # access was checked
+    return PatientOut(
+        patient_id=r[0],
+        pseudonym=r[1],
+        team_id=r[2],
+        language=r[3],
+        time_zone=r[4],
+        home_country=r[5],
+        procedure=r[6],
+        surgery_date=r[7],
+        discharged_at=r[8],
+        follow_up_ended_at=r[9],
+        protocol=r[10],
+        home_physician=PhysicianContact(name=r[11], email=r[12], phone=r[13]),
+        devices=enrollments(conn, patient_id),
+    )
+
+
+def alerts(conn: psycopg.Connection, patient_id: int, limit: int = 200) -> list[AlertOut]:
+    rows = conn.execute(
+        "SELECT alert_id, patient_id, rule_id, kind, priority, state, opened_at,"
+        " condition_onset_at, acknowledged_at, "
+        + _ACTOR.format(col="acknowledged_by")
+        + ", resolved_at, "
+        + _ACTOR.format(col="resolved_by")
+        + ", resolution_note, escalation_tier, evidence"
+        " FROM alerts a WHERE patient_id = %s ORDER BY opened_at DESC LIMIT %s",
+        (patient_id, limit),
+    ).fetchall()
+    ids = [r[0] for r in rows]
+    events: dict[int, list[AlertEventOut]] = {}
+    for aid, at, transition, actor, note, evidence in conn.execute(
+        "SELECT alert_id, at, transition, "
+        + _ACTOR.format(col="actor")
+        + ", note, evidence FROM alert_events WHERE alert_id = ANY(%s) ORDER BY at, event_id",
+        (ids,),
+    ):
+        events.setdefault(aid, []).append(
+            AlertEventOut(at=at, transition=transition, actor=actor, note=note, evidence=evidence)
+        )
+    return [
+        AlertOut(
+            alert_id=r[0],
+            patient_id=r[1],
+            rule_id=r[2],
+            kind=r[3],
+            priority=r[4],
+            state=r[5],
+            opened_at=r[6],
+            condition_onset_at=r[7],
+            acknowledged_at=r[8],
+            acknowledged_by=r[9],
+            resolved_at=r[10],
+            resolved_by=r[11],
+            resolution_note=r[12],
+            escalation_tier=r[13],
+            evidence=r[14],
+            events=events.get(r[0], []),
+        )
+        for r in rows
+    ]
+
+
+def notes(conn: psycopg.Connection, patient_id: int) -> list[NoteOut]:
+    rows = conn.execute(
+        "SELECT n.note_id, n.at, c.display_name, n.body FROM clinician_notes n"
+        " JOIN clinicians c USING (clinician_id) WHERE n.patient_id = %s ORDER BY n.at DESC",
+        (patient_id,),
+    ).fetchall()
+    return [NoteOut(note_id=r[0], at=r[1], author=r[2], body=r[3]) for r in rows]
+
+
+def add_note(conn: psycopg.Connection, patient_id: int, clinician_id: int, body: str) -> NoteOut:
+    row = conn.execute(
+        "INSERT INTO clinician_notes (patient_id, clinician_id, body) VALUES (%s, %s, %s)"
+        " RETURNING note_id, at, (SELECT display_name FROM clinicians WHERE clinician_id = %s)",
+        (patient_id, clinician_id, body.strip(), clinician_id),
+    ).fetchone()
+    assert row is not None
+    return NoteOut(note_id=row[0], at=row[1], author=row[2], body=body.strip())
+
+
+def trends(
+    conn: psycopg.Connection,
+    flavour: Flavour,
+    patient_id: int,
+    metric_names: list[str],
+    start: datetime,
+    end: datetime,
+    max_points: int,
+) -> Trends:
+    ids = [BY_NAME[n].metric_id for n in metric_names]
+    plan, buckets = trend(conn, flavour, patient_id, ids, start, end, max_points)
+    series: dict[int, list[TrendPoint]] = {i: [] for i in ids}
+    for b in buckets:
+        series[b.metric_id].append(
+            TrendPoint(t=b.bucket, n=b.n, avg=b.value_avg, min=b.value_min, max=b.value_max)
+        )
+    return Trends(
+        patient_id=patient_id,
+        start=start,
+        end=end,
+        bucket_s=plan.bucket_s,
+        source=plan.source,
+        series=[
+            TrendSeries(
+                metric=BY_ID[i].name, label=BY_ID[i].label_en, unit=BY_ID[i].ucum, points=pts
+            )
+            for i, pts in series.items()
+        ],
+    )
+
+
+def follow_up_start(conn: psycopg.Connection, patient_id: int) -> datetime | None:
+    row = conn.execute(
+        "SELECT least(p.discharged_at, (SELECT min(lower(valid)) FROM enrollments e"
+        " WHERE e.patient_id = p.patient_id)) FROM patients p WHERE patient_id = %s",
+        (patient_id,),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def overrides(conn: psycopg.Connection, patient_id: int) -> list[OverrideOut]:
+    rows = conn.execute(
+        "SELECT pp.rule_id, pp.rule_title, pp.metric, pp.param, pp.default_value, o.value, "
+        + _ACTOR.format(col="o.set_by")
+        + ", o.set_at, o.reason FROM patients p"
+        " JOIN protocol_params pp ON pp.protocol = p.protocol"
+        " LEFT JOIN threshold_overrides o ON o.patient_id = p.patient_id"
+        " AND o.rule_id = pp.rule_id AND o.param = pp.param"
+        " WHERE p.patient_id = %s ORDER BY pp.rule_id, pp.param",
+        (patient_id,),
+    ).fetchall()
+    return [
+        OverrideOut(
+            rule_id=r[0],
+            rule_title=r[1],
+            metric=r[2],
+            param=r[3],
+            default_value=r[4],
+            value=r[5],
+            set_by=r[6],
+            set_at=r[7],
+            reason=r[8],
+        )
+        for r in rows
+    ]
+
+
+def overridable(conn: psycopg.Connection, patient_id: int, rule_id: str, param: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM patients p JOIN protocol_params pp ON pp.protocol = p.protocol"
+        " WHERE p.patient_id = %s AND pp.rule_id = %s AND pp.param = %s",
+        (patient_id, rule_id, param),
+    ).fetchone()
+    return row is not None

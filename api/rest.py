@@ -1,0 +1,363 @@
+"""``/api/v1``: the JSON API behind the pages, for other clients too. Session cookie
+authentication (``POST /api/v1/session``); every change carries the X-CSRF-Token header.
+Every response that holds patient data writes an audit row."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import AfterValidator, WithJsonSchema
+
+from api import administration, patient_data
+from api.dashboard import dashboard
+from api.database import Database
+from api.guards import (
+    Conn,
+    Who,
+    alert_patient,
+    audit,
+    get_db,
+    patient_in_teams,
+    read_patient,
+    require_role,
+    signed_in,
+)
+from api.live import Broadcaster
+from api.login import log_in, set_session_cookie
+from api.schemas import (
+    AlertOut,
+    ClinicianCreate,
+    Dashboard,
+    DeviceCreate,
+    DeviceOut,
+    EndFollowUp,
+    EnrollmentCreate,
+    EnrollmentEnd,
+    EnrollmentOut,
+    GatewayCreate,
+    GatewayCredentials,
+    LoginRequest,
+    Me,
+    Message,
+    NoteCreate,
+    NoteOut,
+    OverrideOut,
+    OverrideSet,
+    PatientCreate,
+    PatientOut,
+    PushPublicKey,
+    PushSubscriptionIn,
+    ResolveRequest,
+    SessionOut,
+    Timeline,
+    Trends,
+)
+from api.sessions import COOKIE, Clinician, close_session
+from store.alert_actions import AlertStateError, acknowledge, resolve
+from store.overrides import set_override
+from vitals.catalogue import BY_NAME
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": Message, "description": "not signed in"},
+    403: {"model": Message, "description": "not allowed for this account"},
+    404: {"model": Message, "description": "no such resource"},
+}
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+Admin = Annotated[Clinician, Depends(require_role("admin"))]
+Prescriber = Annotated[Clinician, Depends(require_role("physician", "admin"))]
+
+
+def _known_metric(name: str) -> str:
+    if name not in BY_NAME:
+        raise ValueError(f"unknown metric {name!r}; known: {', '.join(BY_NAME)}")
+    return name
+
+
+MetricName = Annotated[
+    str, AfterValidator(_known_metric), WithJsonSchema({"type": "string", "enum": list(BY_NAME)})
+]
+RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+def me_of(who: Clinician) -> Me:
+    return Me(
+        clinician_id=who.clinician_id,
+        email=who.email,
+        display_name=who.display_name,
+        role=who.role,  # type: ignore[arg-type]
+        language=who.language,  # type: ignore[arg-type]
+        time_zone=who.time_zone,
+        team_ids=list(who.team_ids),
+    )
+
+
+@router.post(
+    "/session",
+    tags=["session"],
+    responses={429: {"model": Message, "description": "too many failed logins"}},
+)
+def create_session(
+    body: LoginRequest, request: Request, response: Response, conn: Conn
+) -> SessionOut:
+    """Sign in; sets the session cookie and returns the CSRF token for changes."""
+    token, who = log_in(request, conn, body.email, body.password)
+    set_session_cookie(request, response, token)
+    return SessionOut(clinician=me_of(who), csrf_token=who.csrf_token)
+
+
+@router.delete("/session", tags=["session"], status_code=204)
+def delete_session(request: Request, response: Response, conn: Conn, _who: Who) -> None:
+    close_session(conn, request.cookies.get(COOKIE, ""))
+    response.delete_cookie(COOKIE, path="/")
+
+
+@router.get("/me", tags=["session"])
+def me(who: Who) -> Me:
+    return me_of(who)
+
+
+@router.get("/dashboard", tags=["patients"])
+def get_dashboard(conn: Conn, who: Who) -> Dashboard:
+    """The team's followed patients, the one needing attention first."""
+    patients = dashboard(conn, list(who.team_ids))
+    audit(conn, who, "dashboard_read", None, {"patients": [p.patient_id for p in patients]})
+    return Dashboard(generated_at=datetime.now(UTC), patients=patients)
+
+
+@router.get("/patients/{patient_id}", tags=["patients"])
+def get_patient(patient_id: int, conn: Conn, who: Who) -> PatientOut:
+    read_patient(conn, who, patient_id, "patient_read")
+    return patient_data.patient(conn, patient_id)
+
+
+@router.get("/patients/{patient_id}/timeline", tags=["patients"])
+def get_timeline(patient_id: int, conn: Conn, who: Who) -> Timeline:
+    """Alerts with every transition and their evidence, and clinicians' notes."""
+    read_patient(conn, who, patient_id, "timeline_read")
+    return Timeline(
+        patient_id=patient_id,
+        alerts=patient_data.alerts(conn, patient_id),
+        notes=patient_data.notes(conn, patient_id),
+    )
+
+
+@router.get("/patients/{patient_id}/trends", tags=["patients"])
+def get_trends(
+    patient_id: int,
+    conn: Conn,
+    who: Who,
+    db: Annotated[Database, Depends(get_db)],
+    metric: Annotated[list[MetricName], Query(min_length=1, max_length=12)],
+    range_: Annotated[
+        Literal["24h", "7d", "30d", "follow_up"] | None,
+        Query(alias="range", description="a preset; or give start and end"),
+    ] = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    max_points: Annotated[int, Query(ge=10, le=5000)] = 1000,
+) -> Trends:
+    """Time-bucketed series (count, mean, min, max per bucket) for charts."""
+    read_patient(conn, who, patient_id, "trends_read", metrics=list(metric))
+    now = datetime.now(UTC)
+    if start is not None or end is not None:
+        if start is None or end is None:
+            raise HTTPException(422, "give both start and end, or a range")
+        if start.tzinfo is None or end.tzinfo is None:
+            raise HTTPException(422, "start and end need a time zone offset (e.g. Z)")
+        if end <= start:
+            raise HTTPException(422, "end must come after start")
+    elif range_ == "follow_up":
+        start = patient_data.follow_up_start(conn, patient_id) or now - RANGES["30d"]
+        end = now
+    else:
+        end = now
+        start = now - RANGES[range_ or "24h"]
+    return patient_data.trends(
+        conn, db.flavour(conn), patient_id, list(metric), start, end, max_points
+    )
+
+
+@router.post("/patients/{patient_id}/notes", tags=["patients"], status_code=201)
+def post_note(patient_id: int, body: NoteCreate, conn: Conn, who: Who) -> NoteOut:
+    patient_in_teams(conn, who, patient_id)
+    note = patient_data.add_note(conn, patient_id, who.clinician_id, body.body)
+    audit(conn, who, "note_added", patient_id, {"note_id": note.note_id})
+    return note
+
+
+@router.get("/patients/{patient_id}/overrides", tags=["alerts"])
+def get_overrides(patient_id: int, conn: Conn, who: Who) -> list[OverrideOut]:
+    """Every overridable rule parameter of the patient's protocol, with its override."""
+    read_patient(conn, who, patient_id, "overrides_read")
+    return patient_data.overrides(conn, patient_id)
+
+
+@router.put(
+    "/patients/{patient_id}/overrides",
+    tags=["alerts"],
+    responses={422: {"model": Message, "description": "not a parameter of this protocol"}},
+)
+def put_override(
+    patient_id: int, body: OverrideSet, conn: Conn, who: Prescriber
+) -> list[OverrideOut]:
+    """Set one rule parameter for this patient (physicians and admins; audited)."""
+    patient_in_teams(conn, who, patient_id)
+    if not patient_data.overridable(conn, patient_id, body.rule_id, body.param):
+        raise HTTPException(
+            422, f"{body.rule_id}.{body.param} is not an overridable parameter of this protocol"
+        )
+    check_override_value(conn, body)
+    set_override(conn, patient_id, body.rule_id, body.param, body.value, who.actor, body.reason)
+    return patient_data.overrides(conn, patient_id)
+
+
+def check_override_value(conn: Conn, body: OverrideSet) -> None:
+    """A threshold must be a value the metric can take; a rise must be positive."""
+    row = conn.execute(
+        "SELECT m.plausible_min, m.plausible_max, m.ucum FROM protocol_params pp"
+        " JOIN metrics m ON m.name = pp.metric WHERE pp.rule_id = %s AND pp.param = %s LIMIT 1",
+        (body.rule_id, body.param),
+    ).fetchone()
+    if body.param == "threshold" and row is not None and not row[0] <= body.value <= row[1]:
+        raise HTTPException(422, f"a threshold must lie between {row[0]:g} and {row[1]:g} {row[2]}")
+    if body.param == "rise_above" and body.value <= 0:
+        raise HTTPException(422, "a rise threshold must be positive")
+
+
+@router.post("/alerts/{alert_id}/acknowledge", tags=["alerts"])
+def post_acknowledge(alert_id: int, conn: Conn, who: Who) -> AlertOut:
+    patient_id = alert_patient(conn, who, alert_id)
+    try:
+        acknowledge(conn, alert_id, who.actor, int(time.time() * 1000))
+    except AlertStateError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return _alert(conn, who, patient_id, alert_id)
+
+
+@router.post("/alerts/{alert_id}/resolve", tags=["alerts"])
+def post_resolve(alert_id: int, body: ResolveRequest, conn: Conn, who: Who) -> AlertOut:
+    patient_id = alert_patient(conn, who, alert_id)
+    try:
+        resolve(conn, alert_id, who.actor, body.note, int(time.time() * 1000))
+    except AlertStateError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return _alert(conn, who, patient_id, alert_id)
+
+
+@router.get("/alerts/{alert_id}", tags=["alerts"])
+def get_alert(alert_id: int, conn: Conn, who: Who) -> AlertOut:
+    patient_id = alert_patient(conn, who, alert_id)
+    return _alert(conn, who, patient_id, alert_id)
+
+
+def _alert(conn: Conn, who: Clinician, patient_id: int, alert_id: int) -> AlertOut:
+    audit(conn, who, "alert_read", patient_id, {"alert_id": alert_id})
+    return next(a for a in patient_data.alerts(conn, patient_id, 10_000) if a.alert_id == alert_id)
+
+
+@router.get("/events", tags=["live"], response_class=StreamingResponse)
+async def events(
+    request: Request, who: Annotated[Clinician, Depends(signed_in)]
+) -> StreamingResponse:
+    """Server-Sent Events: ``alert`` and ``vitals`` name the patients whose data changed,
+    ``resync`` asks the page to reload its data. No clinical content is sent."""
+    live: Broadcaster = request.app.state.live
+    db: Database = request.app.state.db
+
+    def team_patients() -> set[int]:
+        with db.connection() as conn:
+            rows = conn.execute(
+                "SELECT patient_id FROM patients WHERE team_id = ANY(%s)", (list(who.team_ids),)
+            ).fetchall()
+        return {int(r[0]) for r in rows}
+
+    patients = await anyio.to_thread.run_sync(team_patients)
+    return StreamingResponse(
+        live.stream(patients),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/push/public-key", tags=["push"])
+def push_public_key(request: Request, _who: Who) -> PushPublicKey:
+    """The VAPID application server key browsers subscribe with (null: push disabled)."""
+    return PushPublicKey(public_key=request.app.state.settings.api.vapid_public_key)
+
+
+@router.post("/push/subscriptions", tags=["push"], status_code=201)
+def post_subscription(body: PushSubscriptionIn, conn: Conn, who: Who) -> Message:
+    """Register this browser for alert notifications of the clinician's teams."""
+    for team in who.team_ids:
+        conn.execute(
+            "INSERT INTO push_subscriptions (team_id, role, endpoint, p256dh, auth, clinician_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (endpoint) DO UPDATE SET"
+            " team_id = EXCLUDED.team_id, role = EXCLUDED.role, p256dh = EXCLUDED.p256dh,"
+            " auth = EXCLUDED.auth, clinician_id = EXCLUDED.clinician_id",
+            (team, who.role, body.endpoint, body.keys.p256dh, body.keys.auth, who.clinician_id),
+        )
+    return Message(detail="subscribed")
+
+
+@router.get("/teams", tags=["admin"])
+def get_teams(conn: Conn, who: Who) -> list[dict[str, object]]:
+    rows = conn.execute(
+        "SELECT team_id, name FROM care_teams WHERE team_id = ANY(%s) ORDER BY name",
+        (list(who.team_ids),),
+    ).fetchall()
+    return [{"team_id": r[0], "name": r[1]} for r in rows]
+
+
+@router.post("/patients", tags=["admin"], status_code=201)
+def post_patient(body: PatientCreate, conn: Conn, who: Admin) -> PatientOut:
+    patient_id = administration.create_patient(conn, who, body)
+    return patient_data.patient(conn, patient_id)
+
+
+@router.post("/gateways", tags=["admin"], status_code=201)
+def post_gateway(body: GatewayCreate, conn: Conn, who: Admin) -> GatewayCredentials:
+    """Register a home gateway; its MQTT password is in this response only."""
+    return administration.create_gateway(conn, who, body.gateway_id)
+
+
+@router.post("/devices", tags=["admin"], status_code=201)
+def post_device(body: DeviceCreate, conn: Conn, who: Admin) -> DeviceOut:
+    administration.create_device(conn, who, body)
+    return DeviceOut(device_id=body.device_id, kind=body.kind, gateway_id=body.gateway_id)
+
+
+@router.post("/patients/{patient_id}/enrollments", tags=["admin"], status_code=201)
+def post_enrollment(
+    patient_id: int, body: EnrollmentCreate, conn: Conn, who: Admin
+) -> EnrollmentOut:
+    patient_in_teams(conn, who, patient_id)
+    return administration.create_enrollment(conn, who, patient_id, body)
+
+
+@router.post("/patients/{patient_id}/enrollments/{enrollment_id}/end", tags=["admin"])
+def post_enrollment_end(
+    patient_id: int, enrollment_id: int, body: EnrollmentEnd, conn: Conn, who: Admin
+) -> PatientOut:
+    patient_in_teams(conn, who, patient_id)
+    administration.end_enrollment(
+        conn, who, patient_id, enrollment_id, body.at or datetime.now(UTC)
+    )
+    return patient_data.patient(conn, patient_id)
+
+
+@router.post("/patients/{patient_id}/end-follow-up", tags=["admin"])
+def post_end_follow_up(patient_id: int, body: EndFollowUp, conn: Conn, who: Admin) -> PatientOut:
+    patient_in_teams(conn, who, patient_id)
+    administration.end_follow_up(conn, who, patient_id, body.at or datetime.now(UTC), body.note)
+    return patient_data.patient(conn, patient_id)
+
+
+@router.post("/clinicians", tags=["admin"], status_code=201)
+def post_clinician(body: ClinicianCreate, conn: Conn, who: Admin) -> Message:
+    clinician_id = administration.create_account(conn, who, body)
+    return Message(detail=f"account {clinician_id} created")

@@ -1,0 +1,299 @@
+"""The REST API's request and response bodies (``/api/v1``): what the OpenAPI description
+publishes. Times are UTC ISO 8601; each value's unit is in its field name or beside it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+from zoneinfo import available_timezones
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+Role = Literal["coordinator", "physician", "admin"]
+Priority = Literal["high", "medium", "low"]
+AlertState = Literal["active", "acknowledged", "resolved"]
+UiLanguage = Literal["fr", "en"]
+PatientLanguage = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$", examples=["en"])]
+Pseudonym = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")]
+GatewayId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")]
+DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,63}$")]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+Note = Annotated[str, Field(min_length=1, max_length=4000)]
+
+_ZONES = frozenset(available_timezones())
+
+
+def _known_zone(value: str) -> str:
+    if value not in _ZONES:
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Paris)")
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginRequest(Strict):
+    email: Annotated[str, Field(min_length=3, max_length=254)]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class Me(BaseModel):
+    clinician_id: int
+    email: str
+    display_name: str
+    role: Role
+    language: UiLanguage
+    time_zone: str
+    team_ids: list[int]
+
+
+class SessionOut(BaseModel):
+    clinician: Me
+    csrf_token: str = Field(description="send as the X-CSRF-Token header on every change")
+
+
+class LatestValue(BaseModel):
+    metric: str
+    unit: str
+    value: float | None
+    measured_at: datetime
+
+
+class OpenAlertBrief(BaseModel):
+    alert_id: int
+    rule_id: str
+    priority: Priority
+    state: AlertState
+    opened_at: datetime
+
+
+class PatientSummary(BaseModel):
+    patient_id: int
+    pseudonym: str
+    time_zone: str
+    protocol: str
+    attention_rank: int = Field(description="0 is the patient to look at first")
+    alerts: list[OpenAlertBrief]
+    news2_score: int | None
+    news2_band: int | None = Field(description="0 low, 1 low-medium, 2 medium, 3 high")
+    news2_complete: bool | None
+    last_reading_at: datetime | None
+    seconds_since_last_reading: float | None
+    latest: list[LatestValue]
+    battery_min_pct: float | None
+    gateways_online: bool | None = Field(description="null when no gateway status is known")
+    follow_up_ended: bool
+
+
+class Dashboard(BaseModel):
+    generated_at: datetime
+    patients: list[PatientSummary]
+
+
+class PhysicianContact(BaseModel):
+    name: str | None = None
+    email: EmailStr | None = None
+    phone: Annotated[str, Field(max_length=40)] | None = None
+
+
+class PatientCreate(Strict):
+    pseudonym: Pseudonym
+    team_id: int
+    language: PatientLanguage = "fr"
+    time_zone: str = "Europe/Paris"
+    home_country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    procedure: Annotated[str, Field(max_length=200)] | None = None
+    surgery_date: date | None = None
+    discharged_at: datetime | None = None
+    protocol: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,63}$")] = "digestive_surgery"
+    home_physician: PhysicianContact = PhysicianContact()
+
+    _zone = field_validator("time_zone")(_known_zone)
+
+
+class PatientOut(BaseModel):
+    patient_id: int
+    pseudonym: str
+    team_id: int
+    language: str
+    time_zone: str
+    home_country: str | None
+    procedure: str | None
+    surgery_date: date | None
+    discharged_at: datetime | None
+    follow_up_ended_at: datetime | None
+    protocol: str
+    home_physician: PhysicianContact
+    devices: list[EnrollmentOut]
+
+
+class EndFollowUp(Strict):
+    at: datetime | None = Field(default=None, description="default: now")
+    note: Annotated[str, Field(max_length=4000)] | None = None
+
+
+class GatewayCreate(Strict):
+    gateway_id: GatewayId
+
+
+class GatewayCredentials(BaseModel):
+    gateway_id: str
+    mqtt_username: str
+    mqtt_password: str = Field(description="shown once; only its hash is stored")
+
+
+class DeviceCreate(Strict):
+    device_id: DeviceId
+    kind: Literal["pulse_oximeter", "bp_cuff", "thermometer", "scale", "hr_patch", "other"]
+    gateway_id: GatewayId
+
+
+class DeviceOut(BaseModel):
+    device_id: str
+    kind: str
+    gateway_id: str
+
+
+class EnrollmentCreate(Strict):
+    device_id: DeviceId
+    start: datetime | None = Field(default=None, description="default: now")
+    end: datetime | None = Field(default=None, description="default: open-ended")
+
+
+class EnrollmentOut(BaseModel):
+    enrollment_id: int
+    device_id: str
+    kind: str
+    gateway_id: str
+    start: datetime
+    end: datetime | None
+
+
+class EnrollmentEnd(Strict):
+    at: datetime | None = Field(default=None, description="default: now")
+
+
+class ClinicianCreate(Strict):
+    email: EmailStr
+    display_name: Annotated[str, Field(min_length=1, max_length=120)]
+    role: Role
+    password: Annotated[str, Field(min_length=12, max_length=1024)]
+    team_ids: Annotated[list[int], Field(min_length=1)]
+    language: UiLanguage = "fr"
+    time_zone: str = "Europe/Paris"
+
+    _zone = field_validator("time_zone")(_known_zone)
+
+
+class TrendPoint(BaseModel):
+    t: datetime
+    n: int
+    avg: float | None
+    min: float | None
+    max: float | None
+
+
+class TrendSeries(BaseModel):
+    metric: str
+    label: str
+    unit: str
+    points: list[TrendPoint]
+
+
+class Trends(BaseModel):
+    patient_id: int
+    start: datetime
+    end: datetime
+    bucket_s: int
+    source: str
+    series: list[TrendSeries]
+
+
+class AlertEventOut(BaseModel):
+    at: datetime
+    transition: str
+    actor: str
+    note: str | None
+    evidence: dict[str, object] | None
+
+
+class AlertOut(BaseModel):
+    alert_id: int
+    patient_id: int
+    rule_id: str
+    kind: Literal["clinical", "technical"]
+    priority: Priority
+    state: AlertState
+    opened_at: datetime
+    condition_onset_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution_note: str | None
+    escalation_tier: int
+    evidence: dict[str, object]
+    events: list[AlertEventOut]
+
+
+class NoteCreate(Strict):
+    body: Note
+
+
+class NoteOut(BaseModel):
+    note_id: int
+    at: datetime
+    author: str
+    body: str
+
+
+class Timeline(BaseModel):
+    patient_id: int
+    alerts: list[AlertOut]
+    notes: list[NoteOut]
+
+
+class ResolveRequest(Strict):
+    note: Note
+
+
+class OverrideSet(Strict):
+    rule_id: Annotated[str, Field(min_length=1, max_length=64)]
+    param: Annotated[str, Field(min_length=1, max_length=64)]
+    value: Annotated[float, Field(allow_inf_nan=False)]
+    reason: Annotated[str, Field(min_length=3, max_length=1000)]
+
+
+class OverrideOut(BaseModel):
+    rule_id: str
+    rule_title: str
+    metric: str | None
+    param: str
+    default_value: float
+    value: float | None
+    set_by: str | None
+    set_at: datetime | None
+    reason: str | None
+
+
+class PushKeys(Strict):
+    p256dh: Annotated[str, Field(min_length=16, max_length=200, pattern=r"^[A-Za-z0-9_=-]+$")]
+    auth: Annotated[str, Field(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_=-]+$")]
+
+
+class PushSubscriptionIn(BaseModel):
+    # browsers send expirationTime and other fields; only these are used
+    endpoint: Annotated[str, Field(pattern=r"^https?://", max_length=2000)]
+    keys: PushKeys
+
+
+class PushPublicKey(BaseModel):
+    public_key: str | None = Field(description="VAPID application server key (base64url)")
+
+
+class Message(BaseModel):
+    detail: str
+
+
+PatientOut.model_rebuild()

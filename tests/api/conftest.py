@@ -1,0 +1,174 @@
+"""A small world for API tests over a real database: two care teams, an account of each
+role, a patient in each team with a kit, readings, an open alert, and the protocols
+published as the alerts engine does at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg.types.json import Jsonb
+from pydantic import SecretStr
+
+from alerts.protocol import builtin_protocols
+from alerts.published import publish_protocols
+from api.app import create_app
+from api.passwords import hash_password
+from store.clinicians import create_clinician
+from store.provisioning import (
+    enroll,
+    ensure_patient,
+    ensure_team,
+    register_device,
+    register_gateway,
+)
+from vitals.catalogue import BY_NAME
+from vitals.settings import ApiSettings, Settings
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class World:
+    db: str
+    team_a: int
+    team_b: int
+    patient_a: int  # team A, with readings and an open high alert
+    patient_a2: int  # team A, quiet
+    patient_b: int  # team B
+    alert_a: int
+    alert_b: int
+    emails: dict[str, str]  # role key -> e-mail
+
+
+def add_vitals(
+    conn: psycopg.Connection,
+    patient_id: int,
+    device_id: str,
+    metric: str,
+    rows: list[tuple[datetime, float]],
+) -> None:
+    mid = BY_NAME[metric].metric_id
+    with conn.cursor().copy(
+        "COPY vitals (time, patient_id, device_id, metric_id, value, flags) FROM STDIN"
+    ) as copy:
+        for at, value in rows:
+            copy.write_row((at, patient_id, device_id, mid, value, 0))
+
+
+def open_alert(conn: psycopg.Connection, patient_id: int, rule_id: str, priority: str) -> int:
+    row = conn.execute(
+        "INSERT INTO alerts (patient_id, rule_id, kind, priority, state, opened_at, evidence)"
+        " VALUES (%s, %s, 'clinical', %s, 'active', now() - interval '5 min', %s)"
+        " RETURNING alert_id",
+        (patient_id, rule_id, priority, Jsonb({"value": 86.0, "threshold": 88.0})),
+    ).fetchone()
+    assert row is not None
+    conn.execute(
+        "INSERT INTO alert_events (alert_id, at, transition, actor) VALUES (%s, now(), 'opened',"
+        " 'system')",
+        (row[0],),
+    )
+    return int(row[0])
+
+
+@pytest.fixture
+def world(db: str) -> World:
+    now = datetime.now(UTC).replace(microsecond=0)
+    with psycopg.connect(db, autocommit=True) as conn:
+        publish_protocols(conn, builtin_protocols())
+        team_a = ensure_team(conn, "Chirurgie digestive A")
+        team_b = ensure_team(conn, "Chirurgie cardiaque B")
+        emails = {
+            "admin": "admin@hopital.example",
+            "coordinator": "coord@hopital.example",
+            "physician": "medecin@hopital.example",
+            "other": "other@hopital.example",
+        }
+        pw = hash_password(PASSWORD)
+        create_clinician(conn, emails["admin"], "Admin A", "admin", pw, [team_a])
+        create_clinician(conn, emails["coordinator"], "Infirmière A", "coordinator", pw, [team_a])
+        create_clinician(
+            conn, emails["physician"], "Dr A", "physician", pw, [team_a], "en", "America/New_York"
+        )
+        create_clinician(conn, emails["other"], "Dr B", "physician", pw, [team_b])
+        patient_a = ensure_patient(conn, "PA-001", team_a, "en", "America/New_York")
+        patient_a2 = ensure_patient(conn, "PA-002", team_a, "es", "Europe/Madrid")
+        patient_b = ensure_patient(conn, "PB-001", team_b, "it", "Europe/Rome")
+        register_gateway(conn, "gw-a-001")
+        register_device(conn, "ox-a-001", "pulse_oximeter", "gw-a-001")
+        enroll(conn, "ox-a-001", patient_a, now - timedelta(days=3))
+        add_vitals(
+            conn,
+            patient_a,
+            "ox-a-001",
+            "spo2_pct",
+            [(now - timedelta(minutes=m), 95.0 - (m % 3)) for m in range(1, 600)],
+        )
+        add_vitals(
+            conn,
+            patient_a,
+            "ox-a-001",
+            "heart_rate_bpm",
+            [(now - timedelta(minutes=m), 80.0 + (m % 5)) for m in range(1, 600)],
+        )
+        add_vitals(conn, patient_a, "ox-a-001", "battery_pct", [(now - timedelta(minutes=2), 15)])
+        conn.execute(
+            "INSERT INTO gateway_status (gateway_id, online, status_at) VALUES ('gw-a-001', true,"
+            " now())"
+        )
+        alert_a = open_alert(conn, patient_a, "spo2_critical", "high")
+        alert_b = open_alert(conn, patient_b, "spo2_low", "medium")
+    return World(db, team_a, team_b, patient_a, patient_a2, patient_b, alert_a, alert_b, emails)
+
+
+@pytest.fixture
+def app_settings(world: World) -> Settings:
+    return Settings(
+        database_url=SecretStr(world.db),
+        api=ApiSettings(vapid_public_key="BPublicKeyForTests", login_max_failures=3),
+    )
+
+
+@pytest.fixture
+def anonymous(app_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(app_settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def login(app_settings: Settings) -> Iterator[Callable[[str], TestClient]]:
+    """A signed-in client for a role key of ``World.emails`` (CSRF header set)."""
+    clients: list[TestClient] = []
+    app = create_app(app_settings)
+
+    def make(role: str) -> TestClient:
+        client = TestClient(app)
+        client.__enter__()
+        clients.append(client)
+        emails = {
+            "admin": "admin@hopital.example",
+            "coordinator": "coord@hopital.example",
+            "physician": "medecin@hopital.example",
+            "other": "other@hopital.example",
+        }
+        res = client.post("/api/v1/session", json={"email": emails[role], "password": PASSWORD})
+        assert res.status_code == 200, res.text
+        client.headers["X-CSRF-Token"] = res.json()["csrf_token"]
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def audit_rows(db: str, action: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(db) as conn:
+        return conn.execute(
+            "SELECT actor, patient_id, detail FROM audit_log WHERE action = %s ORDER BY audit_id",
+            (action,),
+        ).fetchall()
