@@ -38,7 +38,9 @@ def test_sign_in_sets_an_httponly_session_cookie(anonymous: TestClient, world: W
     )
     assert res.status_code == 200
     cookie = res.headers["set-cookie"]
-    assert "postop_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "postop_session=" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
     assert res.json()["clinician"]["role"] == "coordinator"
     assert len(res.json()["csrf_token"]) >= 24
     assert anonymous.get("/api/v1/me").json()["email"] == world.emails["coordinator"]
@@ -179,6 +181,7 @@ def test_every_patient_read_is_audited(login: Callable[[str], TestClient], world
     reads = audit_rows(world.db, "patient_read")
     assert [(r[0], r[1]) for r in reads] == [("clinician:3", world.patient_a)] * 2
     trends = audit_rows(world.db, "trends_read")
-    assert trends[0][1] == world.patient_a and trends[0][2] == {"metrics": ["spo2_pct"]}
+    assert trends[0][1] == world.patient_a
+    assert trends[0][2] == {"metrics": ["spo2_pct"]}
     board = audit_rows(world.db, "dashboard_read")
     assert set(board[-1][2]["patients"]) == {world.patient_a, world.patient_a2}  # type: ignore[index]

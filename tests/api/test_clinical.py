@@ -31,7 +31,8 @@ def test_dashboard_puts_the_patient_with_a_high_alert_first(
     assert first["gateways_online"] is True
     assert {v["metric"] for v in first["latest"]} == {"spo2_pct", "heart_rate_bpm"}
     assert 0 < first["seconds_since_last_reading"] < 600
-    assert board[1]["news2_band"] == 3 and board[1]["last_reading_at"] is None
+    assert board[1]["news2_band"] == 3
+    assert board[1]["last_reading_at"] is None
 
 
 def test_dashboard_order_without_alerts_is_news2_then_staleness(
@@ -49,7 +50,9 @@ def test_dashboard_order_without_alerts_is_news2_then_staleness(
     assert [p["attention_rank"] for p in board] == [0, 1]
 
 
-def _raw_buckets(db: str, patient_id: int, metric_id: int, start: datetime, step_s: int) -> dict:
+def _raw_buckets(
+    db: str, patient_id: int, metric_id: int, start: datetime, step_s: int
+) -> dict[object, object]:
     with psycopg.connect(db) as conn:
         rows = conn.execute(
             "SELECT time_bucket(make_interval(secs => %s), time), count(value), avg(value),"
@@ -83,7 +86,8 @@ def test_trends_match_raw_rows_across_the_aggregate_watermark(
     )
     assert res.status_code == 200
     body = res.json()
-    assert body["source"] == "vitals_1m" and body["bucket_s"] == 120
+    assert body["source"] == "vitals_1m"
+    assert body["bucket_s"] == 120
     got = {
         datetime.fromisoformat(p["t"]): (p["n"], round(p["avg"], 6), p["min"], p["max"])
         for p in body["series"][0]["points"]
@@ -110,7 +114,8 @@ def test_late_readings_join_the_trend_at_the_next_refresh(
 
     def points() -> list[dict[str, object]]:
         body = client.get(url, params={"metric": "temp_c", "range": "24h"}).json()
-        return body["series"][0]["points"]
+        pts: list[dict[str, object]] = body["series"][0]["points"]
+        return pts
 
     assert points() == []
     with psycopg.connect(world.db, autocommit=True) as conn:
@@ -127,7 +132,8 @@ def test_trends_reject_bad_requests_with_a_readable_message(
     assert res.status_code == 422
     assert "unknown metric 'spo2'" in res.json()["detail"]
     res = client.get(url, params={"metric": "spo2_pct", "start": "2026-01-01T00:00:00Z"})
-    assert res.status_code == 422 and res.json()["detail"] == "give both start and end, or a range"
+    assert res.status_code == 422
+    assert res.json()["detail"] == "give both start and end, or a range"
     res = client.get(
         url,
         params={
@@ -138,7 +144,8 @@ def test_trends_reject_bad_requests_with_a_readable_message(
     )
     assert res.json()["detail"] == "end must come after start"
     res = client.get(url)
-    assert res.status_code == 422 and "metric" in res.json()["detail"]
+    assert res.status_code == 422
+    assert "metric" in res.json()["detail"]
 
 
 def test_acknowledge_then_resolve_with_a_note(
@@ -160,7 +167,8 @@ def test_acknowledge_then_resolve_with_a_note(
     assert done.json()["state"] == "resolved"
     with psycopg.connect(world.db) as conn:
         events = conn.execute(
-            "SELECT transition, actor, note FROM alert_events WHERE alert_id = %s ORDER BY event_id",
+            "SELECT transition, actor, note FROM alert_events WHERE alert_id = %s"
+            " ORDER BY event_id",
             (world.alert_a,),
         ).fetchall()
     assert events == [
@@ -199,7 +207,9 @@ def test_override_is_stored_audited_and_validated(
     )
     assert res.status_code == 200
     row = next(o for o in res.json() if o["rule_id"] == "spo2_low")
-    assert row["value"] == 89 and row["default_value"] == 92 and row["set_by"] == "Dr A"
+    assert row["value"] == 89
+    assert row["default_value"] == 92
+    assert row["set_by"] == "Dr A"
     with psycopg.connect(world.db) as conn:
         stored = conn.execute(
             "SELECT value, set_by FROM threshold_overrides WHERE patient_id = %s",

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from alerts.alert_store import Notice
-from store.alert_actions import acknowledge
 from alerts.engine import Engine
 from alerts.protocol import builtin_protocols
+from store.alert_actions import acknowledge
 from store.provisioning import ensure_patient, ensure_team
 from vitals.catalogue import metric
 
