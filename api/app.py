@@ -4,12 +4,14 @@ live updates, the service worker, health, readiness and Prometheus metrics."""
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
 import plotly
+import psycopg
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -24,6 +26,7 @@ from api.live import Broadcaster
 from api.metrics import ApiMetrics
 from vitals.settings import Settings
 
+log = logging.getLogger(__name__)
 # Plotly's browser bundle as the plotly package on PyPI ships it (never copied here)
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 SECURITY_HEADERS = {
@@ -93,11 +96,17 @@ def create_app(settings: Settings) -> FastAPI:
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _readable(exc)}, 422)
 
+    @app.exception_handler(psycopg.DataError)
+    async def unstorable(_request: Request, exc: psycopg.DataError) -> JSONResponse:
+        # input the schema let through but PostgreSQL cannot take (a NUL in a query
+        # parameter, a date beyond its range): the client's error, said plainly
+        log.warning("unstorable request value: %s", type(exc).__name__)
+        return JSONResponse(
+            {"detail": f"a value in this request cannot be stored ({type(exc).__name__})"}, 422
+        )
+
     app.include_router(rest.router)
     app.include_router(pages.router)
-    app.mount(
-        "/static", StaticFiles(directory=str(resources.files("api") / "static")), name="static"
-    )
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:
@@ -144,5 +153,10 @@ def create_app(settings: Settings) -> FastAPI:
             if not hmac.compare_digest(given, f"Bearer {token.get_secret_value()}"):
                 raise HTTPException(401, "metrics need the configured bearer token")
         return metrics.render(live.listeners)
+
+    # after /static/vendor/plotly.min.js, which it would otherwise shadow
+    app.mount(
+        "/static", StaticFiles(directory=str(resources.files("api") / "static")), name="static"
+    )
 
     return app

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 Role = Literal["coordinator", "physician", "admin"]
 Priority = Literal["high", "medium", "low"]
@@ -29,8 +29,28 @@ def _known_zone(value: str) -> str:
     return value
 
 
+def _no_nul(value: object) -> None:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    if isinstance(value, dict):
+        for item in value.values():
+            _no_nul(item)
+    if isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+
+
 class Strict(BaseModel):
+    """Request bodies: unknown fields are errors, and no text holds a NUL character
+    (PostgreSQL cannot store one)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: object) -> object:
+        _no_nul(data)
+        return data
 
 
 class LoginRequest(Strict):
@@ -91,7 +111,7 @@ class Dashboard(BaseModel):
     patients: list[PatientSummary]
 
 
-class PhysicianContact(BaseModel):
+class PhysicianContact(Strict):
     name: str | None = None
     email: EmailStr | None = None
     phone: Annotated[str, Field(max_length=40)] | None = None
@@ -282,8 +302,10 @@ class PushKeys(Strict):
     auth: Annotated[str, Field(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_=-]+$")]
 
 
-class PushSubscriptionIn(BaseModel):
+class PushSubscriptionIn(Strict):
     # browsers send expirationTime and other fields; only these are used
+    model_config = ConfigDict(extra="ignore")
+
     endpoint: Annotated[str, Field(pattern=r"^https?://", max_length=2000)]
     keys: PushKeys
 

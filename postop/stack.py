@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 
+from postop.broker_accounts import follow_broker_accounts
 from postop.local_mosquitto import LocalMosquitto
 from postop.local_postgres import (
     TIMESCALEDB_CONF,
@@ -29,7 +30,6 @@ from postop.ports import free_port, wait_port
 from postop.supervisor import Child, Supervisor
 from store.migrate import migrate
 from store.mqtt_accounts import (
-    ACCOUNTS_CHANNEL,
     new_secret,
     set_service_account,
     write_password_file,
@@ -137,30 +137,6 @@ def _demo_login(conn: psycopg.Connection, data_dir: Path) -> str:
     return password
 
 
-def _follow_accounts(
-    conninfo: str, broker: LocalMosquitto, stop: threading.Event
-) -> threading.Thread:
-    """Re-render the broker's password file and reload it whenever a gateway is
-    registered or re-keyed (the API NOTIFYs ``mqtt_accounts_changed``)."""
-
-    def run() -> None:
-        while not stop.is_set():
-            try:
-                with psycopg.connect(conninfo, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {ACCOUNTS_CHANNEL}")
-                    while not stop.is_set():
-                        if list(conn.notifies(timeout=1.0, stop_after=1)):
-                            write_password_file(conn, broker.password_file)
-                            broker.reload()
-                            log.info("broker accounts reloaded")
-            except psycopg.OperationalError:
-                stop.wait(2.0)
-
-    thread = threading.Thread(target=run, name="broker-accounts", daemon=True)
-    thread.start()
-    return thread
-
-
 def _vapid_key(data_dir: Path) -> str:
     """The stack's Web Push key, made once and kept (browsers subscribe to its public half)."""
     from alerts.vapid import generate
@@ -213,7 +189,7 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
             broker.write_config()
             write_password_file(conn, broker.password_file)
         broker.start()
-        _follow_accounts(conninfo, broker, stop)
+        follow_broker_accounts(conninfo, broker, stop)
         vapid_pem = _vapid_key(data_dir)
 
         common = {

@@ -172,3 +172,47 @@ def audit_rows(db: str, action: str) -> list[tuple[object, ...]]:
             "SELECT actor, patient_id, detail FROM audit_log WHERE action = %s ORDER BY audit_id",
             (action,),
         ).fetchall()
+
+
+@dataclass(frozen=True)
+class LiveApi:
+    base_url: str
+    cookies: dict[str, str]
+    csrf_token: str
+
+
+@pytest.fixture
+def live_api(app_settings: Settings) -> Iterator[Callable[[str], LiveApi]]:
+    """The app under uvicorn on a free loopback port, and sign-ins against it."""
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from postop.ports import free_port, wait_port
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(app_settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    assert wait_port(port, 20)
+    base = f"http://127.0.0.1:{port}"
+
+    def sign_in(role: str) -> LiveApi:
+        emails = {
+            "admin": "admin@hopital.example",
+            "coordinator": "coord@hopital.example",
+            "physician": "medecin@hopital.example",
+            "other": "other@hopital.example",
+        }
+        res = httpx.post(
+            f"{base}/api/v1/session", json={"email": emails[role], "password": PASSWORD}
+        )
+        res.raise_for_status()
+        return LiveApi(base, dict(res.cookies), res.json()["csrf_token"])
+
+    yield sign_in
+    server.should_exit = True
+    thread.join(10)
