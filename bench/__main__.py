@@ -3,7 +3,7 @@ its table and writing its JSON to bench/results/."""
 
 from __future__ import annotations
 
-from bench import alert_latency, ingest_throughput, rules_speed
+from bench import alert_latency, ingest_throughput, rules_speed, trend_query
 
 
 def main() -> None:
@@ -11,6 +11,7 @@ def main() -> None:
         ("ingest throughput", ingest_throughput.main),
         ("rules speed", rules_speed.main),
         ("alert latency", alert_latency.main),
+        ("trend query", trend_query.main),
     ):
         print(f"\n== {name} ==", flush=True)
         run()

@@ -66,7 +66,7 @@ def plan(start: datetime, end: datetime, max_points: int) -> TrendPlan:
     return TrendPlan(step, "vitals")
 
 
-_RAW = """
+RAW_BUCKETS_SQL = """
 SELECT metric_id, time_bucket(%(step)s, time) AS b, count(value)::bigint,
        avg(value), min(value), max(value)
 FROM vitals
@@ -130,7 +130,7 @@ def trend(
     params["start"] = aligned[0]
     watermark = None if p.source == "vitals" else _watermark(conn, flavour, p.source)
     if watermark is None:
-        rows = conn.execute(_RAW, params).fetchall()
+        rows = conn.execute(RAW_BUCKETS_SQL, params).fetchall()
     else:
         params["watermark"] = watermark
         rows = conn.execute(_AGGREGATED.format(src=p.source), params).fetchall()

@@ -12,6 +12,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from paho.mqtt.enums import CallbackAPIVersion
 
 from postop.broker_accounts import follow_broker_accounts
 from postop.local_mosquitto import LocalMosquitto
@@ -134,7 +135,7 @@ def test_wrong_gateway_password_is_refused(
 ) -> None:
     login("admin").post("/api/v1/gateways", json={"gateway_id": "gw-home-043"})
     wait_for(lambda: "gw-home-043" in followed_broker.password_file.read_text(), 10, "file")
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.username_pw_set("gw-home-043", "guessed")
     result: list[bool] = []
     client.on_connect = lambda c, u, f, rc, p: result.append(rc.is_failure)

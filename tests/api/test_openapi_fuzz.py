@@ -38,7 +38,10 @@ SCHEMA = schemathesis.openapi.from_dict(
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_no_server_error(case: schemathesis.Case, admin_api: LiveApi) -> None:
+def test_no_server_error(
+    case: schemathesis.Case,  # type: ignore[type-arg]
+    admin_api: LiveApi,
+) -> None:
     api = admin_api
     case.call_and_validate(
         base_url=api.base_url,
