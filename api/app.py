@@ -18,12 +18,14 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from api import pages, rest
+from api import pages, rest, share_pages
 from api.database import Database
 from api.guards import NotSignedIn
 from api.i18n import load_catalogs
 from api.live import Broadcaster
 from api.metrics import ApiMetrics
+from api.share_links import SHARE_LANGUAGES
+from api.share_pages import RateLimiter
 from vitals.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.db = db
     app.state.live = live
     app.state.catalogs = load_catalogs()
+    app.state.share_catalogs = load_catalogs("share", SHARE_LANGUAGES)
+    app.state.share_limiter = RateLimiter(settings.api.share_requests_per_minute, 60.0)
     # autoescapes .html templates
     app.state.templates = Jinja2Templates(directory=str(resources.files("api") / "templates"))
 
@@ -107,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(rest.router)
     app.include_router(pages.router)
+    app.include_router(share_pages.router)
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:

@@ -20,11 +20,15 @@ UI_LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
 
 
-def load_catalogs() -> dict[str, NullTranslations]:
+def load_catalogs(
+    domain: str = "messages", languages: tuple[str, ...] = UI_LANGUAGES
+) -> dict[str, NullTranslations]:
+    """English (the message ids) plus each language that has ``<domain>.po``: the
+    clinician pages use ``messages``, the home physician's pages ``share``."""
     catalogs: dict[str, NullTranslations] = {"en": NullTranslations()}
     root = resources.files("api") / "locales"
-    for lang in UI_LANGUAGES:
-        po = root / lang / "LC_MESSAGES" / "messages.po"
+    for lang in languages:
+        po = root / lang / "LC_MESSAGES" / f"{domain}.po"
         if not po.is_file():
             continue
         with po.open("rb") as fh:

@@ -38,6 +38,17 @@ CHART_METRICS = (
     "glucose_mmol_l",
     "steps_count",
 )
+# each language in its own name, as the clinician picks the physician's
+SHARE_LANGUAGE_NAMES = (
+    ("fr", "Français"),
+    ("en", "English"),
+    ("es", "Español"),
+    ("it", "Italiano"),
+    ("de", "Deutsch"),
+    ("pt", "Português"),
+    ("ar", "العربية"),
+    ("zh", "中文"),
+)
 DEVICE_KINDS = ("pulse_oximeter", "bp_cuff", "thermometer", "scale", "hr_patch", "other")
 
 
@@ -188,6 +199,11 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
     shown = [m for m in CHART_METRICS if m in present] or ["spo2_pct", "heart_rate_bpm"]
     overrides = patient_data.overrides(conn, patient_id)
     catalog = request.app.state.catalogs[who.language]
+    discharge = conn.execute(
+        "SELECT discharge_instructions, medications FROM patients WHERE patient_id = %s",
+        (patient_id,),
+    ).fetchone()
+    assert discharge is not None
     return render(
         request,
         "patient.html",
@@ -198,6 +214,10 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
             "rule_titles": {o.rule_id: o.rule_title for o in overrides},
             "chart_metrics": shown,
             "chart_labels": {m: catalog.gettext(LONG[m]) for m in shown},
+            "discharge": {"instructions": discharge[0], "medications": discharge[1]},
+            "share_links": patient_data.share_links(conn, patient_id),
+            "share_languages": SHARE_LANGUAGE_NAMES,
+            "access_log": patient_data.access_log(conn, patient_id, 50),
         },
         who,
     )

@@ -28,3 +28,16 @@ def verify_password(encoded: str | None, password: str) -> bool:
 
 def needs_rehash(encoded: str) -> bool:
     return _HASHER.check_needs_rehash(encoded)
+
+
+def hash_code(code: str) -> str:
+    """A short second code (a share link's 6 digits): argon2id too, guarded by the lockout
+    after a few wrong attempts rather than by its length."""
+    return _HASHER.hash(code)
+
+
+def verify_code(encoded: str, code: str) -> bool:
+    try:
+        return _HASHER.verify(encoded, code)
+    except (VerificationError, InvalidHashError):
+        return False

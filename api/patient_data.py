@@ -9,6 +9,7 @@ from datetime import datetime
 import psycopg
 
 from api.schemas import (
+    AccessOut,
     AlertEventOut,
     AlertOut,
     EnrollmentOut,
@@ -16,6 +17,7 @@ from api.schemas import (
     OverrideOut,
     PatientOut,
     PhysicianContact,
+    ShareLinkOut,
     TrendPoint,
     Trends,
     TrendSeries,
@@ -209,3 +211,43 @@ def overridable(conn: psycopg.Connection, patient_id: int, rule_id: str, param: 
         (patient_id, rule_id, param),
     ).fetchone()
     return row is not None
+
+
+def access_log(conn: psycopg.Connection, patient_id: int, limit: int = 200) -> list[AccessOut]:
+    rows = conn.execute(
+        "SELECT a.at, coalesce(c.display_name || ' (' || c.role || ')',"
+        " CASE WHEN a.actor LIKE 'share_link:%%' THEN 'link ' || substr(a.actor, 12)"
+        " || coalesce(' (' || l.recipient || ')', '') END, a.actor), a.action, a.detail"
+        " FROM audit_log a"
+        " LEFT JOIN clinicians c ON a.actor = 'clinician:' || c.clinician_id"
+        " LEFT JOIN share_links l ON a.actor = 'share_link:' || l.link_id"
+        " WHERE a.patient_id = %s ORDER BY a.at DESC, a.audit_id DESC LIMIT %s",
+        (patient_id, limit),
+    ).fetchall()
+    return [AccessOut(at=r[0], who=r[1], action=r[2], detail=r[3]) for r in rows]
+
+
+def share_links(conn: psycopg.Connection, patient_id: int) -> list[ShareLinkOut]:
+    rows = conn.execute(
+        "SELECT l.link_id, l.language, l.units, l.recipient, c.display_name, l.created_at,"
+        " l.expires_at, CASE WHEN l.revoked_at IS NOT NULL THEN 'revoked'"
+        " WHEN l.locked_at IS NOT NULL THEN 'locked' WHEN l.expires_at <= now() THEN 'expired'"
+        " ELSE 'active' END, l.code_hash IS NOT NULL, l.last_used_at, l.uses"
+        " FROM share_links l JOIN clinicians c ON c.clinician_id = l.created_by"
+        " WHERE l.patient_id = %s ORDER BY l.created_at DESC",
+        (patient_id,),
+    ).fetchall()
+    keys = (
+        "link_id",
+        "language",
+        "units",
+        "recipient",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "state",
+        "has_code",
+        "last_used_at",
+        "uses",
+    )
+    return [ShareLinkOut(**dict(zip(keys, r, strict=True))) for r in rows]

@@ -30,11 +30,13 @@ from api.guards import (
 from api.live import Broadcaster
 from api.login import log_in, set_session_cookie
 from api.schemas import (
+    AccessOut,
     AlertOut,
     ClinicianCreate,
     Dashboard,
     DeviceCreate,
     DeviceOut,
+    DischargeInfo,
     EndFollowUp,
     EnrollmentCreate,
     EnrollmentEnd,
@@ -54,10 +56,15 @@ from api.schemas import (
     PushSubscriptionIn,
     ResolveRequest,
     SessionOut,
+    ShareLinkCreate,
+    ShareLinkCreated,
+    ShareLinkOut,
+    TeamContact,
     Timeline,
     Trends,
 )
 from api.sessions import COOKIE, Clinician, close_session
+from api.share_links import create_link, default_units, revoke
 from store.alert_actions import AlertStateError, acknowledge, resolve
 from store.overrides import set_override
 from vitals.catalogue import BY_NAME
@@ -361,3 +368,93 @@ def post_end_follow_up(patient_id: int, body: EndFollowUp, conn: Conn, who: Admi
 def post_clinician(body: ClinicianCreate, conn: Conn, who: Admin) -> Message:
     clinician_id = administration.create_account(conn, who, body)
     return Message(detail=f"account {clinician_id} created")
+
+
+@router.post("/patients/{patient_id}/share-links", tags=["sharing"], status_code=201)
+def post_share_link(
+    patient_id: int, body: ShareLinkCreate, request: Request, conn: Conn, who: Who
+) -> ShareLinkCreated:
+    """A read-only link for the home physician; token and code are in this answer only."""
+    patient_in_teams(conn, who, patient_id)
+    row = conn.execute(
+        "SELECT home_country, follow_up_ended_at IS NOT NULL FROM patients WHERE patient_id = %s",
+        (patient_id,),
+    ).fetchone()
+    assert row is not None
+    units = body.units or default_units(row[0])
+    link = create_link(
+        conn,
+        patient_id,
+        who.clinician_id,
+        body.language,
+        units,
+        timedelta(days=body.days),
+        body.second_code,
+        body.recipient,
+    )
+    audit(
+        conn,
+        who,
+        "share_link_created",
+        patient_id,
+        {
+            "link_id": link.link_id,
+            "language": body.language,
+            "days": body.days,
+            "second_code": body.second_code,
+        },
+    )
+    expires = conn.execute(
+        "SELECT expires_at FROM share_links WHERE link_id = %s", (link.link_id,)
+    ).fetchone()
+    assert expires is not None
+    return ShareLinkCreated(
+        link_id=link.link_id, url=f"/s/{link.token}", code=link.code, expires_at=expires[0]
+    )
+
+
+@router.get("/patients/{patient_id}/share-links", tags=["sharing"])
+def get_share_links(patient_id: int, conn: Conn, who: Who) -> list[ShareLinkOut]:
+    read_patient(conn, who, patient_id, "share_links_read")
+    return patient_data.share_links(conn, patient_id)
+
+
+@router.post("/patients/{patient_id}/share-links/{link_id}/revoke", tags=["sharing"])
+def post_revoke_share_link(patient_id: int, link_id: int, conn: Conn, who: Who) -> Message:
+    patient_in_teams(conn, who, patient_id)
+    if not revoke(conn, link_id, patient_id, who.clinician_id):
+        raise HTTPException(404, f"no active link {link_id} for patient {patient_id}")
+    audit(conn, who, "share_link_revoked", patient_id, {"link_id": link_id})
+    return Message(detail="revoked")
+
+
+@router.put("/patients/{patient_id}/discharge", tags=["patients"])
+def put_discharge(patient_id: int, body: DischargeInfo, conn: Conn, who: Prescriber) -> PatientOut:
+    """Discharge instructions and medications, shown to the home physician."""
+    patient_in_teams(conn, who, patient_id)
+    conn.execute(
+        "UPDATE patients SET discharge_instructions = %s, medications = %s WHERE patient_id = %s",
+        (body.discharge_instructions, body.medications, patient_id),
+    )
+    audit(conn, who, "discharge_info_set", patient_id)
+    return patient_data.patient(conn, patient_id)
+
+
+@router.put("/teams/{team_id}/contact", tags=["admin"])
+def put_team_contact(team_id: int, body: TeamContact, conn: Conn, who: Admin) -> Message:
+    """How home physicians reach the team (shown on shared pages)."""
+    if team_id not in who.team_ids:
+        raise HTTPException(403, f"you are not a member of care team {team_id}")
+    conn.execute(
+        "UPDATE care_teams SET contact_name = %s, contact_phone = %s, contact_email = %s"
+        " WHERE team_id = %s",
+        (body.contact_name, body.contact_phone, body.contact_email, team_id),
+    )
+    return Message(detail="saved")
+
+
+@router.get("/patients/{patient_id}/access-log", tags=["patients"])
+def get_access_log(patient_id: int, conn: Conn, who: Who) -> list[AccessOut]:
+    """Who read or changed this patient's data, newest first (clinicians and links)."""
+    read_patient(conn, who, patient_id, "access_log_read")
+    return patient_data.access_log(conn, patient_id)

@@ -319,3 +319,55 @@ class Message(BaseModel):
 
 
 PatientOut.model_rebuild()
+
+
+ShareLanguage = Literal["fr", "en", "es", "it", "de", "pt", "ar", "zh"]
+
+
+class ShareLinkCreate(Strict):
+    language: ShareLanguage
+    days: Annotated[int, Field(ge=1, le=90)] = 30
+    second_code: bool = Field(default=True, description="a 6-digit code to send separately")
+    units: Literal["metric", "us"] | None = Field(
+        default=None, description="default: from the patient's home country"
+    )
+    recipient: Annotated[str, Field(max_length=200)] | None = None
+
+
+class ShareLinkCreated(BaseModel):
+    link_id: int
+    url: str = Field(description="path of the shared page; the token is in it, shown once")
+    code: str | None = Field(description="the second code, shown once")
+    expires_at: datetime
+
+
+class ShareLinkOut(BaseModel):
+    link_id: int
+    language: str
+    units: str
+    recipient: str | None
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    state: Literal["active", "expired", "revoked", "locked"]
+    has_code: bool
+    last_used_at: datetime | None
+    uses: int
+
+
+class DischargeInfo(Strict):
+    discharge_instructions: Annotated[str, Field(max_length=4000)] | None = None
+    medications: Annotated[str, Field(max_length=4000)] | None = None
+
+
+class TeamContact(Strict):
+    contact_name: Annotated[str, Field(max_length=200)] | None = None
+    contact_phone: Annotated[str, Field(max_length=40)] | None = None
+    contact_email: EmailStr | None = None
+
+
+class AccessOut(BaseModel):
+    at: datetime
+    who: str
+    action: str
+    detail: dict[str, object]

@@ -80,6 +80,8 @@ class ApiSettings(BaseModel):
     pool_max_size: int = Field(default=10, ge=1)
     # /metrics for Prometheus: open on loopback, or guarded by this bearer token
     metrics_token: SecretStr | None = None
+    # shared links (home physicians): requests per minute per client address
+    share_requests_per_minute: int = Field(default=120, ge=1)
 
 
 class Settings(BaseSettings):

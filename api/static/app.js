@@ -26,6 +26,7 @@ function formBody(form) {
   let path = form.dataset.url;
   for (const el of form.elements) {
     if (!el.name || el.value === "") continue;
+    if (el.type === "checkbox") { body[el.name] = el.checked; continue; }
     let value = el.value;
     if (el.dataset.path) { path = path.replace(`{${el.dataset.path}}`, encodeURIComponent(value)); continue; }
     if (el.type === "number" || el.dataset.type === "int") value = Number(value);
@@ -55,7 +56,10 @@ document.addEventListener("submit", async (ev) => {
   try {
     const data = await api(form.dataset.method || "POST", path, body);
     if (form.dataset.then === "reload") { location.reload(); return; }
-    if (result) result.textContent = JSON.stringify(data, null, 2);
+    if (result && data && data.url) {
+      // a new shared link: the full address and the code, once
+      result.textContent = `${location.origin}${data.url}` + (data.code ? `\n${data.code}` : "");
+    } else if (result) result.textContent = JSON.stringify(data, null, 2);
     form.reset();
   } catch (err) {
     if (error) error.textContent = err.message;

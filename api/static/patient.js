@@ -6,11 +6,12 @@
   const chart = document.getElementById("chart");
   const patient = document.getElementById("patient");
   if (!chart || !patient || !window.Plotly) return;
-  const viewerZone = document.body.dataset.viewerZone;
+  // the clinician's zone comes from their account; a shared page uses the browser's
+  const viewerZone = document.body.dataset.viewerZone || Intl.DateTimeFormat().resolvedOptions().timeZone;
   const patientZone = patient.dataset.patientZone;
   const metrics = chart.dataset.metrics.split(",").filter(Boolean);
   const labels = JSON.parse(chart.dataset.labels);
-  const base = `/api/v1/patients/${patient.dataset.patientId}/trends`;
+  const base = chart.dataset.trendsUrl || `/api/v1/patients/${patient.dataset.patientId}/trends`;
   // 'sv-SE' formats as YYYY-MM-DD HH:MM:SS, which Plotly reads as a wall-clock time
   const inZone = (zone) => new Intl.DateTimeFormat("sv-SE", {
     timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",

@@ -1,0 +1,265 @@
+"""FHIR R4 export of a patient's follow-up: a ``collection`` Bundle holding the
+pseudonymised Patient, the enrolled Devices and vital-signs Observations (category
+vital-signs, LOINC codes, UCUM units; blood pressure as the 85354-9 panel with systolic
+and diastolic components; a value the device could not give carries dataAbsentReason).
+
+Spot measurements (blood pressure, temperature, weight) are exported one Observation per
+reading. A metric recorded continuously (more than ``RAW_LIMIT`` readings in the period:
+a night of oximetry at 1 Hz) is exported as hourly summaries: an Observation over the
+hour (effectivePeriod) whose value is the mean, with the count, minimum and maximum in
+its note, so the file stays readable by the physician's software."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from store.flavour import Flavour
+from store.trends import trend
+from vitals.catalogue import BY_NAME
+from vitals.flags import ReadingFlag
+
+RAW_LIMIT = 2000
+UCUM = "http://unitsofmeasure.org"
+LOINC = "http://loinc.org"
+ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+CATEGORY = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "vital-signs",
+            "display": "Vital Signs",
+        }
+    ]
+}
+VITAL_SIGNS = ("heart_rate_bpm", "spo2_pct", "temp_c", "resp_rate_per_min", "weight_kg")
+# the vital-signs profile asks for 2708-6 beside the pulse-oximetry code
+EXTRA_CODINGS = {
+    "spo2_pct": [
+        {"system": LOINC, "code": "2708-6", "display": "Oxygen saturation in Arterial blood"}
+    ]
+}
+BP_PANEL = "85354-9"
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def _code(metric: str) -> dict[str, Any]:
+    m = BY_NAME[metric]
+    return {
+        "coding": [
+            {"system": LOINC, "code": m.loinc, "display": m.label_en},
+            *EXTRA_CODINGS.get(metric, []),
+        ],
+        "text": m.label_en,
+    }
+
+
+def _quantity(metric: str, value: float) -> dict[str, Any]:
+    m = BY_NAME[metric]
+    return {"value": round(value, 2), "unit": m.ucum, "system": UCUM, "code": m.ucum}
+
+
+def _absent(flags: int) -> dict[str, Any]:
+    f = ReadingFlag(flags)
+    code = (
+        "not-a-number"
+        if ReadingFlag.NOT_A_NUMBER in f
+        else "positive-infinity"
+        if ReadingFlag.ABOVE_RANGE in f
+        else "negative-infinity"
+        if ReadingFlag.BELOW_RANGE in f
+        else "error"
+    )
+    return {"coding": [{"system": ABSENT, "code": code}]}
+
+
+def _value(metric: str, value: float | None, flags: int) -> dict[str, Any]:
+    if value is None:
+        return {"dataAbsentReason": _absent(flags)}
+    return {"valueQuantity": _quantity(metric, value)}
+
+
+def bundle(
+    conn: psycopg.Connection,
+    flavour: Flavour,
+    patient_id: int,
+    start: datetime,
+    end: datetime,
+) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT pseudonym, language, home_country FROM patients WHERE patient_id = %s",
+        (patient_id,),
+    ).fetchone()
+    assert row is not None
+    pseudonym, language, country = row
+    patient_ref = f"Patient/{pseudonym}"
+    entries: list[dict[str, Any]] = [
+        {
+            "resourceType": "Patient",
+            "id": pseudonym,
+            "identifier": [{"system": "urn:postop:pseudonym", "value": pseudonym}],
+            "communication": [
+                {"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": language}]}}
+            ],
+            **({"address": [{"country": country}]} if country else {}),
+        }
+    ]
+    for device_id, kind in conn.execute(
+        "SELECT DISTINCT d.device_id, d.kind FROM enrollments e JOIN devices d USING (device_id)"
+        " WHERE e.patient_id = %s AND e.valid && tstzrange(%s, %s) ORDER BY 1",
+        (patient_id, start, end),
+    ):
+        entries.append(
+            {
+                "resourceType": "Device",
+                "id": _safe_id(device_id),
+                "identifier": [{"system": "urn:postop:device", "value": device_id}],
+                "type": {"text": kind},
+                "patient": {"reference": patient_ref},
+            }
+        )
+    counter = iter(range(1, 10**9))
+
+    def observation(body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "resourceType": "Observation",
+            "id": f"{pseudonym}-obs-{next(counter)}",
+            "status": "final",
+            "category": [CATEGORY],
+            "subject": {"reference": patient_ref},
+            **body,
+        }
+
+    for metric in VITAL_SIGNS:
+        mid = BY_NAME[metric].metric_id
+        count = _count(conn, patient_id, mid, start, end)
+        if count == 0:
+            continue
+        if count <= RAW_LIMIT:
+            for at, value, flags, device_id in conn.execute(
+                "SELECT time, value, flags, device_id FROM vitals WHERE patient_id = %s"
+                " AND metric_id = %s AND time >= %s AND time < %s ORDER BY time",
+                (patient_id, mid, start, end),
+            ):
+                entries.append(
+                    observation(
+                        {
+                            "code": _code(metric),
+                            "effectiveDateTime": _iso(at),
+                            "device": {"reference": f"Device/{_safe_id(device_id)}"},
+                            **_value(metric, value, flags),
+                        }
+                    )
+                )
+        else:
+            for t, n, avg, lo, hi in _hourly(conn, flavour, patient_id, mid, start, end):
+                entries.append(
+                    observation(
+                        {
+                            "code": _code(metric),
+                            "effectivePeriod": {
+                                "start": _iso(t),
+                                "end": _iso(t + timedelta(hours=1)),
+                            },
+                            **(
+                                {"valueQuantity": _quantity(metric, avg)}
+                                if avg is not None
+                                else {"dataAbsentReason": _absent(ReadingFlag.NOT_A_NUMBER)}
+                            ),
+                            "note": [
+                                {
+                                    "text": f"hourly mean of {n} readings"
+                                    + (f", min {lo:g}, max {hi:g}" if avg is not None else "")
+                                }
+                            ],
+                        }
+                    )
+                )
+    entries += [observation(o) for o in _blood_pressure(conn, patient_id, start, end)]
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": _iso(end),
+        "entry": [
+            {"fullUrl": f"urn:postop:{e['resourceType']}/{e['id']}", "resource": e} for e in entries
+        ],
+    }
+
+
+def _safe_id(device_id: str) -> str:
+    # FHIR ids: [A-Za-z0-9\-\.]{1,64}
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in device_id)[:64]
+
+
+def _count(
+    conn: psycopg.Connection, patient_id: int, mid: int, start: datetime, end: datetime
+) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM vitals WHERE patient_id = %s AND metric_id = %s"
+        " AND time >= %s AND time < %s",
+        (patient_id, mid, start, end),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _hourly(
+    conn: psycopg.Connection,
+    flavour: Flavour,
+    patient_id: int,
+    mid: int,
+    start: datetime,
+    end: datetime,
+) -> list[tuple[datetime, int, float | None, float | None, float | None]]:
+    span_h = max(1, math.ceil((end - start).total_seconds() / 3600))  # 1-hour buckets
+    _, buckets = trend(conn, flavour, patient_id, [mid], start, end, span_h)
+    return [(b.bucket, b.n, b.value_avg, b.value_min, b.value_max) for b in buckets]
+
+
+def _blood_pressure(
+    conn: psycopg.Connection, patient_id: int, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """One panel per cuff measurement: systolic and diastolic taken at the same instant."""
+    sys_id = BY_NAME["bp_systolic_mmhg"].metric_id
+    dia_id = BY_NAME["bp_diastolic_mmhg"].metric_id
+    rows = conn.execute(
+        "SELECT time, device_id, max(value) FILTER (WHERE metric_id = %s),"
+        " max(flags) FILTER (WHERE metric_id = %s), max(value) FILTER (WHERE metric_id = %s),"
+        " max(flags) FILTER (WHERE metric_id = %s)"
+        " FROM vitals WHERE patient_id = %s AND metric_id IN (%s, %s)"
+        " AND time >= %s AND time < %s GROUP BY 1, 2 ORDER BY 1",
+        (sys_id, sys_id, dia_id, dia_id, patient_id, sys_id, dia_id, start, end),
+    ).fetchall()
+    out = []
+    for at, device_id, sys_v, sys_f, dia_v, dia_f in rows:
+        components = []
+        for metric, value, flags in (
+            ("bp_systolic_mmhg", sys_v, sys_f),
+            ("bp_diastolic_mmhg", dia_v, dia_f),
+        ):
+            if value is None and flags is None:
+                continue  # this half was not sent at all
+            components.append({"code": _code(metric), **_value(metric, value, flags or 0)})
+        out.append(
+            {
+                "code": {
+                    "coding": [
+                        {
+                            "system": LOINC,
+                            "code": BP_PANEL,
+                            "display": "Blood pressure panel with all children optional",
+                        }
+                    ],
+                    "text": "Blood pressure",
+                },
+                "effectiveDateTime": _iso(at),
+                "device": {"reference": f"Device/{_safe_id(device_id)}"},
+                "component": components,
+            }
+        )
+    return out

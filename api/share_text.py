@@ -1,0 +1,43 @@
+"""Words of the shared pages that come from data rather than templates: what each alert
+rule watches and the metric names, in the physician's language (``share`` catalogs).
+Marked with ``S_`` for extraction; the clinician pages use their own catalog."""
+
+from __future__ import annotations
+
+
+def S_(message: str) -> str:  # "mark for the share catalog", translated at render time
+    return message
+
+
+RULES = {
+    "spo2_critical": S_("Oxygen saturation very low"),
+    "spo2_low": S_("Oxygen saturation low"),
+    "hr_critical": S_("Heart rate very high"),
+    "hr_high": S_("Heart rate high"),
+    "hr_low": S_("Heart rate low"),
+    "hr_above_baseline": S_("Heart rate above the patient's usual values"),
+    "sbp_low": S_("Low blood pressure"),
+    "rr_high": S_("Breathing rate high"),
+    "fever": S_("Fever"),
+    "temp_rising": S_("Temperature rising"),
+    "weight_gain": S_("Weight gain"),
+    "news2": S_("Early warning score (NEWS2) raised"),
+    "no_spo2": S_("Oxygen saturation not measured for a while"),
+    "no_weight": S_("Weight not measured for a while"),
+    "gateway_offline": S_("Home hub offline"),
+    "battery_low": S_("Device battery low"),
+    "implausible_rate": S_("Many implausible readings (device problem)"),
+}
+METRICS = {
+    "heart_rate_bpm": S_("Heart rate"),
+    "spo2_pct": S_("Oxygen saturation (SpO2)"),
+    "temp_c": S_("Body temperature"),
+    "bp_systolic_mmhg": S_("Systolic blood pressure"),
+    "bp_diastolic_mmhg": S_("Diastolic blood pressure"),
+    "resp_rate_per_min": S_("Respiratory rate"),
+    "weight_kg": S_("Body weight"),
+    "pain_score": S_("Pain score (0-10)"),
+    "glucose_mmol_l": S_("Blood glucose"),
+    "steps_count": S_("Steps"),
+}
+PRIORITIES = {"high": S_("high"), "medium": S_("medium"), "low": S_("low")}
