@@ -144,10 +144,9 @@ def anonymous(app_settings: Settings) -> Iterator[TestClient]:
 def login(app_settings: Settings) -> Iterator[Callable[[str], TestClient]]:
     """A signed-in client for a role key of ``World.emails`` (CSRF header set)."""
     clients: list[TestClient] = []
-    app = create_app(app_settings)
 
     def make(role: str) -> TestClient:
-        client = TestClient(app)
+        client = TestClient(create_app(app_settings))  # one app (and event loop) each
         client.__enter__()
         clients.append(client)
         emails = {
