@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
@@ -116,3 +117,19 @@ def test_french_catalog_translates_every_message_of_the_code() -> None:
     translated = {m.id for m in catalog if m.id and m.string}
     assert in_code - translated == set()
     assert len(in_code) > 100
+
+
+@pytest.mark.parametrize("language", ["fr", "es", "it", "de", "pt", "ar", "zh"])
+def test_share_catalog_translates_every_message_of_the_shared_pages(language: str) -> None:
+    method_map = [("**.py", "python"), ("templates/**.html", "jinja2")]
+    in_code = {
+        msg[2] if isinstance(msg[2], str) else msg[2][0]
+        for msg in extract_from_dir(str(API_DIR), method_map, keywords={"t": None, "S_": None})
+    }
+    with (API_DIR / "locales" / language / "LC_MESSAGES" / "share.po").open("rb") as fh:
+        catalog = read_po(fh)
+    translated = {m.id: m.string for m in catalog if m.id and m.string}
+    assert in_code - set(translated) == set()
+    # placeholders survive translation
+    for msgid, text in translated.items():
+        assert re.findall(r"%\(\w+\)s", msgid) == re.findall(r"%\(\w+\)s", str(text)), msgid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -9,7 +10,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import uvicorn
 
+from api.app import create_app
+from postop.ports import free_port, wait_port
 from store.provisioning import (
     enroll,
     ensure_patient,
@@ -19,6 +23,7 @@ from store.provisioning import (
 )
 from tests.conftest import INGEST_PASSWORD, Broker
 from tests.stack import ServiceProcess, wait_for
+from vitals.settings import ApiSettings, Settings
 
 ENROLLED_FROM = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -79,3 +84,22 @@ def count_rows(db: str, table: str = "vitals") -> int:
 
 
 NOW_MS = int((datetime.now(UTC) - timedelta(days=2)).timestamp() * 1000)
+
+
+@pytest.fixture
+def api_server(db: str) -> Iterator[str]:
+    keys_public = "BPlaceholderKeyTheBrowserCannotUseHere"
+    settings = Settings(
+        database_url=db,  # type: ignore[arg-type]
+        api=ApiSettings(vapid_public_key=keys_public),
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    assert wait_port(port, 20)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

@@ -7,24 +7,19 @@ trend chart and acknowledges the alert. The screenshots stay in tests/artifacts/
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
-import pytest
-import uvicorn
 from firmware_sim.devices import DeviceKind, KitSimulator, kit_devices
 from playwright.sync_api import Page, expect
 
 from alerts.protocol import builtin_protocols
 from alerts.published import publish_protocols
 from alerts.vapid import generate
-from api.app import create_app
 from api.passwords import hash_password
-from postop.ports import free_port, wait_port
+from postop.ports import free_port
 from store.clinicians import create_clinician
 from store.provisioning import (
     enroll,
@@ -39,29 +34,9 @@ from tests.e2e.test_alert_e2e import Desaturation
 from tests.e2e.test_gateway_e2e import gateway_process, send_frames
 from tests.push_endpoint import PushEndpoint
 from tests.stack import ServiceProcess, wait_for
-from vitals.settings import ApiSettings, Settings
 
 EMAIL = "ide@hopital.example"
 PASSWORD = "une phrase de passe assez longue"
-
-
-@pytest.fixture
-def api_server(db: str) -> Iterator[str]:
-    keys_public = "BPlaceholderKeyTheBrowserCannotUseHere"
-    settings = Settings(
-        database_url=db,  # type: ignore[arg-type]
-        api=ApiSettings(vapid_public_key=keys_public),
-    )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert wait_port(port, 20)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 def _service_worker_registration(page: Page) -> tuple[object, str]:

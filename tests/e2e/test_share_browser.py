@@ -1,0 +1,149 @@
+"""The home physician's page in Debian's Chromium: every language renders (a screenshot
+each, kept in tests/artifacts/), Arabic lays out right to left, times move to the
+viewer's own zone with the patient's beside them, the trend chart draws, and the
+printable summary renders to a PDF."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from playwright.sync_api import Browser, expect
+
+from api.passwords import hash_password
+from api.share_links import create_link, default_units
+from store.clinicians import create_clinician
+from store.provisioning import (
+    enroll,
+    ensure_patient,
+    ensure_team,
+    register_device,
+    register_gateway,
+)
+from tests.api.conftest import add_vitals, open_alert
+from tests.browser import ARTIFACTS, chromium
+
+LANGUAGES = ("fr", "en", "es", "it", "de", "pt", "ar", "zh")
+VIEWER_ZONES = {"ar": "Asia/Riyadh", "zh": "Asia/Shanghai", "en": "America/Chicago"}
+
+
+@pytest.fixture
+def shared(db: str) -> dict[str, str]:
+    """A patient at home in New York with a day of readings, an alert the team resolved,
+    and one link per language."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    with psycopg.connect(db, autocommit=True) as conn:
+        team = ensure_team(conn, "Chirurgie viscérale")
+        conn.execute(
+            "UPDATE care_teams SET contact_name = 'IDE de coordination',"
+            " contact_phone = '+33 1 40 00 00 00' WHERE team_id = %s",
+            (team,),
+        )
+        author = create_clinician(
+            conn, "dr@hopital.example", "Dr Martin", "physician", hash_password("x" * 16), [team]
+        )
+        patient = ensure_patient(conn, "P-SHARE-01", team, "en", "America/New_York")
+        conn.execute(
+            "UPDATE patients SET home_country = 'US', procedure = 'Laparoscopic colectomy',"
+            " surgery_date = current_date - 6, discharged_at = now() - interval '3 days',"
+            " discharge_instructions = 'Walk 3 times a day. Call if fever above 38.5 °C.',"
+            " medications = 'Enoxaparin 4000 IU daily for 28 days' WHERE patient_id = %s",
+            (patient,),
+        )
+        register_gateway(conn, "gw-share")
+        register_device(conn, "ox-share", "oximeter", "gw-share")
+        enroll(conn, "ox-share", patient, now - timedelta(days=3))
+        add_vitals(
+            conn,
+            patient,
+            "ox-share",
+            "spo2_pct",
+            [(now - timedelta(minutes=5 * i), 95.0 - (i % 4)) for i in range(288)],
+        )
+        add_vitals(
+            conn,
+            patient,
+            "ox-share",
+            "heart_rate_bpm",
+            [(now - timedelta(minutes=5 * i), 78.0 + (i % 9)) for i in range(288)],
+        )
+        add_vitals(
+            conn,
+            patient,
+            "ox-share",
+            "temp_c",
+            [(now - timedelta(hours=6 * i), 37.2 + 0.1 * (i % 3)) for i in range(8)],
+        )
+        alert = open_alert(conn, patient, "spo2_low", "medium")
+        conn.execute(
+            "UPDATE alerts SET state = 'resolved', resolved_at = now(), resolved_by = %s,"
+            " resolution_note = 'Appel du patient : capteur mal positionné' WHERE alert_id = %s",
+            (f"clinician:{author}", alert),
+        )
+        tokens = {}
+        for lang in LANGUAGES:
+            link = create_link(
+                conn, patient, author, lang, default_units("US"), timedelta(days=30), False, None
+            )
+            tokens[lang] = link.token
+    return tokens
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_shared_page_in_each_language(
+    browser: Browser,
+    api_server: str,
+    shared: dict[str, str],
+    language: str,
+) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    zone = VIEWER_ZONES.get(language, "Europe/Berlin")
+    context = browser.new_context(timezone_id=zone, locale=language)
+    page = context.new_page()
+    page.goto(f"{api_server}/s/{shared[language]}")
+    expect(page.locator("h1")).to_contain_text("P-SHARE-01")
+    expect(page.locator("#chart.ready")).to_be_visible(timeout=20_000)
+    direction = page.evaluate("getComputedStyle(document.body).direction")
+    assert direction == ("rtl" if language == "ar" else "ltr")
+    # the first reading time is shown in the viewer's zone by the page's script...
+    shown = page.locator("time.viewer").first.inner_text()
+    iso = page.locator("time.viewer").first.get_attribute("datetime") or ""
+    expected = page.evaluate(
+        "([iso, lang, zone]) => new Intl.DateTimeFormat(lang, {dateStyle: 'medium',"
+        " timeStyle: 'short', timeZone: zone}).format(new Date(iso))",
+        [iso, language, zone],
+    )
+    assert shown == expected
+    # ...and the patient's own time stays beside it, named
+    expect(page.locator(".patient-head")).to_contain_text("America/New_York")
+    expect(page.locator(".latest")).to_contain_text("°F")  # a US physician's units
+    page.screenshot(path=str(ARTIFACTS / f"share-{language}.png"), full_page=True)
+    context.close()
+
+
+def test_printable_summary_renders_to_pdf(
+    browser: Browser,
+    api_server: str,
+    shared: dict[str, str],
+) -> None:
+    context = browser.new_context(timezone_id="America/New_York", locale="en-US")
+    page = context.new_page()
+    page.goto(f"{api_server}/s/{shared['en']}/print")
+    expect(page.locator("h1").first).to_have_text("Follow-up summary")
+    expect(page.locator(".daily tbody tr").first).to_be_visible()
+    page.emulate_media(media="print")
+    assert page.locator("header.top").is_hidden()  # the print stylesheet applies
+    pdf = page.pdf(format="A4", print_background=True)
+    context.close()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "share-summary-en.pdf").write_bytes(pdf)
+    assert pdf.startswith(b"%PDF-")
+    assert len(pdf) > 20_000
