@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from api import fhir_export, patient_data
 from api.guards import Conn
 from api.login import client_address
+from api.pages import CHART_METRICS
 from api.share_links import Link, LinkState, check_code, record_use, resolve
 from api.share_text import METRICS, PRIORITIES, RULES
 from api.units import convert, unit_label
@@ -36,17 +37,6 @@ NO_STORE = {
     "Pragma": "no-cache",
     "X-Robots-Tag": "noindex, nofollow, noarchive",
 }
-CHART_METRICS = (
-    "spo2_pct",
-    "heart_rate_bpm",
-    "resp_rate_per_min",
-    "bp_systolic_mmhg",
-    "bp_diastolic_mmhg",
-    "temp_c",
-    "weight_kg",
-    "pain_score",
-)
-PRINT_METRICS = CHART_METRICS
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 RTL = frozenset({"ar", "he", "fa", "ur"})
 
@@ -235,14 +225,22 @@ def _code_form(
     return page
 
 
-@router.get("/{token}")
-def shared_page(token: str, request: Request, conn: Conn) -> Response:
+def _open_page(request: Request, conn: Conn, token: str) -> tuple[Link, View] | Response:
+    """For the HTML pages: the link and view, or the page to show instead."""
     try:
-        link, view = _open(request, conn, token)
+        return _open(request, conn, token)
     except _Closed as exc:
         return closed_page(request, conn, exc)
     except _NeedsCode as exc:
         return _code_form(request, token, exc.view, None)
+
+
+@router.get("/{token}")
+def shared_page(token: str, request: Request, conn: Conn) -> Response:
+    opened = _open_page(request, conn, token)
+    if isinstance(opened, Response):
+        return opened
+    link, view = opened
     summary = _summary(conn, link, view)
     record_use(conn, link, "share_view", client_address(request), ["summary", "latest", "alerts"])
     return _render(request, "page.html", view, {"token": token, **summary})
@@ -329,12 +327,10 @@ def shared_trends(
 
 @router.get("/{token}/print")
 def shared_print(token: str, request: Request, conn: Conn) -> Response:
-    try:
-        link, view = _open(request, conn, token)
-    except _Closed as exc:
-        return closed_page(request, conn, exc)
-    except _NeedsCode as exc:
-        return _code_form(request, token, exc.view, None)
+    opened = _open_page(request, conn, token)
+    if isinstance(opened, Response):
+        return opened
+    link, view = opened
     summary = _summary(conn, link, view)
     days = _daily(conn, link, view)
     record_use(conn, link, "share_print", client_address(request), ["summary", "daily", "alerts"])
@@ -410,7 +406,7 @@ def _daily(conn: Conn, link: Link, view: View) -> list[dict[str, Any]]:
         " min(value), max(value) FROM vitals v JOIN metrics m USING (metric_id)"
         " WHERE v.patient_id = %s AND m.name = ANY(%s) AND v.time > now() - interval '90 days'"
         " GROUP BY 1, 2 ORDER BY 1 DESC",
-        (view.zone, link.patient_id, list(PRINT_METRICS)),
+        (view.zone, link.patient_id, list(CHART_METRICS)),
     ).fetchall()
     days: dict[Any, dict[str, Any]] = {}
     for day, name, n, avg, lo, hi in rows:

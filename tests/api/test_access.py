@@ -24,6 +24,11 @@ PATIENT_ENDPOINTS = [
         {"rule_id": "spo2_low", "param": "threshold", "value": 90, "reason": "COPD baseline"},
     ),
     ("GET", "/patients/{p}", None),
+    ("GET", "/api/v1/patients/{p}/share-links", None),
+    ("POST", "/api/v1/patients/{p}/share-links", {"language": "en"}),
+    ("POST", "/api/v1/patients/{p}/share-links/1/revoke", None),
+    ("GET", "/api/v1/patients/{p}/access-log", None),
+    ("PUT", "/api/v1/patients/{p}/discharge", {"medications": "paracetamol"}),
 ]
 ALERT_ENDPOINTS = [
     ("GET", "/api/v1/alerts/{a}", None),
@@ -119,7 +124,8 @@ def test_another_teams_patient_is_forbidden(
     with psycopg.connect(world.db) as conn:
         changed = conn.execute(
             "SELECT (SELECT count(*) FROM clinician_notes) + (SELECT count(*)"
-            " FROM threshold_overrides)"
+            " FROM threshold_overrides) + (SELECT count(*) FROM share_links)"
+            " + (SELECT count(*) FROM patients WHERE medications IS NOT NULL)"
         ).fetchone()
     assert changed == (0,)
 

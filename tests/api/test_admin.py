@@ -228,3 +228,25 @@ def test_admin_creates_an_account_that_can_sign_in(
         ).fetchone()
     assert hashed is not None
     assert hashed[0].startswith("$argon2id$")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/patients/{p}/enrollments", {"device_id": "ox-a-001"}),
+        ("/api/v1/patients/{p}/enrollments/1/end", {}),
+        ("/api/v1/patients/{p}/end-follow-up", {}),
+    ],
+)
+def test_admin_actions_on_another_teams_patient_are_forbidden(
+    login: Callable[[str], TestClient], world: World, path: str, body: dict[str, object]
+) -> None:
+    res = login("admin").post(path.format(p=world.patient_b), json=body)
+    assert res.status_code == 403
+    with psycopg.connect(world.db) as conn:
+        row = conn.execute(
+            "SELECT follow_up_ended_at, (SELECT count(*) FROM enrollments WHERE patient_id = %s)"
+            " FROM patients WHERE patient_id = %s",
+            (world.patient_b, world.patient_b),
+        ).fetchone()
+    assert row == (None, 0)
