@@ -25,6 +25,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.broker_counters import MONITOR_PASSWORD, MONITOR_USER, read_counter
 from bench.private_services import INGEST_PASSWORD, private_services, service_env
 from postop.local_mosquitto import write_accounts
 from store.migrate import migrate
@@ -55,6 +56,7 @@ class Result:
     broker_cpu_s: float
     flavour: str
     workers: int
+    broker_dropped_delta: int  # Mosquitto's $SYS dropped-message counter: must stay 0
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -158,12 +160,16 @@ def run(
         db = pg.create_database("pipeline")
         migrate(db)
         _provision(db, data)
-        accounts = {"ingest": hash_password(INGEST_PASSWORD)}
+        accounts = {
+            "ingest": hash_password(INGEST_PASSWORD),
+            MONITOR_USER: hash_password(MONITOR_PASSWORD),
+        }
         accounts.update({gw: hash_password("bench-gw") for gw in data})
         broker.write_config()
         broker.start()
         write_accounts(broker, accounts)
         env = service_env(db, broker.port)
+        dropped0 = read_counter(broker.port)
         # one short run per worker creates its persistent session in the shared group
         procs.extend(_ingest(env, tmp, w) for w in range(workers))
         time.sleep(3)
@@ -206,6 +212,8 @@ def run(
         ingest_rate = (n - first_n) / (now - first_t)
         ingest_cpu = sum(_cpu_seconds(proc.pid) for proc in procs)
         broker_cpu = _cpu_seconds(broker.proc.pid) - broker_cpu0
+        time.sleep(1.5)  # the broker publishes its $SYS counters every second here
+        dropped = read_counter(broker.port) - dropped0
         flavour = "timescaledb" if timescaledb else "postgres"
         return Result(
             total_readings,
@@ -218,6 +226,7 @@ def run(
             broker_cpu,
             flavour,
             workers,
+            dropped,
         )
 
 
@@ -229,13 +238,13 @@ def main() -> None:
     results = [run(timescaledb=t) for t in flavours] + [run(workers=2)]
     print(
         f"{'flavour':>12} {'workers':>7} {'readings':>9} {'per msg':>8} {'COPY rows/s':>12}"
-        f" {'ingest rows/s':>14} {'ratio':>6} {'ingest CPU s':>13}"
+        f" {'ingest rows/s':>14} {'ratio':>6} {'ingest CPU s':>13} {'dropped':>8}"
     )
     for r in results:
         print(
             f"{r.flavour:>12} {r.workers:>7} {r.readings:>9} {r.readings_per_message:>8}"
             f" {r.copy_rows_per_s:>12.0f} {r.ingest_rows_per_s:>14.0f} {r.ratio:>6.2f}"
-            f" {r.ingest_cpu_s:>13.1f}"
+            f" {r.ingest_cpu_s:>13.1f} {r.broker_dropped_delta:>8}"
         )
     out = ROOT / "bench" / "results" / "ingest_throughput.json"
     out.write_text(
@@ -254,6 +263,8 @@ def main() -> None:
         )
     )
     print(f"written to {out}")
+    if any(r.broker_dropped_delta for r in results):
+        raise SystemExit("the broker dropped messages during the run: readings were lost")
 
 
 if __name__ == "__main__":

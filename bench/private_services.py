@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.broker_counters import MONITOR_ACL, SYS_CONF
 from postop.local_mosquitto import LocalMosquitto
 from postop.local_postgres import TIMESCALEDB_CONF, LocalPostgres
 from postop.ports import free_port
@@ -28,7 +29,7 @@ def private_services(
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     tmp.chmod(0o755)
     pg = LocalPostgres(tmp / "pg", free_port(), extra_conf=TIMESCALEDB_CONF if timescaledb else ())
-    broker = LocalMosquitto(tmp / "mqtt", free_port())
+    broker = LocalMosquitto(tmp / "mqtt", free_port(), extra_acl=MONITOR_ACL, extra_conf=SYS_CONF)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         pg.ensure_initialised()

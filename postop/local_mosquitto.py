@@ -67,11 +67,17 @@ class LocalMosquitto:
     """A broker whose state (persistence, password file, ACL, log) lives in ``data_dir``."""
 
     def __init__(
-        self, data_dir: Path, port: int, extra_acl: str = "", tls: TlsFiles | None = None
+        self,
+        data_dir: Path,
+        port: int,
+        extra_acl: str = "",
+        tls: TlsFiles | None = None,
+        extra_conf: tuple[str, ...] = (),
     ) -> None:
         self.root = data_dir.resolve()
         self.port = port
         self.extra_acl = extra_acl
+        self.extra_conf = extra_conf
         self.tls = tls
         self.binary = find_mosquitto()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -103,6 +109,7 @@ class LocalMosquitto:
             "log_type notice",
             "log_type information",
             "connection_messages true",
+            *self.extra_conf,
         ]
         if os.geteuid() == 0:
             lines.append("user root")  # our own files, our own process; no privilege to drop
