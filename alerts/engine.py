@@ -21,6 +21,7 @@ from alerts.evaluate import News2Score, evaluate
 from alerts.lifecycle import Policy, plan
 from alerts.protocol import Protocol
 from alerts.published import publish_protocols
+from alerts.source import SqlSource
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class Engine:
         if len(ctx.patient_ids) == 0:
             return 0
         scores: list[News2Score] = []
-        findings = evaluate(conn, ctx, self._protocols, now_ms, scores)
+        findings = evaluate(SqlSource(conn), ctx, self._protocols, now_ms, scores)
         policies = {}
         for pid, proto_name in zip(ctx.patient_ids.tolist(), ctx.protocols, strict=True):
             proto = self._protocols.get(proto_name)

@@ -10,17 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import psycopg
 from numpy.typing import NDArray
 
 from alerts import news2 as n2
 from alerts import rules as k
-from alerts.context import (
-    PatientContext,
-    gateway_offline_since_ms,
-    implausible_counts,
-    lowest_battery_pct,
-)
+from alerts.context import PatientContext
 from alerts.lifecycle import RANK, Finding
 from alerts.protocol import (
     BaselineRule,
@@ -35,8 +29,8 @@ from alerts.protocol import (
     SustainedRule,
     TrendRule,
 )
+from alerts.source import ReadingSource
 from alerts.window import MetricWindow, Window
-from alerts.window_sql import load_window
 
 MINUTE_S = 60
 HOUR_S = 3600
@@ -76,7 +70,9 @@ def _findings(
 ) -> list[Finding]:
     out = []
     for i, pid in enumerate(ids.tolist()):
-        ev = {key: _plain(arr[i]) for key, arr in evidence.items()}
+        # evidence matters only where the rule fires (a cleared condition needs none):
+        # skipping it for the quiet majority keeps a round cheap
+        ev = {key: _plain(arr[i]) for key, arr in evidence.items()} if firing[i] else {}
         onset = int(onset_ms[i]) if onset_ms is not None and onset_ms[i] >= 0 else None
         prio = priority[i] if priority is not None else rule.priority
         out.append(
@@ -117,7 +113,7 @@ class News2Score:
 
 
 def evaluate(
-    conn: psycopg.Connection,
+    source: ReadingSource,
     ctx: PatientContext,
     protocols: Mapping[str, Protocol],
     now_ms: int,
@@ -130,12 +126,12 @@ def evaluate(
         if proto is None:
             continue
         mask = ctx.subset(name)
-        findings += _evaluate_protocol(conn, ctx, mask, proto, now_ms, scores)
+        findings += _evaluate_protocol(source, ctx, mask, proto, now_ms, scores)
     return findings
 
 
 def _evaluate_protocol(
-    conn: psycopg.Connection,
+    source: ReadingSource,
     ctx: PatientContext,
     mask: NDArray[np.bool_],
     proto: Protocol,
@@ -155,7 +151,7 @@ def _evaluate_protocol(
     )
     if any(isinstance(r, News2Rule) for r in rules):
         short_metrics |= set(NEWS2_METRICS)
-    short = load_window(conn, pids, sorted(short_metrics), now_ms, short_span, MINUTE_S)
+    short = source.window(pids, sorted(short_metrics), now_ms, short_span, MINUTE_S)
 
     for rule in rules:
         if isinstance(rule, SustainedRule):
@@ -181,7 +177,7 @@ def _evaluate_protocol(
     long_rules = [r for r in rules if isinstance(r, TrendRule | RiseRule)]
     if long_rules:
         span = max(r.window_s for r in long_rules) + HOUR_S
-        long = load_window(conn, pids, sorted({r.metric for r in long_rules}), now_ms, span, HOUR_S)
+        long = source.window(pids, sorted({r.metric for r in long_rules}), now_ms, span, HOUR_S)
         for rule in long_rules:
             if isinstance(rule, TrendRule):
                 limit = _param(ctx, ids, rule, "slope_per_h_above", rule.slope_per_h_above)
@@ -200,7 +196,7 @@ def _evaluate_protocol(
         known = discharged >= 0
         first = int(discharged[known].min()) if known.any() else now_ms
         span = min(max(now_ms - first, HOUR_S), BASELINE_MAX_S)
-        base = load_window(conn, pids, sorted({r.metric for r in base_rules}), now_ms, span, HOUR_S)
+        base = source.window(pids, sorted({r.metric for r in base_rules}), now_ms, span, HOUR_S)
         start_ms = base.end_ms - base.n_bins * HOUR_S * 1000
         bin_start = start_ms + np.arange(base.n_bins, dtype=np.int64) * HOUR_S * 1000
         for rule in base_rules:
@@ -223,11 +219,14 @@ def _evaluate_protocol(
     missing_rules = [r for r in rules if isinstance(r, MissingDataRule)]
     if missing_rules:
         span = max(r.max_silence_s for r in missing_rules) + MISSING_BIN_S
-        win = load_window(
-            conn, pids, sorted({r.metric for r in missing_rules}), now_ms, span, MISSING_BIN_S
+        win = source.window(
+            pids, sorted({r.metric for r in missing_rules}), now_ms, span, MISSING_BIN_S
         )
+        discharged = ctx.discharged_ms[mask]
         for rule in missing_rules:
-            expected = np.ones(len(ids), dtype=np.bool_)
+            # silence counts from discharge: a patient just home has nothing to miss yet
+            # (unknown discharge: from whenever, the safer side)
+            expected = (discharged < 0) | (now_ms - discharged > rule.max_silence_s * 1000)
             res = k.missing_data(
                 _metric(win, rule.metric), MISSING_BIN_S, rule.max_silence_s, expected
             )
@@ -235,16 +234,16 @@ def _evaluate_protocol(
 
     for rule in rules:
         if isinstance(rule, GatewayOfflineRule):
-            since = gateway_offline_since_ms(conn, ids)
+            since = source.gateway_offline_since_ms(ids, now_ms)
             offline_s = np.where(np.isnan(since), 0.0, (now_ms - since) / 1000)
             firing = offline_s >= rule.after_s
             out += _findings(ids, rule, firing, {"offline_s": offline_s})
         elif isinstance(rule, BatteryRule):
-            level = lowest_battery_pct(conn, ids, now_ms - rule.freshness_s * 1000)
+            level = source.lowest_battery_pct(ids, now_ms - rule.freshness_s * 1000, now_ms)
             res = k.below_value(level, ~np.isnan(level), rule.below_pct)
             out += _findings(ids, rule, res.firing, {"battery_pct": level})
         elif isinstance(rule, ImplausibleRateRule):
-            bad, good = implausible_counts(conn, ids, now_ms - rule.window_s * 1000)
+            bad, good = source.implausible_counts(ids, now_ms - rule.window_s * 1000, now_ms)
             res = k.rate_above(bad, bad + good, rule.min_readings, rule.rate_above)
             out += _findings(ids, rule, res.firing, {"implausible": bad, "stored": good})
     return out

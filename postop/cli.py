@@ -94,6 +94,29 @@ def bench() -> None:
     main()
 
 
+@app.command("eval")
+def eval_alerts(
+    patients: Annotated[int, typer.Option(min=1, help="Simulated patients.")] = 200,
+    days: Annotated[float, typer.Option(min=1, max=30, help="Days of follow-up.")] = 14.0,
+    seed: Annotated[int, typer.Option(help="Cohort seed (same seed, same cohort).")] = 1,
+    protocols: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of protocol YAML files to evaluate instead of the shipped ones."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("bench/results"),
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes (default: CPUs).")] = None,
+) -> None:
+    """Measure alert quality: a simulated cohort with scripted deteriorations through the
+    alert rules, scored against its ground truth (table, JSON and PNG in --out)."""
+    from bench.alert_quality.run import run
+
+    outcome = run(patients, days, seed, out, protocols, workers=workers)
+    typer.echo(outcome.paths["markdown"].read_text(encoding="utf-8"))
+    typer.echo(" ".join(f"{kind}: {path}" for kind, path in outcome.paths.items()))
+
+
 @app.command()
 def vapid() -> None:
     """Make a VAPID key pair for Web Push: the private key goes in the alerts settings

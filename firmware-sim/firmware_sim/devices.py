@@ -103,6 +103,7 @@ class Schedule:
     glucose_h: tuple[float, ...] = (7.5, 18.5)
     pain_h: float = 10.0
     jitter_min: float = 20.0
+    skip_p: float = 0.0  # chance a patient forgets (or refuses) one spot measurement
     patch_hr_interval_s: int = 60
     patch_resp_interval_s: int = 300
     patch_steps_interval_s: int = 900
@@ -158,6 +159,41 @@ class Battery:
         cycle_ms = self.cycle_days * DAY_MS
         used = (t_ms / cycle_ms + self.phase) % 1.0
         return round(100 - (100 - self.floor_pct) * used)
+
+
+@dataclass(frozen=True, slots=True)
+class FailingBattery:
+    """A battery that starts failing at ``fails_ms``: from its level then it drains to
+    empty in ``hours_to_empty``, and the device falls silent once it is empty."""
+
+    normal: Battery
+    fails_ms: int
+    hours_to_empty: float
+
+    @property
+    def empty_ms(self) -> int:
+        return self.fails_ms + int(self.hours_to_empty * 3_600_000)
+
+    def level_pct(self, t_ms: int) -> int:
+        if t_ms < self.fails_ms:
+            return self.normal.level_pct(t_ms)
+        start = self.normal.level_pct(self.fails_ms)
+        left = 1 - (t_ms - self.fails_ms) / (self.empty_ms - self.fails_ms)
+        return max(0, round(start * left))
+
+
+@dataclass(frozen=True, slots=True)
+class Disruption:
+    """What goes wrong with a kit rather than with the body: the patient stops measuring
+    (every device silent from ``silent_from_ms``), or one device's battery fails. A home
+    offline is the gateway's business: ``offline`` is recorded here for whoever replays
+    the kit (the readings are measured as usual and delivered when the home is back)."""
+
+    silent_from_ms: int | None = None
+    failing_battery: DeviceKind | None = None
+    battery_fails_ms: int = 0
+    battery_hours_to_empty: float = 12.0
+    offline: tuple[int, int] | None = None
 
 
 _BATTERY_DAYS = {
@@ -216,7 +252,7 @@ class _Device(ABC):
         self.index = index
         self.id = device_id(self.kind, ctx.key)
         phase = float(derive_rng(ctx.seed, self.id, 3).uniform(0, 1))
-        self.battery = Battery(_BATTERY_DAYS.get(self.kind, 30.0), phase)
+        self.battery: Battery | FailingBattery = Battery(_BATTERY_DAYS.get(self.kind, 30.0), phase)
         self._frames: list[EmittedFrame] = []
 
     # --- helpers for subclasses ------------------------------------------------------
@@ -247,6 +283,11 @@ class _Device(ABC):
         start, end = self.day_bounds(day)
         step = interval_s * SECOND_MS
         return range(-(-start // step) * step, end, step)
+
+    def skips(self, rng: np.random.Generator) -> bool:
+        """Whether the patient leaves out this spot measurement (no draw when they never
+        do, so a schedule without skips keeps its random streams unchanged)."""
+        return self.schedule.skip_p > 0 and bool(rng.random() < self.schedule.skip_p)
 
     def jittered(self, day: date, hour: float, rng: np.random.Generator) -> int:
         jitter_s = float(rng.normal(0, self.schedule.jitter_min * 60))
@@ -366,7 +407,7 @@ class Oximeter(_Device):
                 self.report_battery(rx + 300)
         for hour in s.oximeter_spot_checks_h:
             t = self.jittered(day, hour, rng)
-            if p.is_asleep(t):
+            if p.is_asleep(t) or self.skips(rng):
                 continue
             self._spot_check(t, rng)
 
@@ -420,6 +461,8 @@ class BloodPressureCuff(_Device):
         unit = self.schedule.bp_unit
         for hour in self.schedule.bp_h:
             t = self.jittered(day, hour, rng)
+            if self.skips(rng):
+                continue
             r = self.patient.measure_cuff(t, rng)
             status = BloodPressureStatus.NONE
             flags = pulse_flags = ReadingFlag.NONE
@@ -470,6 +513,8 @@ class Thermometer(_Device):
         fahrenheit = self.schedule.fahrenheit
         for hour in self.schedule.temperature_h:
             t = self.jittered(day, hour, rng)
+            if self.skips(rng):
+                continue
             obs = self.patient.measure_temperature(t, rng)
             m = TemperatureMeasurement(
                 temp_c=obs.value,
@@ -502,7 +547,7 @@ class Scale(_Device):
         wake = p.night(day - timedelta(days=1))[1]
         start, end = self.day_bounds(day)
         t = (wake + int(rng.uniform(10, 45) * MINUTE_MS)) // SECOND_MS * SECOND_MS
-        if not start <= t < end:
+        if not start <= t < end or self.skips(rng):
             return
         obs = p.measure_weight(t, rng)
         height = p.base.height_m
@@ -643,6 +688,7 @@ class KitSimulator:
         schedule: Schedule | None = None,
         post_op_days: float = 2.0,
         patient: Patient | None = None,
+        disruption: Disruption | None = None,
     ) -> None:
         if start.tzinfo is None:
             raise ValueError("start must be an aware datetime")
@@ -665,6 +711,21 @@ class KitSimulator:
             DEVICE_CLASSES[kind](ctx, index) for index, kind in enumerate(kind_list)
         ]
         self._order = {d.id: d.index for d in self.devices}
+        self.disruption = disruption or Disruption()
+        self._silent_ms: dict[str, int] = {}  # device id -> no frame from then on
+        for d in self.devices:
+            if self.disruption.silent_from_ms is not None:
+                self._silent_ms[d.id] = self.disruption.silent_from_ms
+            if d.kind == self.disruption.failing_battery and isinstance(d.battery, Battery):
+                failing = FailingBattery(
+                    d.battery,
+                    self.disruption.battery_fails_ms,
+                    self.disruption.battery_hours_to_empty,
+                )
+                d.battery = failing
+                self._silent_ms[d.id] = min(
+                    self._silent_ms.get(d.id, failing.empty_ms), failing.empty_ms
+                )
         self._days: dict[tuple[int, date], list[EmittedFrame]] = {}
 
     def device_ids(self) -> list[str]:
@@ -688,7 +749,8 @@ class KitSimulator:
         while day <= last:
             for device in self.devices:
                 frames = self._device_day(device, day)
-                out.extend(f for f in frames if start_ms <= f.rx_ms < end_ms)
+                until = min(end_ms, self._silent_ms.get(device.id, end_ms))
+                out.extend(f for f in frames if start_ms <= f.rx_ms < until)
             day += timedelta(days=1)
         for stale in [k for k in self._days if k[1] < first]:
             del self._days[stale]  # streams move forward; an old day is recomputed if asked

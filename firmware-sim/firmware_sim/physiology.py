@@ -327,6 +327,10 @@ class Patient:
         self._resp_wander = _Wander.draw(rng, 1, 12)
         self._activity_wander = _Wander.draw(rng, 0.5, 5)
         self._nights: dict[date, tuple[int, int]] = {}
+        # devices ask for the same instant several times in a row (sleep, activity, each
+        # metric): remembering the last answer halves the cost of a simulated day
+        self._last_hour: tuple[int, float] = (-1, 0.0)
+        self._last_asleep: tuple[int, float] = (-1, 0.0)
 
     def add_deviation(self, deviation: Deviation) -> None:
         self.deviations.append(deviation)
@@ -334,8 +338,12 @@ class Patient:
     # --- time of day, sleep and activity ---------------------------------------------
 
     def local_hour(self, t_ms: int) -> float:
+        if self._last_hour[0] == t_ms:
+            return self._last_hour[1]
         local = datetime.fromtimestamp(t_ms / 1000, self.tz)
-        return local.hour + local.minute / 60 + local.second / 3600
+        hour = local.hour + local.minute / 60 + local.second / 3600
+        self._last_hour = (t_ms, hour)
+        return hour
 
     def local_date(self, t_ms: int) -> date:
         return datetime.fromtimestamp(t_ms / 1000, self.tz).date()
@@ -357,6 +365,8 @@ class Patient:
 
     def asleep(self, t_ms: int) -> float:
         """How asleep the patient is at ``t_ms``: 0 awake, 1 asleep, smooth in between."""
+        if self._last_asleep[0] == t_ms:
+            return self._last_asleep[1]
         # the local date is within a day of the UTC date: look at the nights around it
         # (cheaper than a time-zone conversion, and this is asked for every reading)
         utc_day = _EPOCH_ORDINAL + t_ms // DAY_MS
@@ -370,6 +380,7 @@ class Patient:
                     _smoothstep((t_ms - bed_ms) / quarter_h)
                     * _smoothstep((wake_ms - t_ms) / quarter_h),
                 )
+        self._last_asleep = (t_ms, level)
         return level
 
     def is_asleep(self, t_ms: int) -> bool:

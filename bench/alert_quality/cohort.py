@@ -1,0 +1,214 @@
+"""A simulated cohort: who the patients are (scenario, protocol, kit, home time zone) and
+every reading their kits produce, with when each reaches the database.
+
+Readings come from the same firmware simulator as ``postop sim`` (the values and flags a
+gateway decodes from the GATT frames), so artifacts, skipped measurements, rounding and
+battery reports are the real ones. Simulating is the slow part (a few tenths of a second
+per patient-day), so each patient's readings are cached on disk, keyed by everything
+that decides them, including the simulator's own source.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import firmware_sim
+import numpy as np
+from firmware_sim.devices import DEFAULT_KINDS, DeviceKind, KitSimulator
+from firmware_sim.physiology import DAY_MS, Patient, derive_rng
+from firmware_sim.scenarios import FollowUp, GroundTruth, plan
+from numpy.typing import NDArray
+
+from vitals.catalogue import BY_NAME
+
+# monitoring starts at discharge, two days after surgery, at midnight UTC
+START = datetime(2026, 9, 14, tzinfo=UTC)
+POST_OP_DAYS = 2.0
+PROTOCOLS = ("digestive_surgery", "orthopaedic_surgery", "cardiac_surgery")
+# patients come home to several countries: their days and nights follow local time
+HOME_ZONES = (
+    "Europe/Paris",
+    "Europe/Madrid",
+    "Europe/London",
+    "America/New_York",
+    "Africa/Casablanca",
+    "Asia/Dubai",
+    "Asia/Shanghai",
+)
+# share of the cohort per scenario; the rest of the patients recover uneventfully
+DEFAULT_MIX = {
+    "sepsis": 0.08,
+    "bleeding": 0.07,
+    "pulmonary_embolism": 0.07,
+    "fluid_overload": 0.07,
+    "stopped_measuring": 0.05,
+    "failing_battery": 0.05,
+    "home_offline": 0.05,
+}
+PATCH_SHARE = 0.5  # patients sent home with a chest patch as well
+GATEWAY_WILL_S = 90  # the broker publishes a lost gateway's will after 1.5 keepalives
+
+
+@dataclass(frozen=True)
+class Member:
+    """One patient of the cohort and the plan of their follow-up."""
+
+    index: int
+    key: str
+    scenario: str
+    protocol: str
+    tz: str
+    kinds: tuple[str, ...]
+    start_ms: int
+    end_ms: int
+    truths: tuple[GroundTruth, ...]
+    offline: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class Readings:
+    """A patient's readings as columns, in arrival order."""
+
+    metric_id: NDArray[np.int16]
+    measured_ms: NDArray[np.int64]
+    arrival_ms: NDArray[np.int64]
+    value: NDArray[np.float64]  # NaN for a special value
+    flags: NDArray[np.int32]
+    device: NDArray[np.int8]  # index of the device in the member's kit
+
+    def __len__(self) -> int:
+        return len(self.metric_id)
+
+
+def _allocation(n: int, mix: dict[str, float]) -> list[str]:
+    """Scenario per patient: each scenario's share rounded, uneventful the rest, spread
+    evenly through the cohort so protocols and zones mix."""
+    counts = {name: max(1, round(share * n)) for name, share in mix.items() if share > 0}
+    total = sum(counts.values())
+    if total > n:
+        raise ValueError(f"a cohort of {n} cannot hold {total} scripted scenarios")
+    names = [name for name, c in counts.items() for _ in range(c)]
+    names += ["uneventful"] * (n - total)
+    # interleave deterministically: position by stride so neighbours differ
+    order = sorted(range(n), key=lambda i: (i * 7919) % n)
+    out = [""] * n
+    for slot, name in zip(order, names, strict=True):
+        out[slot] = name
+    return out
+
+
+def members(
+    n_patients: int, days: float, seed: int, mix: dict[str, float] | None = None
+) -> list[Member]:
+    start_ms = int(START.timestamp() * 1000)
+    end_ms = start_ms + int(days * DAY_MS)
+    surgery_ms = start_ms - int(POST_OP_DAYS * DAY_MS)
+    follow = FollowUp(surgery_ms, start_ms, end_ms)
+    out = []
+    for i, scenario in enumerate(_allocation(n_patients, mix or DEFAULT_MIX)):
+        key = f"q{i:04d}"
+        rng = derive_rng(seed, key, 11)
+        kinds = [k.value for k in DEFAULT_KINDS if k is not DeviceKind.HR_PATCH]
+        if rng.random() < PATCH_SHARE:
+            kinds.append(DeviceKind.HR_PATCH.value)
+        p = plan(scenario, seed, key, follow)
+        out.append(
+            Member(
+                index=i,
+                key=key,
+                scenario=scenario,
+                protocol=PROTOCOLS[i % len(PROTOCOLS)],
+                tz=HOME_ZONES[int(rng.integers(len(HOME_ZONES)))],
+                kinds=tuple(kinds),
+                start_ms=start_ms,
+                end_ms=end_ms,
+                truths=p.truths,
+                offline=p.disruption.offline,
+            )
+        )
+    return out
+
+
+def simulate(member: Member, seed: int) -> Readings:
+    """Every reading of the member's kit over the follow-up, with its arrival time."""
+    follow = FollowUp(member.start_ms - int(POST_OP_DAYS * DAY_MS), member.start_ms, member.end_ms)
+    p = plan(member.scenario, seed, member.key, follow)
+    tz = ZoneInfo(member.tz)
+    start = datetime.fromtimestamp(member.start_ms / 1000, UTC)
+    patient = Patient(
+        member.key,
+        seed,
+        start - timedelta(days=POST_OP_DAYS),
+        tz,
+        deviations=p.deviations,
+    )
+    kit = KitSimulator(
+        member.key,
+        seed,
+        start,
+        member.kinds,
+        tz=tz,
+        schedule=p.schedule,
+        patient=patient,
+        disruption=p.disruption,
+    )
+    index = {device_id: i for i, device_id in enumerate(kit.device_ids())}
+    rows: list[tuple[int, int, int, float, int, int]] = []
+    for day in range(int(np.ceil((member.end_ms - member.start_ms) / DAY_MS))):
+        lo = member.start_ms + day * DAY_MS
+        for frame in kit.frames(lo, min(lo + DAY_MS, member.end_ms)):
+            arrival = frame.rx_ms
+            if member.offline and member.offline[0] <= arrival < member.offline[1]:
+                arrival = member.offline[1]
+            for v in frame.values:
+                rows.append(
+                    (
+                        BY_NAME[v.metric].metric_id,
+                        v.measured_ms,
+                        arrival,
+                        np.nan if v.value is None else v.value,
+                        v.flags,
+                        index[frame.device_id],
+                    )
+                )
+    cols: list[tuple[float, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 6
+    return Readings(
+        np.asarray(cols[0], dtype=np.int16),
+        np.asarray(cols[1], dtype=np.int64),
+        np.asarray(cols[2], dtype=np.int64),
+        np.asarray(cols[3], dtype=np.float64),
+        np.asarray(cols[4], dtype=np.int32),
+        np.asarray(cols[5], dtype=np.int8),
+    )
+
+
+@functools.cache
+def _simulator_digest() -> str:
+    """Changes whenever the simulator's code does, so a cache never outlives it."""
+    h = hashlib.sha256()
+    for path in sorted(Path(firmware_sim.__file__).parent.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cached_readings(member: Member, seed: int, cache: Path | None) -> Readings:
+    """``simulate`` through an on-disk cache (None: no cache)."""
+    if cache is None:
+        return simulate(member, seed)
+    ident = json.dumps([asdict(member), seed, _simulator_digest()], sort_keys=True)
+    path = cache / f"{member.key}-{hashlib.sha256(ident.encode()).hexdigest()[:20]}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            return Readings(**{k: data[k] for k in data.files})
+    readings = simulate(member, seed)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **asdict(readings))
+    tmp.replace(path)
+    return readings

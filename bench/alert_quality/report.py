@@ -1,0 +1,225 @@
+"""The alert quality report: tables a clinician can read (printed, and as Markdown), the
+figures as JSON, and one PNG with detection, time to alert and false alerts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on a server
+import matplotlib.pyplot as plt
+import numpy as np
+
+from bench.alert_quality.score import EventOutcome, Score
+
+TARGET_MEDIAN_MIN = 30.0
+TARGET_FALSE_PER_DAY = 0.2
+
+
+def _median(xs: Iterable[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return float(np.median(vals)) if vals else None
+
+
+def _worst(xs: Iterable[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return float(max(vals)) if vals else None
+
+
+def _condition_rows(events: list[EventOutcome]) -> list[dict[str, Any]]:
+    rows = []
+    for condition in sorted({e.condition for e in events}):
+        es = [e for e in events if e.condition == condition]
+        rows.append(
+            {
+                "condition": condition,
+                "category": es[0].category,
+                "events": len(es),
+                "detected": sum(e.detected for e in es),
+                "median_min_from_abnormal": _median(e.minutes_from_abnormal for e in es),
+                "worst_min_from_abnormal": _worst(e.minutes_from_abnormal for e in es),
+                "median_min_from_onset": _median(e.minutes_from_onset for e in es),
+                "worst_min_from_onset": _worst(e.minutes_from_onset for e in es),
+                "first_rules": sorted({e.rule_id for e in es if e.rule_id}),
+            }
+        )
+    return rows
+
+
+def summary(score: Score) -> dict[str, Any]:
+    """Every figure of the report, overall and per protocol."""
+    protocols = sorted(score.all_patient_days)
+
+    def block(protocol: str | None) -> dict[str, Any]:
+        events = [e for e in score.events if protocol in (None, e.protocol)]
+        false = [f for f in score.false_alerts if protocol in (None, f.protocol)]
+        well_days = sum(d for p, d in score.well_patient_days.items() if protocol in (None, p))
+        all_days = sum(d for p, d in score.all_patient_days.items() if protocol in (None, p))
+        well_false = [f for f in false if not f.before_onset]
+        technical = [
+            t for t in score.technical_alerts if protocol in (None, score.protocol_of[t.patient_id])
+        ]
+        clinical_events = [e for e in events if e.category == "clinical"]
+        by_rule: dict[str, int] = {}
+        for f in well_false:
+            by_rule[f.rule_id] = by_rule.get(f.rule_id, 0) + 1
+        return {
+            "conditions": _condition_rows(events),
+            "clinical_events": len(clinical_events),
+            "clinical_detected": sum(e.detected for e in clinical_events),
+            "median_min_from_abnormal": _median(e.minutes_from_abnormal for e in clinical_events),
+            "well_patient_days": well_days,
+            "false_clinical_alerts": len(well_false),
+            "false_clinical_per_patient_day": len(well_false) / well_days if well_days else None,
+            "false_clinical_by_rule": dict(sorted(by_rule.items(), key=lambda kv: -kv[1])),
+            "false_clinical_by_priority": {
+                p: sum(f.priority == p for f in well_false) for p in ("high", "medium", "low")
+            },
+            "clinical_alerts_before_onset": sum(f.before_onset for f in false),
+            "technical_alerts": len(technical),
+            "technical_per_patient_day": len(technical) / all_days if all_days else None,
+        }
+
+    out = {"overall": block(None), "protocols": {p: block(p) for p in protocols}}
+    overall = out["overall"]
+    overall["targets"] = {
+        "every_deterioration_detected": overall["clinical_detected"] == overall["clinical_events"],
+        "median_under_30_min": (overall["median_min_from_abnormal"] or 0) < TARGET_MEDIAN_MIN,
+        "false_clinical_at_most_0_2_per_patient_day": (
+            overall["false_clinical_per_patient_day"] or 0
+        )
+        <= TARGET_FALSE_PER_DAY,
+    }
+    return out
+
+
+def _fmt(x: float | None, digits: int = 0) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def markdown(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    """Tables for people: per condition, then per protocol."""
+    lines = [
+        f"# Alert quality: {meta['patients']} simulated patients, {meta['days']:g} days "
+        f"(seed {meta['seed']}, protocols: {meta['protocols_source']})",
+        "",
+        "| condition | detected | median min from abnormal | worst | "
+        "median min from onset | worst | first alert by |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in s["overall"]["conditions"]:
+        lines.append(
+            f"| {r['condition'].replace('_', ' ')} ({r['category']}) "
+            f"| {r['detected']}/{r['events']} "
+            f"| {_fmt(r['median_min_from_abnormal'])} | {_fmt(r['worst_min_from_abnormal'])} "
+            f"| {_fmt(r['median_min_from_onset'])} | {_fmt(r['worst_min_from_onset'])} "
+            f"| {', '.join(r['first_rules'])} |"
+        )
+    lines += [
+        "",
+        "| protocol | deteriorations detected | median min from abnormal | "
+        "false clinical alerts / patient-day (well) | before onset | "
+        "technical alerts / patient-day |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, b in [*s["protocols"].items(), ("all", s["overall"])]:
+        lines.append(
+            f"| {name.replace('_', ' ')} | {b['clinical_detected']}/{b['clinical_events']} "
+            f"| {_fmt(b['median_min_from_abnormal'])} "
+            f"| {_fmt(b['false_clinical_per_patient_day'], 3)} "
+            f"({b['false_clinical_alerts']} in {b['well_patient_days']:.0f} days) "
+            f"| {b['clinical_alerts_before_onset']} "
+            f"| {_fmt(b['technical_per_patient_day'], 2)} |"
+        )
+    o = s["overall"]
+    lines += [
+        "",
+        "False clinical alerts by rule: "
+        + (", ".join(f"{k} {v}" for k, v in o["false_clinical_by_rule"].items()) or "none"),
+        "",
+        "Targets: "
+        + ", ".join(
+            f"{k.replace('_', ' ')}: {'yes' if v else 'NO'}" for k, v in o["targets"].items()
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(s: Mapping[str, Any], score: Score, path: Path) -> None:
+    """Three panels: detection per condition, minutes to alert, false alerts per day."""
+    rows = s["overall"]["conditions"]
+    names = [r["condition"].replace("_", " ") for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.5), constrained_layout=True)
+
+    ax = axes[0]
+    rate = [100 * r["detected"] / r["events"] for r in rows]
+    colours = ["#2e7d32" if x == 100 else "#c62828" for x in rate]
+    ax.barh(names, rate, color=colours)
+    for i, r in enumerate(rows):
+        ax.text(2, i, f"{r['detected']}/{r['events']}", va="center", color="white")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("events detected in time (%)")
+    ax.set_title("Detection per condition")
+    ax.invert_yaxis()
+
+    ax = axes[1]
+    for i, r in enumerate(rows):
+        xs = [
+            e.minutes_from_abnormal
+            for e in score.events
+            if e.condition == r["condition"] and e.minutes_from_abnormal is not None
+        ]
+        ax.scatter(xs, [i] * len(xs), alpha=0.6, s=18, color="#1565c0")
+        if r["median_min_from_abnormal"] is not None:
+            ax.plot([r["median_min_from_abnormal"]] * 2, [i - 0.3, i + 0.3], color="black")
+    ax.axvline(TARGET_MEDIAN_MIN, color="#c62828", linestyle="--", label="30 min target")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlabel("minutes from abnormal signal to alert (bar: median)")
+    ax.set_title("Time to alert")
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+
+    ax = axes[2]
+    protos = list(s["protocols"])
+    per_day = [s["protocols"][p]["false_clinical_per_patient_day"] or 0 for p in protos]
+    ax.bar([p.replace("_", "\n") for p in protos], per_day, color="#6a1b9a")
+    ax.axhline(TARGET_FALSE_PER_DAY, color="#c62828", linestyle="--", label="0.2 target")
+    ax.set_ylabel("false clinical alerts per patient-day")
+    ax.set_title("False alerts on uneventful recoveries")
+    ax.legend()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(
+    out_dir: Path, s: Mapping[str, Any], score: Score, meta: Mapping[str, Any]
+) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out_dir / "alert-quality.json",
+        "markdown": out_dir / "alert-quality.md",
+        "png": out_dir / "alert-quality.png",
+    }
+    doc = {
+        "meta": dict(meta),
+        "summary": s,
+        "events": [
+            {
+                **asdict(e),
+                "minutes_from_onset": e.minutes_from_onset,
+                "minutes_from_abnormal": e.minutes_from_abnormal,
+            }
+            for e in score.events
+        ],
+        "false_alerts": [asdict(f) for f in score.false_alerts],
+    }
+    paths["json"].write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    paths["markdown"].write_text(markdown(s, meta), encoding="utf-8")
+    plot(s, score, paths["png"])
+    return paths

@@ -1,0 +1,228 @@
+"""Scoring the alerts of a replay against the cohort's ground truth.
+
+- A scripted event is detected when an alert of one of its expected rules opens (or a
+  cleared one comes back, or its priority rises: the team hears of it again) at or after
+  the onset and within the event's deadline.
+- Time to alert is measured from the onset, and from the moment the signal became
+  abnormal by the protocol's own definition: for a clinical event, the first reliable
+  reading that reached the database at or after the onset beyond the threshold of one
+  of the expected rules (a weight rise beyond the weight rule's limit); for a technical
+  event, the moment the rule's own condition is met (silence longer than allowed, a
+  battery reading under the limit, the gateway offline for the allowed time). An alert
+  raised before any single reading crossed a threshold (NEWS2 adding up several
+  moderate signs, a trend) counts as zero.
+- False clinical alerts are the clinical alerts opened for patients whose body does
+  well: uneventful recoveries and the technical scenarios (their physiology is an
+  uneventful recovery too). Clinical alerts before the onset of a complication are
+  counted apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from firmware_sim.scenarios import GroundTruth
+from numpy.typing import NDArray
+
+from alerts.protocol import (
+    BatteryRule,
+    GatewayOfflineRule,
+    MissingDataRule,
+    Protocol,
+    RiseRule,
+    SustainedRule,
+)
+from alerts.window_sql import UNRELIABLE
+from bench.alert_quality.cohort import GATEWAY_WILL_S, Member, Readings
+from bench.alert_quality.replay import AlertRecord
+from vitals.catalogue import BY_NAME
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    patient_id: int
+    protocol: str
+    condition: str
+    category: str
+    has_patch: bool
+    onset_ms: int
+    abnormal_ms: int | None
+    alert_ms: int | None
+    rule_id: str | None
+    deadline_ms: int
+
+    @property
+    def detected(self) -> bool:
+        return self.alert_ms is not None
+
+    @property
+    def minutes_from_onset(self) -> float | None:
+        return None if self.alert_ms is None else (self.alert_ms - self.onset_ms) / 60_000
+
+    @property
+    def minutes_from_abnormal(self) -> float | None:
+        if self.alert_ms is None:
+            return None
+        start = self.abnormal_ms if self.abnormal_ms is not None else self.onset_ms
+        return max(0.0, (self.alert_ms - start) / 60_000)
+
+
+@dataclass(frozen=True)
+class FalseAlert:
+    patient_id: int
+    protocol: str
+    scenario: str
+    rule_id: str
+    priority: str
+    opened_ms: int
+    before_onset: bool
+
+
+@dataclass(frozen=True)
+class Score:
+    events: list[EventOutcome]
+    false_alerts: list[FalseAlert]  # clinical alerts for bodies doing well, or pre-onset
+    technical_alerts: list[AlertRecord]  # all technical alerts, for their rate
+    well_patient_days: dict[str, float]  # protocol -> patient-days of well bodies
+    all_patient_days: dict[str, float]
+    protocol_of: dict[int, str]  # patient id -> protocol
+
+
+def _visible(r: Readings) -> NDArray[np.bool_]:
+    return np.asarray(np.isfinite(r.value) & ((r.flags & UNRELIABLE) == 0), dtype=np.bool_)
+
+
+def _first_crossing(
+    r: Readings, rules: Sequence[SustainedRule | RiseRule], after_ms: int
+) -> int | None:
+    """Arrival time of the first reliable reading at or after ``after_ms`` beyond one of
+    these rules' limits."""
+    best: int | None = None
+    ok = _visible(r) & (r.measured_ms >= after_ms)
+    for rule in rules:
+        sel = ok & (r.metric_id == BY_NAME[rule.metric].metric_id)
+        if not sel.any():
+            continue
+        t, v = r.arrival_ms[sel], r.value[sel]
+        if isinstance(rule, SustainedRule):
+            hit = v > rule.threshold if rule.direction == "above" else v < rule.threshold
+        else:  # a rise over the lowest reading of the trailing window, earlier ones too
+            all_sel = _visible(r) & (r.metric_id == BY_NAME[rule.metric].metric_id)
+            ta, va = r.measured_ms[all_sel], r.value[all_sel]
+            ms = r.measured_ms[sel]
+            lows = np.asarray([va[(ta >= m - rule.window_s * 1000) & (ta <= m)].min() for m in ms])
+            hit = v - lows > rule.rise_above
+        if hit.any():
+            first = int(t[np.argmax(hit)])
+            best = first if best is None else min(best, first)
+    return best
+
+
+def _abnormal_ms(truth: GroundTruth, proto: Protocol, r: Readings) -> int | None:
+    rules = [x for x in proto.rules if x.id in truth.expected_rules]
+    if truth.category == "clinical":
+        limits = [x for x in rules if isinstance(x, SustainedRule | RiseRule)]
+        return _first_crossing(r, limits, truth.onset_ms)
+    times: list[int] = []
+    for rule in rules:
+        if isinstance(rule, MissingDataRule):
+            # the first silence longer than allowed, counted from the last reading before
+            # the onset; the silence after the final reading is open-ended
+            arrivals = np.sort(r.arrival_ms[r.metric_id == BY_NAME[rule.metric].metric_id])
+            points = np.concatenate(
+                (
+                    arrivals[arrivals < truth.onset_ms][-1:],
+                    arrivals[arrivals >= truth.onset_ms],
+                )
+            )
+            limit = rule.max_silence_s * 1000
+            if len(points) == 0:
+                times.append(truth.onset_ms + limit)
+                continue
+            gaps = np.diff(np.append(points, np.iinfo(np.int64).max // 2))
+            first = int(np.argmax(gaps > limit))
+            times.append(max(truth.onset_ms, int(points[first]) + limit))
+        elif isinstance(rule, BatteryRule):
+            sel = (
+                (r.metric_id == BY_NAME["battery_pct"].metric_id)
+                & (r.measured_ms >= truth.onset_ms)
+                & (r.value < rule.below_pct)
+            )
+            if sel.any():
+                times.append(int(r.arrival_ms[sel].min()))
+        elif isinstance(rule, GatewayOfflineRule):
+            times.append(truth.onset_ms + (GATEWAY_WILL_S + rule.after_s) * 1000)
+    return min(times) if times else None
+
+
+def _detection(truth: GroundTruth, records: Sequence[AlertRecord]) -> tuple[int | None, str | None]:
+    deadline = truth.onset_ms + truth.detect_within_s * 1000
+    best: tuple[int, str] | None = None
+    for rec in records:
+        if rec.rule_id not in truth.expected_rules:
+            continue
+        for t in (rec.opened_ms, *rec.renewed_ms):
+            if truth.onset_ms <= t <= deadline and (best is None or t < best[0]):
+                best = (t, rec.rule_id)
+    return (best[0], best[1]) if best else (None, None)
+
+
+def score(
+    members: Sequence[Member],
+    readings: Mapping[int, Readings],
+    records: Sequence[AlertRecord],
+    protocols: Mapping[str, Protocol],
+) -> Score:
+    by_patient: dict[int, list[AlertRecord]] = {}
+    for rec in records:
+        by_patient.setdefault(rec.patient_id, []).append(rec)
+    events: list[EventOutcome] = []
+    false_alerts: list[FalseAlert] = []
+    well_days: dict[str, float] = {}
+    all_days: dict[str, float] = {}
+    for m in members:
+        recs = by_patient.get(m.index, [])
+        days = (m.end_ms - m.start_ms) / DAY_MS
+        all_days[m.protocol] = all_days.get(m.protocol, 0.0) + days
+        clinical_onsets = [t.onset_ms for t in m.truths if t.category == "clinical"]
+        well = not clinical_onsets
+        if well:
+            well_days[m.protocol] = well_days.get(m.protocol, 0.0) + days
+        for rec in recs:
+            if rec.category != "clinical":
+                continue
+            if well or rec.opened_ms < min(clinical_onsets):
+                false_alerts.append(
+                    FalseAlert(
+                        m.index,
+                        m.protocol,
+                        m.scenario,
+                        rec.rule_id,
+                        rec.priority,
+                        rec.opened_ms,
+                        not well,
+                    )
+                )
+        for truth in m.truths:
+            alert_ms, rule_id = _detection(truth, recs)
+            events.append(
+                EventOutcome(
+                    m.index,
+                    m.protocol,
+                    truth.condition,
+                    truth.category,
+                    "hr-patch" in m.kinds,
+                    truth.onset_ms,
+                    _abnormal_ms(truth, protocols[m.protocol], readings[m.index]),
+                    alert_ms,
+                    rule_id,
+                    truth.onset_ms + truth.detect_within_s * 1000,
+                )
+            )
+    technical = [r for r in records if r.category == "technical"]
+    protocol_of = {m.index: m.protocol for m in members}
+    return Score(events, false_alerts, technical, well_days, all_days, protocol_of)
