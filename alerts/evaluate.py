@@ -26,6 +26,7 @@ from alerts.protocol import (
     Protocol,
     RiseRule,
     Rule,
+    ShockIndexRule,
     SustainedRule,
     TrendRule,
 )
@@ -146,11 +147,13 @@ def _evaluate_protocol(
     short_metrics = {r.metric for r in rules if isinstance(r, SustainedRule)}
     short_span = max(
         [r.duration_s + r.max_gap_s for r in rules if isinstance(r, SustainedRule)]
-        + [r.freshness_s for r in rules if isinstance(r, News2Rule)]
+        + [r.freshness_s for r in rules if isinstance(r, News2Rule | ShockIndexRule)]
         + [HOUR_S]
     )
     if any(isinstance(r, News2Rule) for r in rules):
         short_metrics |= set(NEWS2_METRICS)
+    if any(isinstance(r, ShockIndexRule) for r in rules):
+        short_metrics |= {"heart_rate_bpm", "bp_systolic_mmhg"}
     short = source.window(pids, sorted(short_metrics), now_ms, short_span, MINUTE_S)
 
     for rule in rules:
@@ -173,6 +176,11 @@ def _evaluate_protocol(
             )
         elif isinstance(rule, News2Rule):
             out += _news2(ctx, mask, ids, rule, short, scores)
+        elif isinstance(rule, ShockIndexRule):
+            hr, sbp = _metric(short, "heart_rate_bpm"), _metric(short, "bp_systolic_mmhg")
+            ratio, has = k.paired_ratio(hr, sbp, MINUTE_S, rule.freshness_s)
+            firing = has & (np.where(has, ratio, 0.0) > rule.threshold)
+            out += _findings(ids, rule, firing, {"shock_index": ratio})
 
     long_rules = [r for r in rules if isinstance(r, TrendRule | RiseRule)]
     if long_rules:
@@ -257,7 +265,10 @@ def _news2(
     short: Window,
     scores: list[News2Score] | None,
 ) -> list[Finding]:
-    latest = {m: n2.latest(_metric(short, m), MINUTE_S, rule.freshness_s) for m in NEWS2_METRICS}
+    latest = {
+        m: n2.latest(_metric(short, m), MINUTE_S, rule.freshness_s, rule.settle_s)
+        for m in NEWS2_METRICS
+    }
     result = n2.news2(
         resp_rate=latest["resp_rate_per_min"][0],
         resp_rate_present=latest["resp_rate_per_min"][1],

@@ -15,6 +15,7 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import NDArray
 
+from alerts.rules import masked_median
 from alerts.window import MetricWindow
 
 F = NDArray[np.float64]
@@ -119,13 +120,23 @@ def news2(
     return News2Result(scores, total, band, complete)
 
 
-def latest(metric: MetricWindow, bin_s: int, freshness_s: int) -> tuple[F, B]:
-    """Each patient's most recent present value within the trailing ``freshness_s``."""
+def latest(metric: MetricWindow, bin_s: int, freshness_s: int, settle_s: int = 0) -> tuple[F, B]:
+    """Each patient's most recent present value within the trailing ``freshness_s``; with
+    ``settle_s``, the median of the readings over that span ending at the most recent one,
+    so that one minute of motion artifact on a continuous oximeter does not score red (a
+    spot reading, alone in its span, counts as it is)."""
     n_bins = metric.present.shape[1]
     recent = max(1, min(n_bins, freshness_s // bin_s))
     window = metric.present[:, n_bins - recent :]
     has: B = np.asarray(window.any(axis=1), dtype=np.bool_)
     last = recent - 1 - np.argmax(window[:, ::-1], axis=1)
-    values = metric.values[:, n_bins - recent :][np.arange(has.shape[0]), last]
-    out: F = np.where(has, values, np.nan).astype(np.float64)
+    values = metric.values[:, n_bins - recent :]
+    settle_bins = settle_s // bin_s
+    if settle_bins > 1:
+        j = np.arange(recent)[None, :]
+        span = window & (j <= last[:, None]) & (j > (last - settle_bins)[:, None])
+        picked = masked_median(values, span)
+    else:
+        picked = values[np.arange(has.shape[0]), last]
+    out: F = np.where(has, picked, np.nan).astype(np.float64)
     return out, has

@@ -53,11 +53,22 @@ class SustainedRule(_MetricRule):
 class News2Rule(_Rule):
     kind: Literal["news2"]
     freshness_s: Annotated[int, Field(ge=600, le=86_400)]
+    # continuous readings are taken as their median over this span (artifacts settle)
+    settle_s: Annotated[int, Field(ge=0, le=3600)] = 0
     # which NEWS2 clinical risk opens an alert, and with which priority
     low_medium: Priority | None = "low"
     medium: Priority | None = "medium"
     high: Priority = "high"
     require_complete: bool = False
+
+
+class ShockIndexRule(_Rule):
+    """Heart rate over systolic pressure from one cuff measurement (Allgöwer): above 1.0
+    it points to blood loss or sepsis before either value alone crosses its limit."""
+
+    kind: Literal["shock_index"]
+    threshold: Annotated[float, Field(gt=0.3, lt=3)]
+    freshness_s: Annotated[int, Field(ge=600, le=86_400)]
 
 
 class TrendRule(_MetricRule):
@@ -125,6 +136,7 @@ class ImplausibleRateRule(_Rule):
 Rule = Annotated[
     SustainedRule
     | News2Rule
+    | ShockIndexRule
     | TrendRule
     | RiseRule
     | BaselineRule

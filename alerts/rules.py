@@ -110,7 +110,25 @@ def rise_over(metric: MetricWindow, bin_s: int, window_s: int, rise_above: F) ->
     return RuleResult(firing, rise, np.full(len(lp), -1, dtype=np.int64))
 
 
-def _masked_median(values: F, mask: B) -> F:
+def paired_ratio(
+    numerator: MetricWindow, denominator: MetricWindow, bin_s: int, freshness_s: int
+) -> tuple[F, B]:
+    """The ratio in the latest bin where both metrics were read, if within ``freshness_s``
+    (a cuff gives pulse and systolic pressure in one measurement, hence one bin)."""
+    both = numerator.present & denominator.present
+    p, n = both.shape
+    recent = max(1, min(n, freshness_s // bin_s))
+    window = both[:, n - recent :]
+    has: B = np.asarray(window.any(axis=1), dtype=np.bool_)
+    last = n - 1 - np.argmax(window[:, ::-1], axis=1)
+    rows = np.arange(p)
+    den = denominator.values[rows, last]
+    ok = has & (den > 0)
+    ratio = np.where(ok, numerator.values[rows, last] / np.where(ok, den, 1.0), np.nan)
+    return ratio.astype(np.float64), ok
+
+
+def masked_median(values: F, mask: B) -> F:
     """Row medians over the masked-in cells (NaN for an empty row), by one sort: masked
     cells sort last as NaN, and each row's median sits at its count's middle."""
     data = np.sort(np.where(mask, values, np.nan), axis=1)
@@ -139,15 +157,15 @@ def baseline_deviation(
     present, values = metric.present, metric.values
     base = present & baseline_mask
     enough = base.sum(axis=1) >= min_baseline_points
-    med = _masked_median(values, base)
-    mad = _masked_median(np.abs(values - med[:, None]), base) * 1.4826
+    med = masked_median(values, base)
+    mad = masked_median(np.abs(values - med[:, None]), base) * 1.4826
     scale = np.maximum(np.nan_to_num(mad, nan=min_scale), min_scale)
     n = present.shape[1]
     recent_bins = max(1, min(n, recent_s // bin_s))
     recent_mask = np.zeros_like(present)
     recent_mask[:, n - recent_bins :] = True
     recent = present & recent_mask & ~baseline_mask
-    recent_med = _masked_median(values, recent)
+    recent_med = masked_median(values, recent)
     valid = enough & recent.any(axis=1)
     z = np.where(valid, (recent_med - np.nan_to_num(med)) / scale, np.nan)
     firing = valid & ((z > k) if direction == "above" else (z < -k))

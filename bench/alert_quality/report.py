@@ -19,6 +19,11 @@ from bench.alert_quality.score import EventOutcome, Score
 
 TARGET_MEDIAN_MIN = 30.0
 TARGET_FALSE_PER_DAY = 0.2
+TARGET_LABELS = {
+    "every_deterioration_detected": "every deterioration detected",
+    "median_under_30_min": "median time to alert under 30 min",
+    "false_clinical_at_most_0_2_per_patient_day": "at most 0.2 false clinical alerts a patient-day",
+}
 
 
 def _median(xs: Iterable[float | None]) -> float | None:
@@ -143,9 +148,7 @@ def markdown(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         + (", ".join(f"{k} {v}" for k, v in o["false_clinical_by_rule"].items()) or "none"),
         "",
         "Targets: "
-        + ", ".join(
-            f"{k.replace('_', ' ')}: {'yes' if v else 'NO'}" for k, v in o["targets"].items()
-        ),
+        + ", ".join(f"{TARGET_LABELS[k]}: {'yes' if v else 'NO'}" for k, v in o["targets"].items()),
     ]
     return "\n".join(lines) + "\n"
 
@@ -180,6 +183,7 @@ def plot(s: Mapping[str, Any], score: Score, path: Path) -> None:
     ax.axvline(TARGET_MEDIAN_MIN, color="#c62828", linestyle="--", label="30 min target")
     ax.set_yticks(range(len(names)), names)
     ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(left=0)  # an alert never precedes the abnormal signal in this measure
     ax.set_xlabel("minutes from abnormal signal to alert (bar: median)")
     ax.set_title("Time to alert")
     ax.invert_yaxis()

@@ -4,13 +4,15 @@
   cleared one comes back, or its priority rises: the team hears of it again) at or after
   the onset and within the event's deadline.
 - Time to alert is measured from the onset, and from the moment the signal became
-  abnormal by the protocol's own definition: for a clinical event, the first reliable
-  reading that reached the database at or after the onset beyond the threshold of one
-  of the expected rules (a weight rise beyond the weight rule's limit); for a technical
-  event, the moment the rule's own condition is met (silence longer than allowed, a
-  battery reading under the limit, the gateway offline for the allowed time). An alert
-  raised before any single reading crossed a threshold (NEWS2 adding up several
-  moderate signs, a trend) counts as zero.
+  abnormal by the protocol's own definition: for a clinical event, the first moment the
+  readings that reached the database after the onset met the condition of one of the
+  expected rules (beyond a threshold for the rule's duration, a weight rise beyond the
+  weight rule's limit, a cuff's pulse over systolic pressure beyond the shock index
+  limit); for a technical event, the moment the rule's own condition is met (silence
+  longer than allowed, a battery reading under the limit, the gateway offline for the
+  allowed time). An alert raised before any of those conditions was met (NEWS2 adding
+  up several moderate signs, a trend, a deviation from the patient's baseline) counts
+  as zero.
 - False clinical alerts are the clinical alerts opened for patients whose body does
   well: uneventful recoveries and the technical scenarios (their physiology is an
   uneventful recovery too). Clinical alerts before the onset of a complication are
@@ -32,6 +34,7 @@ from alerts.protocol import (
     MissingDataRule,
     Protocol,
     RiseRule,
+    ShockIndexRule,
     SustainedRule,
 )
 from alerts.window_sql import UNRELIABLE
@@ -96,36 +99,84 @@ def _visible(r: Readings) -> NDArray[np.bool_]:
     return np.asarray(np.isfinite(r.value) & ((r.flags & UNRELIABLE) == 0), dtype=np.bool_)
 
 
-def _first_crossing(
-    r: Readings, rules: Sequence[SustainedRule | RiseRule], after_ms: int
-) -> int | None:
-    """Arrival time of the first reliable reading at or after ``after_ms`` beyond one of
-    these rules' limits."""
-    best: int | None = None
+def _first_shock(r: Readings, rule: ShockIndexRule, after_ms: int) -> int | None:
+    """Arrival of the first cuff measurement at or after ``after_ms`` whose pulse over
+    systolic pressure is beyond the rule's limit."""
     ok = _visible(r) & (r.measured_ms >= after_ms)
-    for rule in rules:
-        sel = ok & (r.metric_id == BY_NAME[rule.metric].metric_id)
-        if not sel.any():
+    hr = ok & (r.metric_id == BY_NAME["heart_rate_bpm"].metric_id)
+    sbp = ok & (r.metric_id == BY_NAME["bp_systolic_mmhg"].metric_id)
+    pulse = {
+        (int(d), int(t)): float(v)
+        for d, t, v in zip(r.device[hr], r.measured_ms[hr], r.value[hr], strict=True)
+    }
+    hits = [
+        int(a)
+        for d, t, v, a in zip(
+            r.device[sbp], r.measured_ms[sbp], r.value[sbp], r.arrival_ms[sbp], strict=True
+        )
+        if v > 0 and (int(d), int(t)) in pulse and pulse[(int(d), int(t))] / v > rule.threshold
+    ]
+    return min(hits) if hits else None
+
+
+def _first_sustained(r: Readings, rule: SustainedRule, after_ms: int) -> int | None:
+    """When the rule's own condition was first met by readings measured at or after
+    ``after_ms``: every reading beyond the threshold for ``duration_s`` (a run counts
+    one minute per reading's bin, as the rule does), no gap over ``max_gap_s``; the time
+    is the arrival of the reading that completed the run."""
+    sel = (
+        _visible(r) & (r.measured_ms >= after_ms) & (r.metric_id == BY_NAME[rule.metric].metric_id)
+    )
+    order = np.argsort(r.measured_ms[sel], kind="stable")
+    t = r.measured_ms[sel][order].tolist()
+    v = r.value[sel][order]
+    arrived = r.arrival_ms[sel][order].tolist()
+    beyond = (v > rule.threshold if rule.direction == "above" else v < rule.threshold).tolist()
+    start: int | None = None
+    for k, hit in enumerate(beyond):
+        if not hit:
+            start = None
             continue
-        t, v = r.arrival_ms[sel], r.value[sel]
-        if isinstance(rule, SustainedRule):
-            hit = v > rule.threshold if rule.direction == "above" else v < rule.threshold
-        else:  # a rise over the lowest reading of the trailing window, earlier ones too
-            all_sel = _visible(r) & (r.metric_id == BY_NAME[rule.metric].metric_id)
-            ta, va = r.measured_ms[all_sel], r.value[all_sel]
-            ms = r.measured_ms[sel]
-            lows = np.asarray([va[(ta >= m - rule.window_s * 1000) & (ta <= m)].min() for m in ms])
-            hit = v - lows > rule.rise_above
-        if hit.any():
-            first = int(t[np.argmax(hit)])
-            best = first if best is None else min(best, first)
-    return best
+        if start is None or t[k] - t[k - 1] > rule.max_gap_s * 1000:
+            start = k
+        if t[k] - t[start] + 60_000 >= rule.duration_s * 1000:
+            return int(max(arrived[start : k + 1]))
+    return None
+
+
+def _first_rise(r: Readings, rule: RiseRule, after_ms: int) -> int | None:
+    """Arrival of the first reading at or after ``after_ms`` above the lowest reading of
+    its trailing window (earlier readings too) by more than the rule's limit."""
+    metric = _visible(r) & (r.metric_id == BY_NAME[rule.metric].metric_id)
+    sel = metric & (r.measured_ms >= after_ms)
+    ta, va = r.measured_ms[metric], r.value[metric]
+    for m, v, a in zip(r.measured_ms[sel], r.value[sel], r.arrival_ms[sel], strict=True):
+        low = va[(ta >= m - rule.window_s * 1000) & (ta <= m)].min()
+        if v - low > rule.rise_above:
+            return int(a)
+    return None
+
+
+def _first_crossing(
+    r: Readings, rules: Sequence[SustainedRule | RiseRule | ShockIndexRule], after_ms: int
+) -> int | None:
+    """When the first of these rules' own conditions was met after ``after_ms``."""
+    times = []
+    for rule in rules:
+        if isinstance(rule, ShockIndexRule):
+            times.append(_first_shock(r, rule, after_ms))
+        elif isinstance(rule, SustainedRule):
+            times.append(_first_sustained(r, rule, after_ms))
+        else:
+            times.append(_first_rise(r, rule, after_ms))
+    found = [t for t in times if t is not None]
+    return min(found) if found else None
 
 
 def _abnormal_ms(truth: GroundTruth, proto: Protocol, r: Readings) -> int | None:
     rules = [x for x in proto.rules if x.id in truth.expected_rules]
     if truth.category == "clinical":
-        limits = [x for x in rules if isinstance(x, SustainedRule | RiseRule)]
+        limits = [x for x in rules if isinstance(x, SustainedRule | RiseRule | ShockIndexRule)]
         return _first_crossing(r, limits, truth.onset_ms)
     times: list[int] = []
     for rule in rules:

@@ -127,7 +127,7 @@ def sepsis(rng: np.random.Generator, f: FollowUp) -> Plan:
         "sepsis",
         "clinical",
         onset,
-        ("fever", "hr_high", "rr_high", "news2", "temp_rising", "hr_above_baseline"),
+        ("fever", "hr_high", "rr_high", "news2", "temp_rising", "hr_above_baseline", "shock_index"),
         36 * 3600,
         ("temp_c", "heart_rate_bpm", "resp_rate_per_min"),
     )
@@ -151,7 +151,7 @@ def bleeding(rng: np.random.Generator, f: FollowUp) -> Plan:
         "bleeding",
         "clinical",
         onset,
-        ("hr_high", "hr_critical", "sbp_low", "news2", "hr_above_baseline"),
+        ("hr_high", "hr_critical", "sbp_low", "news2", "hr_above_baseline", "shock_index"),
         12 * 3600,
         ("heart_rate_bpm", "bp_systolic_mmhg"),
     )

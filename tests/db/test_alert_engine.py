@@ -78,8 +78,8 @@ def test_desaturation_opens_one_latched_high_alert(db: str) -> None:
         assert row == ("active", True)  # latched: high priority waits for a person
 
         acknowledge(conn, alert_id, "dr-test", clock["ms"])
-        clock["ms"] += 20 * 60_000
-        _spo2(conn, patient, later + timedelta(minutes=20), [97.0] * 40)
+        clock["ms"] += 65 * 60_000  # past the protocol's hour of clear condition
+        _spo2(conn, patient, later + timedelta(minutes=65), [97.0] * 40)
         engine.evaluate_once(conn, [patient])
         final = conn.execute("SELECT state FROM alerts WHERE alert_id = %s", (alert_id,)).fetchone()
         events = [

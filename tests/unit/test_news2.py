@@ -145,3 +145,24 @@ def test_latest_value_within_freshness() -> None:
     v, has = latest(MetricWindow(values, present), 60, 180)  # last 3 bins
     assert has.tolist() == [True, False]
     assert v[0] == 91.0
+
+
+def test_settled_value_ignores_a_minute_of_artifact_not_a_real_fall() -> None:
+    # a continuous oximeter: 97 %, one artifact minute at 84 %, then 97 again
+    values = np.array([[97.0, 97.0, 96.0, 97.0, 84.0], [97.0, 90.0, 89.0, 89.0, 88.0]])
+    present = np.ones_like(values, dtype=np.bool_)
+    raw, _ = latest(MetricWindow(values, present), 60, 3600)
+    settled, has = latest(MetricWindow(values, present), 60, 3600, settle_s=300)
+    assert raw.tolist() == [84.0, 88.0]
+    assert has.tolist() == [True, True]
+    assert settled.tolist() == [97.0, 89.0]  # the artifact settles, the real fall stays
+    assert one(score_spo2_scale1, settled[0]) == 0
+    assert one(score_spo2_scale1, settled[1]) == 3
+
+
+def test_a_spot_reading_alone_in_its_span_counts_as_it_is() -> None:
+    values = np.array([[0.0, 0.0, 0.0, 85.0, 0.0, 0.0]])
+    present = np.array([[False, False, False, True, False, False]])
+    settled, has = latest(MetricWindow(values, present), 60, 3600, settle_s=300)
+    assert has.tolist() == [True]
+    assert settled.tolist() == [85.0]

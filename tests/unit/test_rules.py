@@ -9,6 +9,7 @@ from alerts.rules import (
     baseline_deviation,
     below_value,
     missing_data,
+    paired_ratio,
     rate_above,
     rise_over,
     rule_trend,
@@ -101,3 +102,14 @@ def test_baseline_deviation_is_robust_and_silent_during_baseline() -> None:
     assert [bool(x) for x in r.firing] == [True, False]
     during = np.ones((2, 10), dtype=np.bool_)
     assert not baseline_deviation(w, during, 3600, 7200, 4.0, 5, "above", 3.0).firing.any()
+
+
+def test_shock_index_pairs_pulse_and_pressure_of_one_measurement() -> None:
+    # patient 0: a cuff reading at bin 2 (pulse 115 over 95); patient 1: pulse from a
+    # patch alone, no pressure; patient 2: the only pair is older than the freshness
+    pulse = series([80, NAN, 115, 90], [120, 125, 130, 128], [118, NAN, NAN, NAN])
+    sbp = series([NAN, NAN, 95, NAN], [NAN, NAN, NAN, NAN], [90, NAN, NAN, NAN])
+    ratio, has = paired_ratio(pulse, sbp, 60, 180)
+    assert has.tolist() == [True, False, False]
+    assert ratio[0] == 115 / 95
+    assert np.isnan(ratio[1]) and np.isnan(ratio[2])
