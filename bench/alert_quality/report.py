@@ -4,6 +4,7 @@ figures as JSON, and one PNG with detection, time to alert and false alerts."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -87,6 +88,7 @@ def summary(score: Score) -> dict[str, Any]:
             },
             "clinical_alerts_before_onset": sum(f.before_onset for f in false),
             "technical_alerts": len(technical),
+            "technical_by_rule": dict(Counter(t.rule_id for t in technical).most_common()),
             "technical_per_patient_day": len(technical) / all_days if all_days else None,
         }
 
@@ -107,17 +109,13 @@ def _fmt(x: float | None, digits: int = 0) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
-def markdown(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
-    """Tables for people: per condition, then per protocol."""
+def _condition_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        f"# Alert quality: {meta['patients']} simulated patients, {meta['days']:g} days "
-        f"(seed {meta['seed']}, protocols: {meta['protocols_source']})",
-        "",
         "| condition | detected | median min from abnormal | worst | "
         "median min from onset | worst | first alert by |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in s["overall"]["conditions"]:
+    for r in rows:
         lines.append(
             f"| {r['condition'].replace('_', ' ')} ({r['category']}) "
             f"| {r['detected']}/{r['events']} "
@@ -125,7 +123,22 @@ def markdown(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
             f"| {_fmt(r['median_min_from_onset'])} | {_fmt(r['worst_min_from_onset'])} "
             f"| {', '.join(r['first_rules'])} |"
         )
+    return lines
+
+
+def markdown(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    """Tables for people: per condition, then per protocol."""
+    lines = [
+        f"# Alert quality: {meta['patients']} simulated patients, {meta['days']:g} days "
+        f"(seed {meta['seed']}, protocols: {meta['protocols_source']})",
+        "",
+        *_condition_table(s["overall"]["conditions"]),
+    ]
+    for name, block in s["protocols"].items():
+        lines += ["", f"## {name.replace('_', ' ')}", "", *_condition_table(block["conditions"])]
     lines += [
+        "",
+        "## Per protocol",
         "",
         "| protocol | deteriorations detected | median min from abnormal | "
         "false clinical alerts / patient-day (well) | before onset | "
@@ -146,6 +159,9 @@ def markdown(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         "",
         "False clinical alerts by rule: "
         + (", ".join(f"{k} {v}" for k, v in o["false_clinical_by_rule"].items()) or "none"),
+        "",
+        "Technical alerts by rule: "
+        + (", ".join(f"{k} {v}" for k, v in o["technical_by_rule"].items()) or "none"),
         "",
         "Targets: "
         + ", ".join(f"{TARGET_LABELS[k]}: {'yes' if v else 'NO'}" for k, v in o["targets"].items()),

@@ -112,4 +112,5 @@ def test_shock_index_pairs_pulse_and_pressure_of_one_measurement() -> None:
     ratio, has = paired_ratio(pulse, sbp, 60, 180)
     assert has.tolist() == [True, False, False]
     assert ratio[0] == 115 / 95
-    assert np.isnan(ratio[1]) and np.isnan(ratio[2])
+    assert np.isnan(ratio[1])
+    assert np.isnan(ratio[2])
