@@ -22,6 +22,7 @@ RULES = {
     "temp_rising": S_("Temperature rising"),
     "weight_gain": S_("Weight gain"),
     "news2": S_("Early warning score (NEWS2) raised"),
+    "shock_index": S_("Shock index raised (pulse high for the blood pressure)"),
     "no_spo2": S_("Oxygen saturation not measured for a while"),
     "no_weight": S_("Weight not measured for a while"),
     "gateway_offline": S_("Home hub offline"),
