@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.broker_counters import MONITOR_ACL, SYS_CONF
+from bench.node_red_peer import PEER_ACL
 from postop.local_mosquitto import LocalMosquitto
 from postop.local_postgres import TIMESCALEDB_CONF, LocalPostgres
 from postop.ports import free_port
@@ -29,7 +30,9 @@ def private_services(
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     tmp.chmod(0o755)
     pg = LocalPostgres(tmp / "pg", free_port(), extra_conf=TIMESCALEDB_CONF if timescaledb else ())
-    broker = LocalMosquitto(tmp / "mqtt", free_port(), extra_acl=MONITOR_ACL, extra_conf=SYS_CONF)
+    broker = LocalMosquitto(
+        tmp / "mqtt", free_port(), extra_acl=MONITOR_ACL + PEER_ACL, extra_conf=SYS_CONF
+    )
     procs: list[subprocess.Popen[bytes]] = []
     try:
         pg.ensure_initialised()

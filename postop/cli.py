@@ -87,11 +87,16 @@ def alerts() -> None:
 
 
 @app.command()
-def bench() -> None:
-    """Run every benchmark (a few minutes); results in bench/results/."""
+def bench(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="ingest, rules, latency, trend (default: all).")
+    ] = None,
+    quick: Annotated[bool, typer.Option(help="Small sizes: a smoke run, not a measure.")] = False,
+) -> None:
+    """Run the benchmarks (about ten minutes); results in bench/results/."""
     from bench.__main__ import main
 
-    main()
+    main([*(names or []), *(["--quick"] if quick else [])])
 
 
 @app.command("eval")
