@@ -34,7 +34,7 @@ def test_simulated_kit_to_database_exactly_once(
     db: str, broker: Broker, ingest: ServiceProcess, workdir: Path
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    start = now - timedelta(hours=12)
+    start = now - timedelta(hours=24)  # a whole day: a night of continuous oximetry included
     kit = KitSimulator("e2e-kit", 7, start, tz=ZoneInfo(HOME_TZ))
     gateway_id = "gw-e2e-kit"
     with psycopg.connect(db, autocommit=True) as conn:
