@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,14 +41,39 @@ def private_services(
         pg.start()
         pg.wait_ready()
         yield tmp, pg, broker, procs
+    except BaseException:
+        print(f"the logs of the failed run are kept in {_keep_logs(tmp)}", file=sys.stderr)
+        raise
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(10)
+        stop_all(procs)
         broker.stop()
         pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _keep_logs(tmp: Path) -> Path:
+    """The broker's, PostgreSQL's and Node-RED's logs, copied out of a run's folder
+    before it goes."""
+    kept = Path(tempfile.mkdtemp(prefix="postop-bench-logs-"))
+    for log in tmp.rglob("*.log"):
+        shutil.copy(log, kept / "-".join(log.relative_to(tmp).parts))
+    return kept
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], timeout_s: float = 15.0) -> None:
+    """Terminate every process, kill what has not exited after ``timeout_s``; empties the
+    list. A stuck process must never hold the bench."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    procs.clear()
 
 
 def service_env(db: str, broker_port: int) -> dict[str, str]:

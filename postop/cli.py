@@ -89,14 +89,17 @@ def alerts() -> None:
 @app.command()
 def bench(
     names: Annotated[
-        list[str] | None, typer.Argument(help="ingest, rules, latency, trend (default: all).")
+        list[str] | None,
+        typer.Argument(help="ingest, scaling, node-red, rules, latency, trend (default: all)."),
     ] = None,
     quick: Annotated[bool, typer.Option(help="Small sizes: a smoke run, not a measure.")] = False,
 ) -> None:
-    """Run the benchmarks (about ten minutes); results in bench/results/."""
+    """Run the benchmarks (about seven minutes on two cores); results in bench/results/."""
     from bench.__main__ import main
 
-    main([*(names or []), *(["--quick"] if quick else [])])
+    summary = main([*(names or []), *(["--quick"] if quick else [])])
+    if summary["failures"]:
+        raise typer.Exit(1)
 
 
 @app.command("eval")
