@@ -1,8 +1,9 @@
 """Turning one MQTT message into rows to store and dead letters, with no I/O.
 
-The fast path validates a whole batch in one pydantic call; only when something is wrong
-does the slow path look at each reading alone, so that one bad reading costs one dead
-letter and the rest of the batch is kept.
+The fast path decodes and checks a whole batch in one msgspec call (ingest/batch_decoder.py
+says why not pydantic there); only when something is wrong does the slow path look at
+each reading alone with the pydantic schema of record, so that one bad reading costs one
+dead letter with its reason and the rest of the batch is kept.
 """
 
 from __future__ import annotations
@@ -11,19 +12,22 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+import msgspec
 from pydantic import ValidationError
 
+from ingest.batch_decoder import decode_batch
 from vitals.catalogue import BY_NAME
 from vitals.flags import SPECIAL_VALUE
 from vitals.topics import gateway_of
 from vitals.wire import (
-    BATCH_DICT_ADAPTER,
     MAX_MESSAGE_BYTES,
     READING_ADAPTER,
     BatchEnvelope,
     GatewayStatus,
     WireReading,
 )
+
+_SPECIAL = int(SPECIAL_VALUE)  # a plain int: IntFlag's & costs more than the decoding
 
 # (gateway_id, seq, device_id, metric_id, time_ms, value, flags): the staging row layout
 Row = tuple[str, int, str, int, int, float | None, int]
@@ -78,36 +82,34 @@ def parse_readings(
         return whole("topic is not devices/<gateway id>/readings")
     if len(payload) > MAX_MESSAGE_BYTES:
         return whole(f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
-    try:
-        fast = BATCH_DICT_ADAPTER.validate_json(payload)
-    except ValidationError:
-        return _parse_slow(topic, gateway_id, payload, now_ms, future_tolerance_ms)
-    if fast["v"] != 1:
-        return whole(f"unsupported schema version {fast['v']}")
-    if fast["gateway"] != gateway_id:
-        return whole(f"payload names gateway {fast['gateway']!r} but arrived on {topic!r}")
+    fast = decode_batch(payload)
+    if fast is None:
+        return parse_slow(topic, gateway_id, payload, now_ms, future_tolerance_ms)
+    if fast.v != 1:
+        return whole(f"unsupported schema version {fast.v}")
+    if fast.gateway != gateway_id:
+        return whole(f"payload names gateway {fast.gateway!r} but arrived on {topic!r}")
     rows: list[Row] = []
     dead: list[DeadLetter] = []
     horizon_ms = now_ms + future_tolerance_ms
-    for r in fast["readings"]:
-        value, flags = r["value"], r.get("flags", 0)
-        if (value is None) != bool(flags & SPECIAL_VALUE):
+    by_name = BY_NAME
+    for r in fast.readings:
+        value, flags = r.value, r.flags
+        if (value is None) != bool(flags & _SPECIAL):
             # the schema's null/special rule: let the slow path name the reading
-            return _parse_slow(topic, gateway_id, payload, now_ms, future_tolerance_ms)
-        m = BY_NAME.get(r["metric"])
+            return parse_slow(topic, gateway_id, payload, now_ms, future_tolerance_ms)
+        m = by_name.get(r.metric)
         if (
             m is not None
             and (value is None or m.plausible_min <= value <= m.plausible_max)
-            and r["time_ms"] <= horizon_ms
+            and r.time_ms <= horizon_ms
         ):
-            rows.append(
-                (gateway_id, r["seq"], r["device"], m.metric_id, r["time_ms"], value, flags)
-            )
+            rows.append((gateway_id, r.seq, r.device, m.metric_id, r.time_ms, value, flags))
             continue
         try:
-            reading = READING_ADAPTER.validate_python(r)
+            reading = READING_ADAPTER.validate_python(msgspec.structs.asdict(r))
         except ValidationError:  # the two schemas disagree: trust the detailed one
-            return _parse_slow(topic, gateway_id, payload, now_ms, future_tolerance_ms)
+            return parse_slow(topic, gateway_id, payload, now_ms, future_tolerance_ms)
         reason, _ = _check(gateway_id, reading, now_ms, future_tolerance_ms)
         dead.append(
             DeadLetter(topic, gateway_id, reading.seq, reason, reading.model_dump_json().encode())
@@ -133,9 +135,11 @@ def _check(
     return "", (gateway_id, r.seq, r.device, m.metric_id, r.time_ms, r.value, r.flags)
 
 
-def _parse_slow(
+def parse_slow(
     topic: str, gateway_id: str, payload: bytes, now_ms: int, future_tolerance_ms: int
 ) -> ParsedReadings:
+    """Each reading alone through the pydantic schema of record, with a reason for each
+    one refused; also the reference the fast path is tested against."""
     try:
         doc = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError:

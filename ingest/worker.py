@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 class Counters:
     messages: int = 0
     inserted: int = 0
+    careful_rows: int = 0
     dead_letters: int = 0
     batches: int = 0
     db_retries: int = 0
@@ -225,6 +226,7 @@ class IngestWorker:
         c = self.counters
         c.messages += messages
         c.inserted += result.inserted
+        c.careful_rows += result.careful_rows
         c.dead_letters += result.dead_letters
         c.batches += 1
         if result.inserted:
@@ -250,9 +252,11 @@ class IngestWorker:
         if time.monotonic() - self._last_log > 30:
             c = self.counters
             log.info(
-                "ingest: %d messages, %d readings stored, %d dead letters, %d db retries",
+                "ingest: %d messages, %d readings stored (%d checked one by one as possible"
+                " replays), %d dead letters, %d db retries",
                 c.messages,
                 c.inserted,
+                c.careful_rows,
                 c.dead_letters,
                 c.db_retries,
             )

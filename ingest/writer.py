@@ -1,14 +1,15 @@
 """Writing one batch in one transaction, with the NOTIFY for the alerts engine delivered at
 commit.
 
-Fast path (nearly every batch): each device of the batch has one enrollment covering all
-its readings' times and is paired with the gateway that sent them; those enrollments are
-locked (FOR SHARE, so an unenrollment waits for our commit) and the rows go straight into
-``vitals`` with binary COPY inside a savepoint. If that COPY meets a row already stored
-(a re-delivery), or a device is not simply covered, the rows take the careful path:
-COPY into a staging table, then one set-based statement that maps each reading through
-the enrollment valid at its own time, skips what is already stored, and turns readings
-with no valid enrollment into dead letters.
+Fast path (nearly every row): a reading numbered above anything its gateway has had
+committed, from a device that has one enrollment covering all its readings' times and is
+paired with the gateway that sent it. Those enrollments are locked (FOR SHARE, so an
+unenrollment waits for our commit) and the rows go straight into ``vitals`` with binary
+COPY inside a savepoint. The other rows (a replay after a lost confirmation, a device not
+simply covered), or all of them if that COPY meets a row already stored anyway, take the
+careful path: COPY into a staging table, then one set-based statement that maps each
+reading through the enrollment valid at its own time, skips what is already stored, and
+turns readings with no valid enrollment into dead letters.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class WriteResult:
     inserted: int
     patients: tuple[int, ...]
     dead_letters: int
+    careful_rows: int = 0  # rows that went through staging (replays, odd enrollments)
 
 
 def prepare(conn: psycopg.Connection) -> None:
@@ -137,12 +139,52 @@ def prepare(conn: psycopg.Connection) -> None:
         conn.execute(_STAGING_DDL)
 
 
-def _covering(cur: psycopg.Cursor, rows: Sequence[Row]) -> dict[tuple[str, str], int]:
+_STORED_SEQ = "SELECT gateway_id, last_seq FROM gateway_progress WHERE gateway_id = ANY(%s)"
+
+Span = list[int]  # [first time_ms, last time_ms, readings] of one (gateway, device)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    fresh: list[Row]  # seq above anything stored or seen before: direct COPY candidates
+    replayed: list[Row]  # maybe stored already: the careful path skips what is
+    spans: dict[tuple[str, str], Span]  # of the fresh rows
+    last_seq: dict[str, int]
+
+
+def _plan(cur: psycopg.Cursor, rows: Sequence[Row]) -> _Plan:
+    """Split a batch by outbox sequence: a gateway numbers its readings in order, so a row
+    whose seq is at or below the highest committed for its gateway (or already seen in
+    this batch) may be a replay. Only those take the careful path; one replayed message
+    no longer sends its whole batch there."""
+    gateways = list({r[0] for r in rows})
+    high: dict[str, int] = dict(cur.execute(_STORED_SEQ, (gateways,)).fetchall())
+    fresh: list[Row] = []
+    replayed: list[Row] = []
+    spans: dict[tuple[str, str], Span] = {}
+    for row in rows:
+        gw, seq, dev, _m, t, _v, _f = row
+        if seq <= high.get(gw, -1):
+            replayed.append(row)
+            continue
+        high[gw] = seq
+        fresh.append(row)
+        span = spans.get((gw, dev))
+        if span is None:
+            spans[(gw, dev)] = [t, t, 1]
+        else:
+            if t < span[0]:
+                span[0] = t
+            elif t > span[1]:
+                span[1] = t
+            span[2] += 1
+    return _Plan(fresh, replayed, spans, {gw: high[gw] for gw in gateways if gw in high})
+
+
+def _covering(
+    cur: psycopg.Cursor, spans: dict[tuple[str, str], Span]
+) -> dict[tuple[str, str], int]:
     """(gateway, device) -> patient for devices whose one enrollment covers all their rows."""
-    spans: dict[tuple[str, str], tuple[int, int]] = {}
-    for gw, _seq, dev, _m, t, _v, _f in rows:
-        lo_hi = spans.get((gw, dev))
-        spans[(gw, dev)] = (t, t) if lo_hi is None else (min(lo_hi[0], t), max(lo_hi[1], t))
     keys = list(spans)
     cur.execute(
         _COVERING,
@@ -161,28 +203,17 @@ def _copy_direct(
     cur: psycopg.Cursor,
     rows: Sequence[Row],
     owners: dict[tuple[str, str], int],
-) -> Counter[int] | None:
-    """COPY straight into vitals; None if a row was already there (nothing written)."""
-    per_patient: Counter[int] = Counter()
+) -> bool:
+    """COPY straight into vitals; False if a row was already there (nothing written)."""
     try:
         with conn.transaction(), cur.copy(_COPY_VITALS) as copy:
             copy.set_types(_VITALS_TYPES)
+            write, at = copy.write_row, datetime.fromtimestamp
             for gw, _seq, dev, metric_id, time_ms, value, flags in rows:
-                patient = owners[(gw, dev)]
-                per_patient[patient] += 1
-                copy.write_row(
-                    (
-                        datetime.fromtimestamp(time_ms / 1000, UTC),
-                        patient,
-                        dev,
-                        metric_id,
-                        value,
-                        flags,
-                    )
-                )
+                write((at(time_ms / 1000, UTC), owners[(gw, dev)], dev, metric_id, value, flags))
     except errors.UniqueViolation:
-        return None
-    return per_patient
+        return False
+    return True
 
 
 def _careful(cur: psycopg.Cursor, rows: Sequence[Row]) -> tuple[Counter[int], int]:
@@ -208,23 +239,25 @@ def write_batch(
     """Store one batch atomically; the caller acks the MQTT messages only after this."""
     patients: Counter[int] = Counter()
     unmatched = 0
+    rest: list[Row] = []
     with conn.transaction(), conn.cursor() as cur:
         if rows:
-            owners = _covering(cur, rows)
-            simple = [r for r in rows if (r[0], r[2]) in owners]
-            rest = [r for r in rows if (r[0], r[2]) not in owners]
-            direct = _copy_direct(conn, cur, simple, owners) if simple else Counter()
-            if direct is None:  # a re-delivery: let the careful path skip what is stored
-                rest = list(rows)
+            plan = _plan(cur, rows)
+            owners = _covering(cur, plan.spans) if plan.spans else {}
+            simple = [r for r in plan.fresh if (r[0], r[2]) in owners]
+            if len(simple) == len(plan.fresh):
+                rest = plan.replayed
             else:
-                patients += direct
+                rest = [r for r in plan.fresh if (r[0], r[2]) not in owners] + plan.replayed
+            if simple and _copy_direct(conn, cur, simple, owners):
+                for key, patient in owners.items():
+                    patients[patient] += plan.spans[key][2]
+            elif simple:  # stored after all (a gateway that renumbered): all the careful way
+                rest = list(rows)
             if rest:
                 careful, unmatched = _careful(cur, rest)
                 patients += careful
-            last_seq: dict[str, int] = {}
-            for gw, seq, *_ in rows:
-                last_seq[gw] = max(seq, last_seq.get(gw, seq))
-            cur.executemany(_PROGRESS, list(last_seq.items()))
+            cur.executemany(_PROGRESS, list(plan.last_seq.items()))
         if dead:
             cur.executemany(
                 _DEAD, [(d.topic, d.gateway_id, d.seq, d.reason, d.payload, d.sha256) for d in dead]
@@ -238,4 +271,4 @@ def write_batch(
             cur.execute(
                 "SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, json.dumps({"patients": chunk}))
             )
-    return WriteResult(sum(patients.values()), tuple(ids), unmatched + len(dead))
+    return WriteResult(sum(patients.values()), tuple(ids), unmatched + len(dead), len(rest))

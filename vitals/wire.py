@@ -10,7 +10,7 @@ the rest of the batch is stored.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -20,9 +20,7 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     model_validator,
-    with_config,
 )
-from typing_extensions import TypedDict
 
 from vitals.flags import ALL_FLAGS, SPECIAL_VALUE
 
@@ -30,7 +28,9 @@ SCHEMA_VERSION = 1
 MAX_READINGS_PER_MESSAGE = 5000
 MAX_MESSAGE_BYTES = 1_048_576
 
-DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,63}$")]
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,63}$"
+GATEWAY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$"
+DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
 MetricName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,47}$")]
 
 
@@ -62,7 +62,7 @@ class BatchEnvelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1]
-    gateway: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")]
+    gateway: Annotated[str, Field(pattern=GATEWAY_ID_PATTERN)]
     sent_ms: Annotated[StrictInt, Field(ge=0)]
     readings: Annotated[list[Any], Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)]
 
@@ -88,32 +88,6 @@ class CommitAck(BaseModel):
     seqs: Annotated[list[tuple[StrictInt, StrictInt]], Field(min_length=1, max_length=10_000)]
 
 
-@with_config(ConfigDict(extra="forbid", allow_inf_nan=False))
-class WireReadingDict(TypedDict):
-    """The same reading as a plain dict: validated wholly in pydantic-core (no Python
-    object per reading), for ingest's fast path. The null/special-flag rule of
-    WireReading is checked by the caller."""
-
-    seq: Annotated[StrictInt, Field(ge=0)]
-    device: DeviceId
-    metric: MetricName
-    time_ms: Annotated[StrictInt, Field(ge=0, lt=32_503_680_000_000)]
-    value: StrictFloat | None
-    flags: NotRequired[Annotated[StrictInt, Field(ge=0, le=ALL_FLAGS)]]
-
-
-@with_config(ConfigDict(extra="forbid", allow_inf_nan=False))
-class BatchDict(TypedDict):
-    v: int
-    gateway: str
-    sent_ms: StrictInt
-    readings: Annotated[
-        list[WireReadingDict], Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)
-    ]
-
-
-BATCH_DICT_ADAPTER: TypeAdapter[BatchDict] = TypeAdapter(BatchDict)
-READINGS_ADAPTER: TypeAdapter[list[WireReading]] = TypeAdapter(list[WireReading])
 READING_ADAPTER: TypeAdapter[WireReading] = TypeAdapter(WireReading)
 
 

@@ -113,3 +113,42 @@ def test_notify_reaches_listeners_only_at_commit(db: str, kit: dict[str, int]) -
         notes = list(listener.notifies(timeout=2, stop_after=1))
     assert len(notes) == 1
     assert json.loads(notes[0].payload) == {"patients": [kit["alice"]]}
+
+
+def test_a_replayed_message_alone_takes_the_careful_path(db: str, kit: dict[str, int]) -> None:
+    """A gateway replays what it sent before its confirmation was lost: only those rows are
+    checked against what is stored; the rest of the batch still goes straight in."""
+    sent = [spo2(i, T0 + timedelta(seconds=i)) for i in range(100)]
+    new = [spo2(i, T0 + timedelta(seconds=i)) for i in range(100, 300)]
+    with psycopg.connect(db, autocommit=True) as conn:
+        prepare(conn)
+        write_batch(conn, sent, [])
+        # the replay, a fresh message, and the fresh message again within the same batch
+        result = write_batch(conn, sent[60:] + new + new[:50], [])
+        count = conn.execute("SELECT count(*), count(DISTINCT time) FROM vitals").fetchone()
+        progress = conn.execute("SELECT last_seq FROM gateway_progress").fetchone()
+    assert result.inserted == 200
+    assert result.careful_rows == 40 + 50
+    assert count == (300, 300)
+    assert progress == (299,)
+
+
+def test_stored_readings_under_new_numbers_are_still_stored_once(
+    db: str, kit: dict[str, int]
+) -> None:
+    """A gateway whose outbox was reset numbers from 0 again, and a device that re-syncs
+    its memory sends old readings under new numbers: nothing is lost or doubled."""
+    first = [spo2(i, T0 + timedelta(seconds=i)) for i in range(100)]
+    with psycopg.connect(db, autocommit=True) as conn:
+        prepare(conn)
+        write_batch(conn, first, [])
+        # renumbered from 0: below the stored high-water mark, all checked one by one
+        renumbered = [spo2(i, T0 + timedelta(seconds=1000 + i)) for i in range(50)]
+        reset = write_batch(conn, renumbered, [])
+        # old readings re-synced under numbers never seen: the direct COPY meets them
+        resync = [spo2(500 + i, T0 + timedelta(seconds=90 + i)) for i in range(20)]
+        again = write_batch(conn, resync, [])
+        count = conn.execute("SELECT count(*), count(DISTINCT time) FROM vitals").fetchone()
+    assert (reset.inserted, reset.careful_rows) == (50, 50)
+    assert (again.inserted, again.careful_rows) == (10, 20)
+    assert count == (160, 160)

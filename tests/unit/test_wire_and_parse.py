@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from ingest.parse import parse_readings, parse_status
+from ingest.parse import parse_readings, parse_slow, parse_status
 from vitals.catalogue import CATALOGUE, metric
 from vitals.flags import ReadingFlag
 from vitals.wire import READING_ADAPTER, GatewayStatus, encode_batch, encode_status
@@ -127,3 +129,57 @@ def test_non_finite_numbers_are_dead_letters_not_rows(token: bytes) -> None:
     assert [r[1] for r in parsed.rows] == [0]
     [letter] = parsed.dead
     assert "finite number" in letter.reason
+
+
+# Any field of a reading, well or badly formed: the fast decoder (msgspec) and the schema of
+# record (pydantic) must agree on every one, or a reading could be stored on one path and
+# refused on the other.
+_FIELD_VALUES: dict[str, st.SearchStrategy[object]] = {
+    "seq": st.one_of(st.integers(-2, 2**40), st.just(True), st.just(1.0), st.just("1")),
+    "device": st.one_of(
+        st.sampled_from(["ox-unit", "bp.unit:2", "ab", "a/b", "-ox", "ox-unit\n", "x" * 65]),
+        st.text(max_size=8),
+    ),
+    "metric": st.one_of(
+        st.sampled_from([m.name for m in CATALOGUE]), st.sampled_from(["mood", "SpO2", ""])
+    ),
+    "time_ms": st.one_of(
+        st.integers(NOW_MS - 10**9, NOW_MS + 10**7),
+        st.sampled_from([-1, 0, 32_503_680_000_000, 1.5, "1", None]),
+    ),
+    "value": st.one_of(
+        st.floats(-50, 400, allow_nan=False),
+        st.integers(-5, 300),
+        st.sampled_from([None, "97", True, [1]]),
+    ),
+    "flags": st.one_of(
+        st.sampled_from([int(f) for f in ReadingFlag]), st.integers(-1, 300), st.just(False)
+    ),
+}
+
+
+@st.composite
+def _any_reading(draw: st.DrawFn) -> dict[str, object]:
+    r = reading()
+    for name, values in _FIELD_VALUES.items():
+        if draw(st.integers(0, 5)) == 0:  # mostly well formed, one field off now and then
+            r[name] = draw(values)
+    if draw(st.integers(0, 30)) == 0:
+        del r[draw(st.sampled_from(sorted(r)))]
+    if draw(st.integers(0, 30)) == 0:
+        r["extra"] = 1
+    return r
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_any_reading(), min_size=1, max_size=6))
+def test_the_fast_decoder_agrees_with_the_schema_of_record(
+    readings: list[dict[str, object]],
+) -> None:
+    payload = json.dumps(
+        {"v": 1, "gateway": "gw-unit", "sent_ms": NOW_MS, "readings": readings}
+    ).encode()
+    fast = parse_readings(TOPIC, payload, NOW_MS, 300_000)
+    slow = parse_slow(TOPIC, "gw-unit", payload, NOW_MS, 300_000)
+    assert fast.rows == slow.rows
+    assert [(d.seq, d.reason) for d in fast.dead] == [(d.seq, d.reason) for d in slow.dead]
