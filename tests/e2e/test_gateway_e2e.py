@@ -120,17 +120,20 @@ def test_offline_for_a_day_then_killed_then_back_loses_nothing_and_keeps_order(
     workdir: Path,
     request_log: list[ServiceProcess],
 ) -> None:
-    kit = make_kit("gw-offline", ("patch",))
-    device = kit.devices[0]
+    kit = make_kit("gw-offline", ("patch", "ox"))
+    patch, oximeter = kit.devices
     day_ms = 86_400_000
     start_ms = NOW_MS - day_ms
-    # a simulated day of a patch: heart rate and respiratory rate every 30 s
+    # a simulated day of continuous monitoring, every second: heart rate and respiratory
+    # rate from the patch, SpO2 from the oximeter; 259,200 readings pile up in the outbox
     frames = []
-    for i in range(day_ms // 30_000):
-        t = start_ms + i * 30_000
-        frames.append(entry_frame(device, "heart_rate_bpm", 70 + i % 20, t))
-        frames.append(entry_frame(device, "resp_rate_per_min", 14 + i % 4, t))
+    for i in range(day_ms // 1000):
+        t = start_ms + i * 1000
+        frames.append(entry_frame(patch, "heart_rate_bpm", 70 + i % 20, t))
+        frames.append(entry_frame(patch, "resp_rate_per_min", 14 + i % 4, t))
+        frames.append(entry_frame(oximeter, "spo2_pct", 95 + i % 4, t))
     expected = len(frames)
+    assert expected == 259_200
 
     watcher = SeqWatcher(broker, kit.gateway_id)  # its session outlives the broker restart
     broker.server.stop()  # the home's internet is down
@@ -149,15 +152,17 @@ def test_offline_for_a_day_then_killed_then_back_loses_nothing_and_keeps_order(
     wait_for(lambda: count_rows(db) >= expected, 120, f"{expected} rows")
     wait_for(lambda: box.depth() == 0, 30, "the outbox to empty")
     with psycopg.connect(db) as conn:
-        stored = conn.execute(
-            "SELECT count(*), count(DISTINCT (metric_id, time)), min(time), max(time)"
-            " FROM vitals WHERE device_id = %s",
-            (device,),
-        ).fetchone()
-    assert stored is not None
-    assert stored[0] == stored[1] == expected
-    assert int(stored[2].timestamp() * 1000) == start_ms
-    assert int(stored[3].timestamp() * 1000) == start_ms + day_ms - 30_000
+        per_device = conn.execute(
+            "SELECT device_id, count(*), count(DISTINCT (metric_id, time)), min(time), max(time)"
+            " FROM vitals GROUP BY device_id ORDER BY device_id"
+        ).fetchall()
+    assert [(d, n, k) for d, n, k, _lo, _hi in per_device] == [
+        (oximeter, expected // 3, expected // 3),
+        (patch, expected * 2 // 3, expected * 2 // 3),
+    ]
+    for *_counts, first, last in per_device:
+        assert int(first.timestamp() * 1000) == start_ms
+        assert int(last.timestamp() * 1000) == start_ms + day_ms - 1000
     assert count_rows(db) == expected
     # the backlog crossed the broker in sequence order: re-sends may repeat, never reorder
     wait_for(lambda: len(watcher.first_sightings()) >= expected, 30, "the watcher's copy")
