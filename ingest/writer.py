@@ -1,8 +1,9 @@
 """Writing one batch in one transaction, with the NOTIFY for the alerts engine delivered at
 commit.
 
-Fast path (nearly every row): a reading numbered above anything its gateway has had
-committed, from a device that has one enrollment covering all its readings' times and is
+Fast path (nearly every row): a reading not stored yet (numbered above anything its
+gateway has had committed, or in a run of numbers whose first reading is not in ``vitals``),
+from a device that has one enrollment covering all its readings' times and is
 paired with the gateway that sent it. Those enrollments are locked (FOR SHARE, so an
 unenrollment waits for our commit) and the rows go straight into ``vitals`` with binary
 COPY inside a savepoint. The other rows (a replay after a lost confirmation, a device not
@@ -141,44 +142,82 @@ def prepare(conn: psycopg.Connection) -> None:
 
 _STORED_SEQ = "SELECT gateway_id, last_seq FROM gateway_progress WHERE gateway_id = ANY(%s)"
 
+_STORED_ROWS = """
+SELECT p.i FROM unnest(%s::text[], %s::int2[], %s::int8[]) WITH ORDINALITY AS p(dev, metric, t, i)
+WHERE EXISTS (
+    SELECT 1 FROM vitals v WHERE v.device_id = p.dev AND v.metric_id = p.metric
+    AND v.time = TIMESTAMPTZ 'epoch' + p.t * INTERVAL '1 millisecond')
+"""
+
 Span = list[int]  # [first time_ms, last time_ms, readings] of one (gateway, device)
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    fresh: list[Row]  # seq above anything stored or seen before: direct COPY candidates
-    replayed: list[Row]  # maybe stored already: the careful path skips what is
+    fresh: list[Row]  # not stored yet, as far as we can tell: direct COPY candidates
+    replayed: list[Row]  # stored already, or repeated in this batch: the careful path
     spans: dict[tuple[str, str], Span]  # of the fresh rows
     last_seq: dict[str, int]
 
 
 def _plan(cur: psycopg.Cursor, rows: Sequence[Row]) -> _Plan:
-    """Split a batch by outbox sequence: a gateway numbers its readings in order, so a row
-    whose seq is at or below the highest committed for its gateway (or already seen in
-    this batch) may be a replay. Only those take the careful path; one replayed message
-    no longer sends its whole batch there."""
-    gateways = list({r[0] for r in rows})
-    high: dict[str, int] = dict(cur.execute(_STORED_SEQ, (gateways,)).fetchall())
+    """Find the replays, so that one replayed message no longer sends its whole batch down
+    the careful path. A gateway numbers its readings in order, so a reading above the
+    highest number committed for its gateway is new. One at or below it is either a replay
+    or a neighbour that another worker on the shared subscription committed first; such
+    readings come in runs of consecutive numbers (a message), and the first reading of
+    each run, looked up in ``vitals``, tells which. A wrong guess costs only speed: a
+    direct COPY that meets a stored row falls back to the careful path for the batch."""
+    gateways = sorted({r[0] for r in rows})
+    stored_high: dict[str, int] = dict(cur.execute(_STORED_SEQ, (gateways,)).fetchall())
+    batch_high: dict[str, int] = {}
     fresh: list[Row] = []
     replayed: list[Row] = []
+    runs: list[list[Row]] = []  # consecutive readings at or below the stored high
     spans: dict[tuple[str, str], Span] = {}
     for row in rows:
-        gw, seq, dev, _m, t, _v, _f = row
-        if seq <= high.get(gw, -1):
-            replayed.append(row)
-            continue
-        high[gw] = seq
-        fresh.append(row)
-        span = spans.get((gw, dev))
-        if span is None:
-            spans[(gw, dev)] = [t, t, 1]
+        gw, seq = row[0], row[1]
+        if seq <= batch_high.get(gw, -1):
+            replayed.append(row)  # repeated or out of order within this batch
+        elif seq <= stored_high.get(gw, -1):
+            last = runs[-1][-1] if runs else None
+            if last is not None and last[0] == gw and last[1] == seq - 1:
+                runs[-1].append(row)
+            else:
+                runs.append([row])
         else:
-            if t < span[0]:
-                span[0] = t
-            elif t > span[1]:
-                span[1] = t
-            span[2] += 1
-    return _Plan(fresh, replayed, spans, {gw: high[gw] for gw in gateways if gw in high})
+            batch_high[gw] = seq
+            fresh.append(row)
+            _widen(spans, row)
+    if runs:
+        firsts = [run[0] for run in runs]
+        cur.execute(
+            _STORED_ROWS,
+            ([r[2] for r in firsts], [r[3] for r in firsts], [r[4] for r in firsts]),
+        )
+        seen = {int(i) - 1 for (i,) in cur.fetchall()}
+        for n, run in enumerate(runs):
+            if n in seen:
+                replayed.extend(run)
+            else:
+                fresh.extend(run)
+                for row in run:
+                    _widen(spans, row)
+    # sorted: two workers upsert the same gateways' progress in one order, never deadlock
+    return _Plan(fresh, replayed, spans, dict(sorted(batch_high.items())))
+
+
+def _widen(spans: dict[tuple[str, str], Span], row: Row) -> None:
+    key, t = (row[0], row[2]), row[4]
+    span = spans.get(key)
+    if span is None:
+        spans[key] = [t, t, 1]
+    else:
+        if t < span[0]:
+            span[0] = t
+        elif t > span[1]:
+            span[1] = t
+        span[2] += 1
 
 
 def _covering(

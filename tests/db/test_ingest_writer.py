@@ -133,6 +133,28 @@ def test_a_replayed_message_alone_takes_the_careful_path(db: str, kit: dict[str,
     assert progress == (299,)
 
 
+def test_two_workers_interleaving_one_gateway_both_go_straight_in(
+    db: str, kit: dict[str, int]
+) -> None:
+    """On the shared subscription a later message of a gateway may commit first, through the
+    other worker: the earlier one, now below the gateway's high-water mark, is not a
+    replay and must not pay for one. Its real replay still must."""
+    early = [spo2(i, T0 + timedelta(seconds=i)) for i in range(100)]
+    late = [spo2(i, T0 + timedelta(seconds=i)) for i in range(100, 200)]
+    with psycopg.connect(db, autocommit=True) as conn:
+        prepare(conn)
+        first = write_batch(conn, late, [])
+        second = write_batch(conn, early[:50] + early[60:], [])  # two messages
+        replay = write_batch(conn, early, [])  # both again, plus the ten never sent
+        count = conn.execute("SELECT count(*), count(DISTINCT time) FROM vitals").fetchone()
+        progress = conn.execute("SELECT last_seq FROM gateway_progress").fetchone()
+    assert (first.inserted, first.careful_rows) == (100, 0)
+    assert (second.inserted, second.careful_rows) == (90, 0)
+    assert (replay.inserted, replay.careful_rows) == (10, 100)
+    assert count == (200, 200)
+    assert progress == (199,)
+
+
 def test_stored_readings_under_new_numbers_are_still_stored_once(
     db: str, kit: dict[str, int]
 ) -> None:
@@ -142,13 +164,13 @@ def test_stored_readings_under_new_numbers_are_still_stored_once(
     with psycopg.connect(db, autocommit=True) as conn:
         prepare(conn)
         write_batch(conn, first, [])
-        # renumbered from 0: below the stored high-water mark, all checked one by one
+        # renumbered from 0: below the stored high-water mark, but not stored: direct
         renumbered = [spo2(i, T0 + timedelta(seconds=1000 + i)) for i in range(50)]
         reset = write_batch(conn, renumbered, [])
         # old readings re-synced under numbers never seen: the direct COPY meets them
         resync = [spo2(500 + i, T0 + timedelta(seconds=90 + i)) for i in range(20)]
         again = write_batch(conn, resync, [])
         count = conn.execute("SELECT count(*), count(DISTINCT time) FROM vitals").fetchone()
-    assert (reset.inserted, reset.careful_rows) == (50, 50)
+    assert (reset.inserted, reset.careful_rows) == (50, 0)
     assert (again.inserted, again.careful_rows) == (10, 20)
     assert count == (160, 160)
