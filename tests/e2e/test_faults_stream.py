@@ -1,8 +1,9 @@
-"""Faults in the middle of a live stream, over real processes: Mosquitto restarted and the
-alerts engine killed with SIGKILL while three homes keep measuring, one of them
-desaturating. Every reading must be stored exactly once, and the desaturation must give
-exactly one alert: not missed across the outage, not opened a second time by the
-restarted engine. A device must not be able to read another home's topics either."""
+"""Faults in the middle of a live stream, over real processes: Mosquitto restarted, the
+alerts engine killed with SIGKILL, then PostgreSQL crashed, while three homes keep
+measuring, one of them desaturating. Every reading must be stored exactly once, and the
+desaturation must give exactly one alert: not missed across the outage, not opened a
+second time by the restarted engine or after the database's restart. A device must not
+be able to read another home's topics either."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import psycopg
 
 from alerts.vapid import generate
 from gateway.outbox import Outbox
+from postop.local_postgres import LocalPostgres
 from postop.ports import free_port
 from tests.conftest import INGEST_PASSWORD, Broker
 from tests.e2e.conftest import Kit, count_rows
@@ -58,8 +60,9 @@ def _alerts(db: str) -> list[tuple[int, str, str, int]]:
     return [(int(p), str(r), str(s), int(n)) for p, r, s, n in rows]
 
 
-def test_broker_restart_and_alerts_engine_killed_mid_stream_miss_and_double_nothing(
+def test_broker_restart_engine_killed_and_database_crash_mid_stream_miss_and_double_nothing(
     db: str,
+    pg: LocalPostgres,
     broker: Broker,
     make_kit: Callable[..., Kit],
     ingest: ServiceProcess,
@@ -133,9 +136,18 @@ def test_broker_restart_and_alerts_engine_killed_mid_stream_miss_and_double_noth
         sent += send(frames(end_ms, now_ms))
         alerts.start()
         wait_for(lambda: count_rows(db) == sent, 60, "the present stored")
+        time.sleep(4.0)  # the restarted engine has looked at the open alert
+
+        # 4. PostgreSQL crashes with the alert open; the homes keep measuring
+        pg.stop("immediate")
+        later_ms = max(int(time.time() * 1000) // STEP_MS * STEP_MS, now_ms + 5 * STEP_MS)
+        sent += send(frames(now_ms, later_ms))
+        time.sleep(3.0)  # ingest and the engine both lose their connections
+        pg.start()
+        wait_for(lambda: count_rows(db) == sent, 60, "the readings sent during the crash")
         for _gw, _port, box in gateways:
             wait_for(_outbox_empty(box), 60, "every outbox to empty")
-        wait_for(lambda: "alerts engine running" in alerts.log(), 30, "the restarted engine")
+        wait_for(lambda: "database unavailable" in alerts.log(), 30, "the engine to notice")
         time.sleep(6.0)  # several ticks of the restarted engine over the whole stream
         with psycopg.connect(db) as conn:
             per_device = conn.execute(
@@ -151,13 +163,13 @@ def test_broker_restart_and_alerts_engine_killed_mid_stream_miss_and_double_noth
         print(f"--- alerts log ---\n{alerts.log()[-3000:]}")
 
     # every reading exactly once, from the first to the last
-    each = (now_ms - start_ms) // STEP_MS
+    each = (later_ms - start_ms) // STEP_MS
     assert count_rows(db) == sent == 3 * each
     assert len(per_device) == 3
     for _device, n, distinct, first, last in per_device:
         assert n == distinct == each
         assert int(first.timestamp() * 1000) == start_ms
-        assert int(last.timestamp() * 1000) == now_ms - STEP_MS
+        assert int(last.timestamp() * 1000) == later_ms - STEP_MS
     assert count_rows(db, "dead_letters") == 0
     # one alert per patient and rule, opened once; the sick patient's is still standing
     keys_seen = [(p, r) for p, r, _s, _n in found]
