@@ -291,7 +291,7 @@ def write_batch(
             if simple and _copy_direct(conn, cur, simple, owners):
                 for key, patient in owners.items():
                     patients[patient] += plan.spans[key][2]
-            elif simple:  # stored after all (a gateway that renumbered): all the careful way
+            elif simple:  # stored after all (re-synced under new numbers): all the careful way
                 rest = list(rows)
             if rest:
                 careful, unmatched = _careful(cur, rest)
