@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from alerts.late import LateEpisode
 from alerts.lifecycle import (
     Action,
     AutoResolve,
@@ -46,7 +47,7 @@ def open_alerts(conn: psycopg.Connection, patient_ids: Sequence[int] | None) -> 
         "SELECT alert_id, patient_id, rule_id, priority, state,"
         " (extract(epoch FROM opened_at) * 1000)::bigint,"
         " (extract(epoch FROM condition_cleared_at) * 1000)::bigint,"
-        " escalation_tier, (extract(epoch FROM escalated_at) * 1000)::bigint"
+        " escalation_tier, (extract(epoch FROM escalated_at) * 1000)::bigint, late"
         " FROM alerts WHERE state <> 'resolved'"
     )
     params: tuple[Any, ...] = ()
@@ -137,3 +138,76 @@ def _apply_one(cur: psycopg.Cursor, action: Action, now_ms: int) -> Notice | Non
             _changed(cur, a.alert_id, a.patient_id, a.state)
             return Notice(a.alert_id, a.patient_id, a.priority, action.tier, "escalated")
     return None
+
+
+# locks taken in patient order, as ingest's upsert takes them: no deadlock between the two
+_CLAIM_LATE = """
+DELETE FROM late_readings WHERE patient_id IN (
+    SELECT patient_id FROM late_readings WHERE patient_id = ANY(%s)
+    ORDER BY patient_id FOR UPDATE)
+RETURNING patient_id, (extract(epoch FROM since) * 1000)::bigint
+"""
+_ALL_LATE = "SELECT patient_id FROM late_readings"
+
+# Not when the team has already had an alert of this rule for this patient over the
+# episode's time: one still open, or one whose span (onset to resolution) overlaps it.
+_OPEN_LATE = """
+INSERT INTO alerts (patient_id, rule_id, kind, priority, state, opened_at, condition_onset_at,
+                    condition_cleared_at, late, evidence)
+SELECT %(patient)s, %(rule)s, 'clinical', %(priority)s, 'active', to_timestamp(%(now)s),
+       to_timestamp(%(onset)s), to_timestamp(%(ended)s), true, %(evidence)s
+WHERE NOT EXISTS (
+    SELECT 1 FROM alerts a WHERE a.patient_id = %(patient)s AND a.rule_id = %(rule)s
+    AND (a.state <> 'resolved' OR (
+        COALESCE(a.condition_onset_at, a.opened_at) <= to_timestamp(%(ended)s)
+        AND a.resolved_at >= to_timestamp(%(onset)s))))
+ON CONFLICT (patient_id, rule_id) WHERE state <> 'resolved' DO NOTHING
+RETURNING alert_id
+"""
+
+# The same run seen again further along (its readings came in several batches): the open
+# late alert of that run takes the later end and the evidence of the whole run.
+_EXTEND_LATE = """
+UPDATE alerts SET condition_cleared_at = to_timestamp(%(ended)s), evidence = %(evidence)s,
+                  updated_at = now()
+WHERE patient_id = %(patient)s AND rule_id = %(rule)s AND late AND state <> 'resolved'
+  AND condition_onset_at = to_timestamp(%(onset)s)
+  AND condition_cleared_at < to_timestamp(%(ended)s)
+"""
+
+
+def late_patients(conn: psycopg.Connection) -> list[int]:
+    """Patients with readings that arrived late and are not examined yet."""
+    return [int(r[0]) for r in conn.execute(_ALL_LATE).fetchall()]
+
+
+def claim_late(cur: psycopg.Cursor, patient_ids: Sequence[int]) -> dict[int, int]:
+    """Take these patients' late marks (patient -> earliest late reading, ms); inside the
+    transaction that opens their alerts, so a crash leaves the marks for the next round."""
+    cur.execute(_CLAIM_LATE, (list(patient_ids),))
+    return {int(p): int(t) for p, t in cur.fetchall()}
+
+
+def open_late(cur: psycopg.Cursor, episodes: Sequence[LateEpisode], now_ms: int) -> list[Notice]:
+    """An alert per episode nobody has been alerted to; returns what to notify."""
+    notices: list[Notice] = []
+    for e in episodes:
+        params = {
+            "patient": e.patient_id,
+            "rule": e.rule_id,
+            "priority": e.priority,
+            "now": _ts(now_ms),
+            "onset": _ts(e.onset_ms),
+            "ended": _ts(e.ended_ms),
+            "evidence": Jsonb(dict(e.evidence)),
+        }
+        cur.execute(_OPEN_LATE, params)
+        row = cur.fetchone()
+        if row is None:
+            cur.execute(_EXTEND_LATE, params)
+            continue
+        alert_id = int(row[0])
+        _event(cur, alert_id, now_ms, "opened_late", evidence=dict(e.evidence))
+        _changed(cur, alert_id, e.patient_id, "active")
+        notices.append(Notice(alert_id, e.patient_id, e.priority, 0, "opened"))
+    return notices

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 import psycopg
 
-from alerts.alert_store import Notice, apply, open_alerts
+from alerts.alert_store import Notice, apply, claim_late, late_patients, open_alerts, open_late
 from alerts.context import followed_patients
 from alerts.evaluate import News2Score, evaluate
+from alerts.late import late_episodes
 from alerts.lifecycle import Policy, plan
 from alerts.protocol import Protocol
 from alerts.published import publish_protocols
@@ -50,7 +51,7 @@ class Engine:
         ids = None if patient_ids is None else sorted(set(patient_ids))
         ctx = followed_patients(conn, ids)
         if len(ctx.patient_ids) == 0:
-            return 0
+            return self._examine_late(conn, now_ms)
         scores: list[News2Score] = []
         findings = evaluate(SqlSource(conn), ctx, self._protocols, now_ms, scores)
         policies = {}
@@ -75,7 +76,24 @@ class Engine:
         self.rounds += 1
         if notices:
             self._notify(conn, notices)
-        return len(actions)
+        return len(actions) + self._examine_late(conn, now_ms)
+
+    def _examine_late(self, conn: psycopg.Connection, now_ms: int) -> int:
+        """Alerts for episodes that ended before their readings arrived; the marks are
+        taken in the transaction that opens the alerts (a crash leaves them for the next
+        round). Returns how many alerts it opened."""
+        marked = late_patients(conn)
+        if not marked:
+            return 0
+        with conn.transaction(), conn.cursor() as cur:
+            since = claim_late(cur, marked)  # before loading: sees every committed reading
+            ctx = followed_patients(conn, sorted(since))
+            episodes = late_episodes(SqlSource(conn), ctx, self._protocols, since, now_ms)
+            notices = open_late(cur, episodes, now_ms)
+        if notices:
+            log.info("%d alert(s) opened for episodes that ended before their data", len(notices))
+            self._notify(conn, notices)
+        return len(notices)
 
     def run(self, stop: threading.Event, tick_s: float, debounce_s: float) -> None:
         conn: psycopg.Connection | None = None

@@ -40,7 +40,7 @@ BASELINE_MAX_S = 30 * 86_400
 NEWS2_METRICS = ("resp_rate_per_min", "spo2_pct", "bp_systolic_mmhg", "heart_rate_bpm", "temp_c")
 
 
-def _metric(window: Window, name: str) -> MetricWindow:
+def metric_of(window: Window, name: str) -> MetricWindow:
     """The metric's arrays, all absent when no patient has any reading of it."""
     found = window.metrics.get(name)
     if found is not None:
@@ -49,7 +49,7 @@ def _metric(window: Window, name: str) -> MetricWindow:
     return MetricWindow(np.zeros(shape, dtype=np.float64), np.zeros(shape, dtype=np.bool_))
 
 
-def _param(
+def rule_param(
     ctx: PatientContext, ids: NDArray[np.int64], rule: Rule, name: str, default: float
 ) -> NDArray[np.float64]:
     """A rule parameter per patient: the protocol's value unless a clinician overrode it."""
@@ -158,9 +158,9 @@ def _evaluate_protocol(
 
     for rule in rules:
         if isinstance(rule, SustainedRule):
-            threshold = _param(ctx, ids, rule, "threshold", rule.threshold)
+            threshold = rule_param(ctx, ids, rule, "threshold", rule.threshold)
             res = k.sustained(
-                _metric(short, rule.metric),
+                metric_of(short, rule.metric),
                 MINUTE_S,
                 rule.direction,
                 threshold,
@@ -177,7 +177,7 @@ def _evaluate_protocol(
         elif isinstance(rule, News2Rule):
             out += _news2(ctx, mask, ids, rule, short, scores)
         elif isinstance(rule, ShockIndexRule):
-            hr, sbp = _metric(short, "heart_rate_bpm"), _metric(short, "bp_systolic_mmhg")
+            hr, sbp = metric_of(short, "heart_rate_bpm"), metric_of(short, "bp_systolic_mmhg")
             ratio, has = k.paired_ratio(hr, sbp, MINUTE_S, rule.freshness_s)
             firing = has & (np.where(has, ratio, 0.0) > rule.threshold)
             out += _findings(ids, rule, firing, {"shock_index": ratio})
@@ -188,14 +188,14 @@ def _evaluate_protocol(
         long = source.window(pids, sorted({r.metric for r in long_rules}), now_ms, span, HOUR_S)
         for rule in long_rules:
             if isinstance(rule, TrendRule):
-                limit = _param(ctx, ids, rule, "slope_per_h_above", rule.slope_per_h_above)
+                limit = rule_param(ctx, ids, rule, "slope_per_h_above", rule.slope_per_h_above)
                 res = k.rule_trend(
-                    _metric(long, rule.metric), HOUR_S, rule.window_s, rule.min_points, limit
+                    metric_of(long, rule.metric), HOUR_S, rule.window_s, rule.min_points, limit
                 )
                 out += _findings(ids, rule, res.firing, {"slope_per_h": res.value})
             else:
-                limit = _param(ctx, ids, rule, "rise_above", rule.rise_above)
-                res = k.rise_over(_metric(long, rule.metric), HOUR_S, rule.window_s, limit)
+                limit = rule_param(ctx, ids, rule, "rise_above", rule.rise_above)
+                res = k.rise_over(metric_of(long, rule.metric), HOUR_S, rule.window_s, limit)
                 out += _findings(ids, rule, res.firing, {"rise": res.value})
 
     base_rules = [r for r in rules if isinstance(r, BaselineRule)]
@@ -213,7 +213,7 @@ def _evaluate_protocol(
                 bin_start[None, :] < until[:, None]
             )
             res = k.baseline_deviation(
-                _metric(base, rule.metric),
+                metric_of(base, rule.metric),
                 bmask,
                 HOUR_S,
                 rule.recent_s,
@@ -236,7 +236,7 @@ def _evaluate_protocol(
             # (unknown discharge: from whenever, the safer side)
             expected = (discharged < 0) | (now_ms - discharged > rule.max_silence_s * 1000)
             res = k.missing_data(
-                _metric(win, rule.metric), MISSING_BIN_S, rule.max_silence_s, expected
+                metric_of(win, rule.metric), MISSING_BIN_S, rule.max_silence_s, expected
             )
             out += _findings(ids, rule, res.firing, {"silent_s": res.value})
 
@@ -266,7 +266,7 @@ def _news2(
     scores: list[News2Score] | None,
 ) -> list[Finding]:
     latest = {
-        m: n2.latest(_metric(short, m), MINUTE_S, rule.freshness_s, rule.settle_s)
+        m: n2.latest(metric_of(short, m), MINUTE_S, rule.freshness_s, rule.settle_s)
         for m in NEWS2_METRICS
     }
     result = n2.news2(

@@ -6,9 +6,11 @@ what is open, now) to actions; the engine applies them in the database.
   every minute.
 - A condition cleared for ``auto_resolve_after_s`` resolves its alert automatically,
   except a high-priority alert nobody has acknowledged: it latches until a person does.
+  So does an alert opened late, for an episode that ended before its readings arrived
+  (``late``), whatever its priority: nobody has seen it yet.
 - An unacknowledged alert escalates to the next tier after its priority's delay, and
   again after the same delay at each tier, until the last tier; a cleared condition stops
-  the escalation, except for a latched high-priority alert.
+  the escalation, except for a latched alert.
 - A rule that now finds a higher priority raises the open alert's priority (and notifies
   again); priorities never go down by themselves.
 """
@@ -47,6 +49,12 @@ class OpenAlert:
     condition_cleared_ms: int | None
     escalation_tier: int
     escalated_ms: int | None
+    late: bool = False
+
+    @property
+    def latched(self) -> bool:
+        """Stays active, and escalates, until a person acknowledges it."""
+        return self.state == "active" and (self.priority == "high" or self.late)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,16 +141,16 @@ def plan(
 
 def _may_auto_resolve(alert: OpenAlert, now_ms: int, policy: Policy) -> bool:
     assert alert.condition_cleared_ms is not None
-    if alert.priority == "high" and alert.state == "active":
-        return False  # latched until a person acknowledges it
+    if alert.latched:
+        return False  # until a person acknowledges it
     return now_ms - alert.condition_cleared_ms >= policy.auto_resolve_after_s * 1000
 
 
 def _due_tier(alert: OpenAlert, now_ms: int, policy: Policy | None) -> int | None:
     if policy is None or alert.state != "active":
         return None
-    if alert.condition_cleared_ms is not None and alert.priority != "high":
-        return None  # the condition is gone; only a latched high alert still needs a person
+    if alert.condition_cleared_ms is not None and not alert.latched:
+        return None  # the condition is gone; only a latched alert still needs a person
     if alert.escalation_tier + 1 >= policy.tiers:
         return None
     since = alert.escalated_ms if alert.escalated_ms is not None else alert.opened_ms

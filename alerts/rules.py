@@ -74,6 +74,54 @@ def sustained(
     return RuleResult(firing, np.where(firing, worst, np.nan), np.where(firing, since, -1))
 
 
+@dataclass(frozen=True)
+class Episode:
+    """A past run of a sustained condition that lasted long enough to fire."""
+
+    row: int  # the patient's row in the window
+    since_bin: int  # first reading of the run
+    fired_bin: int  # where the rule would first have fired, live
+    last_bin: int  # last reading of the run
+    worst: float
+
+
+def sustained_episodes(
+    metric: MetricWindow,
+    bin_s: int,
+    direction: Literal["above", "below"],
+    threshold: F,
+    duration_s: int,
+    max_gap_s: int,
+) -> list[Episode]:
+    """Every run in the window where ``sustained`` would have fired, had it been evaluated
+    at that bin: for readings that arrived late, after the run had ended. Same run rules
+    as ``sustained`` (strict threshold, gaps up to ``max_gap_s`` tolerated)."""
+    present, values = metric.present, metric.values
+    p, n = present.shape
+    idx = np.broadcast_to(np.arange(n), (p, n))
+    thr = threshold[:, None]
+    cond = present & ((values > thr) if direction == "above" else (values < thr))
+    last_seen = np.maximum.accumulate(np.where(present, idx, -1), axis=1)
+    long_gap = ~present & ((idx - last_seen) * bin_s > max_gap_s)
+    breaks = np.maximum.accumulate(np.where((present & ~cond) | long_gap, idx, -1), axis=1)
+    # the first reading after each bin's last break: where its run began
+    next_present = np.minimum.accumulate(np.where(present, idx, n)[:, ::-1], axis=1)[:, ::-1]
+    padded = np.concatenate([next_present, np.full((p, 1), n)], axis=1)
+    since = np.take_along_axis(padded, breaks + 1, axis=1)
+    firing = cond & ((idx - since + 1) * bin_s >= duration_s)
+    out: list[Episode] = []
+    for row, col in zip(*np.nonzero(firing), strict=True):
+        start = int(since[row, col])
+        if out and out[-1].row == row and out[-1].since_bin == start:
+            continue  # the same run, still going
+        run = np.nonzero(cond[row] & (since[row] == start))[0]
+        last = int(run[-1])
+        span = values[row, start : last + 1][present[row, start : last + 1]]
+        worst = float(span.max() if direction == "above" else span.min())
+        out.append(Episode(int(row), start, int(col), last, worst))
+    return out
+
+
 def _trailing(metric: MetricWindow, bin_s: int, window_s: int) -> tuple[F, B]:
     n = metric.present.shape[1]
     k = max(1, min(n, window_s // bin_s))

@@ -65,6 +65,7 @@ WORDS = (
     N_("revoked"),
     N_("locked"),
     N_("opened"),
+    N_("opened_late"),
     N_("condition_cleared"),
     N_("condition_returned"),
     N_("auto_resolved"),

@@ -80,7 +80,7 @@ def alerts(conn: psycopg.Connection, patient_id: int, limit: int = 200) -> list[
         + _ACTOR.format(col="acknowledged_by")
         + ", resolved_at, "
         + _ACTOR.format(col="resolved_by")
-        + ", resolution_note, escalation_tier, evidence"
+        + ", resolution_note, escalation_tier, evidence, condition_cleared_at, late"
         " FROM alerts a WHERE patient_id = %s ORDER BY opened_at DESC LIMIT %s",
         (patient_id, limit),
     ).fetchall()
@@ -105,6 +105,8 @@ def alerts(conn: psycopg.Connection, patient_id: int, limit: int = 200) -> list[
             state=r[5],
             opened_at=r[6],
             condition_onset_at=r[7],
+            condition_cleared_at=r[15],
+            late=r[16],
             acknowledged_at=r[8],
             acknowledged_by=r[9],
             resolved_at=r[10],

@@ -247,6 +247,9 @@ class AlertOut(BaseModel):
     state: AlertState
     opened_at: datetime
     condition_onset_at: datetime | None
+    condition_cleared_at: datetime | None
+    # opened after the fact: the episode was over before its readings arrived
+    late: bool
     acknowledged_at: datetime | None
     acknowledged_by: str | None
     resolved_at: datetime | None

@@ -16,6 +16,7 @@ turns readings with no valid enrollment into dead letters.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,9 +58,10 @@ WITH src AS (
     INSERT INTO vitals (time, patient_id, device_id, metric_id, value, flags)
     SELECT time, patient_id, device_id, metric_id, value, flags FROM matched
     ON CONFLICT (device_id, metric_id, time) DO NOTHING
-    RETURNING patient_id
+    RETURNING patient_id, time
 )
-SELECT patient_id, count(*) FROM ins GROUP BY patient_id
+SELECT patient_id, count(*), (extract(epoch FROM min(time)) * 1000)::bigint
+FROM ins GROUP BY patient_id
 """
 
 _UNMATCHED = """
@@ -109,6 +111,14 @@ ON CONFLICT (gateway_id) DO UPDATE
 SET last_seq = GREATEST(gateway_progress.last_seq, EXCLUDED.last_seq),
     last_batch_at = EXCLUDED.last_batch_at
 """
+
+_LATE = """
+INSERT INTO late_readings (patient_id, since)
+SELECT p, TIMESTAMPTZ 'epoch' + t * INTERVAL '1 millisecond'
+FROM unnest(%s::bigint[], %s::bigint[]) AS u(p, t)
+ON CONFLICT (patient_id) DO UPDATE SET since = LEAST(late_readings.since, EXCLUDED.since)
+"""
+LATE_AFTER_MS = 60_000  # older than the shortest gap a sustained rule tolerates live
 
 _DEAD = """
 INSERT INTO dead_letters (topic, gateway_id, seq, reason, payload, payload_sha256)
@@ -255,18 +265,27 @@ def _copy_direct(
     return True
 
 
-def _careful(cur: psycopg.Cursor, rows: Sequence[Row]) -> tuple[Counter[int], int]:
-    """Per-reading mapping, de-duplication and dead letters; returns (per patient, dead)."""
+def _careful(
+    cur: psycopg.Cursor, rows: Sequence[Row], earliest: dict[int, int]
+) -> tuple[Counter[int], int]:
+    """Per-reading mapping, de-duplication and dead letters; returns (per patient, dead)
+    and lowers ``earliest`` (patient -> first stored reading's time) to what it stored."""
     with cur.copy(_COPY) as copy:
         copy.set_types(_COPY_TYPES)
         for row in rows:
             copy.write_row(row)
     per_patient: Counter[int] = Counter()
-    for patient_id, n in cur.execute(_INSERT).fetchall():
+    for patient_id, n, first_ms in cur.execute(_INSERT).fetchall():
         per_patient[int(patient_id)] += int(n)
+        _lower(earliest, int(patient_id), int(first_ms))
     cur.execute(_UNMATCHED)
     dead = max(cur.rowcount, 0)
     return per_patient, dead
+
+
+def _lower(earliest: dict[int, int], patient_id: int, t_ms: int) -> None:
+    if t_ms < earliest.get(patient_id, t_ms + 1):
+        earliest[patient_id] = t_ms
 
 
 def write_batch(
@@ -277,6 +296,7 @@ def write_batch(
 ) -> WriteResult:
     """Store one batch atomically; the caller acks the MQTT messages only after this."""
     patients: Counter[int] = Counter()
+    earliest: dict[int, int] = {}  # patient -> time of the first reading stored for them
     unmatched = 0
     rest: list[Row] = []
     with conn.transaction(), conn.cursor() as cur:
@@ -291,12 +311,17 @@ def write_batch(
             if simple and _copy_direct(conn, cur, simple, owners):
                 for key, patient in owners.items():
                     patients[patient] += plan.spans[key][2]
+                    _lower(earliest, patient, plan.spans[key][0])
             elif simple:  # stored after all (re-synced under new numbers): all the careful way
                 rest = list(rows)
             if rest:
-                careful, unmatched = _careful(cur, rest)
+                careful, unmatched = _careful(cur, rest, earliest)
                 patients += careful
             cur.executemany(_PROGRESS, list(plan.last_seq.items()))
+            late_before_ms = int(time.time() * 1000) - LATE_AFTER_MS
+            late = sorted((p, t) for p, t in earliest.items() if t < late_before_ms)
+            if late:  # for the alerts engine: episodes that may have ended meanwhile
+                cur.execute(_LATE, ([p for p, _ in late], [t for _, t in late]))
         if dead:
             cur.executemany(
                 _DEAD, [(d.topic, d.gateway_id, d.seq, d.reason, d.payload, d.sha256) for d in dead]

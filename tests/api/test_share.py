@@ -336,3 +336,27 @@ def test_only_the_team_can_make_or_revoke_links(
     )
     assert bad.status_code == 422
     assert "language" in bad.json()["detail"]
+
+
+def test_an_alert_found_late_says_so_to_the_team_and_the_home_physician(
+    physician: TestClient, anonymous: TestClient, world: World
+) -> None:
+    """Opened for an episode that was over before its readings arrived: the API gives its
+    times, the team's page and the shared page say it was found after the fact."""
+    onset = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=5)
+    with psycopg.connect(world.db, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE alerts SET late = true, condition_onset_at = %s, condition_cleared_at = %s"
+            " WHERE alert_id = %s",
+            (onset, onset + timedelta(minutes=8), world.alert_a),
+        )
+    alerts = physician.get(f"/api/v1/patients/{world.patient_a}/timeline").json()["alerts"]
+    late = next(a for a in alerts if a["alert_id"] == world.alert_a)
+    assert late["late"] is True
+    cleared = datetime.fromisoformat(late["condition_cleared_at"])
+    assert cleared - datetime.fromisoformat(late["condition_onset_at"]) == timedelta(minutes=8)
+    page = physician.get(f"/patients/{world.patient_a}")
+    assert "Found late: the episode was over before its readings arrived" in page.text
+    link = make_link(physician, world.patient_a, language="de")
+    shared = anonymous.get(link["url"]).text
+    assert "Nachträglich erkannt" in shared

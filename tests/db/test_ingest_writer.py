@@ -174,3 +174,42 @@ def test_stored_readings_under_new_numbers_are_still_stored_once(
     assert (reset.inserted, reset.careful_rows) == (50, 0)
     assert (again.inserted, again.careful_rows) == (10, 20)
     assert count == (160, 160)
+
+
+def test_readings_that_arrive_late_mark_their_patient_for_the_alerts_engine(
+    db: str, kit: dict[str, int]
+) -> None:
+    """A patient gets a mark with the time of their earliest late reading (older than a
+    minute on arrival), whichever path stored it; fresh readings leave no mark."""
+    now = datetime.now(UTC)
+    with psycopg.connect(db, autocommit=True) as conn:
+        prepare(conn)
+
+        def mark() -> list[tuple[int, datetime]]:
+            rows = conn.execute("SELECT patient_id, since FROM late_readings").fetchall()
+            return [(int(p), s) for p, s in rows]
+
+        write_batch(
+            conn, [spo2(i, now - timedelta(seconds=10 - i), "ox-b", "gw-b") for i in range(5)], []
+        )
+        assert mark() == []
+        two_h = now.replace(microsecond=0) - timedelta(hours=2)
+        direct = write_batch(
+            conn,
+            [spo2(100 + i, two_h + timedelta(seconds=i), "ox-b", "gw-b") for i in range(5)],
+            [],
+        )
+        assert direct.careful_rows == 0
+        assert mark() == [(kit["bob"], two_h)]
+        # older still, sent with a replay of the batch above: the careful path
+        three_h = two_h - timedelta(hours=1)
+        older = [spo2(95 + i, three_h + timedelta(seconds=i), "ox-b", "gw-b") for i in range(5)]
+        replay = [spo2(100 + i, two_h + timedelta(seconds=i), "ox-b", "gw-b") for i in range(5)]
+        careful = write_batch(conn, older + replay, [])
+        assert (careful.inserted, careful.careful_rows) == (5, 10)
+        write_batch(conn, [spo2(200, two_h + timedelta(hours=1), "ox-b", "gw-b")], [])
+        assert mark() == [(kit["bob"], three_h)]  # the earliest stays
+        # a re-delivery stores nothing, so it marks nothing
+        conn.execute("DELETE FROM late_readings")
+        write_batch(conn, [spo2(100, two_h, "ox-b", "gw-b")], [])
+        assert mark() == []

@@ -49,12 +49,13 @@ def _outbox_empty(box: Outbox) -> Callable[[], bool]:
 
 
 def _alerts(db: str) -> list[tuple[int, str, str, int]]:
-    """(patient, rule, state, opened events) of every alert ever opened."""
+    """(patient, rule, state, opening events) of every alert ever opened: live, or late
+    (the first readings come as history, so an episode may look over before it goes on)."""
     with psycopg.connect(db) as conn:
         rows = conn.execute(
             "SELECT a.patient_id, a.rule_id, a.state,"
             " (SELECT count(*) FROM alert_events e"
-            "  WHERE e.alert_id = a.alert_id AND e.transition = 'opened')"
+            "  WHERE e.alert_id = a.alert_id AND e.transition IN ('opened', 'opened_late'))"
             " FROM alerts a ORDER BY a.alert_id"
         ).fetchall()
     return [(int(p), str(r), str(s), int(n)) for p, r, s, n in rows]

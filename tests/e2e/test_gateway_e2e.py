@@ -1,6 +1,7 @@
 """The gateway as a real process: offline for a simulated day (broker down), killed with
 SIGKILL while full, restarted: everything reaches the database exactly once, published
-in sequence order, with the original measured times."""
+in sequence order, with the original measured times; a desaturation that began and ended
+during the outage raises one alert, marked late, when its readings arrive."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
+from alerts.vapid import generate
 from gateway.outbox import Outbox
 from postop.ports import free_port
 from tests.conftest import OBSERVER_PASSWORD, Broker
@@ -126,14 +128,27 @@ def test_offline_for_a_day_then_killed_then_back_loses_nothing_and_keeps_order(
     start_ms = NOW_MS - day_ms
     # a simulated day of continuous monitoring, every second: heart rate and respiratory
     # rate from the patch, SpO2 from the oximeter; 259,200 readings pile up in the outbox
+    # and, at noon, six minutes below 88 % (long enough for spo2_critical, not spo2_low)
+    desat_ms = start_ms + day_ms // 2
     frames = []
     for i in range(day_ms // 1000):
         t = start_ms + i * 1000
+        low = desat_ms <= t < desat_ms + 6 * 60_000
         frames.append(entry_frame(patch, "heart_rate_bpm", 70 + i % 20, t))
         frames.append(entry_frame(patch, "resp_rate_per_min", 14 + i % 4, t))
-        frames.append(entry_frame(oximeter, "spo2_pct", 95 + i % 4, t))
+        frames.append(entry_frame(oximeter, "spo2_pct", 85 if low else 95 + i % 4, t))
     expected = len(frames)
     assert expected == 259_200
+    alerts = ServiceProcess(
+        "alerts.main",
+        {
+            "POSTOP_DATABASE_URL": db,
+            "POSTOP_ALERTS__VAPID_PRIVATE_KEY": generate().private_pem,
+            "POSTOP_ALERTS__TICK_S": "2",
+        },
+        workdir / "alerts",
+    ).start()
+    request_log.append(alerts)
 
     watcher = SeqWatcher(broker, kit.gateway_id)  # its session outlives the broker restart
     broker.server.stop()  # the home's internet is down
@@ -169,6 +184,20 @@ def test_offline_for_a_day_then_killed_then_back_loses_nothing_and_keeps_order(
     first = watcher.first_sightings()
     assert len(first) == expected
     assert first == sorted(first)
+    # the episode was over a day before its readings came: one alert, late, with its times
+    wait_for(lambda: count_rows(db, "late_readings") == 0, 30, "the engine to examine them")
+    with psycopg.connect(db) as conn:
+        clinical = conn.execute(
+            "SELECT rule_id, late, state, (extract(epoch FROM condition_onset_at) * 1000)::bigint,"
+            " (extract(epoch FROM condition_cleared_at) * 1000)::bigint"
+            " FROM alerts WHERE kind = 'clinical'"
+        ).fetchall()
+    assert [r[:3] for r in clinical] == [("spo2_critical", True, "active")], clinical
+    onset_ms, cleared_ms = clinical[0][3:]
+    # to the minute: the rules see one-minute means, and the minutes at either end of the
+    # episode hold readings from both sides of it
+    assert desat_ms - 60_000 < onset_ms < desat_ms + 60_000
+    assert desat_ms + 5 * 60_000 < cleared_ms < desat_ms + 7 * 60_000
     watcher.close()
     gw.stop()
     box.close()

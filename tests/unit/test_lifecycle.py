@@ -108,3 +108,13 @@ def test_no_escalation_once_acknowledged_or_cleared() -> None:
 def test_auto_resolved_alert_is_not_escalated_in_the_same_round() -> None:
     cleared = alert(condition_cleared_ms=0)
     assert plan([finding(False)], [cleared], 60 * MIN, POLICY) == [AutoResolve(cleared)]
+
+
+def test_a_late_alert_of_any_priority_latches_and_escalates_until_acknowledged() -> None:
+    """Opened for an episode that was over before its readings arrived: cleared from the
+    start, yet nobody has seen it."""
+    late = alert(priority="low", late=True, condition_cleared_ms=-60 * MIN, opened_ms=0)
+    assert plan([finding(False, "low")], [late], 239 * MIN, POLICY) == []
+    assert plan([finding(False, "low")], [late], 240 * MIN, POLICY) == [Escalate(late, 1)]
+    acked = replace(late, state="acknowledged")
+    assert plan([finding(False, "low")], [acked], 240 * MIN, POLICY) == [AutoResolve(acked)]

@@ -14,6 +14,7 @@ from alerts.rules import (
     rise_over,
     rule_trend,
     sustained,
+    sustained_episodes,
 )
 from alerts.window import MetricWindow
 
@@ -114,3 +115,38 @@ def test_shock_index_pairs_pulse_and_pressure_of_one_measurement() -> None:
     assert ratio[0] == 115 / 95
     assert np.isnan(ratio[1])
     assert np.isnan(ratio[2])
+
+
+def test_past_episodes_are_found_with_their_times_and_worst() -> None:
+    # two runs long enough (bins 1-6 with a 1-minute gap, bins 10-15), one too short,
+    # and data that stopped long ago: every episode is over when the window ends
+    w = series(
+        [95, 88, 87, NAN, 85, 88, 89, 95, 88, 95, 86, 86, 86, 86, 84, 86, 95, NAN, NAN],
+        [95, 95, 88, 88, 95, 95, 95, 95, 95, 95, 95, 95, 95, 95, 95, 95, 95, 95, 95],
+    )
+    found = sustained_episodes(w, 60, "below", np.array([90.0, 90.0]), 300, 120)
+    assert [(e.row, e.since_bin, e.fired_bin, e.last_bin, e.worst) for e in found] == [
+        (0, 1, 5, 6, 85.0),
+        (0, 10, 14, 15, 84.0),
+    ]
+    assert low_spo2(w) == [False, False]  # judged now, neither fires
+
+
+def test_episodes_agree_with_the_live_rule_at_every_bin() -> None:
+    """Evaluated live at any bin k, ``sustained`` fires exactly when the latest reading up to
+    k is recent and falls inside one of the episodes found over the whole window."""
+    rng = np.random.default_rng(7)
+    values = np.where(rng.random((40, 90)) < 0.5, 86.0, 95.0)
+    values[rng.random((40, 90)) < 0.15] = NAN
+    w = series(*values.tolist())
+    thr = np.full(40, 90.0)
+    episodes = sustained_episodes(w, 60, "below", thr, 180, 120)
+    for k in range(90):
+        part = MetricWindow(w.values[:, : k + 1], w.present[:, : k + 1])
+        live = sustained(part, 60, "below", thr, 180, 120).firing
+        for row in range(40):
+            seen = np.nonzero(part.present[row])[0]
+            lp = int(seen[-1]) if len(seen) else -1
+            recent = lp >= 0 and (k - lp) * 60 <= 120
+            inside = any(e.row == row and e.fired_bin <= lp <= e.last_bin for e in episodes)
+            assert bool(live[row]) == (recent and inside), (row, k)
