@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from alerts import rules as k
 from alerts.context import PatientContext
 from alerts.evaluate import MINUTE_S, metric_of, rule_param
-from alerts.protocol import Protocol, ShockIndexRule, SustainedRule
+from alerts.protocol import Priority, Protocol, ShockIndexRule, SustainedRule
 from alerts.source import ReadingSource
 from alerts.window import MetricWindow, Window
 
@@ -32,7 +32,7 @@ LOOKBACK_MAX_S = 7 * 86_400
 class LateEpisode:
     patient_id: int
     rule_id: str
-    priority: str
+    priority: Priority
     onset_ms: int  # first reading of the run
     ended_ms: int  # end of the minute of its last reading
     evidence: Mapping[str, Any]

@@ -2,6 +2,10 @@
 time: ``alerts.evaluate`` finds, ``alerts.lifecycle.plan`` decides, and this module
 applies the decisions in memory as ``alerts.alert_store`` would in the database.
 
+A home back online after an outage delivers its readings at once; as ingest and the
+engine do, the episodes that began and ended meanwhile are looked for then
+(``alerts.late.late_episodes``) and become late alerts unless one covered them.
+
 The care team is simulated too, because the lifecycle depends on it: a high-priority
 alert latches until someone acknowledges it, and an acknowledged alert resolves once its
 condition has cleared. Here every alert is acknowledged after a priority's response delay
@@ -17,6 +21,7 @@ import numpy as np
 
 from alerts.context import PatientContext
 from alerts.evaluate import evaluate
+from alerts.late import late_episodes
 from alerts.lifecycle import (
     AutoResolve,
     ConditionCleared,
@@ -48,6 +53,7 @@ class AlertRecord:
     onset_ms: int | None
     renewed_ms: list[int] = field(default_factory=list)
     resolved_ms: int | None = None
+    late: bool = False  # for an episode over before its readings arrived
 
 
 def _context(members: Sequence[Member]) -> PatientContext:
@@ -118,7 +124,57 @@ def replay(
                 open_now[a.alert_id] = replace(
                     open_now[a.alert_id], escalation_tier=action.tier, escalated_ms=now
                 )
+        back = [m for m in members if m.offline and now - step_s * 1000 < m.offline[1] <= now]
+        if back:
+            next_id = _open_late(back, source, protocols, now, open_now, records, next_id)
         for alert_id, a in list(open_now.items()):
             if a.state == "active" and now - a.opened_ms >= ACK_AFTER_S[a.priority] * 1000:
                 open_now[alert_id] = replace(a, state="acknowledged")
     return list(records.values())
+
+
+def _open_late(
+    back: Sequence[Member],
+    source: ArraySource,
+    protocols: Mapping[str, Protocol],
+    now: int,
+    open_now: dict[int, OpenAlert],
+    records: dict[int, AlertRecord],
+    next_id: int,
+) -> int:
+    """Late alerts for homes whose outage just ended, as the engine opens them (the same
+    coverage rule as ``alerts.alert_store.open_late``); returns the next alert id."""
+    marks = {m.index: m.offline[0] for m in back if m.offline}
+    for e in late_episodes(source, _context(back), protocols, marks, now):
+        covered = any(
+            r.patient_id == e.patient_id
+            and r.rule_id == e.rule_id
+            and (
+                alert_id in open_now
+                or (
+                    (r.onset_ms if r.onset_ms is not None else r.opened_ms) <= e.ended_ms
+                    and r.resolved_ms is not None
+                    and r.resolved_ms >= e.onset_ms
+                )
+            )
+            for alert_id, r in records.items()
+        )
+        if covered:
+            continue
+        open_now[next_id] = OpenAlert(
+            next_id,
+            e.patient_id,
+            e.rule_id,
+            e.priority,
+            "active",
+            now,
+            e.ended_ms,
+            0,
+            None,
+            late=True,
+        )
+        records[next_id] = AlertRecord(
+            e.patient_id, e.rule_id, "clinical", e.priority, now, e.onset_ms, late=True
+        )
+        next_id += 1
+    return next_id

@@ -87,6 +87,7 @@ def summary(score: Score) -> dict[str, Any]:
                 p: sum(f.priority == p for f in well_false) for p in ("high", "medium", "low")
             },
             "clinical_alerts_before_onset": sum(f.before_onset for f in false),
+            "false_clinical_late": sum(f.late for f in well_false),
             "technical_alerts": len(technical),
             "technical_by_rule": dict(Counter(t.rule_id for t in technical).most_common()),
             "technical_per_patient_day": len(technical) / all_days if all_days else None,
@@ -158,7 +159,8 @@ def markdown(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     lines += [
         "",
         "False clinical alerts by rule: "
-        + (", ".join(f"{k} {v}" for k, v in o["false_clinical_by_rule"].items()) or "none"),
+        + (", ".join(f"{k} {v}" for k, v in o["false_clinical_by_rule"].items()) or "none")
+        + f"; of them, opened late (homes back online): {o['false_clinical_late']}",
         "",
         "Technical alerts by rule: "
         + (", ".join(f"{k} {v}" for k, v in o["technical_by_rule"].items()) or "none"),

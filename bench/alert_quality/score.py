@@ -83,6 +83,7 @@ class FalseAlert:
     priority: str
     opened_ms: int
     before_onset: bool
+    late: bool = False  # opened for an episode over before its readings arrived
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,7 @@ def score(
                         rec.priority,
                         rec.opened_ms,
                         not well,
+                        rec.late,
                     )
                 )
         for truth in m.truths:

@@ -66,3 +66,38 @@ def test_the_report_is_written_for_people_and_machines(outcome: Outcome) -> None
     png = Path(paths["png"]).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(png) > 20_000  # three panels, not an empty canvas
+
+
+def test_the_replay_opens_a_late_alert_for_an_episode_inside_an_outage() -> None:
+    """As the engine does: a desaturation that began and ended while the home was offline
+    becomes one late alert when the home is back, with the episode's onset."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from alerts.protocol import builtin_protocols
+    from bench.alert_quality.cohort import Readings, members
+    from bench.alert_quality.replay import replay
+    from bench.alert_quality.source import ArraySource
+    from vitals.catalogue import BY_NAME
+
+    hour = 3_600_000
+    m = members(12, 1, 9)[0]
+    outage = (m.start_ms + 6 * hour, m.start_ms + 12 * hour)
+    m = replace(m, scenario="uneventful", truths=(), offline=outage, end_ms=m.start_ms + 14 * hour)
+    times = np.arange(m.start_ms, m.end_ms, 30_000, dtype=np.int64)
+    desat = (times >= m.start_ms + 8 * hour) & (times < m.start_ms + 8 * hour + 8 * 60_000)
+    inside = (times >= outage[0]) & (times < outage[1])
+    readings = Readings(
+        metric_id=np.full(len(times), BY_NAME["spo2_pct"].metric_id, dtype=np.int16),
+        measured_ms=times,
+        arrival_ms=np.where(inside, outage[1], times),
+        value=np.where(desat, 85.0, 97.0),
+        flags=np.zeros(len(times), dtype=np.int32),
+        device=np.zeros(len(times), dtype=np.int8),
+    )
+    records = replay([m], ArraySource([m], [readings]), builtin_protocols())
+    clinical = [r for r in records if r.category == "clinical"]
+    assert [(r.rule_id, r.late) for r in clinical] == [("spo2_critical", True)]
+    assert clinical[0].opened_ms == outage[1]  # the minute the home is back
+    assert clinical[0].onset_ms == m.start_ms + 8 * hour
