@@ -143,11 +143,10 @@ def _apply_one(cur: psycopg.Cursor, action: Action, now_ms: int) -> Notice | Non
 # locks taken in patient order, as ingest's upsert takes them: no deadlock between the two
 _CLAIM_LATE = """
 DELETE FROM late_readings WHERE patient_id IN (
-    SELECT patient_id FROM late_readings WHERE patient_id = ANY(%s)
-    ORDER BY patient_id FOR UPDATE)
+    SELECT patient_id FROM late_readings ORDER BY patient_id FOR UPDATE)
 RETURNING patient_id, (extract(epoch FROM since) * 1000)::bigint
 """
-_ALL_LATE = "SELECT patient_id FROM late_readings"
+_ANY_LATE = "SELECT EXISTS (SELECT 1 FROM late_readings)"
 
 # Not when the team has already had an alert of this rule for this patient over the
 # episode's time: one still open, or one whose span (onset to resolution) overlaps it.
@@ -176,15 +175,16 @@ WHERE patient_id = %(patient)s AND rule_id = %(rule)s AND late AND state <> 'res
 """
 
 
-def late_patients(conn: psycopg.Connection) -> list[int]:
-    """Patients with readings that arrived late and are not examined yet."""
-    return [int(r[0]) for r in conn.execute(_ALL_LATE).fetchall()]
+def any_late(conn: psycopg.Connection) -> bool:
+    """Whether some readings arrived late and are not examined yet."""
+    row = conn.execute(_ANY_LATE).fetchone()
+    return bool(row and row[0])
 
 
-def claim_late(cur: psycopg.Cursor, patient_ids: Sequence[int]) -> dict[int, int]:
-    """Take these patients' late marks (patient -> earliest late reading, ms); inside the
-    transaction that opens their alerts, so a crash leaves the marks for the next round."""
-    cur.execute(_CLAIM_LATE, (list(patient_ids),))
+def claim_late(cur: psycopg.Cursor) -> dict[int, int]:
+    """Take every late mark (patient -> earliest late reading, ms); inside the transaction
+    that opens the alerts, so a crash leaves the marks for the next round."""
+    cur.execute(_CLAIM_LATE)
     return {int(p): int(t) for p, t in cur.fetchall()}
 
 

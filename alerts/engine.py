@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import psycopg
 
-from alerts.alert_store import Notice, apply, claim_late, late_patients, open_alerts, open_late
+from alerts.alert_store import Notice, any_late, apply, claim_late, open_alerts, open_late
 from alerts.context import followed_patients
 from alerts.evaluate import News2Score, evaluate
 from alerts.late import late_episodes
@@ -82,11 +82,10 @@ class Engine:
         """Alerts for episodes that ended before their readings arrived; the marks are
         taken in the transaction that opens the alerts (a crash leaves them for the next
         round). Returns how many alerts it opened."""
-        marked = late_patients(conn)
-        if not marked:
+        if not any_late(conn):
             return 0
         with conn.transaction(), conn.cursor() as cur:
-            since = claim_late(cur, marked)  # before loading: sees every committed reading
+            since = claim_late(cur)  # before loading: sees every committed reading
             ctx = followed_patients(conn, sorted(since))
             episodes = late_episodes(SqlSource(conn), ctx, self._protocols, since, now_ms)
             notices = open_late(cur, episodes, now_ms)

@@ -129,7 +129,7 @@ def _episodes(
     win: Window, runs: _Runs, ids: NDArray[np.int64], since: NDArray[np.int64]
 ) -> list[LateEpisode]:
     n_bins, start_ms, bin_ms = win.n_bins, win.bin_start_ms(0), MINUTE_S * 1000
-    latest = np.where(runs.metric.present, np.arange(n_bins), -1).max(axis=1)  # per patient
+    latest, _ = k.last_present(runs.metric.present)
     out: list[LateEpisode] = []
     for e in k.sustained_episodes(
         runs.metric, MINUTE_S, runs.direction, runs.threshold, runs.duration_s, runs.max_gap_s

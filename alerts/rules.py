@@ -28,11 +28,34 @@ class RuleResult:
     since_bin: I  # (P,) first bin of the condition, -1 when not firing
 
 
-def _last_present(present: B) -> tuple[I, B]:
+def last_present(present: B) -> tuple[I, B]:
+    """Per row, the last bin with a reading (-1 if none), and whether there is one."""
     n = present.shape[1]
     has: B = np.asarray(present.any(axis=1), dtype=np.bool_)
     last: I = np.where(has, n - 1 - np.argmax(present[:, ::-1], axis=1), -1).astype(np.int64)
     return last, has
+
+
+def _runs(
+    metric: MetricWindow,
+    bin_s: int,
+    direction: Literal["above", "below"],
+    threshold: F,
+    max_gap_s: int,
+) -> tuple[I, B, I]:
+    """What both sustained kernels stand on: bin indices, where the condition holds, and
+    per bin the last break before it (a reading outside the condition, or a gap longer
+    than ``max_gap_s``; -1 if none)."""
+    present, values = metric.present, metric.values
+    p, n = present.shape
+    idx = np.broadcast_to(np.arange(n), (p, n))
+    thr = threshold[:, None]
+    cond = present & ((values > thr) if direction == "above" else (values < thr))
+    last_seen = np.maximum.accumulate(np.where(present, idx, -1), axis=1)
+    gap_bins = idx - last_seen  # absent bins since the previous reading (0 on a reading)
+    long_gap = ~present & (gap_bins * bin_s > max_gap_s)
+    breaks = np.maximum.accumulate(np.where((present & ~cond) | long_gap, idx, -1), axis=1)
+    return idx, cond, breaks
 
 
 def sustained(
@@ -48,15 +71,8 @@ def sustained(
     readings inside the run longer than ``max_gap_s`` (a longer gap breaks the run)."""
     present, values = metric.present, metric.values
     p, n = present.shape
-    idx = np.broadcast_to(np.arange(n), (p, n))
-    thr = threshold[:, None]
-    cond = present & ((values > thr) if direction == "above" else (values < thr))
-    violating = present & ~cond
-    last_seen = np.maximum.accumulate(np.where(present, idx, -1), axis=1)
-    gap_bins = idx - last_seen  # absent bins since the previous reading (0 on a reading)
-    long_gap = ~present & (gap_bins * bin_s > max_gap_s)
-    breaks = np.maximum.accumulate(np.where(violating | long_gap, idx, -1), axis=1)
-    lp, has = _last_present(present)
+    idx, cond, breaks = _runs(metric, bin_s, direction, threshold, max_gap_s)
+    lp, has = last_present(present)
     rows = np.arange(p)
     lp_safe = np.maximum(lp, 0)
     brk = breaks[rows, lp_safe]
@@ -98,12 +114,7 @@ def sustained_episodes(
     as ``sustained`` (strict threshold, gaps up to ``max_gap_s`` tolerated)."""
     present, values = metric.present, metric.values
     p, n = present.shape
-    idx = np.broadcast_to(np.arange(n), (p, n))
-    thr = threshold[:, None]
-    cond = present & ((values > thr) if direction == "above" else (values < thr))
-    last_seen = np.maximum.accumulate(np.where(present, idx, -1), axis=1)
-    long_gap = ~present & ((idx - last_seen) * bin_s > max_gap_s)
-    breaks = np.maximum.accumulate(np.where((present & ~cond) | long_gap, idx, -1), axis=1)
+    idx, cond, breaks = _runs(metric, bin_s, direction, threshold, max_gap_s)
     # the first reading after each bin's last break: where its run began
     next_present = np.minimum.accumulate(np.where(present, idx, n)[:, ::-1], axis=1)[:, ::-1]
     padded = np.concatenate([next_present, np.full((p, 1), n)], axis=1)
@@ -149,7 +160,7 @@ def rule_trend(
 def rise_over(metric: MetricWindow, bin_s: int, window_s: int, rise_above: F) -> RuleResult:
     """Latest reading minus the lowest one in the trailing window (e.g. weight gain)."""
     values, present = _trailing(metric, bin_s, window_s)
-    lp, _ = _last_present(present)
+    lp, _ = last_present(present)
     enough = present.sum(axis=1) >= 2
     latest = values[np.arange(len(lp)), np.maximum(lp, 0)]
     lowest = np.where(present, values, np.inf).min(axis=1)
@@ -223,7 +234,7 @@ def baseline_deviation(
 def missing_data(metric: MetricWindow, bin_s: int, max_silence_s: int, expected: B) -> RuleResult:
     """No reading of an expected metric for longer than ``max_silence_s``."""
     n = metric.present.shape[1]
-    lp, has = _last_present(metric.present)
+    lp, has = last_present(metric.present)
     silent_s = np.where(has, (n - 1 - lp) * bin_s, n * bin_s).astype(np.float64)
     firing = expected & (silent_s > max_silence_s)
     return RuleResult(firing, silent_s, np.full(len(lp), -1, dtype=np.int64))
