@@ -65,9 +65,14 @@ def find_binaries() -> PgBinaries:
     return wheel_binaries()
 
 
+# The one place that says how a cluster runs TimescaleDB (postop up, tests, benches).
+# Worker slots: the launcher, one scheduler per database, one per running job
+# (timescaledb.max_background_workers, 16 by default), plus PostgreSQL's parallel query
+# workers (8) and its own (3) -- the default of 8 slots would starve the policies.
 TIMESCALEDB_CONF = (
     "shared_preload_libraries = 'timescaledb'",
     "timescaledb.telemetry_level = off",
+    "max_worker_processes = 27",
 )
 
 

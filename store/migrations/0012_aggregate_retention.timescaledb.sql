@@ -1,0 +1,11 @@
+-- Retention of the per-minute trend aggregate, TimescaleDB flavour. A continuous
+-- aggregate keeps its rows for ever unless it has a retention policy of its own: the
+-- raw-data policy (0002, 730 days) never touches it. vitals_1m only serves charts zoomed
+-- to minutes; it is kept for 90 days (the whole post-operative follow-up, including the
+-- 90-day complication window) and then dropped. It holds nothing the raw rows do not:
+-- store/trends.py reads raw rows for windows older than this policy's horizon, so a chart
+-- of an older period stays complete for as long as the raw rows are kept (730 days).
+-- 90 days is well past the refresh window (7 days, 0003), so a refresh never recomputes
+-- (and never resurrects) dropped buckets. vitals_1h keeps no policy: the hourly summary
+-- stays with the record (store/README.md, retention choice).
+SELECT add_retention_policy('vitals_1m', drop_after => INTERVAL '90 days', if_not_exists => TRUE);
