@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from fastapi.testclient import TestClient
 
-from store.aggregates import refresh_aggregates
+from store.aggregates import AGGREGATE_VIEWS, refresh_aggregates
+from store.flavour import Flavour
 from tests.api.conftest import World, add_vitals, audit_rows, open_alert
 
 
@@ -50,6 +51,25 @@ def test_dashboard_order_without_alerts_is_news2_then_staleness(
     assert [p["attention_rank"] for p in board] == [0, 1]
 
 
+def _refresh(conn: psycopg.Connection, flavour: Flavour, until: datetime | None = None) -> None:
+    """Refresh the trend aggregates as if the last refresh had run at ``until`` (default now):
+    ingest's refresh of the stand-in views on plain PostgreSQL; with TimescaleDB, what the
+    refresh policies do, with the policies paused so that the test decides when it runs."""
+    if flavour is Flavour.TIMESCALEDB:
+        conn.execute(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs"
+            " WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+        )
+        for view in AGGREGATE_VIEWS:
+            conn.execute(
+                f"CALL refresh_continuous_aggregate('{view}', NULL, %s::timestamptz)", (until,)
+            )
+        return
+    refresh_aggregates(conn)
+    if until is not None:
+        conn.execute("UPDATE aggregate_refreshes SET refreshed_at = %s", (until,))
+
+
 def _raw_buckets(
     db: str, patient_id: int, metric_id: int, start: datetime, step_s: int
 ) -> dict[object, object]:
@@ -65,13 +85,12 @@ def _raw_buckets(
 
 
 def test_trends_match_raw_rows_across_the_aggregate_watermark(
-    login: Callable[[str], TestClient], world: World
+    login: Callable[[str], TestClient], world: World, pg_flavour: Flavour
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     with psycopg.connect(world.db, autocommit=True) as conn:
-        refresh_aggregates(conn)
         # as if the last refresh ran 10 minutes ago: the last 10 minutes come from raw rows
-        conn.execute("UPDATE aggregate_refreshes SET refreshed_at = now() - interval '10 min'")
+        _refresh(conn, pg_flavour, until=now - timedelta(minutes=10))
         add_vitals(
             conn,
             world.patient_a,
@@ -100,7 +119,7 @@ def test_trends_match_raw_rows_across_the_aggregate_watermark(
 
 
 def test_late_readings_join_the_trend_at_the_next_refresh(
-    login: Callable[[str], TestClient], world: World
+    login: Callable[[str], TestClient], world: World, pg_flavour: Flavour
 ) -> None:
     """A home back online sends readings measured hours ago: bucketed from the views, they
     appear once the views are refreshed (ingest does it every minute on plain PostgreSQL;
@@ -109,7 +128,7 @@ def test_late_readings_join_the_trend_at_the_next_refresh(
     client = login("physician")
     url = f"/api/v1/patients/{world.patient_a}/trends"
     with psycopg.connect(world.db, autocommit=True) as conn:
-        refresh_aggregates(conn)
+        _refresh(conn, pg_flavour)
         add_vitals(conn, world.patient_a, "ox-a-001", "temp_c", [(now - timedelta(hours=3), 38.4)])
 
     def points() -> list[dict[str, object]]:
@@ -119,7 +138,7 @@ def test_late_readings_join_the_trend_at_the_next_refresh(
 
     assert points() == []
     with psycopg.connect(world.db, autocommit=True) as conn:
-        refresh_aggregates(conn)
+        _refresh(conn, pg_flavour)
     assert [(p["n"], p["avg"]) for p in points()] == [(1, 38.4)]
 
 
