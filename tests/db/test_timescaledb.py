@@ -187,3 +187,35 @@ def test_minute_aggregates_expire_and_older_charts_come_from_raw_rows(tsdb: str)
         assert len(got) == 720
         assert [g[:2] for g in got] == [r[:2] for r in raw]
         assert [v for g in got for v in g[2:]] == pytest.approx([v for r in raw for v in r[2:]])
+
+
+def test_readings_days_late_reach_the_minute_aggregate(tsdb: str) -> None:
+    """A home back online after 10 days replays its outbox: its readings land in buckets
+    already materialized, and the minute aggregate's refresh policy must still reach them
+    (its window covers 35 days, as the hourly one's)."""
+    migrate(tsdb)
+    spo2 = metric("spo2_pct").metric_id
+    late_at = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=10)
+    with psycopg.connect(tsdb, autocommit=True) as conn:
+        patient = ensure_patient(conn, "P-LATE", ensure_team(conn, "TSDB"))
+        refresh_jobs: dict[str, int] = dict(
+            conn.execute(
+                "SELECT hypertable_name, job_id FROM timescaledb_information.jobs"
+                " WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+            ).fetchall()
+        )
+        job = refresh_jobs["vitals_1m"]
+        conn.execute("SELECT alter_job(%s, scheduled => false)", (job,))  # runs when we say
+        conn.execute("CALL run_job(%s)", (job,))  # the period is materialized, empty
+        conn.execute(
+            "INSERT INTO vitals (time, patient_id, device_id, metric_id, value)"
+            " VALUES (%s, %s, 'ox-late', %s, 91)",
+            (late_at, patient, spo2),
+        )
+        query = "SELECT bucket, n, value_avg FROM vitals_1m WHERE patient_id = %s"
+        before = conn.execute(query, (patient,)).fetchall()
+        conn.execute("CALL run_job(%s)", (job,))  # what the policy does every minute
+        after = conn.execute(query, (patient,)).fetchall()
+        conn.execute("SELECT alter_job(%s, scheduled => true)", (job,))
+    assert before == []  # invisible until the refresh: the bucket was materialized
+    assert after == [(late_at, 1, 91.0)]
