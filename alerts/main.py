@@ -44,7 +44,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
             " makes one): alerts are stored and shown, but no Web Push is sent"
         )
     else:
-        team = CareTeamNotifier(conninfo, protocols)
+        team = CareTeamNotifier(conninfo, protocols, settings.api.public_base_url)
         pusher = PushNotifier(
             settings.alerts.vapid_private_key.get_secret_value(),
             settings.alerts.vapid_subject,

@@ -24,18 +24,22 @@ TITLES = {
 }
 
 
-def push_message(notice: Notice) -> PushMessage:
+def push_message(notice: Notice, base_url: str | None = None) -> PushMessage:
+    path = f"/alerts/{notice.alert_id}"
     return PushMessage(
         title=f"postop: {TITLES.get(notice.reason, 'Alert')}",
         body=f"A patient needs review ({notice.priority} priority).",
-        url=f"/alerts/{notice.alert_id}",
+        url=base_url.rstrip("/") + path if base_url else path,
         tag=f"alert-{notice.alert_id}",
     )
 
 
 class CareTeamNotifier:
-    def __init__(self, conninfo: str, protocols: Mapping[str, Protocol]) -> None:
+    def __init__(
+        self, conninfo: str, protocols: Mapping[str, Protocol], base_url: str | None = None
+    ) -> None:
         self._conninfo = conninfo
+        self._base_url = base_url
         self._protocols = protocols
         self._lock = threading.Lock()
         self._alert_of: dict[int, int] = {}  # subscription -> alert of its latest push
@@ -64,7 +68,7 @@ class CareTeamNotifier:
                 for sub in subs:
                     self._alert_of[sub.subscription_id] = notice.alert_id
             if subs:
-                self.pusher.submit(subs, push_message(notice))
+                self.pusher.submit(subs, push_message(notice, self._base_url))
 
     def record(self, outcome: DeliveryOutcome) -> None:
         """Called on the push thread with each final outcome."""

@@ -79,8 +79,12 @@ def _ports(state_file: Path, api_port: int) -> dict[str, int]:
     return ports
 
 
-def _demo_kits(conn: psycopg.Connection, count: int) -> list[tuple[str, str, str]]:
-    """(patient key, gateway id, gateway password) for each demo patient, provisioned."""
+def _demo_kits(
+    conn: psycopg.Connection, count: int, backfill_hours: float
+) -> list[tuple[str, str, str]]:
+    """(patient key, gateway id, gateway password) for each demo patient, provisioned.
+    A new kit is enrolled from the start of the simulated history it is about to send
+    (missing-data rules count from the enrolment: nothing is missing before it)."""
     from firmware_sim.devices import kit_devices
 
     team = ensure_team(conn, DEMO_TEAM)
@@ -110,7 +114,8 @@ def _demo_kits(conn: psycopg.Connection, count: int) -> list[tuple[str, str, str
                 "SELECT 1 FROM enrollments WHERE device_id = %s AND upper_inf(valid)", (device_id,)
             ).fetchone()
             if has is None:
-                enroll(conn, device_id, patient, datetime.now(UTC) - timedelta(days=1))
+                since = datetime.now(UTC) - timedelta(hours=backfill_hours, minutes=5)
+                enroll(conn, device_id, patient, since)
         kits.append((key, gateway_id, password))
     return kits
 
@@ -182,7 +187,7 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
         applied = migrate(conninfo)
         ingest_password, api_password = new_secret(), new_secret()
         with psycopg.connect(conninfo, autocommit=True) as conn:
-            kits = _demo_kits(conn, patients)
+            kits = _demo_kits(conn, patients, backfill_hours)
             demo_password = _demo_login(conn, data_dir)
             set_service_account(conn, "ingest", ingest_password)
             set_service_account(conn, "api", api_password)

@@ -82,6 +82,15 @@ class ApiSettings(BaseModel):
     metrics_token: SecretStr | None = None
     # shared links (home physicians): requests per minute per client address
     share_requests_per_minute: int = Field(default=120, ge=1)
+    # where people reach the app (https://postop.example.org): absolute links (share
+    # links, Web Push) are built on it, so they survive a change of port or host
+    public_base_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
+    # readiness re-probes the broker (one MQTT CONNECT) at most this often
+    ready_broker_every_s: float = Field(default=5.0, gt=0)
+
+    def link(self, path: str) -> str:
+        """``path`` on the public base URL; the bare path when none is configured."""
+        return self.public_base_url.rstrip("/") + path if self.public_base_url else path
 
 
 class Settings(BaseSettings):
