@@ -13,6 +13,7 @@ import psycopg
 
 from alerts.alert_store import Notice
 from alerts.protocol import Protocol
+from alerts.stale_data import SystemNotice
 from alerts.webpush import DeliveryOutcome, PushMessage, PushNotifier, PushSubscription
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,17 @@ def push_message(notice: Notice, base_url: str | None = None) -> PushMessage:
         body=f"A patient needs review ({notice.priority} priority).",
         url=base_url.rstrip("/") + path if base_url else path,
         tag=f"alert-{notice.alert_id}",
+    )
+
+
+def system_message(notice: SystemNotice, base_url: str | None = None) -> PushMessage:
+    minutes = max(1, round(notice.silent_s / 60))
+    return PushMessage(
+        title="postop: No data from any home",
+        body=f"No reading has arrived from any home for {minutes} min: alerts cannot fire."
+        " Check the system.",
+        url=base_url.rstrip("/") + "/" if base_url else "/",
+        tag=f"system-{notice.system_alert_id}",
     )
 
 
@@ -69,6 +81,26 @@ class CareTeamNotifier:
                     self._alert_of[sub.subscription_id] = notice.alert_id
             if subs:
                 self.pusher.submit(subs, push_message(notice, self._base_url))
+
+    def system(self, conn: psycopg.Connection, notices: Sequence[SystemNotice]) -> None:
+        """A system-level alert goes to every browser of the team, whatever the role:
+        nobody's patients are monitored while it lasts."""
+        if self.pusher is None:
+            return
+        for notice in notices:
+            subs = [
+                PushSubscription(int(sid), str(endpoint), str(p256dh), str(auth))
+                for sid, endpoint, p256dh, auth in conn.execute(
+                    "SELECT subscription_id, endpoint, p256dh, auth FROM push_subscriptions"
+                    " WHERE team_id = %s",
+                    (notice.team_id,),
+                ).fetchall()
+            ]
+            with self._lock:
+                for sub in subs:  # push_deliveries are per patient alert: not recorded there
+                    self._alert_of.pop(sub.subscription_id, None)
+            if subs:
+                self.pusher.submit(subs, system_message(notice, self._base_url))
 
     def record(self, outcome: DeliveryOutcome) -> None:
         """Called on the push thread with each final outcome."""

@@ -27,6 +27,7 @@ from api.live import Broadcaster
 from api.metrics import ApiMetrics
 from api.share_links import SHARE_LANGUAGES
 from api.share_pages import RateLimiter
+from store.service_status import broker_states
 from vitals.broker_probe import BrokerWatch
 from vitals.settings import Settings
 
@@ -187,6 +188,15 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(
                 403, "metrics answer only on this machine unless POSTOP_API__METRICS_TOKEN is set"
             )
+        try:
+            with db.connection(timeout_s=2) as conn:
+                states = broker_states(conn)
+                row = conn.execute(
+                    "SELECT count(*) FROM system_alerts WHERE resolved_at IS NULL"
+                ).fetchone()
+            metrics.operations(states, int(row[0]) if row else 0)
+        except Exception as exc:  # the process metrics still answer without a database
+            log.warning("operations metrics unavailable (%s)", type(exc).__name__)
         return metrics.render(live.listeners)
 
     # after /static/vendor/plotly.min.js, which it would otherwise shadow

@@ -22,6 +22,8 @@ class MqttSettings(BaseModel):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     keepalive_s: int = 30
+    # the broker unreachable this long: services log an error line, then one a minute
+    down_log_s: float = Field(default=60.0, gt=0)
 
 
 class IngestSettings(BaseModel):
@@ -58,6 +60,9 @@ class AlertsSettings(BaseModel):
     vapid_private_key: SecretStr | None = None
     vapid_subject: str = "mailto:care-team@postop.invalid"
     push_max_attempts: int = Field(default=5, ge=1)
+    # a technical alert to every enrolled team when no reading from any gateway arrived
+    # for this long (a dead broker, ingest or network: every rule is blind)
+    stale_data_s: float = Field(default=900.0, gt=0)
 
 
 class BrokerSettings(BaseModel):
