@@ -280,6 +280,10 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
             "POSTOP_MQTT__HOST": "127.0.0.1",
             "POSTOP_MQTT__PORT": str(ports.current["mqtt"]),
             "POSTOP_LOG_LEVEL": settings.log_level,
+            # operations settings given to `postop up` reach every service
+            "POSTOP_MQTT__DOWN_LOG_S": str(settings.mqtt.down_log_s),
+            "POSTOP_ALERTS__TICK_S": str(settings.alerts.tick_s),
+            "POSTOP_ALERTS__STALE_DATA_S": str(settings.alerts.stale_data_s),
         }
         logs = data_dir / "logs"
         supervisor.add(

@@ -69,7 +69,7 @@ class BrokerMonitor:
         self.down_since: float | None = None  # wall clock, for the table
 
     def run(self, stop: threading.Event) -> None:
-        last_log = 0.0
+        last_log = 0.0  # when the last "unreachable" line was written (0: none since up)
         last_record = 0.0
         previous: bool | None = None
         while not stop.wait(0 if previous is None else self._every_s):
