@@ -180,3 +180,44 @@ def _try_bind(sock: socket.socket, port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _postmaster(data_dir: Path) -> int | None:
+    try:
+        pid = int((data_dir / "postgres" / "pgdata" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if psutil.pid_exists(pid) else None
+
+
+def test_a_killed_postgres_comes_back_and_readings_resume(workdir: Path) -> None:
+    data_dir = workdir / "stack"
+    data_dir.mkdir()
+    api_port = free_port()
+    log = workdir / "up.log"
+    proc = _start(data_dir, api_port, log)
+    try:
+        wait_for(lambda: "postop is running" in log.read_text(), 180, "postop up to start")
+        ports = json.loads((data_dir / "stack.json").read_text())
+        password = (data_dir / "postgres" / "postgres-superuser.secret").read_text().strip()
+        conninfo = (
+            f"host=127.0.0.1 port={ports['postgres']} dbname=postop user=postgres"
+            f" password={password} connect_timeout=3"
+        )
+        wait_for(lambda: _one(conninfo, "SELECT count(*) FROM vitals") > 20, 120, "readings")
+        server = _postmaster(data_dir)
+        assert server is not None
+        os.kill(server, signal.SIGKILL)
+        wait_for(lambda: _postmaster(data_dir) not in (None, server), 60, "a new PostgreSQL")
+        assert "PostgreSQL is not running; restarting it" in log.read_text()
+        before = _one(conninfo, "SELECT count(*) FROM vitals")
+        wait_for(
+            lambda: _one(conninfo, "SELECT count(*) FROM vitals") > before, 120, "new readings"
+        )
+        wait_for(lambda: _ready(api_port) == 200, 60, "the API ready again")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        print(log.read_text()[-5000:])

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gateway.outbox import Outbox, OutboxReading
 from tests.stack import ROOT
 
@@ -51,3 +53,26 @@ def test_services_create_private_files(workdir: Path) -> None:
     env["PYTHONPATH"] = str(ROOT)
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
     assert _mode(workdir / "made.txt") == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL changes account only under root")
+def test_a_data_folder_postgres_cannot_reach_is_said_in_one_line(workdir: Path) -> None:
+    """Under root the server runs as the postgres account, which must traverse every
+    folder above the data folder: when it cannot, ``postop up`` says so in one line."""
+    closed = workdir / "closed"
+    closed.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTOP_")}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "postop.cli", "up", "--data-dir", str(closed / "stack")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert "cannot enter" in lines[0]
+    assert str(closed) in lines[0]
