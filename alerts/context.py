@@ -25,8 +25,9 @@ class PatientContext:
     on_oxygen: NDArray[np.bool_]
     overrides: dict[tuple[int, str, str], float]
     # per metric, per patient: the first enrolment of a device that measures it (epoch
-    # ms; -1 when no device of theirs ever did): where missing data starts counting
-    measuring_since_ms: Mapping[str, NDArray[np.int64]]
+    # ms; -1 when no device of theirs ever did): where missing data starts counting.
+    # None: not recorded (a replay), every metric expected from discharge
+    measuring_since_ms: Mapping[str, NDArray[np.int64]] | None = None
 
     def index(self, patient_id: int) -> int:
         return int(np.searchsorted(self.patient_ids, patient_id))

@@ -264,8 +264,11 @@ def _missing(
     """Silence counts from the first enrolment of a device that measures the metric (no
     such device: nothing is missing), and not before discharge (a patient just home has
     nothing to miss yet). The evidence is the real silence, found beyond the window."""
-    enrolled = ctx.measuring_since_ms.get(rule.metric)
-    first = enrolled[mask] if enrolled is not None else np.full(len(ids), -1, dtype=np.int64)
+    if ctx.measuring_since_ms is None:  # not recorded: expected from discharge
+        first = np.zeros(len(ids), dtype=np.int64)
+    else:
+        enrolled = ctx.measuring_since_ms.get(rule.metric)
+        first = enrolled[mask] if enrolled is not None else np.full(len(ids), -1, np.int64)
     start_ms = np.where(first >= 0, np.maximum(first, discharged), -1)
     counted_s = np.where(start_ms >= 0, (now_ms - start_ms) / 1000, np.nan).astype(np.float64)
     res = k.missing_data(metric_of(win, rule.metric), MISSING_BIN_S, rule.max_silence_s, counted_s)

@@ -36,7 +36,6 @@ from alerts.lifecycle import (
 from alerts.protocol import Protocol
 from bench.alert_quality.cohort import Member
 from bench.alert_quality.source import ArraySource
-from vitals.device_kinds import KIND_METRICS
 
 ACK_AFTER_S = {"high": 10 * 60, "medium": 30 * 60, "low": 4 * 3600}
 
@@ -67,11 +66,6 @@ def _context(members: Sequence[Member]) -> PatientContext:
         spo2_scale2=np.zeros(n, dtype=np.bool_),
         on_oxygen=np.zeros(n, dtype=np.bool_),
         overrides={},
-        # every simulated kit is enrolled at discharge with all its devices
-        measuring_since_ms={
-            metric: np.asarray([m.start_ms for m in members], dtype=np.int64)
-            for metric in {metric for kind in KIND_METRICS.values() for metric in kind}
-        },
     )
 
 
