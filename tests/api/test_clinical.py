@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from store.aggregates import AGGREGATE_VIEWS, refresh_aggregates
 from store.flavour import Flavour
-from tests.api.conftest import World, add_vitals, audit_rows, open_alert
+from tests.api.conftest import PASSWORD, World, add_vitals, audit_rows, open_alert
+from vitals.settings import Settings
 
 
 def test_dashboard_puts_the_patient_with_a_high_alert_first(
@@ -284,10 +286,16 @@ def test_follow_up_end_stops_the_dashboard_listing_later(
     assert next(p for p in board if p["patient_id"] == world.patient_a)["follow_up_ended"]
 
 
-def test_metrics_name_routes_not_patients(login: Callable[[str], TestClient], world: World) -> None:
-    client = login("coordinator")
-    client.get(f"/api/v1/patients/{world.patient_a}")
-    text = client.get("/metrics").text
+def test_metrics_name_routes_not_patients(app_settings: Settings, world: World) -> None:
+    # /metrics without a token answers only on this machine: a loopback client here
+    with TestClient(create_app(app_settings), client=("127.0.0.1", 50000)) as client:
+        signed = client.post(
+            "/api/v1/session",
+            json={"email": world.emails["coordinator"], "password": PASSWORD},
+        )
+        assert signed.status_code == 200
+        client.get(f"/api/v1/patients/{world.patient_a}")
+        text = client.get("/metrics").text
     assert 'route="/api/v1/patients/{patient_id}",status="200"' in text
     assert f"/api/v1/patients/{world.patient_a}" not in text
     assert "postop_api_request_seconds_bucket" in text
