@@ -58,6 +58,8 @@ class AlertsSettings(BaseModel):
     vapid_private_key: SecretStr | None = None
     vapid_subject: str = "mailto:care-team@postop.invalid"
     push_max_attempts: int = Field(default=5, ge=1)
+    # Web Push endpoints on private addresses or plain http (tests' local endpoint only)
+    push_allow_private_endpoints: bool = False
 
 
 class BrokerSettings(BaseModel):
@@ -82,6 +84,18 @@ class ApiSettings(BaseModel):
     metrics_token: SecretStr | None = None
     # shared links (home physicians): requests per minute per client address
     share_requests_per_minute: int = Field(default=120, ge=1)
+    # sign-in attempts: login_max_failures counts per account from one address; these per
+    # account from all addresses, and per address (one hospital proxy: many people)
+    login_max_failures_account: int = Field(default=20, ge=1)
+    login_max_failures_address: int = Field(default=200, ge=1)
+    # proxies whose X-Forwarded-For/-Proto are believed (IPs or CIDRs); empty: none, the
+    # socket's peer is the client
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Strict-Transport-Security on every answer (serve over HTTPS only when on)
+    hsts: bool = False
+    hsts_max_age_s: int = Field(default=31_536_000, ge=0)
+    # Web Push endpoints on private addresses or plain http (tests' local endpoint only)
+    push_allow_private_endpoints: bool = False
 
 
 class Settings(BaseSettings):
