@@ -102,3 +102,40 @@ DROP TABLE IF EXISTS login_failures;
 ALTER TABLE push_subscriptions DROP CONSTRAINT IF EXISTS push_subscriptions_endpoint_key;
 CREATE UNIQUE INDEX IF NOT EXISTS push_subscriptions_endpoint_team_uq
     ON push_subscriptions (endpoint, team_id);
+
+-- Dates no follow-up can have (a year-9999 typo the API let through before it bounded
+-- them) made pages fail and stopped the next start of the stack. An enrollment "until
+-- 9999" means no end: it becomes open-ended; an impossible discharge or surgery date is
+-- cleared, with an audit row keeping the value; the database refuses new ones.
+UPDATE enrollments SET valid = tstzrange(lower(valid), NULL, '[)')
+ WHERE NOT upper_inf(valid) AND upper(valid) >= '2200-01-01';
+WITH cleared AS (
+    UPDATE patients p SET discharged_at = NULL
+      FROM patients o
+     WHERE o.patient_id = p.patient_id
+       AND o.discharged_at NOT BETWEEN '1990-01-01' AND '2200-01-01'
+ RETURNING p.patient_id, o.discharged_at AS old)
+INSERT INTO audit_log (actor, action, patient_id, detail)
+SELECT 'system:migration-0011', 'impossible_date_cleared', patient_id,
+       jsonb_build_object('field', 'discharged_at', 'value', old::text)
+  FROM cleared;
+WITH cleared AS (
+    UPDATE patients p SET surgery_date = NULL
+      FROM patients o
+     WHERE o.patient_id = p.patient_id
+       AND o.surgery_date NOT BETWEEN '1990-01-01' AND '2200-01-01'
+ RETURNING p.patient_id, o.surgery_date AS old)
+INSERT INTO audit_log (actor, action, patient_id, detail)
+SELECT 'system:migration-0011', 'impossible_date_cleared', patient_id,
+       jsonb_build_object('field', 'surgery_date', 'value', old::text)
+  FROM cleared;
+-- a follow-up "ended in 9999" has not ended: the patient stays followed
+UPDATE patients SET follow_up_ended_at = NULL WHERE follow_up_ended_at >= '2200-01-01';
+ALTER TABLE patients DROP CONSTRAINT IF EXISTS patients_dates_plausible;
+ALTER TABLE patients ADD CONSTRAINT patients_dates_plausible CHECK (
+    discharged_at BETWEEN '1990-01-01' AND '2200-01-01'
+    AND surgery_date BETWEEN '1990-01-01' AND '2200-01-01'
+    AND follow_up_ended_at < '2200-01-01');
+ALTER TABLE enrollments DROP CONSTRAINT IF EXISTS enrollments_end_plausible;
+ALTER TABLE enrollments ADD CONSTRAINT enrollments_end_plausible CHECK (
+    upper_inf(valid) OR upper(valid) < '2200-01-01');

@@ -32,7 +32,8 @@ class Clients:
         self._open: list[TestClient] = []
 
     def anonymous(self) -> TestClient:
-        client = TestClient(create_app(self.settings))
+        # a 500 is an answer to assert on, as a browser would get it
+        client = TestClient(create_app(self.settings), raise_server_exceptions=False)
         client.__enter__()
         self._open.append(client)
         return client
