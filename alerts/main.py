@@ -64,6 +64,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
             settings.alerts.vapid_subject,
             team.record,
             max_attempts=settings.alerts.push_max_attempts,
+            allow_private_endpoints=settings.alerts.push_allow_private_endpoints,
         )
         team.pusher = pusher
         pusher.start()

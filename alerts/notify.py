@@ -71,8 +71,12 @@ class CareTeamNotifier:
             subs = [
                 PushSubscription(int(sid), str(endpoint), str(p256dh), str(auth))
                 for sid, endpoint, p256dh, auth in conn.execute(
-                    "SELECT subscription_id, endpoint, p256dh, auth FROM push_subscriptions"
-                    " WHERE team_id = %s AND role = ANY(%s)",
+                    "SELECT subscription_id, endpoint, p256dh, auth FROM push_subscriptions s"
+                    " WHERE team_id = %s AND role = ANY(%s) AND (s.clinician_id IS NULL"
+                    # a clinician hears a team's alerts while an active member of it
+                    "  OR EXISTS (SELECT 1 FROM clinician_teams ct JOIN clinicians c"
+                    "   USING (clinician_id) WHERE ct.clinician_id = s.clinician_id"
+                    "   AND ct.team_id = s.team_id AND c.active))",
                     (row[0], list(tiers[: notice.tier + 1])),
                 ).fetchall()
             ]

@@ -4,6 +4,7 @@ live updates, the service worker, health, readiness and Prometheus metrics."""
 from __future__ import annotations
 
 import hmac
+import html
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,16 +14,18 @@ from pathlib import Path
 
 import plotly
 import psycopg
+from babel.support import NullTranslations
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from api import pages, rest, share_pages
 from api.database import Database
 from api.guards import NotSignedIn
-from api.i18n import load_catalogs
+from api.i18n import load_catalogs, negotiate
+from api.labels import N_
 from api.live import Broadcaster
 from api.metrics import ApiMetrics
 from api.share_links import SHARE_LANGUAGES
@@ -46,12 +49,23 @@ SECURITY_HEADERS = {
 }
 
 
-def _readable(exc: RequestValidationError) -> str:
+# problems whose sentence is translated into the reader's language (api/locales)
+TRANSLATED_ERRORS = {
+    "date_out_of_range": N_("must lie between %(earliest)s and %(latest)s"),
+    "datetime_without_offset": N_("needs a time zone offset (e.g. Z or +01:00)"),
+}
+
+
+def _readable(exc: RequestValidationError, catalog: NullTranslations) -> str:
     """One sentence per problem: where, and what is wrong."""
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        message = err.get("msg", "invalid")
+        template = TRANSLATED_ERRORS.get(str(err.get("type")))
+        if template is not None:
+            message = catalog.gettext(template) % err.get("ctx", {})
+        parts.append(f"{where}: {message}")
     return "; ".join(parts) or "invalid request"
 
 
@@ -67,6 +81,14 @@ def _local_unproxied(request: Request) -> bool:
     except ValueError:
         return False
     return loopback and not any(h in request.headers for h in PROXY_HEADERS)
+
+
+def _reader_language(request: Request) -> str:
+    """The signed-in clinician's language, else the browser's."""
+    who = getattr(request.state, "clinician", None)
+    return (
+        str(who.language) if who is not None else negotiate(request.headers.get("accept-language"))
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -101,13 +123,38 @@ def create_app(settings: Settings) -> FastAPI:
     # autoescapes .html templates
     app.state.templates = Jinja2Templates(directory=str(resources.files("api") / "templates"))
 
+    security_headers = dict(SECURITY_HEADERS)
+    if settings.api.hsts:
+        security_headers["Strict-Transport-Security"] = (
+            f"max-age={settings.api.hsts_max_age_s}; includeSubDomains"
+        )
+
     @app.middleware("http")
     async def headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await metrics.middleware(request, call_next)
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in security_headers.items():
             response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> Response:
+        # Starlette answers an unhandled error outside every middleware: this answer
+        # carries the security headers itself (the error is still logged by the server)
+        log.error("unhandled %s on %s", type(exc).__name__, request.url.path)
+        if request.url.path.startswith("/api/"):
+            response: Response = JSONResponse({"detail": "internal error; try again"}, 500)
+        else:
+            catalog = app.state.catalogs[_reader_language(request)]
+            text = html.escape(
+                catalog.gettext("Something went wrong on the server. Try again in a moment.")
+            )
+            response = HTMLResponse(
+                f"<!doctype html><title>postop</title><p>{text}</p>", status_code=500
+            )
+        response.headers.update(security_headers)
+        response.headers["Cache-Control"] = "no-store"
         return response
 
     @app.exception_handler(NotSignedIn)
@@ -117,8 +164,9 @@ def create_app(settings: Settings) -> FastAPI:
         return pages.login_redirect(request)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _readable(exc)}, 422)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        catalog = app.state.catalogs.get(_reader_language(request), app.state.catalogs["en"])
+        return JSONResponse({"detail": _readable(exc, catalog)}, 422)
 
     @app.exception_handler(psycopg.DataError)
     async def unstorable(_request: Request, exc: psycopg.DataError) -> JSONResponse:

@@ -37,6 +37,7 @@ from store.mqtt_accounts import (
     write_password_file,
 )
 from store.provisioning import (
+    OtherTeamsKitError,
     enroll,
     ensure_patient,
     ensure_team,
@@ -141,7 +142,11 @@ def _demo_kits(
             ),
         )
         gateway_id = f"gw-{key}"
-        password = register_gateway(conn, gateway_id)  # re-keyed at every start
+        try:
+            password = register_gateway(conn, gateway_id, team)  # re-keyed at every start
+        except OtherTeamsKitError:
+            log.warning("demo gateway %s belongs to another care team; kit skipped", gateway_id)
+            continue
         for device_id, kind in kit_devices(key):
             register_device(conn, device_id, kind, gateway_id)
             has = conn.execute(

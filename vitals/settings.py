@@ -63,6 +63,8 @@ class AlertsSettings(BaseModel):
     # a technical alert to every enrolled team when no reading from any gateway arrived
     # for this long (a dead broker, ingest or network: every rule is blind)
     stale_data_s: float = Field(default=900.0, gt=0)
+    # Web Push endpoints on private addresses or plain http (tests' local endpoint only)
+    push_allow_private_endpoints: bool = False
 
 
 class BrokerSettings(BaseModel):
@@ -92,6 +94,18 @@ class ApiSettings(BaseModel):
     public_base_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
     # readiness re-probes the broker (one MQTT CONNECT) at most this often
     ready_broker_every_s: float = Field(default=5.0, gt=0)
+    # sign-in attempts: login_max_failures counts per account from one address; these per
+    # account from all addresses, and per address (one hospital proxy: many people)
+    login_max_failures_account: int = Field(default=20, ge=1)
+    login_max_failures_address: int = Field(default=200, ge=1)
+    # proxies whose X-Forwarded-For/-Proto are believed (IPs or CIDRs); empty: none, the
+    # socket's peer is the client
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Strict-Transport-Security on every answer (serve over HTTPS only when on)
+    hsts: bool = False
+    hsts_max_age_s: int = Field(default=31_536_000, ge=0)
+    # Web Push endpoints on private addresses or plain http (tests' local endpoint only)
+    push_allow_private_endpoints: bool = False
 
     def link(self, path: str) -> str:
         """``path`` on the public base URL; the bare path when none is configured."""

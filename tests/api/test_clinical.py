@@ -258,7 +258,7 @@ def test_push_subscription_is_stored_for_the_team_and_role(
     res = client.post(
         "/api/v1/push/subscriptions",
         json={
-            "endpoint": "https://push.example/abc",
+            "endpoint": "https://8.8.4.4/push/abc",  # a public address (no DNS offline)
             "expirationTime": None,
             "keys": {"p256dh": "B" + "A" * 86, "auth": "c2VjcmV0c2VjcmV0"},
         },
