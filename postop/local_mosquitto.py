@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from postop.ports import port_free, wait_own_listener
+from postop.supervisor import die_with_parent
 
 INSTALL_HINT = (
     "Mosquitto is not installed. Install it with your system's package manager: "
@@ -126,6 +127,7 @@ class LocalMosquitto:
             [self.binary, "-c", str(conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,  # never outlives whoever started it
         )
         # our own broker must hold the port: another program listening there would
         # otherwise pass for it
