@@ -152,3 +152,18 @@ def test_a_500_carries_the_security_headers(world: World, path: str) -> None:
     assert res.headers["x-frame-options"] == "DENY"
     assert "strict-transport-security" in res.headers
     assert "a bug" not in res.text
+
+
+def test_a_busy_database_pool_is_a_503_not_a_500(world: World) -> None:
+    """40 parallel sign-ins once took every pooled connection: the rest answered 500."""
+    app = create_app(_settings(world, pool_max_size=1))
+    with (
+        TestClient(app, raise_server_exceptions=False) as client,
+        app.state.db.connection(),  # the only connection, held
+    ):
+        res = client.post(
+            "/api/v1/session", json={"email": world.emails["physician"], "password": "x"}
+        )
+    assert res.status_code == 503
+    assert res.headers["retry-after"] == "2"
+    assert "content-security-policy" in res.headers
