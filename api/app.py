@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import html
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -30,6 +31,8 @@ from api.live import Broadcaster
 from api.metrics import ApiMetrics
 from api.share_links import SHARE_LANGUAGES
 from api.share_pages import RateLimiter
+from store.service_status import broker_states
+from vitals.broker_probe import BrokerWatch
 from vitals.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,20 @@ def _readable(exc: RequestValidationError, catalog: NullTranslations) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def _local_unproxied(request: Request) -> bool:
+    """The TCP peer is a loopback address and no proxy header is present (a reverse proxy
+    on this machine makes every outside client look local)."""
+    host = request.client.host if request.client else ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+    return loopback and not any(h in request.headers for h in PROXY_HEADERS)
+
+
 def _reader_language(request: Request) -> str:
     """The signed-in clinician's language, else the browser's."""
     who = getattr(request.state, "clinician", None)
@@ -79,6 +96,9 @@ def create_app(settings: Settings) -> FastAPI:
     db = Database(settings.database_url.get_secret_value(), settings.api.pool_max_size)
     live = Broadcaster(settings.database_url.get_secret_value())
     metrics = ApiMetrics()
+    broker = BrokerWatch(
+        settings.mqtt, settings.mqtt.username or "api", settings.api.ready_broker_every_s
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -201,22 +221,42 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/ready", tags=["operations"])
     def ready() -> JSONResponse:
-        """The database answers and carries the postop schema."""
+        """The database answers and carries the postop schema, and the MQTT broker accepts
+        a connection (probed at most every few seconds): no readings flow without it."""
         try:
             with db.connection(timeout_s=2) as conn:
                 row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
         except Exception as exc:  # any failure means not ready; say which, not the details
             return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, 503)
+        broker_problem = broker.reason()
+        if broker_problem is not None:
+            return JSONResponse(
+                {"status": "unavailable", "reason": f"MQTT broker {broker_problem}"}, 503
+            )
         return JSONResponse({"status": "ready", "schema_version": row[0] if row else None})
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     def prometheus(request: Request) -> Response:
-        """Prometheus exposition format; a bearer token guards it when one is configured."""
+        """Prometheus exposition format: with the configured bearer token, or without one
+        only to a client on this machine that no proxy forwarded."""
         token = settings.api.metrics_token
         if token is not None:
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given, f"Bearer {token.get_secret_value()}"):
                 raise HTTPException(401, "metrics need the configured bearer token")
+        elif not _local_unproxied(request):
+            raise HTTPException(
+                403, "metrics answer only on this machine unless POSTOP_API__METRICS_TOKEN is set"
+            )
+        try:
+            with db.connection(timeout_s=2) as conn:
+                states = broker_states(conn)
+                row = conn.execute(
+                    "SELECT count(*) FROM system_alerts WHERE resolved_at IS NULL"
+                ).fetchone()
+            metrics.operations(states, int(row[0]) if row else 0)
+        except Exception as exc:  # the process metrics still answer without a database
+            log.warning("operations metrics unavailable (%s)", type(exc).__name__)
         return metrics.render(live.listeners)
 
     # after /static/vendor/plotly.min.js, which it would otherwise shadow

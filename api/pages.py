@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api import patient_data
-from api.dashboard import dashboard
+from api.dashboard import dashboard, open_system_alerts
 from api.guards import Conn, audit, csrf_ok, read_patient, require_role, signed_in
 from api.i18n import Clock, negotiate
 from api.labels import LONG, Labels
@@ -186,7 +186,8 @@ def logout(
 def dashboard_page(request: Request, conn: Conn, who: Page) -> HTMLResponse:
     patients = dashboard(conn, list(who.team_ids))
     audit(conn, who, "dashboard_read", None, {"patients": [p.patient_id for p in patients]})
-    return render(request, "dashboard.html", {"patients": patients}, who)
+    system = open_system_alerts(conn, list(who.team_ids))
+    return render(request, "dashboard.html", {"patients": patients, "system_alerts": system}, who)
 
 
 @router.get("/fragments/dashboard-rows")

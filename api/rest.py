@@ -434,7 +434,10 @@ def post_share_link(
     ).fetchone()
     assert expires is not None
     return ShareLinkCreated(
-        link_id=link.link_id, url=f"/s/{link.token}", code=link.code, expires_at=expires[0]
+        link_id=link.link_id,
+        url=request.app.state.settings.api.link(f"/s/{link.token}"),
+        code=link.code,
+        expires_at=expires[0],
     )
 
 

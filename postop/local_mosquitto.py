@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from postop.ports import wait_port
+from postop.ports import port_free, wait_own_listener
 
 INSTALL_HINT = (
     "Mosquitto is not installed. Install it with your system's package manager: "
@@ -28,6 +28,10 @@ INSTALL_HINT = (
 
 class MosquittoUnavailable(RuntimeError):
     pass
+
+
+class PortTaken(MosquittoUnavailable):
+    """Another program listens on the broker's port: choose another one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +127,18 @@ class LocalMosquitto:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        if not wait_port(self.port, timeout_s):
+        # our own broker must hold the port: another program listening there would
+        # otherwise pass for it
+        if not wait_own_listener(self.port, self._pid, timeout_s):
             self.stop()
+            if not port_free(self.port):
+                raise PortTaken(f"port {self.port} is taken by another program")
             raise MosquittoUnavailable(
                 f"Mosquitto did not open port {self.port}: {self.log_tail()}"
             )
+
+    def _pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
 
     def reload(self) -> None:
         """Re-read the password file and ACL (after provisioning a gateway)."""
