@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from psycopg_pool import PoolTimeout
 
 from api import pages, rest, share_pages
 from api.database import Database
@@ -167,6 +168,17 @@ def create_app(settings: Settings) -> FastAPI:
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         catalog = app.state.catalogs.get(_reader_language(request), app.state.catalogs["en"])
         return JSONResponse({"detail": _readable(exc, catalog)}, 422)
+
+    @app.exception_handler(PoolTimeout)
+    async def busy(_request: Request, _exc: PoolTimeout) -> JSONResponse:
+        # every database connection stayed taken (a burst of sign-ins, each holding one
+        # through its argon2 work): the server is busy, not broken
+        log.warning("no database connection free in time")
+        return JSONResponse(
+            {"detail": "the server is busy; try again in a moment"},
+            503,
+            headers={"Retry-After": "2"},
+        )
 
     @app.exception_handler(psycopg.DataError)
     async def unstorable(_request: Request, exc: psycopg.DataError) -> JSONResponse:

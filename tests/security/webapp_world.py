@@ -19,9 +19,9 @@ from vitals.settings import Settings
 __all__ = ["PASSWORD", "Clients", "World", "add_clinician", "app_settings", "clients", "world"]
 
 
-def add_clinician(db: str, email: str, role: str, teams: list[int]) -> int:
+def add_clinician(db: str, email: str, role: str, teams: list[int], language: str = "fr") -> int:
     with psycopg.connect(db, autocommit=True) as conn:
-        return create_clinician(conn, email, email, role, hash_password(PASSWORD), teams)
+        return create_clinician(conn, email, email, role, hash_password(PASSWORD), teams, language)
 
 
 class Clients:
