@@ -59,7 +59,7 @@ def parse_batch(items: list[Incoming], now_ms: int, future_tolerance_ms: int) ->
     committed: Committed = {}
     for item in items:
         if item.topic.endswith("/status"):
-            st = parse_status(item.topic, item.payload)
+            st = parse_status(item.topic, item.payload, now_ms, future_tolerance_ms)
             if st is None:
                 continue
             if st.status is not None:
