@@ -54,6 +54,7 @@ def test_a_status_from_the_future_is_refused_and_does_not_pin_the_gateway(
         wait_for(lambda: _status(db, kit.gateway_id) is not None, 20, "the real status")
         time.sleep(0.5)
     finally:
+        pub.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)  # unretain
         pub.close()
     status = _status(db, kit.gateway_id)
     assert status is not None
