@@ -60,6 +60,10 @@ DEFAULT_PORTS = {"postgres": 55432, "mqtt": 18830}
 PORT_TRIES = 5
 
 
+class NoFreePort(RuntimeError):
+    """Every port tried was taken by another program."""
+
+
 class StackPorts:
     """The stack's ports, kept in ``stack.json``: each service gets the port it had in the
     first run whenever that port is free again (links and bookmarks keep working); only
@@ -206,7 +210,7 @@ def _start_on_free_port(name: str, ports: StackPorts, start: Callable[[int], Non
             continue
         ports.settle(name, port)
         return port
-    raise RuntimeError(f"{name}: no free port after {PORT_TRIES} tries")
+    raise NoFreePort(f"{name}: no free port after {PORT_TRIES} tries")
 
 
 def _start_api(supervisor: Supervisor, ports: StackPorts, child_of: Callable[[int], Child]) -> int:
@@ -222,7 +226,7 @@ def _start_api(supervisor: Supervisor, ports: StackPorts, child_of: Callable[[in
             return port
         child.stop()
         log.warning("api: port %d is not ours (another program holds it?)", port)
-    raise RuntimeError(f"api: no free port after {PORT_TRIES} tries")
+    raise NoFreePort(f"api: no port of our own after {PORT_TRIES} tries (see {child.log_path})")
 
 
 def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours: float) -> None:

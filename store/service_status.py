@@ -76,13 +76,14 @@ class BrokerMonitor:
             ok = self._reachable()
             now = time.time()
             if ok:
-                if self.down_since is not None:
+                if self.down_since is not None and last_log:  # only after saying it was down
                     log.warning(
                         "MQTT broker %s reachable again after %.0f s",
                         self._where,
                         now - self.down_since,
                     )
                 self.down_since = None
+                last_log = 0.0
             else:
                 self.down_since = self.down_since or now
                 down_s = now - self.down_since

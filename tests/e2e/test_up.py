@@ -91,6 +91,13 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_data(workdir: Path) -> N
             120,
             "six hours of readings from both simulated patients",
         )
+        # missing-data rules count from the kits' enrolment (issue 19): a fresh stack
+        # never tells the team that its demo patients are "missing SpO2"
+        with psycopg.connect(conninfo) as conn:
+            missing = conn.execute(
+                "SELECT count(*) FROM alerts WHERE rule_id IN ('no_spo2', 'no_weight')"
+            ).fetchone()
+        assert missing == (0,)
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert proc.wait(timeout=60) == 0
         text = log.read_text()

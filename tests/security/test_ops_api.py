@@ -102,3 +102,25 @@ def test_push_links_use_the_public_base_url() -> None:
         "https://postop.example.org/alerts/42"
     )
     assert push_message(notice).url == "/alerts/42"
+
+
+def test_metrics_show_each_service_view_of_the_broker(db: str) -> None:
+    """What ingest and the alerts engine recorded of an unreachable broker (issue 16)."""
+    import psycopg
+
+    from store.service_status import record
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        record(conn, "ingest", "ingest-1", False, time.time() - 120)
+        record(conn, "alerts", "engine", True, None)
+    with TestClient(create_app(_settings(db)), client=("127.0.0.1", 40000)) as local:
+        text = local.get("/metrics").text
+    assert 'postop_broker_reachable{instance="ingest-1",service="ingest"} 0.0' in text
+    assert 'postop_broker_reachable{instance="engine",service="alerts"} 1.0' in text
+    down = next(
+        line
+        for line in text.splitlines()
+        if line.startswith('postop_broker_down_seconds{instance="ingest-1"')
+    )
+    assert float(down.split()[-1]) >= 119
+    assert "postop_system_alerts_open 0.0" in text
