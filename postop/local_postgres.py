@@ -222,7 +222,38 @@ class LocalPostgres:
             f.write("\n# postop private cluster\n" + "\n".join(conf) + "\n")
         return True
 
+    def _clear_stale_lock(self, wait_s: float = 15.0) -> None:
+        """After a kill -9 the lock file names a dead postmaster, or a zombie that nobody
+        reaps (a container's first process often does not), which PostgreSQL takes for a
+        running server. Once no process of this cluster runs any more (its backends exit
+        when they see the postmaster gone), the lock file is stale: remove it."""
+        lock = self.pgdata / "postmaster.pid"
+        if not lock.exists() or self.postmaster_pid() is not None:
+            return
+        deadline = time.monotonic() + wait_s
+        while self._cluster_processes():
+            if time.monotonic() > deadline:
+                raise PostgresUnavailable(
+                    f"processes of the old server still run in {self.pgdata}; stop them first"
+                )
+            time.sleep(0.2)
+        lock.unlink(missing_ok=True)
+
+    def _cluster_processes(self) -> list[int]:
+        """Live (not zombie) postgres processes working in this cluster's folder."""
+        found = []
+        for proc in psutil.process_iter(["name", "status"]):
+            try:
+                if proc.info["name"] != "postgres" or proc.info["status"] == psutil.STATUS_ZOMBIE:
+                    continue
+                if Path(proc.cwd()) == self.pgdata:
+                    found.append(proc.pid)
+            except psutil.Error:
+                continue
+        return found
+
     def start(self, timeout_s: float = 60.0) -> None:
+        self._clear_stale_lock()
         log = self.root / "postgres.log"
         if self._account is not None and not log.exists():
             log.touch()

@@ -30,12 +30,9 @@ from postop.local_postgres import (
 )
 from postop.ports import free_port, port_free, wait_own_listener
 from postop.supervisor import Child, Server, Supervisor
+from store.broker_acl import accounts_from_db
 from store.migrate import migrate
-from store.mqtt_accounts import (
-    new_secret,
-    set_service_account,
-    write_password_file,
-)
+from store.mqtt_accounts import new_secret, set_service_account
 from store.provisioning import (
     OtherTeamsKitError,
     enroll,
@@ -264,10 +261,11 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             kits = _demo_kits(conn, patients, backfill_hours)
             demo_password = _demo_login(conn, data_dir)
-            set_service_account(conn, "ingest", ingest_password)
-            set_service_account(conn, "api", api_password)
-            broker.write_config()
-            write_password_file(conn, broker.password_file)
+            # each ingest worker has its own account, bound to its client id
+            conn.execute("DELETE FROM mqtt_service_accounts WHERE name = 'ingest'")  # shared once
+            set_service_account(conn, "ingest-1", ingest_password, "ingest")
+            set_service_account(conn, "api", api_password, "api")
+            broker.write_config(accounts_from_db(conn))
 
         def start_broker(port: int) -> None:
             broker.port = port
@@ -297,7 +295,7 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                 ["ingest"],
                 {
                     **common,
-                    "POSTOP_MQTT__USERNAME": "ingest",
+                    "POSTOP_MQTT__USERNAME": "ingest-1",
                     "POSTOP_MQTT__PASSWORD": ingest_password,
                 },
                 logs / "ingest.log",
@@ -394,7 +392,8 @@ def _announce(
         f"  PostgreSQL  127.0.0.1:{ports['postgres']} database postop "
         f"({pg.binaries.origin} binaries; {'new' if created else 'existing'} cluster, "
         f"{len(applied)} migrations applied now)",
-        f"  MQTT        127.0.0.1:{ports['mqtt']} (Mosquitto, per-gateway passwords, ACL)",
+        f"  MQTT        127.0.0.1:{ports['mqtt']} (Mosquitto, per-gateway passwords,"
+        " client ids and ACLs)",
         f"  patients    {', '.join(k[0] for k in kits) or 'none'}"
         " (simulated kits, one gateway each)",
         f"  logs        {data_dir / 'logs'}",

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from postop.local_mosquitto import LocalMosquitto, write_accounts
+from postop.local_mosquitto import LocalMosquitto
 from postop.local_postgres import (
     TIMESCALEDB_CONF,
     LocalPostgres,
@@ -21,6 +21,7 @@ from postop.local_postgres import (
     timescaledb_installed,
 )
 from postop.ports import free_port
+from store.broker_acl import gateway_account, ingest_account, observer_account
 from store.flavour import Flavour, detect
 from store.migrate import migrate
 from store.mqtt_accounts import hash_password
@@ -30,6 +31,8 @@ TEMPLATE_DB = "postop_template"
 TIMESCALEDB_SWITCH = "POSTOP_TEST_TIMESCALEDB"
 INGEST_PASSWORD = "ingest-test-password"
 OBSERVER_PASSWORD = "observer-test-password"
+# every ingest worker has its own account, bound to the client id of the same name
+INGEST_ACCOUNTS = ("ingest-1", "ingest-2", "ingest-3")
 
 
 def _private_dir(prefix: str) -> Path:
@@ -127,31 +130,31 @@ def db(pg: LocalPostgres, pg_flavour: Flavour) -> Iterator[str]:
 @dataclass
 class Broker:
     server: LocalMosquitto
-    accounts: dict[str, str]
 
     @property
     def port(self) -> int:
         return self.server.port
 
     def add_account(self, name: str, password: str) -> None:
-        self.accounts[name] = hash_password(password)
-        write_accounts(self.server, self.accounts)
+        """A gateway account, as provisioning makes it (own topics, own client id)."""
+        self.server.add_account(gateway_account(name, hash_password(password)))
 
 
 @pytest.fixture(scope="session")
 def broker_session() -> Iterator[Broker]:
     root = _private_dir("postop-test-mqtt-")
-    # plus a read-everything account for tests that watch the wire
-    server = LocalMosquitto(root, free_port(), extra_acl="\nuser observer\ntopic read #\n")
-    server.write_config()
-    accounts = {
-        "ingest": hash_password(INGEST_PASSWORD),
-        "observer": hash_password(OBSERVER_PASSWORD),
-    }
-    write_accounts(server, accounts)
+    server = LocalMosquitto(root, free_port())
+    ingest_hash = hash_password(INGEST_PASSWORD)
+    server.write_config(
+        [
+            *(ingest_account(name, ingest_hash) for name in INGEST_ACCOUNTS),
+            # plus a read-everything account for tests that watch the wire
+            observer_account("observer", hash_password(OBSERVER_PASSWORD)),
+        ]
+    )
     server.start()
     try:
-        yield Broker(server, accounts)
+        yield Broker(server)
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -27,6 +27,8 @@ class MqttSettings(BaseModel):
 
 
 class IngestSettings(BaseModel):
+    # the broker binds each account to one client id, its name: every worker has its own
+    # MQTT account, and this must equal that account's name (POSTOP_MQTT__USERNAME)
     client_id: str = "ingest-1"
     # the broker keeps this worker's session (and queues its share of messages) this long
     # after a disconnect; 0 ends it at once: use 0 for one last run of a retired worker
@@ -38,6 +40,10 @@ class IngestSettings(BaseModel):
     receive_maximum: int = Field(default=1000, ge=1, le=65535)
     future_tolerance_s: float = Field(default=300.0, ge=0)
     refresh_aggregates_s: float = Field(default=60.0, gt=0)
+    # a flood of bad messages must fill neither the disk nor hide: beyond this many dead
+    # letters a gateway an hour, they are only counted (dead_letter_budget.dropped)
+    dead_letters_per_gateway_hour: int = Field(default=1000, ge=0)
+    dead_letter_payload_bytes: int = Field(default=4096, ge=0)  # prefix kept of each
 
 
 class GatewaySettings(BaseModel):
@@ -68,10 +74,13 @@ class AlertsSettings(BaseModel):
 
 
 class BrokerSettings(BaseModel):
-    """Service accounts rendered into the broker's password file with the gateways."""
+    """Service accounts rendered into the broker's accounts with the gateways, and the
+    admin account that makes a running broker's dynamic security match the database."""
 
-    ingest_password: SecretStr | None = None
+    # one account per ingest worker, named like its client id: {"ingest-1": "...", ...}
+    ingest_passwords: dict[str, SecretStr] = Field(default_factory=dict)
     api_password: SecretStr | None = None
+    admin_password: SecretStr | None = None
 
 
 class ApiSettings(BaseModel):

@@ -159,8 +159,7 @@ def test_a_killed_broker_comes_back_and_stale_data_raises_the_alert(workdir: Pat
     finally:
         if holder is not None:
             holder.close()
-        if proc.poll() is None:
-            proc.kill()
+        _kill_stack(proc, data_dir)
         print(log.read_text()[-5000:])
         for name in ("ingest.log", "alerts.log"):
             path = data_dir / "logs" / name
@@ -180,6 +179,23 @@ def _try_bind(sock: socket.socket, port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _kill_stack(proc: subprocess.Popen[bytes], data_dir: Path) -> None:
+    """After a failure: nothing of this stack left running (PostgreSQL is a daemon)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=30)
+    from postop.local_postgres import LocalPostgres
+
+    LocalPostgres(data_dir / "postgres", 0).stop("immediate")
+
+
+def _count_or_none(conninfo: str) -> int | None:
+    try:
+        return int(_one(conninfo, "SELECT count(*) FROM vitals"))
+    except psycopg.OperationalError:
+        return None
 
 
 def _postmaster(data_dir: Path) -> int | None:
@@ -210,14 +226,13 @@ def test_a_killed_postgres_comes_back_and_readings_resume(workdir: Path) -> None
         os.kill(server, signal.SIGKILL)
         wait_for(lambda: _postmaster(data_dir) not in (None, server), 60, "a new PostgreSQL")
         assert "PostgreSQL is not running; restarting it" in log.read_text()
-        before = _one(conninfo, "SELECT count(*) FROM vitals")
-        wait_for(
-            lambda: _one(conninfo, "SELECT count(*) FROM vitals") > before, 120, "new readings"
-        )
+        wait_for(lambda: _count_or_none(conninfo) is not None, 60, "it to accept connections")
+        before = _count_or_none(conninfo)
+        assert before is not None
+        wait_for(lambda: (_count_or_none(conninfo) or 0) > before, 120, "new readings")
         wait_for(lambda: _ready(api_port) == 200, 60, "the API ready again")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        _kill_stack(proc, data_dir)
         print(log.read_text()[-5000:])
