@@ -95,8 +95,11 @@ class CareTeamNotifier:
             subs = [
                 PushSubscription(int(sid), str(endpoint), str(p256dh), str(auth))
                 for sid, endpoint, p256dh, auth in conn.execute(
-                    "SELECT subscription_id, endpoint, p256dh, auth FROM push_subscriptions"
-                    " WHERE team_id = %s",
+                    "SELECT subscription_id, endpoint, p256dh, auth FROM push_subscriptions s"
+                    " WHERE team_id = %s AND (s.clinician_id IS NULL"
+                    "  OR EXISTS (SELECT 1 FROM clinician_teams ct JOIN clinicians c"
+                    "   USING (clinician_id) WHERE ct.clinician_id = s.clinician_id"
+                    "   AND ct.team_id = s.team_id AND c.active))",
                     (notice.team_id,),
                 ).fetchall()
             ]
