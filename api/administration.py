@@ -17,6 +17,7 @@ from api.schemas import (
     DeviceCreate,
     EnrollmentCreate,
     EnrollmentOut,
+    GatewayCreate,
     GatewayCredentials,
     PatientCreate,
 )
@@ -68,57 +69,93 @@ def create_patient(conn: psycopg.Connection, who: Clinician, body: PatientCreate
     return int(row[0])
 
 
-def create_gateway(conn: psycopg.Connection, who: Clinician, gateway_id: str) -> GatewayCredentials:
+def _gateway_team(who: Clinician, team_id: int | None) -> int:
+    """The team a new gateway joins: the one named, or the admin's only team."""
+    if team_id is not None:
+        _team_of_admin(who, team_id)
+        return team_id
+    if len(who.team_ids) != 1:
+        raise HTTPException(422, "you are in several care teams: say which one (team_id)")
+    return who.team_ids[0]
+
+
+def create_gateway(
+    conn: psycopg.Connection, who: Clinician, body: GatewayCreate
+) -> GatewayCredentials:
+    team_id = _gateway_team(who, body.team_id)
     with conn.transaction():
         exists = conn.execute(
-            "SELECT 1 FROM gateways WHERE gateway_id = %s", (gateway_id,)
+            "SELECT 1 FROM gateways WHERE gateway_id = %s FOR UPDATE", (body.gateway_id,)
         ).fetchone()
         if exists is not None:
-            raise HTTPException(409, f"gateway {gateway_id} exists already")
-        password = register_gateway(conn, gateway_id)
-        audit(conn, who, "gateway_registered", None, {"gateway_id": gateway_id})
+            # ids are global (they are MQTT usernames); whose it is stays unsaid
+            raise HTTPException(409, f"the gateway id {body.gateway_id} is taken")
+        password = register_gateway(conn, body.gateway_id, team_id)
+        audit(
+            conn,
+            who,
+            "gateway_registered",
+            None,
+            {"gateway_id": body.gateway_id, "team_id": team_id},
+        )
     return GatewayCredentials(
-        gateway_id=gateway_id, mqtt_username=gateway_id, mqtt_password=password
+        gateway_id=body.gateway_id, mqtt_username=body.gateway_id, mqtt_password=password
     )
 
 
 def create_device(conn: psycopg.Connection, who: Clinician, body: DeviceCreate) -> None:
     with conn.transaction():
         gw = conn.execute(
-            "SELECT 1 FROM gateways WHERE gateway_id = %s", (body.gateway_id,)
+            "SELECT 1 FROM gateways WHERE gateway_id = %s AND team_id = ANY(%s)",
+            (body.gateway_id, list(who.team_ids)),
         ).fetchone()
-        if gw is None:
-            raise HTTPException(404, f"no gateway {body.gateway_id}; register it first")
+        if gw is None:  # unknown, or another team's: the same answer
+            raise HTTPException(
+                404, f"no gateway {body.gateway_id} in your care teams; register it first"
+            )
         try:
             conn.execute(
                 "INSERT INTO devices (device_id, kind, gateway_id) VALUES (%s, %s, %s)",
                 (body.device_id, body.kind, body.gateway_id),
             )
         except psycopg.errors.UniqueViolation:
-            raise HTTPException(409, f"device {body.device_id} exists already") from None
+            raise HTTPException(409, f"the device id {body.device_id} is taken") from None
         audit(conn, who, "device_registered", None, body.model_dump())
 
 
 def create_enrollment(
     conn: psycopg.Connection, who: Clinician, patient_id: int, body: EnrollmentCreate
 ) -> EnrollmentOut:
+    """Enroll one of the patient's team's devices. Another team's device, or a clash
+    with another team's enrollment, gets the answer of an unknown device."""
     start = body.start or datetime.now(UTC)
     if body.end is not None and body.end <= start:
         raise HTTPException(422, "an enrollment must end after it starts")
+    not_found = HTTPException(
+        404, f"no device {body.device_id} in this patient's care team; register it first"
+    )
     with conn.transaction():
         dev = conn.execute(
-            "SELECT kind, gateway_id FROM devices WHERE device_id = %s", (body.device_id,)
+            "SELECT d.kind, d.gateway_id FROM devices d JOIN gateways g USING (gateway_id)"
+            " JOIN patients p ON p.team_id = g.team_id"
+            " WHERE d.device_id = %s AND p.patient_id = %s AND g.team_id = ANY(%s)",
+            (body.device_id, patient_id, list(who.team_ids)),
         ).fetchone()
         if dev is None:
-            raise HTTPException(404, f"no device {body.device_id}; register it first")
+            raise not_found
         try:
-            enrollment_id = enroll(conn, body.device_id, patient_id, start, body.end)
+            with conn.transaction():
+                enrollment_id = enroll(conn, body.device_id, patient_id, start, body.end)
         except psycopg.errors.ExclusionViolation:
+            if _clashes_outside(conn, who, body.device_id, start, body.end):
+                raise not_found from None
             raise HTTPException(
                 409,
                 f"device {body.device_id} is already enrolled for part of that time;"
                 " end its other enrollment first",
             ) from None
+        except psycopg.errors.CheckViolation:  # the database's own team check
+            raise not_found from None
         audit(
             conn,
             who,
@@ -138,6 +175,23 @@ def create_enrollment(
         start=start,
         end=body.end,
     )
+
+
+def _clashes_outside(
+    conn: psycopg.Connection,
+    who: Clinician,
+    device_id: str,
+    start: datetime,
+    end: datetime | None,
+) -> bool:
+    """Whether an overlapping enrollment is of a patient outside this admin's teams."""
+    row = conn.execute(
+        "SELECT 1 FROM enrollments e JOIN patients p USING (patient_id)"
+        " WHERE e.device_id = %s AND e.valid && tstzrange(%s, %s, '[)')"
+        " AND NOT (p.team_id = ANY(%s)) LIMIT 1",
+        (device_id, start, end, list(who.team_ids)),
+    ).fetchone()
+    return row is not None
 
 
 def end_enrollment(

@@ -22,8 +22,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api import fhir_export, patient_data
 from api.guards import Conn
-from api.login import client_address
+from api.login import client_address, secure_cookies
 from api.pages import CHART_METRICS
+from api.schemas import Instant
 from api.share_links import Link, LinkState, check_code, record_use, resolve
 from api.share_text import METRICS, PRIORITIES, RULES
 from api.units import convert, unit_label
@@ -220,7 +221,12 @@ def _code_form(
         status_code,
     )
     page.set_cookie(
-        CODE_CSRF_COOKIE, form_token, httponly=True, samesite="strict", path=f"/s/{token}"
+        CODE_CSRF_COOKIE,
+        form_token,
+        httponly=True,
+        samesite="strict",
+        path=f"/s/{token}",
+        secure=secure_cookies(request),
     )
     return page
 
@@ -280,7 +286,7 @@ def submit_code(
         httponly=True,
         samesite="strict",
         path=f"/s/{token}",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request),
     )
     return response
 
@@ -292,8 +298,8 @@ def shared_trends(
     conn: Conn,
     metric: Annotated[list[str], Query(min_length=1, max_length=12)],
     range_: Annotated[str, Query(alias="range", pattern="^(24h|7d|30d|follow_up)$")] = "24h",
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
 ) -> Response:
     try:
         link, view = _open(request, conn, token)

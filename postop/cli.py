@@ -261,10 +261,17 @@ def up(
 ) -> None:
     """Run everything locally: private PostgreSQL and Mosquitto, migrations, every service
     and a few simulated patients. Ctrl-C stops it all; the data is kept for next time."""
+    from postop.local_mosquitto import MosquittoUnavailable
+    from postop.local_postgres import PostgresUnavailable
     from postop.stack import run_stack
 
     settings = _settings()
-    run_stack(settings, data_dir or settings.data_dir, patients, backfill_hours)
+    try:
+        run_stack(settings, data_dir or settings.data_dir, patients, backfill_hours)
+    except (PostgresUnavailable, MosquittoUnavailable) as exc:
+        # one line a person can act on (the details are in the data folder's logs)
+        typer.echo(f"postop up: {str(exc).splitlines()[0]}", err=True)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

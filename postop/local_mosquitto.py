@@ -22,7 +22,8 @@ from importlib import resources
 from pathlib import Path
 
 from postop import dynsec_control
-from postop.ports import wait_port
+from postop.ports import port_free, wait_own_listener
+from postop.supervisor import die_with_parent
 from store.broker_acl import DYNSEC_FILE, BrokerAccount, admin_account, dynsec_config
 from store.mqtt_accounts import hash_password, new_secret, password_file_lines
 
@@ -43,6 +44,10 @@ PLUGIN_HINT = (
 
 class MosquittoUnavailable(RuntimeError):
     pass
+
+
+class PortTaken(MosquittoUnavailable):
+    """Another program listens on the broker's port: choose another one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +175,20 @@ class LocalMosquitto:
             [self.binary, "-c", str(conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,  # never outlives whoever started it
         )
-        if not wait_port(self.port, timeout_s):
+        # our own broker must hold the port: another program listening there would
+        # otherwise pass for it
+        if not wait_own_listener(self.port, self._pid, timeout_s):
             self.stop()
+            if not port_free(self.port):
+                raise PortTaken(f"port {self.port} is taken by another program")
             raise MosquittoUnavailable(
                 f"Mosquitto did not open port {self.port}: {self.log_tail()}"
             )
+
+    def _pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
 
     def reload(self) -> None:
         """Re-read the password file (the plugin's state changes over its control topic)."""

@@ -58,7 +58,8 @@ document.addEventListener("submit", async (ev) => {
     if (form.dataset.then === "reload") { location.reload(); return; }
     if (result && data && data.url) {
       // a new shared link: the full address and the code, once
-      result.textContent = `${location.origin}${data.url}` + (data.code ? `\n${data.code}` : "");
+      const full = /^https?:\/\//.test(data.url) ? data.url : `${location.origin}${data.url}`;
+      result.textContent = full + (data.code ? `\n${data.code}` : "");
     } else if (result) result.textContent = JSON.stringify(data, null, 2);
     form.reset();
   } catch (err) {
