@@ -40,6 +40,9 @@ class DeadLetter:
     seq: int | None
     reason: str
     payload: bytes
+    # kept whole, not as a prefix: set aside by a fault of ours (a parser bug, a database
+    # refusal) rather than for its content, it may hold readings to recover
+    whole: bool = False
 
     @property
     def sha256(self) -> bytes:

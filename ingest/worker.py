@@ -74,9 +74,10 @@ def parse_batch(items: list[Incoming], now_ms: int, future_tolerance_ms: int) ->
         except Exception as exc:  # a bug of ours must cost one message, never the worker
             log.exception("could not parse a message; kept as a dead letter")
             reason = f"could not be parsed ({type(exc).__name__})"
-            parsed = ParsedReadings(
-                [], [DeadLetter(item.topic, gateway_of(item.topic), None, reason, item.payload)]
+            letter = DeadLetter(
+                item.topic, gateway_of(item.topic), None, reason, item.payload, whole=True
             )
+            parsed = ParsedReadings([], [letter])
         rows.extend(parsed.rows)
         dead.extend(parsed.dead)
         span = parsed.seq_span()
@@ -217,6 +218,7 @@ class IngestWorker:
                     None,
                     f"rejected by the database: {type(exc).__name__}",
                     item.payload,
+                    whole=True,
                 )
                 # kept whole as a dead letter: confirmed, or the gateway would resend forever
                 result = self._write(ParsedBatch([], [letter], [], {}), stop)

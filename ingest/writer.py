@@ -349,7 +349,15 @@ def _store_dead(
     cur.executemany(
         _DEAD,
         [
-            (d.topic, d.gateway_id, d.seq, d.reason, d.payload[:prefix], d.sha256, len(d.payload))
+            (
+                d.topic,
+                d.gateway_id,
+                d.seq,
+                d.reason,
+                d.payload if d.whole else d.payload[:prefix],
+                d.sha256,
+                len(d.payload),
+            )
             for d in kept
         ],
     )
