@@ -130,10 +130,10 @@ def test_trends_reject_bad_requests_with_a_readable_message(
     url = f"/api/v1/patients/{world.patient_a}/trends"
     res = client.get(url, params={"metric": "spo2"})
     assert res.status_code == 422
-    assert "unknown metric 'spo2'" in res.json()["detail"]
+    assert res.json()["detail"] == "Measure: not valid."
     res = client.get(url, params={"metric": "spo2_pct", "start": "2026-01-01T00:00:00Z"})
     assert res.status_code == 422
-    assert res.json()["detail"] == "give both start and end, or a range"
+    assert res.json()["detail"] == "Give both start and end, or a range."
     res = client.get(
         url,
         params={
@@ -142,10 +142,10 @@ def test_trends_reject_bad_requests_with_a_readable_message(
             "end": "2026-01-01T00:00:00Z",
         },
     )
-    assert res.json()["detail"] == "end must come after start"
+    assert res.json()["detail"] == "The end must come after the start."
     res = client.get(url)
     assert res.status_code == 422
-    assert "metric" in res.json()["detail"]
+    assert res.json()["detail"] == "Measure: required."
 
 
 def test_acknowledge_then_resolve_with_a_note(
@@ -158,7 +158,7 @@ def test_acknowledge_then_resolve_with_a_note(
     assert res.json()["acknowledged_by"] == "Infirmière A"
     again = client.post(f"/api/v1/alerts/{world.alert_a}/acknowledge")
     assert again.status_code == 409
-    assert "not waiting for acknowledgement" in again.json()["detail"]
+    assert "no longer waiting for acknowledgement" in again.json()["detail"]
     empty = client.post(f"/api/v1/alerts/{world.alert_a}/resolve", json={"note": ""})
     assert empty.status_code == 422
     done = client.post(
@@ -221,12 +221,12 @@ def test_override_is_stored_audited_and_validated(
         url, json={"rule_id": "spo2_low", "param": "duration_s", "value": 60, "reason": "x" * 5}
     )
     assert unknown.status_code == 422
-    assert "not an overridable parameter" in unknown.json()["detail"]
+    assert "not an adjustable parameter" in unknown.json()["detail"]
     absurd = client.put(
         url, json={"rule_id": "spo2_low", "param": "threshold", "value": 300, "reason": "typo"}
     )
     assert absurd.status_code == 422
-    assert absurd.json()["detail"] == "a threshold must lie between 50 and 100 %"
+    assert absurd.json()["detail"] == "A threshold must lie between 50 and 100."
 
 
 def test_push_subscription_is_stored_for_the_team_and_role(
