@@ -100,6 +100,7 @@ FIELDS = {
     "contact_name": N_("Contact"),
     "contact_phone": N_("Phone"),
     "contact_email": N_("E-mail address"),
+    "contact_hours": N_("Hours"),
     "rule_id": N_("Rule"),
     "param": N_("Parameter"),
     "metric": N_("Measure"),

@@ -204,6 +204,13 @@ def login_submit(
         )
         page.set_cookie(LOGIN_CSRF_COOKIE, fresh, httponly=True, samesite="strict", path="/login")
         return page
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in request.app.state.catalogs and chosen != _who.language:
+        # the language picked on the sign-in page is the one the app goes on speaking
+        conn.execute(
+            "UPDATE clinicians SET language = %s WHERE clinician_id = %s",
+            (chosen, _who.clinician_id),
+        )
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookie(request, response, token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
@@ -308,7 +315,8 @@ def admin_page(
     request: Request, conn: Conn, who: Annotated[Clinician, Depends(require_role("admin"))]
 ) -> HTMLResponse:
     teams = conn.execute(
-        "SELECT team_id, name FROM care_teams WHERE team_id = ANY(%s) ORDER BY name",
+        "SELECT team_id, name, contact_name, contact_phone, contact_email, contact_hours"
+        " FROM care_teams WHERE team_id = ANY(%s) ORDER BY name",
         (list(who.team_ids),),
     ).fetchall()
     patients = conn.execute(

@@ -218,16 +218,18 @@ def overridable(conn: psycopg.Connection, patient_id: int, rule_id: str, param: 
 
 def access_log(conn: psycopg.Connection, patient_id: int, limit: int = 200) -> list[AccessOut]:
     rows = conn.execute(
-        "SELECT a.at, coalesce(c.display_name || ' (' || c.role || ')',"
-        " CASE WHEN a.actor LIKE 'share_link:%%' THEN 'link ' || substr(a.actor, 12)"
-        " || coalesce(' (' || l.recipient || ')', '') END, a.actor), a.action, a.detail"
+        "SELECT a.at, coalesce(c.display_name, CASE WHEN a.actor LIKE 'share_link:%%'"
+        " THEN 'link ' || substr(a.actor, 12) || coalesce(' (' || l.recipient || ')', '') END,"
+        " a.actor), a.action, a.detail,"
+        " CASE WHEN c.clinician_id IS NOT NULL THEN c.role"
+        " WHEN a.actor LIKE 'share_link:%%' THEN 'share_link' END"
         " FROM audit_log a"
         " LEFT JOIN clinicians c ON a.actor = 'clinician:' || c.clinician_id"
         " LEFT JOIN share_links l ON a.actor = 'share_link:' || l.link_id"
         " WHERE a.patient_id = %s ORDER BY a.at DESC, a.audit_id DESC LIMIT %s",
         (patient_id, limit),
     ).fetchall()
-    return [AccessOut(at=r[0], who=r[1], action=r[2], detail=r[3]) for r in rows]
+    return [AccessOut(at=r[0], who=r[1], action=r[2], detail=r[3], role=r[4]) for r in rows]
 
 
 def share_links(conn: psycopg.Connection, patient_id: int) -> list[ShareLinkOut]:

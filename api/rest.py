@@ -451,9 +451,9 @@ def put_team_contact(team_id: int, body: TeamContact, conn: Conn, who: Admin) ->
     if team_id not in who.team_ids:
         raise refuse(403, N_("You are not a member of this care team."))
     conn.execute(
-        "UPDATE care_teams SET contact_name = %s, contact_phone = %s, contact_email = %s"
-        " WHERE team_id = %s",
-        (body.contact_name, body.contact_phone, body.contact_email, team_id),
+        "UPDATE care_teams SET contact_name = %s, contact_phone = %s, contact_email = %s,"
+        " contact_hours = %s WHERE team_id = %s",
+        (body.contact_name, body.contact_phone, body.contact_email, body.contact_hours, team_id),
     )
     return Message(detail="saved")
 

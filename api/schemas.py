@@ -413,6 +413,7 @@ class TeamContact(Strict):
     contact_name: Annotated[str, Field(max_length=200)] | None = None
     contact_phone: Annotated[str, Field(max_length=40)] | None = None
     contact_email: EmailStr | None = None
+    contact_hours: Annotated[str | None, Field(max_length=200), OptionalText] = None
 
 
 class AccessOut(BaseModel):
@@ -420,3 +421,6 @@ class AccessOut(BaseModel):
     who: str
     action: str
     detail: dict[str, object]
+    role: str | None = Field(
+        default=None, description="coordinator, physician, admin, or share_link (a home physician)"
+    )

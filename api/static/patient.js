@@ -63,10 +63,10 @@
     const data = await res.json();
     const traces = [];
     const n = data.series.length;
-    const gap = 0.06;
+    const gap = 0.1;
     const each = (1 - gap * (n - 1)) / n;
     const layout = {
-      height: 190 * n + 60, margin: { l: 64, r: 24, t: 24, b: 50 }, showlegend: false,
+      height: 210 * n + 60, margin: { l: 64, r: 24, t: 24, b: 50 }, showlegend: false,
       hovermode: "x unified", separators: undefined, annotations: [], shapes: [],
     };
     let empty = true;
