@@ -34,7 +34,7 @@ from api.share_links import (
     record_use,
     resolve,
 )
-from api.share_text import METRICS, PRIORITIES, RULES
+from api.share_text import METRICS, OTHER_RULE, PRIORITIES, RULES, UNIT_WORDS
 from api.units import convert, unit_label
 from vitals.catalogue import BY_NAME
 
@@ -138,7 +138,8 @@ class View:
         return format_decimal(shown, format=pattern, locale=self.locale)
 
     def unit(self, metric: str) -> str:
-        return unit_label(metric, BY_NAME[metric].ucum, self.units)
+        label = unit_label(metric, BY_NAME[metric].ucum, self.units)
+        return self.t(UNIT_WORDS[label]) if label in UNIT_WORDS else label
 
     @property
     def direction(self) -> str:
@@ -449,6 +450,7 @@ def _summary(conn: Conn, link: Link, view: View) -> dict[str, Any]:
         "chart_labels": {m: view.t(METRICS[m]) for m in CHART_METRICS},
         "alerts": alerts,
         "rules": RULES,
+        "other_rule": OTHER_RULE,
         "metrics": METRICS,
         "priorities": PRIORITIES,
         "contact": _team_contact(conn, link.team_id),

@@ -6,7 +6,6 @@ of every page go to tests/artifacts/pages/ for a person to look at."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,34 +14,11 @@ import pytest
 from playwright.sync_api import Browser, Page
 from psycopg.types.json import Jsonb
 
-from api.labels import PARAMS, PROTOCOL_TITLES, RULE_TITLES
 from store.provisioning import ensure_patient
 from tests.api.conftest import LiveApi, World
-from tests.browser import ARTIFACTS, chromium
+from tests.browser import ARTIFACTS, chromium, visible_raw
 
 SHOTS = ARTIFACTS / "pages"
-# words of the database and the engine that must never reach a clinician's eyes
-RAW = (
-    set(RULE_TITLES)
-    | set(PROTOCOL_TITLES)
-    | (set(PARAMS) - {"threshold"})  # an English word too
-    | {
-        "condition_cleared",
-        "condition_returned",
-        "auto_resolved",
-        "opened_late",
-        "follow_up_ended",
-        "escalated_to_tier_1",
-        "pulse_oximeter",
-        "bp_cuff",
-        "hr_patch",
-        "silent_s",
-        "offline_s",
-        "patient_read",
-        "{steps}",
-        "Cel",
-    }
-)
 
 
 @pytest.fixture
@@ -93,8 +69,7 @@ def _set_language(db: str, email: str, language: str) -> None:
 
 
 def _visible_raw(page: Page) -> set[str]:
-    text = page.inner_text("body")
-    return {word for word in RAW if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text)}
+    return visible_raw(page.inner_text("body"))
 
 
 @pytest.mark.parametrize("language", ["fr", "en"])

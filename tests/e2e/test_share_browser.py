@@ -23,7 +23,7 @@ from store.provisioning import (
     register_gateway,
 )
 from tests.api.conftest import add_vitals, open_alert
-from tests.browser import ARTIFACTS, chromium
+from tests.browser import ARTIFACTS, chromium, visible_raw
 
 LANGUAGES = ("fr", "en", "es", "it", "de", "pt", "ar", "zh")
 VIEWER_ZONES = {"ar": "Asia/Riyadh", "zh": "Asia/Shanghai", "en": "America/Chicago"}
@@ -130,10 +130,12 @@ def test_shared_page_in_each_language(
     # the care team's contact with its hours, and a switch to the other languages
     expect(page.locator(".contact")).to_contain_text("Lun-ven 8 h-18 h")
     assert page.locator("nav.languages a").count() == 7
+    assert visible_raw(page.inner_text("body")) == set()
     page.screenshot(path=str(ARTIFACTS / f"share-{language}.png"), full_page=True)
     print_page = context.new_page()
     print_page.goto(f"{api_server}/s/{shared[language]}/print")
     print_page.screenshot(path=str(ARTIFACTS / f"share-print-{language}.png"), full_page=True)
+    assert visible_raw(print_page.inner_text("body")) == set()
     context.close()
 
 
