@@ -139,7 +139,8 @@ PROBLEMS = {
 
 
 def field_name(loc: tuple[int | str, ...]) -> str:
-    names = [p for p in loc if isinstance(p, str) and p not in ("body", "query", "path")]
+    rest = loc[1:] if loc and loc[0] in ("body", "query", "path", "header", "cookie") else loc
+    names = [p for p in rest if isinstance(p, str)]
     return names[-1] if names else ""
 
 

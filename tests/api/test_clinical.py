@@ -262,7 +262,25 @@ def test_follow_up_end_stops_the_dashboard_listing_later(
     again = client.post(f"/api/v1/patients/{world.patient_a}/end-follow-up", json={})
     assert again.status_code == 409
     board = client.get("/api/v1/dashboard").json()["patients"]
-    assert next(p for p in board if p["patient_id"] == world.patient_a)["follow_up_ended"]
+    row = next(p for p in board if p["patient_id"] == world.patient_a)
+    assert row["follow_up_ended"]
+    # nobody watches a patient who left the programme: the open alert is resolved by the
+    # admin, with an event saying why, and leaves the dashboard
+    assert row["alerts"] == []
+    with psycopg.connect(world.db) as conn:
+        state, by, note = conn.execute(
+            "SELECT state, resolved_by, resolution_note FROM alerts WHERE alert_id = %s",
+            (world.alert_a,),
+        ).fetchone() or (None, None, None)
+        events = conn.execute(
+            "SELECT transition, note FROM alert_events WHERE alert_id = %s ORDER BY event_id",
+            (world.alert_a,),
+        ).fetchall()
+    assert (state, by, note) == ("resolved", "clinician:1", "Fin du suivi J30")
+    assert events[-1] == ("follow_up_ended", "Fin du suivi J30")
+    page = client.get(f"/patients/{world.patient_a}", headers={"Accept-Language": ""})
+    assert "resolved: follow-up ended" not in page.text  # the admin's account reads French
+    assert "clôturée : suivi terminé" in page.text
 
 
 def test_metrics_name_routes_not_patients(login: Callable[[str], TestClient], world: World) -> None:
