@@ -4,7 +4,7 @@ state of each home gateway, device batteries and the rate of implausible reading
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +12,7 @@ import psycopg
 from numpy.typing import NDArray
 
 from vitals.catalogue import BY_NAME
+from vitals.device_kinds import KIND_METRICS
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,10 @@ class PatientContext:
     spo2_scale2: NDArray[np.bool_]
     on_oxygen: NDArray[np.bool_]
     overrides: dict[tuple[int, str, str], float]
+    # per metric, per patient: the first enrolment of a device that measures it (epoch
+    # ms; -1 when no device of theirs ever did): where missing data starts counting.
+    # None: not recorded (a replay), every metric expected from discharge
+    measuring_since_ms: Mapping[str, NDArray[np.int64]] | None = None
 
     def index(self, patient_id: int) -> int:
         return int(np.searchsorted(self.patient_ids, patient_id))
@@ -53,15 +58,40 @@ def followed_patients(conn: psycopg.Connection, only: Sequence[int] | None) -> P
             (ids,),
         ).fetchall()
     }
+    patients = np.asarray(ids, dtype=np.int64)
     return PatientContext(
-        patient_ids=np.asarray(ids, dtype=np.int64),
+        patient_ids=patients,
         team_ids=np.asarray([r[1] for r in rows], dtype=np.int64),
         protocols=tuple(str(r[2]) for r in rows),
         discharged_ms=np.asarray([r[3] for r in rows], dtype=np.int64),
         spo2_scale2=np.asarray([bool(r[4]) for r in rows], dtype=np.bool_),
         on_oxygen=np.asarray([bool(r[5]) for r in rows], dtype=np.bool_),
         overrides=overrides,
+        measuring_since_ms=measuring_since_ms(conn, patients),
     )
+
+
+def measuring_since_ms(
+    conn: psycopg.Connection, ids: NDArray[np.int64]
+) -> dict[str, NDArray[np.int64]]:
+    """Per metric, per patient, when a device measuring it was first enrolled (-1: never),
+    from each device kind's first enrolment (ended enrolments count: the metric was
+    expected from then on)."""
+    rows = conn.execute(
+        "SELECT e.patient_id, d.kind,"
+        " min(extract(epoch FROM coalesce(lower(e.valid), 'epoch')) * 1000)::bigint"
+        " FROM enrollments e JOIN devices d USING (device_id)"
+        " WHERE e.patient_id = ANY(%s) GROUP BY 1, 2",
+        (ids.tolist(),),
+    ).fetchall()
+    out: dict[str, NDArray[np.int64]] = {}
+    for patient_id, kind, first_ms in rows:
+        i = int(np.searchsorted(ids, int(patient_id)))
+        for metric in KIND_METRICS.get(str(kind), ()):
+            since = out.setdefault(metric, np.full(len(ids), -1, dtype=np.int64))
+            if since[i] < 0 or first_ms < since[i]:
+                since[i] = int(first_ms)
+    return out
 
 
 def _per_patient(

@@ -23,6 +23,7 @@ from alerts.lifecycle import Policy, plan
 from alerts.protocol import Protocol
 from alerts.published import publish_protocols
 from alerts.source import SqlSource
+from alerts.stale_data import SystemNotice, check_stale_data
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,16 @@ class Engine:
         protocols: dict[str, Protocol],
         notify: Callable[[psycopg.Connection, Sequence[Notice]], None],
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        stale_after_s: float | None = None,
+        notify_system: Callable[[psycopg.Connection, Sequence[SystemNotice]], None] | None = None,
     ) -> None:
         self._conninfo = conninfo
         self._protocols = protocols
         self._notify = notify
         self._clock_ms = clock_ms
+        self._stale_after_s = stale_after_s
+        self._notify_system = notify_system
+        self._started_ms = clock_ms()
         self.rounds = 0
 
     def evaluate_once(self, conn: psycopg.Connection, patient_ids: Iterable[int] | None) -> int:
@@ -49,6 +55,10 @@ class Engine:
         transitions it applied."""
         now_ms = self._clock_ms()
         ids = None if patient_ids is None else sorted(set(patient_ids))
+        if ids is None and self._stale_after_s is not None:
+            system = check_stale_data(conn, now_ms, self._stale_after_s, self._started_ms)
+            if system and self._notify_system is not None:
+                self._notify_system(conn, system)
         ctx = followed_patients(conn, ids)
         if len(ctx.patient_ids) == 0:
             return self._examine_late(conn, now_ms)

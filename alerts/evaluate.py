@@ -232,13 +232,7 @@ def _evaluate_protocol(
         )
         discharged = ctx.discharged_ms[mask]
         for rule in missing_rules:
-            # silence counts from discharge: a patient just home has nothing to miss yet
-            # (unknown discharge: from whenever, the safer side)
-            expected = (discharged < 0) | (now_ms - discharged > rule.max_silence_s * 1000)
-            res = k.missing_data(
-                metric_of(win, rule.metric), MISSING_BIN_S, rule.max_silence_s, expected
-            )
-            out += _findings(ids, rule, res.firing, {"silent_s": res.value})
+            out += _missing(source, ctx, mask, ids, rule, win, discharged, now_ms)
 
     for rule in rules:
         if isinstance(rule, GatewayOfflineRule):
@@ -255,6 +249,38 @@ def _evaluate_protocol(
             res = k.rate_above(bad, bad + good, rule.min_readings, rule.rate_above)
             out += _findings(ids, rule, res.firing, {"implausible": bad, "stored": good})
     return out
+
+
+def _missing(
+    source: ReadingSource,
+    ctx: PatientContext,
+    mask: NDArray[np.bool_],
+    ids: NDArray[np.int64],
+    rule: MissingDataRule,
+    win: Window,
+    discharged: NDArray[np.int64],
+    now_ms: int,
+) -> list[Finding]:
+    """Silence counts from the first enrolment of a device that measures the metric (no
+    such device: nothing is missing), and not before discharge (a patient just home has
+    nothing to miss yet). The evidence is the real silence, found beyond the window."""
+    if ctx.measuring_since_ms is None:  # not recorded: expected from discharge
+        first = np.zeros(len(ids), dtype=np.int64)
+    else:
+        enrolled = ctx.measuring_since_ms.get(rule.metric)
+        first = enrolled[mask] if enrolled is not None else np.full(len(ids), -1, np.int64)
+    start_ms = np.where(first >= 0, np.maximum(first, discharged), -1)
+    counted_s = np.where(start_ms >= 0, (now_ms - start_ms) / 1000, np.nan).astype(np.float64)
+    res = k.missing_data(metric_of(win, rule.metric), MISSING_BIN_S, rule.max_silence_s, counted_s)
+    last_ms = np.full(len(ids), np.nan)
+    if res.firing.any():
+        last_ms[res.firing] = source.last_reading_ms(ids[res.firing], rule.metric, now_ms)
+    silent_from_ms = np.fmax(last_ms, start_ms.astype(np.float64))
+    silent_s = np.where(res.firing, (now_ms - silent_from_ms) / 1000, res.value)
+    onset = np.where(res.firing, silent_from_ms, -1).astype(np.int64)
+    return _findings(
+        ids, rule, res.firing, {"silent_s": silent_s, "last_reading_ms": last_ms}, onset
+    )
 
 
 def _news2(

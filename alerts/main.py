@@ -12,7 +12,10 @@ from alerts.alert_store import Notice
 from alerts.engine import Engine
 from alerts.notify import CareTeamNotifier
 from alerts.protocol import Protocol, builtin_protocols, load_protocol_file
+from alerts.stale_data import SystemNotice
 from alerts.webpush import PushNotifier
+from store.service_status import BrokerMonitor
+from vitals.broker_probe import probe_broker
 from vitals.service import run_service
 from vitals.settings import Settings
 
@@ -33,10 +36,21 @@ def _log_only(_conn: psycopg.Connection, notices: Sequence[Notice]) -> None:
         log.info("alert %d %s (%s priority, tier %d)", n.alert_id, n.reason, n.priority, n.tier)
 
 
+def _log_system(_conn: psycopg.Connection, notices: Sequence[SystemNotice]) -> None:
+    for n in notices:
+        log.error("system alert %d %s for team %d", n.system_alert_id, n.kind, n.team_id)
+
+
+def _broker_answers(settings: Settings) -> bool:
+    problem = probe_broker(settings.mqtt, "alerts-engine-probe")
+    return problem is None or problem.startswith("refused")
+
+
 def run(settings: Settings, stop: threading.Event) -> None:
     protocols = load_protocols(settings)
     conninfo = settings.database_url.get_secret_value()
     notify: Callable[[psycopg.Connection, Sequence[Notice]], None] = _log_only
+    notify_system: Callable[[psycopg.Connection, Sequence[SystemNotice]], None] = _log_system
     pusher: PushNotifier | None = None
     if settings.alerts.vapid_private_key is None:
         log.warning(
@@ -44,12 +58,13 @@ def run(settings: Settings, stop: threading.Event) -> None:
             " makes one): alerts are stored and shown, but no Web Push is sent"
         )
     else:
-        team = CareTeamNotifier(conninfo, protocols)
+        team = CareTeamNotifier(conninfo, protocols, settings.api.public_base_url)
         pusher = PushNotifier(
             settings.alerts.vapid_private_key.get_secret_value(),
             settings.alerts.vapid_subject,
             team.record,
             max_attempts=settings.alerts.push_max_attempts,
+            allow_private_endpoints=settings.alerts.push_allow_private_endpoints,
         )
         team.pusher = pusher
         pusher.start()
@@ -58,7 +73,28 @@ def run(settings: Settings, stop: threading.Event) -> None:
             _log_only(conn, notices)
             team(conn, notices)
 
-    engine = Engine(conninfo, protocols, notify)
+        def notify_system(conn: psycopg.Connection, notices: Sequence[SystemNotice]) -> None:
+            _log_system(conn, notices)
+            team.system(conn, notices)
+
+    engine = Engine(
+        conninfo,
+        protocols,
+        notify,
+        stale_after_s=settings.alerts.stale_data_s,
+        notify_system=notify_system,
+    )
+    # the engine needs no broker, but it is the one always running: it says when the
+    # broker stays unreachable (any answer, even a refusal, means the broker is up)
+    BrokerMonitor(
+        conninfo,
+        "alerts",
+        "engine",
+        f"{settings.mqtt.host}:{settings.mqtt.port}",
+        lambda: _broker_answers(settings),
+        settings.mqtt.down_log_s,
+        every_s=15.0,
+    ).start(stop)
     log.info("alerts engine running with protocols %s", ", ".join(sorted(protocols)))
     try:
         engine.run(stop, settings.alerts.tick_s, settings.alerts.debounce_s)

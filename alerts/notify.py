@@ -13,6 +13,7 @@ import psycopg
 
 from alerts.alert_store import Notice
 from alerts.protocol import Protocol
+from alerts.stale_data import SystemNotice
 from alerts.webpush import DeliveryOutcome, PushMessage, PushNotifier, PushSubscription
 
 log = logging.getLogger(__name__)
@@ -24,18 +25,33 @@ TITLES = {
 }
 
 
-def push_message(notice: Notice) -> PushMessage:
+def push_message(notice: Notice, base_url: str | None = None) -> PushMessage:
+    path = f"/alerts/{notice.alert_id}"
     return PushMessage(
         title=f"postop: {TITLES.get(notice.reason, 'Alert')}",
         body=f"A patient needs review ({notice.priority} priority).",
-        url=f"/alerts/{notice.alert_id}",
+        url=base_url.rstrip("/") + path if base_url else path,
         tag=f"alert-{notice.alert_id}",
     )
 
 
+def system_message(notice: SystemNotice, base_url: str | None = None) -> PushMessage:
+    minutes = max(1, round(notice.silent_s / 60))
+    return PushMessage(
+        title="postop: No data from any home",
+        body=f"No reading has arrived from any home for {minutes} min: alerts cannot fire."
+        " Check the system.",
+        url=base_url.rstrip("/") + "/" if base_url else "/",
+        tag=f"system-{notice.system_alert_id}",
+    )
+
+
 class CareTeamNotifier:
-    def __init__(self, conninfo: str, protocols: Mapping[str, Protocol]) -> None:
+    def __init__(
+        self, conninfo: str, protocols: Mapping[str, Protocol], base_url: str | None = None
+    ) -> None:
         self._conninfo = conninfo
+        self._base_url = base_url
         self._protocols = protocols
         self._lock = threading.Lock()
         self._alert_of: dict[int, int] = {}  # subscription -> alert of its latest push
@@ -55,8 +71,12 @@ class CareTeamNotifier:
             subs = [
                 PushSubscription(int(sid), str(endpoint), str(p256dh), str(auth))
                 for sid, endpoint, p256dh, auth in conn.execute(
-                    "SELECT subscription_id, endpoint, p256dh, auth FROM push_subscriptions"
-                    " WHERE team_id = %s AND role = ANY(%s)",
+                    "SELECT subscription_id, endpoint, p256dh, auth FROM push_subscriptions s"
+                    " WHERE team_id = %s AND role = ANY(%s) AND (s.clinician_id IS NULL"
+                    # a clinician hears a team's alerts while an active member of it
+                    "  OR EXISTS (SELECT 1 FROM clinician_teams ct JOIN clinicians c"
+                    "   USING (clinician_id) WHERE ct.clinician_id = s.clinician_id"
+                    "   AND ct.team_id = s.team_id AND c.active))",
                     (row[0], list(tiers[: notice.tier + 1])),
                 ).fetchall()
             ]
@@ -64,7 +84,27 @@ class CareTeamNotifier:
                 for sub in subs:
                     self._alert_of[sub.subscription_id] = notice.alert_id
             if subs:
-                self.pusher.submit(subs, push_message(notice))
+                self.pusher.submit(subs, push_message(notice, self._base_url))
+
+    def system(self, conn: psycopg.Connection, notices: Sequence[SystemNotice]) -> None:
+        """A system-level alert goes to every browser of the team, whatever the role:
+        nobody's patients are monitored while it lasts."""
+        if self.pusher is None:
+            return
+        for notice in notices:
+            subs = [
+                PushSubscription(int(sid), str(endpoint), str(p256dh), str(auth))
+                for sid, endpoint, p256dh, auth in conn.execute(
+                    "SELECT subscription_id, endpoint, p256dh, auth FROM push_subscriptions"
+                    " WHERE team_id = %s",
+                    (notice.team_id,),
+                ).fetchall()
+            ]
+            with self._lock:
+                for sub in subs:  # push_deliveries are per patient alert: not recorded there
+                    self._alert_of.pop(sub.subscription_id, None)
+            if subs:
+                self.pusher.submit(subs, system_message(notice, self._base_url))
 
     def record(self, outcome: DeliveryOutcome) -> None:
         """Called on the push thread with each final outcome."""

@@ -231,12 +231,16 @@ def baseline_deviation(
     return RuleResult(firing, z, np.full(present.shape[0], -1, dtype=np.int64))
 
 
-def missing_data(metric: MetricWindow, bin_s: int, max_silence_s: int, expected: B) -> RuleResult:
-    """No reading of an expected metric for longer than ``max_silence_s``."""
+def missing_data(metric: MetricWindow, bin_s: int, max_silence_s: int, counted_s: F) -> RuleResult:
+    """No reading of a metric for longer than ``max_silence_s``, silence counted from the
+    latest of the last reading and the start of counting (``counted_s`` ago: the first
+    enrolment of a device measuring it; NaN where none does, which never fires)."""
     n = metric.present.shape[1]
     lp, has = last_present(metric.present)
-    silent_s = np.where(has, (n - 1 - lp) * bin_s, n * bin_s).astype(np.float64)
-    firing = expected & (silent_s > max_silence_s)
+    in_window_s = np.where(has, (n - 1 - lp) * bin_s, n * bin_s).astype(np.float64)
+    measured = ~np.isnan(counted_s)
+    silent_s = np.where(measured, np.minimum(in_window_s, np.nan_to_num(counted_s)), np.nan)
+    firing = measured & (np.nan_to_num(silent_s) > max_silence_s)
     return RuleResult(firing, silent_s, np.full(len(lp), -1, dtype=np.int64))
 
 

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from alerts import context
 from alerts.window import Window
-from alerts.window_sql import load_window
+from alerts.window_sql import last_reading_ms, load_window
 
 F = NDArray[np.float64]
 
@@ -30,6 +30,11 @@ class ReadingSource(Protocol):
     ) -> Window:
         """The trailing ``span_s`` before ``end_ms`` in ``bin_s`` bins: the readings
         committed by ``end_ms``, reliable ones only, averaged per bin."""
+        ...
+
+    def last_reading_ms(self, ids: NDArray[np.int64], metric: str, now_ms: int) -> F:
+        """Per patient, the start of the minute of their latest reliable reading of
+        ``metric`` committed by ``now_ms``, however old; NaN if none."""
         ...
 
     def gateway_offline_since_ms(self, ids: NDArray[np.int64], now_ms: int) -> F:
@@ -60,6 +65,9 @@ class SqlSource:
         bin_s: int,
     ) -> Window:
         return load_window(self.conn, patient_ids, metric_names, end_ms, span_s, bin_s)
+
+    def last_reading_ms(self, ids: NDArray[np.int64], metric: str, now_ms: int) -> F:
+        return last_reading_ms(self.conn, ids, metric, now_ms)
 
     def gateway_offline_since_ms(self, ids: NDArray[np.int64], now_ms: int) -> F:
         return context.gateway_offline_since_ms(self.conn, ids)

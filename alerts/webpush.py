@@ -23,7 +23,9 @@ from dataclasses import asdict, dataclass
 import requests
 from pywebpush import WebPushException, webpush
 
+from alerts.push_transport import push_session
 from alerts.vapid import load
+from vitals.push_endpoints import UnresolvedPushEndpoint, UnsafePushEndpoint, check_push_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ class PushNotifier:
         base_delay_s: float = 1.0,
         ttl_s: int = 3600,
         timeout_s: float = 10.0,
+        allow_private_endpoints: bool = False,
     ) -> None:
         self._vapid = load(vapid_private_pem)
         self._subject = vapid_subject
@@ -79,6 +82,8 @@ class PushNotifier:
         self._base_delay_s = base_delay_s
         self._ttl_s = ttl_s
         self._timeout_s = timeout_s
+        self._allow_private = allow_private_endpoints
+        self._session = push_session(allow_private=allow_private_endpoints)
         self._heap: list[tuple[float, int, _Delivery]] = []
         self._order = itertools.count()
         self._cv = threading.Condition()
@@ -120,7 +125,7 @@ class PushNotifier:
                 self._cv.notify_all()
             self._send(delivery)
 
-    def _send(self, d: _Delivery) -> None:
+    def _deliver(self, d: _Delivery) -> None:
         status, retry_after, error = self._post(d)
         if status in (200, 201, 202):
             self._done(d, delivered=True, gone=False, error=None)
@@ -145,6 +150,17 @@ class PushNotifier:
         else:
             self._done(d, delivered=False, gone=False, error=error or f"HTTP {status}")
 
+    def _send(self, d: _Delivery) -> None:
+        try:
+            check_push_endpoint(d.sub.endpoint, allow_private=self._allow_private)
+        except UnresolvedPushEndpoint:
+            pass  # perhaps a passing DNS failure: retried like a connection error below
+        except UnsafePushEndpoint as exc:
+            # an address of our own network (or no https): never contacted, and dropped
+            self._done(d, delivered=False, gone=True, error=f"unsafe endpoint: {exc}")
+            return
+        self._deliver(d)
+
     def _post(self, d: _Delivery) -> tuple[int | None, float | None, str | None]:
         info = {"endpoint": d.sub.endpoint, "keys": {"p256dh": d.sub.p256dh, "auth": d.sub.auth}}
         try:
@@ -156,6 +172,7 @@ class PushNotifier:
                 ttl=self._ttl_s,
                 timeout=self._timeout_s,
                 headers={"Urgency": "high"},
+                requests_session=self._session,
             )
         except WebPushException as exc:
             resp = exc.response

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import psycopg
+from numpy.typing import NDArray
 
 from alerts.window import MetricWindow, Window
 from vitals.catalogue import BY_ID, BY_NAME
@@ -71,3 +72,35 @@ def load_window(
             present[p_idx[sel], bins[sel]] = True
             metrics[BY_ID[int(metric_id)].name] = MetricWindow(values=values, present=present)
     return Window(patient_ids=patients, end_ms=end_ms, bin_s=bin_s, n_bins=n_bins, metrics=metrics)
+
+
+_LAST = """
+SELECT p, (floor(extract(epoch FROM (
+    SELECT time FROM vitals
+    WHERE patient_id = p AND metric_id = %(metric)s
+      AND time < TIMESTAMPTZ 'epoch' + %(end_ms)s * INTERVAL '1 millisecond'
+      AND value IS NOT NULL AND (flags & %(unreliable)s) = 0
+    ORDER BY time DESC LIMIT 1)) / 60) * 60000)::bigint
+FROM unnest(%(patients)s::bigint[]) AS p
+"""
+
+
+def last_reading_ms(
+    conn: psycopg.Connection, ids: NDArray[np.int64], metric: str, end_ms: int
+) -> NDArray[np.float64]:
+    """Per patient, the minute (epoch ms) of the latest reliable reading of ``metric``
+    before ``end_ms``, however long ago (one index probe each); NaN if none."""
+    rows = conn.execute(
+        _LAST,
+        {
+            "metric": BY_NAME[metric].metric_id,
+            "end_ms": end_ms,
+            "unreliable": UNRELIABLE,
+            "patients": ids.tolist(),
+        },
+    ).fetchall()
+    found = {int(p): t for p, t in rows}
+    return np.asarray(
+        [np.nan if found.get(int(p)) is None else float(found[int(p)]) for p in ids.tolist()],
+        dtype=np.float64,
+    )

@@ -18,6 +18,7 @@ from api.schemas import (
     DeviceCreate,
     EnrollmentCreate,
     EnrollmentOut,
+    GatewayCreate,
     GatewayCredentials,
     PatientCreate,
 )
@@ -70,29 +71,50 @@ def create_patient(conn: psycopg.Connection, who: Clinician, body: PatientCreate
     return int(row[0])
 
 
-def create_gateway(conn: psycopg.Connection, who: Clinician, gateway_id: str) -> GatewayCredentials:
+def _gateway_team(who: Clinician, team_id: int | None) -> int:
+    """The team a new gateway joins: the one named, or the admin's only team."""
+    if team_id is not None:
+        _team_of_admin(who, team_id)
+        return team_id
+    if len(who.team_ids) != 1:
+        raise refuse(422, N_("You are in several care teams: choose the gateway's team."))
+    return who.team_ids[0]
+
+
+def create_gateway(
+    conn: psycopg.Connection, who: Clinician, body: GatewayCreate
+) -> GatewayCredentials:
+    team_id = _gateway_team(who, body.team_id)
     with conn.transaction():
         exists = conn.execute(
-            "SELECT 1 FROM gateways WHERE gateway_id = %s", (gateway_id,)
+            "SELECT 1 FROM gateways WHERE gateway_id = %s FOR UPDATE", (body.gateway_id,)
         ).fetchone()
         if exists is not None:
-            raise refuse(409, N_("Gateway %(gateway)s is registered already."), gateway=gateway_id)
-        password = register_gateway(conn, gateway_id)
-        audit(conn, who, "gateway_registered", None, {"gateway_id": gateway_id})
+            # ids are global (they are MQTT usernames); whose it is stays unsaid
+            raise refuse(409, N_("The gateway id %(gateway)s is taken."), gateway=body.gateway_id)
+        password = register_gateway(conn, body.gateway_id, team_id)
+        audit(
+            conn,
+            who,
+            "gateway_registered",
+            None,
+            {"gateway_id": body.gateway_id, "team_id": team_id},
+        )
     return GatewayCredentials(
-        gateway_id=gateway_id, mqtt_username=gateway_id, mqtt_password=password
+        gateway_id=body.gateway_id, mqtt_username=body.gateway_id, mqtt_password=password
     )
 
 
 def create_device(conn: psycopg.Connection, who: Clinician, body: DeviceCreate) -> None:
     with conn.transaction():
         gw = conn.execute(
-            "SELECT 1 FROM gateways WHERE gateway_id = %s", (body.gateway_id,)
+            "SELECT 1 FROM gateways WHERE gateway_id = %s AND team_id = ANY(%s)",
+            (body.gateway_id, list(who.team_ids)),
         ).fetchone()
-        if gw is None:
+        if gw is None:  # unknown, or another team's: the same answer
             raise refuse(
                 404,
-                N_("No gateway %(gateway)s: register the gateway first."),
+                N_("No gateway %(gateway)s in your care teams: register the gateway first."),
                 gateway=body.gateway_id,
             )
         try:
@@ -102,7 +124,7 @@ def create_device(conn: psycopg.Connection, who: Clinician, body: DeviceCreate) 
             )
         except psycopg.errors.UniqueViolation:
             raise refuse(
-                409, N_("Device %(device)s is registered already."), device=body.device_id
+                409, N_("The device id %(device)s is taken."), device=body.device_id
             ) from None
         audit(conn, who, "device_registered", None, body.model_dump())
 
@@ -110,20 +132,31 @@ def create_device(conn: psycopg.Connection, who: Clinician, body: DeviceCreate) 
 def create_enrollment(
     conn: psycopg.Connection, who: Clinician, patient_id: int, body: EnrollmentCreate
 ) -> EnrollmentOut:
+    """Enroll one of the patient's team's devices. Another team's device, or a clash
+    with another team's enrollment, gets the answer of an unknown device."""
     start = body.start or datetime.now(UTC)
     if body.end is not None and body.end <= start:
         raise refuse(422, N_("An enrollment must end after it starts."))
+    not_found = refuse(
+        404,
+        N_("No device %(device)s in this patient's care team: register the device first."),
+        device=body.device_id,
+    )
     with conn.transaction():
         dev = conn.execute(
-            "SELECT kind, gateway_id FROM devices WHERE device_id = %s", (body.device_id,)
+            "SELECT d.kind, d.gateway_id FROM devices d JOIN gateways g USING (gateway_id)"
+            " JOIN patients p ON p.team_id = g.team_id"
+            " WHERE d.device_id = %s AND p.patient_id = %s AND g.team_id = ANY(%s)",
+            (body.device_id, patient_id, list(who.team_ids)),
         ).fetchone()
         if dev is None:
-            raise refuse(
-                404, N_("No device %(device)s: register the device first."), device=body.device_id
-            )
+            raise not_found
         try:
-            enrollment_id = enroll(conn, body.device_id, patient_id, start, body.end)
+            with conn.transaction():
+                enrollment_id = enroll(conn, body.device_id, patient_id, start, body.end)
         except psycopg.errors.ExclusionViolation:
+            if _clashes_outside(conn, who, body.device_id, start, body.end):
+                raise not_found from None
             raise refuse(
                 409,
                 N_(
@@ -132,6 +165,8 @@ def create_enrollment(
                 ),
                 device=body.device_id,
             ) from None
+        except psycopg.errors.CheckViolation:  # the database's own team check
+            raise not_found from None
         audit(
             conn,
             who,
@@ -151,6 +186,23 @@ def create_enrollment(
         start=start,
         end=body.end,
     )
+
+
+def _clashes_outside(
+    conn: psycopg.Connection,
+    who: Clinician,
+    device_id: str,
+    start: datetime,
+    end: datetime | None,
+) -> bool:
+    """Whether an overlapping enrollment is of a patient outside this admin's teams."""
+    row = conn.execute(
+        "SELECT 1 FROM enrollments e JOIN patients p USING (patient_id)"
+        " WHERE e.device_id = %s AND e.valid && tstzrange(%s, %s, '[)')"
+        " AND NOT (p.team_id = ANY(%s)) LIMIT 1",
+        (device_id, start, end, list(who.team_ids)),
+    ).fetchone()
+    return row is not None
 
 
 def end_enrollment(

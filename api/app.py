@@ -4,6 +4,8 @@ live updates, the service worker, health, readiness and Prometheus metrics."""
 from __future__ import annotations
 
 import hmac
+import html
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,17 +20,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import pages, rest, share_pages
 from api.database import Database
-from api.errors import reader_language, translate, validation_sentence
+from api.errors import BUSY, reader_language, translate, validation_sentence
 from api.guards import NotSignedIn
 from api.i18n import load_catalogs
 from api.live import Broadcaster
 from api.metrics import ApiMetrics
 from api.share_links import SHARE_LANGUAGES
 from api.share_pages import RateLimiter
+from store.service_status import broker_states
+from vitals.broker_probe import BrokerWatch
 from vitals.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,10 +68,27 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "") or request.method == "GET"
 
 
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def _local_unproxied(request: Request) -> bool:
+    """The TCP peer is a loopback address and no proxy header is present (a reverse proxy
+    on this machine makes every outside client look local)."""
+    host = request.client.host if request.client else ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+    return loopback and not any(h in request.headers for h in PROXY_HEADERS)
+
+
 def create_app(settings: Settings) -> FastAPI:
     db = Database(settings.database_url.get_secret_value(), settings.api.pool_max_size)
     live = Broadcaster(settings.database_url.get_secret_value())
     metrics = ApiMetrics()
+    broker = BrokerWatch(
+        settings.mqtt, settings.mqtt.username or "api", settings.api.ready_broker_every_s
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -94,13 +116,38 @@ def create_app(settings: Settings) -> FastAPI:
     # autoescapes .html templates
     app.state.templates = Jinja2Templates(directory=str(resources.files("api") / "templates"))
 
+    security_headers = dict(SECURITY_HEADERS)
+    if settings.api.hsts:
+        security_headers["Strict-Transport-Security"] = (
+            f"max-age={settings.api.hsts_max_age_s}; includeSubDomains"
+        )
+
     @app.middleware("http")
     async def headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await metrics.middleware(request, call_next)
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in security_headers.items():
             response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> Response:
+        # Starlette answers an unhandled error outside every middleware: this answer
+        # carries the security headers itself (the error is still logged by the server)
+        log.error("unhandled %s on %s", type(exc).__name__, request.url.path)
+        if request.url.path.startswith("/api/"):
+            response: Response = JSONResponse({"detail": "internal error; try again"}, 500)
+        else:
+            catalog = app.state.catalogs[reader_language(request)]
+            text = html.escape(
+                catalog.gettext("Something went wrong on the server. Try again in a moment.")
+            )
+            response = HTMLResponse(
+                f"<!doctype html><title>postop</title><p>{text}</p>", status_code=500
+            )
+        response.headers.update(security_headers)
+        response.headers["Cache-Control"] = "no-store"
         return response
 
     @app.exception_handler(NotSignedIn)
@@ -127,6 +174,17 @@ def create_app(settings: Settings) -> FastAPI:
         if _wants_html(request) and exc.status_code in (400, 403, 404, 405, 409, 422):
             return pages.error_page(request, exc.status_code, sentence)
         return JSONResponse({"detail": sentence}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(PoolTimeout)
+    async def busy(request: Request, _exc: PoolTimeout) -> JSONResponse:
+        # every database connection stayed taken (a burst of sign-ins, each holding one
+        # through its argon2 work): the server is busy, not broken
+        log.warning("no database connection free in time")
+        return JSONResponse(
+            {"detail": translate(request, HTTPException(503, BUSY))},
+            503,
+            headers={"Retry-After": "2"},
+        )
 
     @app.exception_handler(psycopg.DataError)
     async def unstorable(request: Request, exc: psycopg.DataError) -> JSONResponse:
@@ -179,22 +237,42 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/ready", tags=["operations"])
     def ready() -> JSONResponse:
-        """The database answers and carries the postop schema."""
+        """The database answers and carries the postop schema, and the MQTT broker accepts
+        a connection (probed at most every few seconds): no readings flow without it."""
         try:
             with db.connection(timeout_s=2) as conn:
                 row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
         except Exception as exc:  # any failure means not ready; say which, not the details
             return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, 503)
+        broker_problem = broker.reason()
+        if broker_problem is not None:
+            return JSONResponse(
+                {"status": "unavailable", "reason": f"MQTT broker {broker_problem}"}, 503
+            )
         return JSONResponse({"status": "ready", "schema_version": row[0] if row else None})
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     def prometheus(request: Request) -> Response:
-        """Prometheus exposition format; a bearer token guards it when one is configured."""
+        """Prometheus exposition format: with the configured bearer token, or without one
+        only to a client on this machine that no proxy forwarded."""
         token = settings.api.metrics_token
         if token is not None:
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given, f"Bearer {token.get_secret_value()}"):
                 raise HTTPException(401, "metrics need the configured bearer token")
+        elif not _local_unproxied(request):
+            raise HTTPException(
+                403, "metrics answer only on this machine unless POSTOP_API__METRICS_TOKEN is set"
+            )
+        try:
+            with db.connection(timeout_s=2) as conn:
+                states = broker_states(conn)
+                row = conn.execute(
+                    "SELECT count(*) FROM system_alerts WHERE resolved_at IS NULL"
+                ).fetchone()
+            metrics.operations(states, int(row[0]) if row else 0)
+        except Exception as exc:  # the process metrics still answer without a database
+            log.warning("operations metrics unavailable (%s)", type(exc).__name__)
         return metrics.render(live.listeners)
 
     # after /static/vendor/plotly.min.js, which it would otherwise shadow

@@ -135,3 +135,17 @@ def dashboard(conn: psycopg.Connection, team_ids: list[int]) -> list[PatientSumm
         )
     out.sort(key=attention_key)
     return [s.model_copy(update={"attention_rank": i}) for i, s in enumerate(out)]
+
+
+def open_system_alerts(conn: psycopg.Connection, team_ids: list[int]) -> list[dict[str, Any]]:
+    """The teams' open system-level technical alerts (no data from any gateway...): the
+    dashboard shows them above every patient, since they silence every patient's rules."""
+    rows = conn.execute(
+        "SELECT system_alert_id, kind, priority, opened_at, evidence FROM system_alerts"
+        " WHERE team_id = ANY(%s) AND resolved_at IS NULL ORDER BY opened_at",
+        (team_ids,),
+    ).fetchall()
+    return [
+        {"id": r[0], "kind": r[1], "priority": r[2], "opened_at": r[3], "evidence": r[4]}
+        for r in rows
+    ]

@@ -53,6 +53,7 @@ def translate(request: Request, exc: HTTPException) -> str:
 
 
 REFUSED = N_("Request refused.")
+BUSY = N_("The server is busy; try again in a moment.")
 
 
 STATUS = {
@@ -135,6 +136,8 @@ PROBLEMS = {
     "unknown_zone": N_("%(field)s: unknown time zone (choose one from the list)."),
     "email": N_("%(field)s: not a valid e-mail address."),
     "nul_character": N_("%(field)s: contains a character that cannot be stored."),
+    "date_out_of_range": N_("%(field)s: must lie between %(earliest)s and %(latest)s."),
+    "datetime_without_offset": N_("%(field)s: needs a time zone offset (e.g. Z or +01:00)."),
 }
 
 

@@ -18,19 +18,29 @@ from vitals.settings import Settings
 
 
 def client_address(request: Request) -> str:
+    """The socket peer, or the client a trusted proxy names: forwarded headers are read
+    only from ``api.trusted_proxies`` (uvicorn's proxy middleware, see ``api.main``)."""
     return request.client.host if request.client else "unknown"
+
+
+def throttle_of(settings: Settings) -> Throttle:
+    return Throttle(
+        per_account_address=settings.api.login_max_failures,
+        per_account=settings.api.login_max_failures_account,
+        per_address=settings.api.login_max_failures_address,
+        lockout=timedelta(seconds=settings.api.login_lockout_s),
+    )
 
 
 def log_in(
     request: Request, conn: psycopg.Connection, email: str, password: str
 ) -> tuple[str, Clinician]:
-    """A new session token and its clinician; 401 or 429 with a plain reason otherwise."""
+    """A new session token and its clinician; 401 or 429 with a plain reason otherwise.
+    The attempt is counted before the password is checked."""
     settings: Settings = request.app.state.settings
-    throttle = Throttle(
-        settings.api.login_max_failures, timedelta(seconds=settings.api.login_lockout_s)
-    )
+    throttle = throttle_of(settings)
     address = client_address(request)
-    wait_s = throttle.retry_after_s(conn, email, address)
+    wait_s = throttle.attempt(conn, email, address)
     if wait_s:
         refusal = refuse(
             429,
@@ -45,15 +55,21 @@ def log_in(
         (email.strip(),),
     ).fetchone()
     if not verify_password(row[1] if row else None, password) or row is None:
-        throttle.failed(conn, email, address)
         raise refuse(401, N_("Wrong e-mail address or password."))
-    throttle.succeeded(conn, email)
+    throttle.succeeded(conn, email, address)
     if needs_rehash(row[1]):
         set_password_hash(conn, email, hash_password(password))
     token = open_session(conn, int(row[0]), timedelta(hours=settings.api.session_hours))
     who = session_clinician(conn, token)
     assert who is not None
     return token, who
+
+
+def secure_cookies(request: Request) -> bool:
+    """Every cookie of the app is Secure on TLS, or always with ``api.secure_cookies``
+    (behind a TLS-terminating proxy the app sees http)."""
+    settings: Settings = request.app.state.settings
+    return settings.api.secure_cookies or request.url.scheme == "https"
 
 
 def set_session_cookie(request: Request, response: Response, token: str) -> None:
@@ -65,5 +81,5 @@ def set_session_cookie(request: Request, response: Response, token: str) -> None
         path="/",
         httponly=True,
         samesite="lax",
-        secure=settings.api.secure_cookies or request.url.scheme == "https",
+        secure=secure_cookies(request),
     )

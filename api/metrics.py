@@ -16,6 +16,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from store.service_status import BrokerState
+
 
 class ApiMetrics:
     def __init__(self) -> None:
@@ -36,6 +38,23 @@ class ApiMetrics:
         self.live_streams = Gauge(
             "postop_api_live_streams", "Open Server-Sent Events streams", registry=self.registry
         )
+        self.broker_reachable = Gauge(
+            "postop_broker_reachable",
+            "1 when the service instance reaches the MQTT broker (as it last recorded)",
+            ["service", "instance"],
+            registry=self.registry,
+        )
+        self.broker_down = Gauge(
+            "postop_broker_down_seconds",
+            "How long the service instance has not reached the MQTT broker (0: reachable)",
+            ["service", "instance"],
+            registry=self.registry,
+        )
+        self.system_alerts = Gauge(
+            "postop_system_alerts_open",
+            "Open system-level technical alerts (e.g. no data from any gateway)",
+            registry=self.registry,
+        )
 
     async def middleware(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -47,6 +66,15 @@ class ApiMetrics:
         self.requests.labels(request.method, template, str(response.status_code)).inc()
         self.latency.labels(request.method, template).observe(time.perf_counter() - start)
         return response
+
+    def operations(self, states: list[BrokerState], system_alerts_open: int) -> None:
+        """What the services recorded of the broker, and open system alerts."""
+        now = time.time()
+        for st in states:
+            self.broker_reachable.labels(st.service, st.instance).set(1 if st.reachable else 0)
+            down = now - st.down_since.timestamp() if st.down_since is not None else 0.0
+            self.broker_down.labels(st.service, st.instance).set(down)
+        self.system_alerts.set(system_alerts_open)
 
     def render(self, live_streams: int) -> Response:
         self.live_streams.set(live_streams)

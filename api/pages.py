@@ -15,12 +15,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api import patient_data
-from api.dashboard import dashboard
+from api.dashboard import dashboard, open_system_alerts
 from api.errors import refuse
 from api.guards import Conn, audit, csrf_ok, read_patient, require_role, signed_in
 from api.i18n import Clock, negotiate, viewer_locale
 from api.labels import N_, Labels
-from api.login import log_in, set_session_cookie
+from api.login import log_in, secure_cookies, set_session_cookie
 from api.sessions import COOKIE, Clinician, close_session, session_clinician
 
 router = APIRouter(include_in_schema=False)
@@ -168,9 +168,22 @@ def login_form(request: Request, next: str = "/") -> HTMLResponse:
         "login.html",
         {"login_csrf": token, "next": _safe_next(next), "error": None, "email": ""},
     )
-    page.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login")
+    page.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        path="/login",
+        secure=secure_cookies(request),
+    )
     if request.query_params.get("lang") in request.app.state.catalogs:
-        page.set_cookie(LANG_COOKIE, request.query_params["lang"], samesite="lax", path="/")
+        page.set_cookie(
+            LANG_COOKIE,
+            request.query_params["lang"],
+            samesite="lax",
+            path="/",
+            secure=secure_cookies(request),
+        )
     return page
 
 
@@ -202,7 +215,14 @@ def login_submit(
             {"login_csrf": fresh, "next": _safe_next(next), "error": message, "email": email},
             status_code=exc.status_code,
         )
-        page.set_cookie(LOGIN_CSRF_COOKIE, fresh, httponly=True, samesite="strict", path="/login")
+        page.set_cookie(
+            LOGIN_CSRF_COOKIE,
+            fresh,
+            httponly=True,
+            samesite="strict",
+            path="/login",
+            secure=secure_cookies(request),
+        )
         return page
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen in request.app.state.catalogs and chosen != _who.language:
@@ -233,7 +253,8 @@ def logout(
 def dashboard_page(request: Request, conn: Conn, who: Page) -> HTMLResponse:
     patients = dashboard(conn, list(who.team_ids))
     audit(conn, who, "dashboard_read", None, {"patients": [p.patient_id for p in patients]})
-    return render(request, "dashboard.html", {"patients": patients}, who)
+    system = open_system_alerts(conn, list(who.team_ids))
+    return render(request, "dashboard.html", {"patients": patients, "system_alerts": system}, who)
 
 
 @router.get("/fragments/dashboard-rows")
@@ -303,8 +324,13 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
 
 @router.get("/alerts/{alert_id}")
 def alert_link(alert_id: int, conn: Conn, who: Page) -> Response:
-    """Where a push notification points: the alert on its patient's page."""
-    row = conn.execute("SELECT patient_id FROM alerts WHERE alert_id = %s", (alert_id,)).fetchone()
+    """Where a push notification points: the alert on its patient's page. Another
+    team's alert is answered like a missing one (its patient's id stays unsaid)."""
+    row = conn.execute(
+        "SELECT a.patient_id FROM alerts a JOIN patients p USING (patient_id)"
+        " WHERE a.alert_id = %s AND p.team_id = ANY(%s)",
+        (alert_id, list(who.team_ids)),
+    ).fetchone()
     if row is None:
         raise refuse(404, N_("This alert does not exist."))
     return RedirectResponse(f"/patients/{int(row[0])}#alert-{alert_id}", status_code=303)

@@ -45,6 +45,7 @@ from api.schemas import (
     EnrollmentOut,
     GatewayCreate,
     GatewayCredentials,
+    Instant,
     LoginRequest,
     Me,
     Message,
@@ -70,6 +71,7 @@ from api.share_links import create_link, default_units, revoke
 from store.alert_actions import AlertStateError, acknowledge, resolve
 from store.overrides import set_override
 from vitals.catalogue import BY_NAME
+from vitals.push_endpoints import UnsafePushEndpoint, check_push_endpoint
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": Message, "description": "not signed in"},
@@ -166,8 +168,8 @@ def get_trends(
         Literal["24h", "7d", "30d", "follow_up"] | None,
         Query(alias="range", description="a preset; or give start and end"),
     ] = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
     max_points: Annotated[int, Query(ge=10, le=5000)] = 1000,
 ) -> Trends:
     """Time-bucketed series (count, mean, min, max per bucket) for charts."""
@@ -302,17 +304,37 @@ def push_public_key(request: Request, _who: Who) -> PushPublicKey:
     return PushPublicKey(public_key=request.app.state.settings.api.vapid_public_key)
 
 
-@router.post("/push/subscriptions", tags=["push"], status_code=201)
-def post_subscription(body: PushSubscriptionIn, conn: Conn, who: Who) -> Message:
-    """Register this browser for alert notifications of the clinician's teams."""
-    for team in who.team_ids:
+@router.post(
+    "/push/subscriptions",
+    tags=["push"],
+    status_code=201,
+    responses={422: {"model": Message, "description": "not a public https push endpoint"}},
+)
+def post_subscription(body: PushSubscriptionIn, request: Request, conn: Conn, who: Who) -> Message:
+    """Register this browser for alert notifications of each of the clinician's teams.
+    The endpoint must be an https URL of a public push service (checked again when the
+    alerts engine sends)."""
+    settings = request.app.state.settings
+    try:
+        check_push_endpoint(body.endpoint, allow_private=settings.api.push_allow_private_endpoints)
+    except UnsafePushEndpoint:
+        raise refuse(422, N_("This push address is not a public https address.")) from None
+    with conn.transaction():
+        # one browser, one person: rows of another account or of a team left go
         conn.execute(
-            "INSERT INTO push_subscriptions (team_id, role, endpoint, p256dh, auth, clinician_id)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (endpoint) DO UPDATE SET"
-            " team_id = EXCLUDED.team_id, role = EXCLUDED.role, p256dh = EXCLUDED.p256dh,"
-            " auth = EXCLUDED.auth, clinician_id = EXCLUDED.clinician_id",
-            (team, who.role, body.endpoint, body.keys.p256dh, body.keys.auth, who.clinician_id),
+            "DELETE FROM push_subscriptions WHERE endpoint = %s"
+            " AND (clinician_id IS DISTINCT FROM %s OR NOT (team_id = ANY(%s)))",
+            (body.endpoint, who.clinician_id, list(who.team_ids)),
         )
+        for team in who.team_ids:
+            conn.execute(
+                "INSERT INTO push_subscriptions"
+                " (team_id, role, endpoint, p256dh, auth, clinician_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (endpoint, team_id) DO UPDATE SET"
+                " role = EXCLUDED.role, p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth,"
+                " clinician_id = EXCLUDED.clinician_id",
+                (team, who.role, body.endpoint, body.keys.p256dh, body.keys.auth, who.clinician_id),
+            )
     return Message(detail="subscribed")
 
 
@@ -334,7 +356,7 @@ def post_patient(body: PatientCreate, conn: Conn, who: Admin) -> PatientOut:
 @router.post("/gateways", tags=["admin"], status_code=201)
 def post_gateway(body: GatewayCreate, conn: Conn, who: Admin) -> GatewayCredentials:
     """Register a home gateway; its MQTT password is in this response only."""
-    return administration.create_gateway(conn, who, body.gateway_id)
+    return administration.create_gateway(conn, who, body)
 
 
 @router.post("/devices", tags=["admin"], status_code=201)
@@ -414,7 +436,10 @@ def post_share_link(
     ).fetchone()
     assert expires is not None
     return ShareLinkCreated(
-        link_id=link.link_id, url=f"/s/{link.token}", code=link.code, expires_at=expires[0]
+        link_id=link.link_id,
+        url=request.app.state.settings.api.link(f"/s/{link.token}"),
+        code=link.code,
+        expires_at=expires[0],
     )
 
 

@@ -3,7 +3,7 @@ publishes. Times are UTC ISO 8601; each value's unit is in its field name or bes
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
@@ -45,6 +45,43 @@ Note = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_not_
 OptionalText = AfterValidator(_blank_is_none)
 
 _ZONES = frozenset(available_timezones())
+# every date a person enters lies within this span around today: a follow-up is weeks
+# long, and a typo like year 9999 must not reach pages, exports or the alerts engine
+YEARS_BACK = 5
+YEARS_AHEAD = 1
+
+
+def _span() -> tuple[date, date]:
+    today = datetime.now(UTC).date()
+    return today - timedelta(days=365 * YEARS_BACK + 1), today + timedelta(days=365 * YEARS_AHEAD)
+
+
+def _out_of_span(earliest: date, latest: date) -> PydanticCustomError:
+    return PydanticCustomError(
+        "date_out_of_range",
+        "must lie between {earliest} and {latest}",
+        {"earliest": earliest.isoformat(), "latest": latest.isoformat()},
+    )
+
+
+def _bounded_day(value: date) -> date:
+    earliest, latest = _span()
+    if not earliest <= value <= latest:
+        raise _out_of_span(earliest, latest)
+    return value
+
+
+def _bounded_time(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise PydanticCustomError(
+            "datetime_without_offset", "needs a time zone offset (e.g. Z or +01:00)"
+        )
+    _bounded_day(value.astimezone(UTC).date())
+    return value
+
+
+Day = Annotated[date, AfterValidator(_bounded_day)]
+Instant = Annotated[datetime, AfterValidator(_bounded_time)]
 
 
 def _known_zone(value: str) -> str:
@@ -157,8 +194,8 @@ class PatientCreate(Strict):
     time_zone: str = "Europe/Paris"
     home_country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
     procedure: Annotated[str, Field(max_length=200)] | None = None
-    surgery_date: date | None = None
-    discharged_at: datetime | None = None
+    surgery_date: Day | None = None
+    discharged_at: Instant | None = None
     protocol: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,63}$")] = "digestive_surgery"
     home_physician: PhysicianContact = PhysicianContact()
 
@@ -182,12 +219,13 @@ class PatientOut(BaseModel):
 
 
 class EndFollowUp(Strict):
-    at: datetime | None = Field(default=None, description="default: now")
+    at: Instant | None = Field(default=None, description="default: now")
     note: Annotated[str | None, Field(max_length=4000), OptionalText] = None
 
 
 class GatewayCreate(Strict):
     gateway_id: GatewayId
+    team_id: int | None = Field(default=None, description="default: the admin's only team")
 
 
 class GatewayCredentials(BaseModel):
@@ -223,8 +261,8 @@ class DeviceOut(BaseModel):
 
 class EnrollmentCreate(Strict):
     device_id: DeviceId
-    start: datetime | None = Field(default=None, description="default: now")
-    end: datetime | None = Field(default=None, description="default: open-ended")
+    start: Instant | None = Field(default=None, description="default: now")
+    end: Instant | None = Field(default=None, description="default: open-ended")
 
 
 class EnrollmentOut(BaseModel):
@@ -237,7 +275,7 @@ class EnrollmentOut(BaseModel):
 
 
 class EnrollmentEnd(Strict):
-    at: datetime | None = Field(default=None, description="default: now")
+    at: Instant | None = Field(default=None, description="default: now")
 
 
 class ClinicianCreate(Strict):

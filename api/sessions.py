@@ -71,38 +71,49 @@ def close_session(conn: psycopg.Connection, token: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Throttle:
-    max_failures: int
+    """Sign-in attempts counted in the database *before* the password is checked, so
+    that parallel attempts cannot all pass: first per (account, address), then per
+    account (attempts from many addresses) and per address (password spraying; a much
+    higher ceiling, since a hospital's proxy puts many people behind one address). An
+    attempt refused at the first step counts nowhere else: one address cannot lock an
+    account for everyone. A success clears the account's counters and refunds the
+    address's."""
+
+    per_account_address: int
+    per_account: int
+    per_address: int
     lockout: timedelta
 
-    def keys(self, email: str, client: str) -> list[str]:
-        # per account, and (more loosely) per client address, against password spraying
-        return [f"account:{email.strip().lower()}", f"client:{client}"]
-
-    def retry_after_s(self, conn: psycopg.Connection, email: str, client: str) -> int:
-        """Seconds until another attempt is allowed (0: now)."""
-        account, address = self.keys(email, client)
-        row = conn.execute(
-            "SELECT key, count(*), max(at) FROM login_failures"
-            " WHERE key = ANY(%s) AND at > now() - %s GROUP BY key",
-            ([account, address], self.lockout),
+    def _bump(self, conn: psycopg.Connection, limits: dict[str, int]) -> bool:
+        """Count one attempt under each key, atomically; whether all stay within limits."""
+        rows = conn.execute(
+            "INSERT INTO login_attempts AS a (key, attempts, last_at)"
+            " SELECT k, 1, now() FROM unnest(%s::text[]) AS k ORDER BY k"
+            " ON CONFLICT (key) DO UPDATE SET last_at = now(), attempts ="
+            " CASE WHEN a.last_at < now() - %s THEN 1 ELSE a.attempts + 1 END"
+            " RETURNING key, attempts",
+            (list(limits), self.lockout),
         ).fetchall()
-        wait = 0
-        for key, count, last in row:
-            limit = self.max_failures if key == account else self.max_failures * 4
-            if count >= limit:
-                left = conn.execute(
-                    "SELECT ceil(extract(epoch FROM (%s::timestamptz + %s - now())))",
-                    (last, self.lockout),
-                ).fetchone()
-                wait = max(wait, int(left[0]) if left else 1, 1)
-        return wait
+        return all(int(n) <= limits[key] for key, n in rows)
 
-    def failed(self, conn: psycopg.Connection, email: str, client: str) -> None:
-        conn.execute(
-            "INSERT INTO login_failures (key) SELECT unnest(%s::text[])",
-            (self.keys(email, client),),
+    @staticmethod
+    def _keys(email: str, client: str) -> tuple[str, str, str]:
+        account = email.strip().lower()
+        return f"account:{account}", f"pair:{client} {account}", f"address:{client}"
+
+    def attempt(self, conn: psycopg.Connection, email: str, client: str) -> int:
+        """Count this attempt; seconds to wait (0: check the password now)."""
+        account, pair, address = self._keys(email, client)
+        allowed = self._bump(conn, {pair: self.per_account_address}) and self._bump(
+            conn, {account: self.per_account, address: self.per_address}
         )
-        conn.execute("DELETE FROM login_failures WHERE at < now() - %s", (self.lockout * 2,))
+        conn.execute("DELETE FROM login_attempts WHERE last_at < now() - %s", (self.lockout,))
+        return 0 if allowed else max(1, int(self.lockout.total_seconds()))
 
-    def succeeded(self, conn: psycopg.Connection, email: str) -> None:
-        conn.execute("DELETE FROM login_failures WHERE key = %s", (self.keys(email, "")[0],))
+    def succeeded(self, conn: psycopg.Connection, email: str, client: str) -> None:
+        account, pair, address = self._keys(email, client)
+        conn.execute("DELETE FROM login_attempts WHERE key = ANY(%s)", ([account, pair],))
+        conn.execute(
+            "UPDATE login_attempts SET attempts = greatest(attempts - 1, 0) WHERE key = %s",
+            (address,),
+        )

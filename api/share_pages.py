@@ -23,8 +23,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from api import fhir_export, patient_data
 from api.guards import Conn
 from api.i18n import format_instant
-from api.login import client_address
+from api.login import client_address, secure_cookies
 from api.pages import CHART_METRICS
+from api.schemas import Instant
 from api.share_links import (
     CODE_MAX_FAILURES,
     SHARE_LANGUAGES,
@@ -251,7 +252,12 @@ def _code_form(
         status_code,
     )
     page.set_cookie(
-        CODE_CSRF_COOKIE, form_token, httponly=True, samesite="strict", path=f"/s/{token}"
+        CODE_CSRF_COOKIE,
+        form_token,
+        httponly=True,
+        samesite="strict",
+        path=f"/s/{token}",
+        secure=secure_cookies(request),
     )
     return page
 
@@ -288,7 +294,7 @@ def _keep_language(request: Request, response: Response, token: str) -> None:
             httponly=True,
             samesite="strict",
             path=f"/s/{token}",
-            secure=request.url.scheme == "https",
+            secure=secure_cookies(request),
         )
 
 
@@ -337,7 +343,7 @@ def submit_code(
         httponly=True,
         samesite="strict",
         path=f"/s/{token}",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request),
     )
     return response
 
@@ -349,8 +355,8 @@ def shared_trends(
     conn: Conn,
     metric: Annotated[list[str], Query(min_length=1, max_length=12)],
     range_: Annotated[str, Query(alias="range", pattern="^(24h|7d|30d|follow_up)$")] = "24h",
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
 ) -> Response:
     try:
         link, view = _open(request, conn, token)

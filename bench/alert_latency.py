@@ -20,7 +20,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.private_services import INGEST_PASSWORD, private_services, service_env
-from postop.local_mosquitto import write_accounts
+from store.broker_acl import gateway_account, ingest_account
 from store.migrate import migrate
 from store.mqtt_accounts import hash_password
 from store.provisioning import (
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _client(gw: str, port: int) -> mqtt.Client:
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{gw}", protocol=mqtt.MQTTv5)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gw, protocol=mqtt.MQTTv5)
     c.username_pw_set(gw, "bench")
     c.connect("127.0.0.1", port)
     c.loop_start()
@@ -66,11 +66,14 @@ def main(background_rps: int = 3000, probes: int = 20, homes: int = 10) -> None:
                     register_device(conn, f"ox-{gw}", "oximeter", gw)
                     enroll(conn, f"ox-{gw}", pid, start)
                     patients[gw] = pid
-            broker.write_config()
+            gw_hash = hash_password("bench")
+            broker.write_config(
+                [
+                    ingest_account("ingest-1", hash_password(INGEST_PASSWORD)),
+                    *(gateway_account(gw, gw_hash) for gw in gateways),
+                ]
+            )
             broker.start()
-            accounts = {gw: hash_password("bench") for gw in gateways}
-            accounts["ingest"] = hash_password(INGEST_PASSWORD)
-            write_accounts(broker, accounts)
             env = service_env(db, broker.port)
             for module in ("ingest.main", "alerts.main"):
                 procs.append(subprocess.Popen([sys.executable, "-m", module], env=env, cwd=tmp))

@@ -18,9 +18,18 @@ from types import TracebackType
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from store.broker_acl import BrokerAccount, observer_account
+from store.mqtt_accounts import hash_password
+
 MONITOR_USER = "monitor"
 MONITOR_PASSWORD = "bench-monitor"
-MONITOR_ACL = f"\nuser {MONITOR_USER}\ntopic read $SYS/#\n"
+
+
+def monitor_account() -> BrokerAccount:
+    """Reads the broker's ``$SYS`` counters, nothing else."""
+    return observer_account(MONITOR_USER, hash_password(MONITOR_PASSWORD), ("$SYS/#",))
+
+
 DROPPED = "$SYS/broker/publish/messages/dropped"
 SYS_INTERVAL_S = 1
 # every second, and the subscriptions in the log (a consumer must hold its subscription

@@ -49,11 +49,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from psycopg import sql
 
 from bench import node_red_peer
-from bench.broker_counters import MONITOR_PASSWORD, MONITOR_USER, CounterWatch
+from bench.broker_counters import CounterWatch, monitor_account
 from bench.node_red_peer import PEER_CLIENT_ID, PEER_TOPIC, PEER_USER
 from bench.private_services import INGEST_PASSWORD, private_services, service_env, stop_all
-from postop.local_mosquitto import LocalMosquitto, find_mosquitto, write_accounts
+from postop.local_mosquitto import LocalMosquitto, find_mosquitto
 from postop.local_postgres import LocalPostgres, PgBinaries, find_binaries, timescaledb_installed
+from store.broker_acl import gateway_account, ingest_account
 from store.migrate import migrate
 from store.mqtt_accounts import hash_password
 from store.provisioning import (
@@ -244,7 +245,8 @@ def _ingest(env: dict[str, str], cwd: Path, client_id: str) -> subprocess.Popen[
     return subprocess.Popen(
         [sys.executable, "-m", "ingest.main"],
         cwd=cwd,
-        env={**env, "POSTOP_INGEST__CLIENT_ID": client_id},
+        # each worker its own account, bound to its client id
+        env={**env, "POSTOP_MQTT__USERNAME": client_id, "POSTOP_INGEST__CLIENT_ID": client_id},
     )
 
 
@@ -455,15 +457,16 @@ def run(
         )
         _drop(pg, "reference")
 
-        accounts = {
-            "ingest": hash_password(INGEST_PASSWORD),
-            MONITOR_USER: hash_password(MONITOR_PASSWORD),
-            PEER_USER: hash_password(PEER_USER),
-        }
-        accounts.update({gw: hash_password("bench-gw") for gw in data})
-        broker.write_config()
+        ingest_hash, gw_hash = hash_password(INGEST_PASSWORD), hash_password("bench-gw")
+        broker.write_config(
+            [
+                *(ingest_account(f"ingest-{w}", ingest_hash) for w in (1, 2, 3, 4)),
+                monitor_account(),
+                node_red_peer.peer_account(),
+                *(gateway_account(gw, gw_hash) for gw in data),
+            ]
+        )
         broker.start()
-        write_accounts(broker, accounts)
         assert broker.proc is not None
         rounds_of: dict[Consumer, list[Result]] = {c: [] for c in consumers}
         with CounterWatch(broker.port) as dropped:
@@ -509,9 +512,7 @@ def _measure(
     user_dir = s.tmp / f"node-red-{name}"
     node_red = c.kind in node_red_peer.FLOWS
     topic, login = (
-        (PEER_TOPIC, (PEER_USER, PEER_USER))
-        if node_red
-        else (INGEST_TOPIC, ("ingest", INGEST_PASSWORD))
+        (PEER_TOPIC, (PEER_USER, PEER_USER)) if node_red else (INGEST_TOPIC, ("", INGEST_PASSWORD))
     )
 
     def start() -> None:
@@ -562,7 +563,8 @@ def _measure(
         stored, distinct = (int(row[0]), int(row[1])) if row else (0, 0)
     dropped = s.dropped.value() - dropped0
     for client_id in c.client_ids:
-        _forget_session(s.broker.port, client_id, *login)
+        # an ingest worker's account is named like its client id
+        _forget_session(s.broker.port, client_id, login[0] or client_id, login[1])
     _drop(s.pg, name)
     return Result(
         consumer=c.kind,

@@ -44,6 +44,9 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
+from store.broker_acl import BrokerAccount, observer_account
+from store.mqtt_accounts import hash_password
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_DIR = ROOT / "bench" / ".peers" / "node-red"
 NODE_RED = "4.1.15"  # the newest 4.1.x on the registry when the bench was written
@@ -55,7 +58,13 @@ PEER_USER = "node-red"
 PEER_CLIENT_ID = "node-red-peer"
 PEER_TOPIC = "devices/+/readings"
 # reads every home's readings, as ingest's account does
-PEER_ACL = f"\nuser {PEER_USER}\ntopic read {PEER_TOPIC}\n"
+
+
+def peer_account() -> BrokerAccount:
+    """Reads every home's readings, as the ingest workers do (its password: its name)."""
+    return observer_account(PEER_USER, hash_password(PEER_USER), (PEER_TOPIC,))
+
+
 # node-postgres' default pool size: as many statements in flight as a user gets untuned
 POOL_SIZE = 10
 LOG = "node-red.log"

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.broker_counters import MONITOR_ACL, SYS_CONF
-from bench.node_red_peer import PEER_ACL
+from bench.broker_counters import SYS_CONF
 from postop.local_mosquitto import LocalMosquitto
 from postop.local_postgres import TIMESCALEDB_CONF, LocalPostgres
 from postop.ports import free_port
@@ -32,9 +31,7 @@ def private_services(
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     tmp.chmod(0o755)
     pg = LocalPostgres(tmp / "pg", free_port(), extra_conf=TIMESCALEDB_CONF if timescaledb else ())
-    broker = LocalMosquitto(
-        tmp / "mqtt", free_port(), extra_acl=MONITOR_ACL + PEER_ACL, extra_conf=SYS_CONF
-    )
+    broker = LocalMosquitto(tmp / "mqtt", free_port(), extra_conf=SYS_CONF)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         pg.ensure_initialised()
@@ -83,7 +80,7 @@ def service_env(db: str, broker_port: int) -> dict[str, str]:
         {
             "POSTOP_DATABASE_URL": db,
             "POSTOP_MQTT__PORT": str(broker_port),
-            "POSTOP_MQTT__USERNAME": "ingest",
+            "POSTOP_MQTT__USERNAME": "ingest-1",  # each worker its own account
             "POSTOP_MQTT__PASSWORD": INGEST_PASSWORD,
             "POSTOP_INGEST__REFRESH_AGGREGATES_S": "3600",
             "POSTOP_LOG_LEVEL": "WARNING",

@@ -34,13 +34,32 @@ from gateway.outbox import Outbox, PendingReading
 from vitals.mqtt_session import connect_persistent, new_client
 from vitals.settings import GatewaySettings, MqttSettings
 from vitals.topics import ack_topic, config_topic, readings_topic, status_topic
-from vitals.wire import CommitAck, GatewayStatus, encode_batch, encode_status
+from vitals.wire import (
+    MAX_MESSAGE_BYTES,
+    CommitAck,
+    GatewayStatus,
+    encode_batch,
+    encode_status,
+)
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
 STATUS_EVERY_S = 60.0
 RETRY_REFUSED_S = 30.0
+
+
+def fitting_batch(
+    gateway_id: str, sent_ms: int, rows: list[PendingReading]
+) -> tuple[list[PendingReading], bytes]:
+    """The longest prefix of ``rows`` whose message stays within MAX_MESSAGE_BYTES: the
+    broker disconnects a client whose packet is bigger, and a gateway resending it would
+    never get through. The rest goes in the next message."""
+    while True:
+        payload = encode_batch(gateway_id, sent_ms, [r.wire() for r in rows])
+        if len(payload) <= MAX_MESSAGE_BYTES or len(rows) == 1:
+            return rows, payload
+        rows = rows[: max(1, len(rows) * MAX_MESSAGE_BYTES // len(payload) - 1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +223,7 @@ class Uplink:
         return self._outbox.pending_after(self._sent_up_to, self._batch_max)
 
     def _publish(self, rows: list[PendingReading]) -> bool:
-        payload = encode_batch(self._gw.gateway_id, self._clock_ms(), [r.wire() for r in rows])
+        rows, payload = fitting_batch(self._gw.gateway_id, self._clock_ms(), rows)
         info = self._client.publish(readings_topic(self._gw.gateway_id), payload, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             log.debug(

@@ -6,6 +6,7 @@ import threading
 
 from ingest.mqtt_source import MqttSource
 from ingest.worker import IngestWorker
+from store.service_status import BrokerMonitor
 from vitals.service import run_service
 from vitals.settings import Settings
 
@@ -16,6 +17,14 @@ def run(settings: Settings, stop: threading.Event) -> None:
         settings.database_url.get_secret_value(), settings.ingest, source.inbox, source.ack
     )
     source.start()
+    BrokerMonitor(
+        settings.database_url.get_secret_value(),
+        "ingest",
+        settings.ingest.client_id,
+        f"{settings.mqtt.host}:{settings.mqtt.port}",
+        source.connected.is_set,
+        settings.mqtt.down_log_s,
+    ).start(stop)
     try:
         worker.run(stop)
     finally:

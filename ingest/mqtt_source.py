@@ -39,6 +39,13 @@ class MqttSource:
         self.subscribed = threading.Event()
         self._settings = mqtt_settings
         self._group = ingest.share_group
+        if mqtt_settings.username and mqtt_settings.username != ingest.client_id:
+            log.warning(
+                "MQTT account %r with client id %r: the broker accepts an account only with"
+                " the client id of the same name",
+                mqtt_settings.username,
+                ingest.client_id,
+            )
         client = new_client(mqtt_settings, ingest.client_id)
         client.manual_ack_set(True)
         client.reconnect_delay_set(min_delay=1, max_delay=15)
@@ -73,7 +80,11 @@ class MqttSource:
         self, client: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
     ) -> None:
         if rc.is_failure:
-            log.error("broker refused the connection: %s", rc)
+            log.error(
+                "broker refused the connection: %s (each ingest worker needs its own MQTT"
+                " account, used with the client id of the same name)",
+                rc,
+            )
             return
         log.info("connected to broker %s:%s", self._settings.host, self._settings.port)
         client.subscribe(

@@ -177,12 +177,21 @@ def parse_slow(
     return ParsedReadings(rows, dead)
 
 
-def parse_status(topic: str, payload: bytes) -> ParsedStatus | None:
+def parse_status(
+    topic: str, payload: bytes, now_ms: int, future_tolerance_ms: int
+) -> ParsedStatus | None:
+    """A status timed beyond now plus the readings' tolerance is refused: stored, it would
+    outrank every later (truthful) status and hide the home going offline."""
     gateway_id = gateway_of(topic)
     if gateway_id is None:
         return None
     try:
-        return ParsedStatus(gateway_id, GatewayStatus.model_validate_json(payload), None)
+        status = GatewayStatus.model_validate_json(payload)
     except ValidationError as exc:
         dead = DeadLetter(topic, gateway_id, None, f"invalid status: {_short(exc)}", payload)
         return ParsedStatus(gateway_id, None, dead)
+    if status.at_ms > now_ms + future_tolerance_ms:
+        ahead_s = (status.at_ms - now_ms) / 1000
+        reason = f"status time is {ahead_s:.0f} s in the future (gateway clock wrong?)"
+        return ParsedStatus(gateway_id, None, DeadLetter(topic, gateway_id, None, reason, payload))
+    return ParsedStatus(gateway_id, status, None)

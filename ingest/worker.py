@@ -18,7 +18,7 @@ import psycopg
 
 from ingest.mqtt_source import Incoming
 from ingest.parse import DeadLetter, ParsedReadings, Row, parse_readings, parse_status
-from ingest.writer import WriteResult, prepare, write_batch
+from ingest.writer import DeadLetterLimits, WriteResult, prepare, write_batch
 from store.aggregates import refresh_aggregates
 from vitals.settings import IngestSettings
 from vitals.topics import gateway_of
@@ -33,6 +33,8 @@ class Counters:
     inserted: int = 0
     careful_rows: int = 0
     dead_letters: int = 0
+    dead_dropped: int = 0
+    conflicts: int = 0
     batches: int = 0
     db_retries: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -59,7 +61,7 @@ def parse_batch(items: list[Incoming], now_ms: int, future_tolerance_ms: int) ->
     committed: Committed = {}
     for item in items:
         if item.topic.endswith("/status"):
-            st = parse_status(item.topic, item.payload)
+            st = parse_status(item.topic, item.payload, now_ms, future_tolerance_ms)
             if st is None:
                 continue
             if st.status is not None:
@@ -99,6 +101,9 @@ class IngestWorker:
         self._ack = ack
         self._clock_ms = clock_ms
         self._conn: psycopg.Connection | None = None
+        self._limits = DeadLetterLimits(
+            settings.dead_letters_per_gateway_hour, settings.dead_letter_payload_bytes
+        )
         self.counters = Counters()
         self._dirty_since_refresh = False
         self._last_refresh = time.monotonic()
@@ -157,7 +162,7 @@ class IngestWorker:
             if conn is None:
                 return None
             try:
-                return write_batch(conn, batch.rows, batch.dead, batch.statuses)
+                return write_batch(conn, batch.rows, batch.dead, batch.statuses, self._limits)
             except psycopg.OperationalError as exc:
                 self.counters.db_retries += 1
                 log.warning("write failed (%s); retrying in %.1f s", type(exc).__name__, delay)
@@ -228,6 +233,8 @@ class IngestWorker:
         c.inserted += result.inserted
         c.careful_rows += result.careful_rows
         c.dead_letters += result.dead_letters
+        c.dead_dropped += result.dead_dropped
+        c.conflicts += result.conflicts
         c.batches += 1
         if result.inserted:
             self._dirty_since_refresh = True
@@ -253,11 +260,14 @@ class IngestWorker:
             c = self.counters
             log.info(
                 "ingest: %d messages, %d readings stored (%d checked one by one as possible"
-                " replays), %d dead letters, %d db retries",
+                " replays), %d conflicting values kept aside, %d dead letters (%d more"
+                " beyond the hourly bound, counted only), %d db retries",
                 c.messages,
                 c.inserted,
                 c.careful_rows,
+                c.conflicts,
                 c.dead_letters,
+                c.dead_dropped,
                 c.db_retries,
             )
             self._last_log = time.monotonic()

@@ -10,7 +10,14 @@ COPY inside a savepoint. The other rows (a replay after a lost confirmation, a d
 simply covered), or all of them if that COPY meets a row already stored anyway, take the
 careful path: COPY into a staging table, then one set-based statement that maps each
 reading through the enrollment valid at its own time, skips what is already stored, and
-turns readings with no valid enrollment into dead letters.
+turns readings with no valid enrollment into dead letters. A reading whose key is stored
+with another value or flags always ends on the careful path (the direct COPY meets the
+stored row) and is kept there as a conflict row; an identical re-delivery leaves nothing.
+
+Dead letters keep a bounded prefix of their payload (with the SHA-256 and size of the
+whole) and at most ``DeadLetterLimits.per_gateway_hour`` a gateway an hour: what comes
+beyond is counted in ``dead_letter_budget``, so a flood can neither fill the disk nor go
+unnoticed.
 """
 
 from __future__ import annotations
@@ -50,10 +57,11 @@ WITH src AS (
     SELECT s.*, TIMESTAMPTZ 'epoch' + s.time_ms * INTERVAL '1 millisecond' AS time
     FROM ingest_staging s
 ), matched AS (
-    SELECT src.time, e.patient_id, src.device_id, src.metric_id, src.value, src.flags
+    SELECT src.time, e.patient_id, src.device_id, src.metric_id, src.value, src.flags, src.seq
     FROM src
     JOIN devices d ON d.device_id = src.device_id AND d.gateway_id = src.gateway_id
     JOIN enrollments e ON e.device_id = src.device_id AND e.valid @> src.time
+    ORDER BY src.seq  -- two values for one key in one batch: the gateway's first one wins
 ), ins AS (
     INSERT INTO vitals (time, patient_id, device_id, metric_id, value, flags)
     SELECT time, patient_id, device_id, metric_id, value, flags FROM matched
@@ -73,21 +81,29 @@ WITH src AS (
     FROM src LEFT JOIN devices d ON d.device_id = src.device_id
     WHERE d.device_id IS NULL OR d.gateway_id <> src.gateway_id OR NOT EXISTS (
         SELECT 1 FROM enrollments e WHERE e.device_id = src.device_id AND e.valid @> src.time)
-), letters AS (
-    SELECT 'devices/' || gateway_id || '/readings' AS topic, gateway_id, seq,
-        CASE WHEN paired_gateway IS NULL THEN 'unknown device ' || device_id
-             WHEN paired_gateway <> gateway_id
-                 THEN 'device ' || device_id || ' is not paired with gateway ' || gateway_id
-             ELSE 'device ' || device_id || ' has no enrollment valid at '
-                  || to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-        END AS reason,
-        convert_to(json_build_object('seq', seq, 'device', device_id, 'metric_id', metric_id,
-            'time_ms', time_ms, 'value', value, 'flags', flags)::text, 'UTF8') AS payload
-    FROM unmatched
 )
-INSERT INTO dead_letters (topic, gateway_id, seq, reason, payload, payload_sha256)
-SELECT topic, gateway_id, seq, reason, payload, sha256(payload) FROM letters
-ON CONFLICT (topic, payload_sha256) DO NOTHING
+SELECT 'devices/' || gateway_id || '/readings' AS topic, gateway_id, seq,
+    CASE WHEN paired_gateway IS NULL THEN 'unknown device ' || device_id
+         WHEN paired_gateway <> gateway_id
+             THEN 'device ' || device_id || ' is not paired with gateway ' || gateway_id
+         ELSE 'device ' || device_id || ' has no enrollment valid at '
+              || to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+    END AS reason,
+    convert_to(json_build_object('seq', seq, 'device', device_id, 'metric_id', metric_id,
+        'time_ms', time_ms, 'value', value, 'flags', flags)::text, 'UTF8') AS payload
+FROM unmatched
+"""
+
+_CONFLICTS = """
+INSERT INTO reading_conflicts
+    (gateway_id, seq, device_id, metric_id, time, stored_value, stored_flags, value, flags)
+SELECT s.gateway_id, s.seq, s.device_id, s.metric_id, v.time, v.value, v.flags, s.value, s.flags
+FROM ingest_staging s
+JOIN devices d ON d.device_id = s.device_id AND d.gateway_id = s.gateway_id
+JOIN vitals v ON v.device_id = s.device_id AND v.metric_id = s.metric_id
+    AND v.time = TIMESTAMPTZ 'epoch' + s.time_ms * INTERVAL '1 millisecond'
+WHERE v.value IS DISTINCT FROM s.value OR v.flags <> s.flags
+ON CONFLICT DO NOTHING
 """
 
 _COVERING = """
@@ -121,10 +137,29 @@ ON CONFLICT (patient_id) DO UPDATE SET since = LEAST(late_readings.since, EXCLUD
 LATE_AFTER_MS = 60_000  # older than the shortest gap a sustained rule tolerates live
 
 _DEAD = """
-INSERT INTO dead_letters (topic, gateway_id, seq, reason, payload, payload_sha256)
-VALUES (%s, %s, %s, %s, %s, %s)
+INSERT INTO dead_letters (topic, gateway_id, seq, reason, payload, payload_sha256, payload_size)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (topic, payload_sha256) DO NOTHING
 """
+_BUDGET_ROW = """
+INSERT INTO dead_letter_budget (gateway_id, hour) VALUES (%s, date_trunc('hour', now()))
+ON CONFLICT DO NOTHING
+"""
+_BUDGET_LOCK = """
+SELECT stored FROM dead_letter_budget WHERE gateway_id = %s AND hour = date_trunc('hour', now())
+FOR UPDATE
+"""
+_BUDGET_SPEND = """
+UPDATE dead_letter_budget SET stored = stored + %s, dropped = dropped + %s
+WHERE gateway_id = %s AND hour = date_trunc('hour', now())
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterLimits:
+    per_gateway_hour: int = 1000
+    payload_prefix_bytes: int = 4096
+
 
 _STATUS = """
 INSERT INTO gateway_status (gateway_id, online, status_at, outbox_depth, reason, updated_at)
@@ -142,6 +177,8 @@ class WriteResult:
     patients: tuple[int, ...]
     dead_letters: int
     careful_rows: int = 0  # rows that went through staging (replays, odd enrollments)
+    conflicts: int = 0  # stored keys that arrived again with another value or flags
+    dead_dropped: int = 0  # dead letters beyond their gateway's hourly bound: counted only
 
 
 def prepare(conn: psycopg.Connection) -> None:
@@ -267,9 +304,10 @@ def _copy_direct(
 
 def _careful(
     cur: psycopg.Cursor, rows: Sequence[Row], earliest: dict[int, int]
-) -> tuple[Counter[int], int]:
-    """Per-reading mapping, de-duplication and dead letters; returns (per patient, dead)
-    and lowers ``earliest`` (patient -> first stored reading's time) to what it stored."""
+) -> tuple[Counter[int], list[DeadLetter], int]:
+    """Per-reading mapping, de-duplication, conflicts and dead letters; returns (per
+    patient, dead letters, conflicts) and lowers ``earliest`` (patient -> first stored
+    reading's time) to what it stored."""
     with cur.copy(_COPY) as copy:
         copy.set_types(_COPY_TYPES)
         for row in rows:
@@ -278,9 +316,44 @@ def _careful(
     for patient_id, n, first_ms in cur.execute(_INSERT).fetchall():
         per_patient[int(patient_id)] += int(n)
         _lower(earliest, int(patient_id), int(first_ms))
-    cur.execute(_UNMATCHED)
-    dead = max(cur.rowcount, 0)
-    return per_patient, dead
+    cur.execute(_CONFLICTS)
+    conflicts = max(cur.rowcount, 0)
+    dead = [
+        DeadLetter(topic, gateway_id, int(seq), reason, bytes(payload))
+        for topic, gateway_id, seq, reason, payload in cur.execute(_UNMATCHED).fetchall()
+    ]
+    return per_patient, dead, conflicts
+
+
+def _store_dead(
+    cur: psycopg.Cursor, letters: Sequence[DeadLetter], limits: DeadLetterLimits
+) -> tuple[int, int]:
+    """Within each gateway's hourly bound, each letter with a bounded prefix of its
+    payload; returns (kept, dropped). Gateways in sorted order: two workers lock the same
+    budget rows in one order, never deadlock."""
+    by_gateway: dict[str, list[DeadLetter]] = {}
+    for letter in letters:
+        by_gateway.setdefault(letter.gateway_id or "", []).append(letter)
+    kept: list[DeadLetter] = []
+    dropped = 0
+    for gateway_id in sorted(by_gateway):
+        mine = by_gateway[gateway_id]
+        cur.execute(_BUDGET_ROW, (gateway_id,))
+        row = cur.execute(_BUDGET_LOCK, (gateway_id,)).fetchone()
+        used = int(row[0]) if row else 0
+        room = max(limits.per_gateway_hour - used, 0)
+        kept += mine[:room]
+        dropped += max(len(mine) - room, 0)
+        cur.execute(_BUDGET_SPEND, (min(room, len(mine)), max(len(mine) - room, 0), gateway_id))
+    prefix = limits.payload_prefix_bytes
+    cur.executemany(
+        _DEAD,
+        [
+            (d.topic, d.gateway_id, d.seq, d.reason, d.payload[:prefix], d.sha256, len(d.payload))
+            for d in kept
+        ],
+    )
+    return len(kept), dropped
 
 
 def _lower(earliest: dict[int, int], patient_id: int, t_ms: int) -> None:
@@ -293,11 +366,13 @@ def write_batch(
     rows: Sequence[Row],
     dead: Sequence[DeadLetter],
     statuses: Sequence[tuple[str, GatewayStatus]] = (),
+    limits: DeadLetterLimits = DeadLetterLimits(),
 ) -> WriteResult:
     """Store one batch atomically; the caller acks the MQTT messages only after this."""
     patients: Counter[int] = Counter()
     earliest: dict[int, int] = {}  # patient -> time of the first reading stored for them
-    unmatched = 0
+    letters = list(dead)
+    conflicts = kept = dropped = 0
     rest: list[Row] = []
     with conn.transaction(), conn.cursor() as cur:
         if rows:
@@ -315,17 +390,16 @@ def write_batch(
             elif simple:  # stored after all (re-synced under new numbers): all the careful way
                 rest = list(rows)
             if rest:
-                careful, unmatched = _careful(cur, rest, earliest)
+                careful, unmatched, conflicts = _careful(cur, rest, earliest)
                 patients += careful
+                letters += unmatched
             cur.executemany(_PROGRESS, list(plan.last_seq.items()))
             late_before_ms = int(time.time() * 1000) - LATE_AFTER_MS
             late = sorted((p, t) for p, t in earliest.items() if t < late_before_ms)
             if late:  # for the alerts engine: episodes that may have ended meanwhile
                 cur.execute(_LATE, ([p for p, _ in late], [t for _, t in late]))
-        if dead:
-            cur.executemany(
-                _DEAD, [(d.topic, d.gateway_id, d.seq, d.reason, d.payload, d.sha256) for d in dead]
-            )
+        if letters:
+            kept, dropped = _store_dead(cur, letters, limits)
         for gateway_id, st in statuses:
             cur.execute(_STATUS, (gateway_id, st.online, st.at_ms, st.outbox_depth, st.reason))
             cur.execute("SELECT pg_notify(%s, %s)", (STATUS_CHANNEL, gateway_id))
@@ -335,4 +409,4 @@ def write_batch(
             cur.execute(
                 "SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, json.dumps({"patients": chunk}))
             )
-    return WriteResult(sum(patients.values()), tuple(ids), unmatched + len(dead), len(rest))
+    return WriteResult(sum(patients.values()), tuple(ids), kept, len(rest), conflicts, dropped)

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel, ValidationError
 
+from store.broker_acl import ADMIN_ACCOUNT, BrokerAccount
 from vitals.settings import Settings
 
 app = typer.Typer(help="postop: remote post-operative monitoring.", no_args_is_help=True)
@@ -134,26 +135,77 @@ def db_migrate() -> None:
     typer.echo(f"migrations: {names}")
 
 
-@broker_app.command("passwd")
-def broker_passwd(path: Path) -> None:
-    """Write Mosquitto's password file: every gateway from the database plus the ingest and
-    api service accounts (POSTOP_BROKER__INGEST_PASSWORD, POSTOP_BROKER__API_PASSWORD)."""
+def _broker_accounts(settings: Settings) -> list[BrokerAccount]:
+    """The accounts the broker must know: from the database, plus the service accounts
+    whose passwords come from the settings (these win)."""
     import psycopg
 
-    from store.mqtt_accounts import hash_password, write_password_file
+    from store.broker_acl import accounts_from_db, api_account, ingest_account
+    from store.mqtt_accounts import hash_password
+
+    services = [
+        ingest_account(name, hash_password(secret.get_secret_value()))
+        for name, secret in sorted(settings.broker.ingest_passwords.items())
+    ]
+    if settings.broker.api_password is not None:
+        services.append(
+            api_account("api", hash_password(settings.broker.api_password.get_secret_value()))
+        )
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+        return accounts_from_db(conn, services)
+
+
+@broker_app.command("passwd")
+def broker_passwd(path: Path) -> None:
+    """Write Mosquitto's password file: every gateway from the database plus the service
+    accounts (stored ones, and POSTOP_BROKER__INGEST_PASSWORDS, POSTOP_BROKER__API_PASSWORD)."""
+    from store.mqtt_accounts import write_password_file
+
+    count = write_password_file(path, _broker_accounts(_settings()))
+    typer.echo(f"{count} accounts written to {path}")
+
+
+@broker_app.command("dynsec")
+def broker_dynsec(path: Path) -> None:
+    """Write the dynamic-security plugin's file (client-id bindings and ACLs of every
+    account, and the admin account, POSTOP_BROKER__ADMIN_PASSWORD) before the broker
+    starts; a running broker is updated with `postop broker sync` instead."""
+    import json
+
+    from store.broker_acl import admin_account, dynsec_config
+    from store.mqtt_accounts import hash_password
 
     settings = _settings()
-    services = {
-        name: hash_password(secret.get_secret_value())
-        for name, secret in (
-            ("ingest", settings.broker.ingest_password),
-            ("api", settings.broker.api_password),
-        )
-        if secret is not None
-    }
-    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
-        count = write_password_file(conn, path, services)
-    typer.echo(f"{count} accounts written to {path}")
+    if settings.broker.admin_password is None:
+        raise typer.BadParameter("set POSTOP_BROKER__ADMIN_PASSWORD")
+    admin = admin_account(hash_password(settings.broker.admin_password.get_secret_value()))
+    accounts = _broker_accounts(settings)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(dynsec_config(accounts, admin), indent=1), encoding="utf-8")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    typer.echo(f"{len(accounts)} accounts and their ACLs written to {path}")
+
+
+@broker_app.command("sync")
+def broker_sync() -> None:
+    """Make a running broker's dynamic security match the database (over its control
+    topic, as the admin account): run it before reloading the password file."""
+    from postop import dynsec_control
+
+    settings = _settings()
+    if settings.broker.admin_password is None:
+        raise typer.BadParameter("set POSTOP_BROKER__ADMIN_PASSWORD")
+    mqtt = settings.mqtt
+    kw = {"ca_file": str(mqtt.tls_ca_file) if mqtt.tls_ca_file else None}
+    secret = settings.broker.admin_password.get_secret_value()
+    accounts = _broker_accounts(settings)
+    known = dynsec_control.list_clients(mqtt.host, mqtt.port, secret, **kw)
+    missing = [a for a in accounts if a.name not in known]
+    gone = sorted(known - {a.name for a in accounts} - {ADMIN_ACCOUNT})
+    dynsec_control.add_accounts(mqtt.host, mqtt.port, secret, missing, **kw)
+    dynsec_control.remove_accounts(mqtt.host, mqtt.port, secret, gone, **kw)
+    typer.echo(f"broker accounts: {len(missing)} added, {len(gone)} removed")
 
 
 @app.command(epilog=settings_help("mqtt", "ingest"))

@@ -18,6 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
+from postop.ports import port_free, wait_own_listener
 from store.mqtt_accounts import new_secret
 
 _SUPERUSER = "postgres"
@@ -25,6 +28,10 @@ _SUPERUSER = "postgres"
 
 class PostgresUnavailable(RuntimeError):
     pass
+
+
+class PostgresPortTaken(PostgresUnavailable):
+    """Another program listens on the server's port: choose another one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +72,14 @@ def find_binaries() -> PgBinaries:
     return wheel_binaries()
 
 
+# The one place that says how a cluster runs TimescaleDB (postop up, tests, benches).
+# Worker slots: the launcher, one scheduler per database, one per running job
+# (timescaledb.max_background_workers, 16 by default), plus PostgreSQL's parallel query
+# workers (8) and its own (3) -- the default of 8 slots would starve the policies.
 TIMESCALEDB_CONF = (
     "shared_preload_libraries = 'timescaledb'",
     "timescaledb.telemetry_level = off",
+    "max_worker_processes = 27",
 )
 
 
@@ -131,20 +143,37 @@ class LocalPostgres:
         return {"user": self._account.pw_uid, "group": self._account.pw_gid, "extra_groups": []}
 
     def _check_traversable(self) -> None:
-        if self._account is None:
+        """Under root the server runs as another account: every folder above its own must
+        let that account through (for others, or for its group)."""
+        account = self._account
+        if account is None:
             return
         for parent in [self.root, *self.root.parents]:
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                raise PostgresUnavailable(
-                    f"PostgreSQL runs as {self._account.pw_name!r} (we are root) but cannot "
-                    f"enter {parent} (mode {oct(mode & 0o777)}); choose a data folder "
-                    "(POSTOP_DATA_DIR) under a world-traversable path"
-                )
+            st = parent.stat()
+            mode = st.st_mode
+            if (
+                mode & 0o001
+                or (mode & 0o010 and st.st_gid == account.pw_gid)
+                or (mode & 0o100 and st.st_uid == account.pw_uid)
+            ):
+                continue
+            raise PostgresUnavailable(
+                f"PostgreSQL runs as {account.pw_name!r} (we are root) but cannot enter "
+                f"{parent} (mode {oct(mode & 0o777)}); choose a data folder (--data-dir or "
+                "POSTOP_DATA_DIR) under a path it can traverse"
+            )
+
+    def share_with_server(self, folder: Path) -> None:
+        """Under root: let the server's account (alone, through its group) traverse
+        ``folder``, which stays closed to everyone else (0710)."""
+        if self._account is not None:
+            os.chown(folder, -1, self._account.pw_gid)
+            folder.chmod(0o710)
 
     def ensure_initialised(self) -> bool:
         """initdb if the cluster does not exist; True when it was created now."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.share_with_server(self.root)
         self._check_traversable()
         if (self.pgdata / "PG_VERSION").exists():
             return False
@@ -193,7 +222,38 @@ class LocalPostgres:
             f.write("\n# postop private cluster\n" + "\n".join(conf) + "\n")
         return True
 
+    def _clear_stale_lock(self, wait_s: float = 15.0) -> None:
+        """After a kill -9 the lock file names a dead postmaster, or a zombie that nobody
+        reaps (a container's first process often does not), which PostgreSQL takes for a
+        running server. Once no process of this cluster runs any more (its backends exit
+        when they see the postmaster gone), the lock file is stale: remove it."""
+        lock = self.pgdata / "postmaster.pid"
+        if not lock.exists() or self.postmaster_pid() is not None:
+            return
+        deadline = time.monotonic() + wait_s
+        while self._cluster_processes():
+            if time.monotonic() > deadline:
+                raise PostgresUnavailable(
+                    f"processes of the old server still run in {self.pgdata}; stop them first"
+                )
+            time.sleep(0.2)
+        lock.unlink(missing_ok=True)
+
+    def _cluster_processes(self) -> list[int]:
+        """Live (not zombie) postgres processes working in this cluster's folder."""
+        found = []
+        for proc in psutil.process_iter(["name", "status"]):
+            try:
+                if proc.info["name"] != "postgres" or proc.info["status"] == psutil.STATUS_ZOMBIE:
+                    continue
+                if Path(proc.cwd()) == self.pgdata:
+                    found.append(proc.pid)
+            except psutil.Error:
+                continue
+        return found
+
     def start(self, timeout_s: float = 60.0) -> None:
+        self._clear_stale_lock()
         log = self.root / "postgres.log"
         if self._account is not None and not log.exists():
             log.touch()
@@ -217,8 +277,13 @@ class LocalPostgres:
             **self._subprocess_kwargs(),  # type: ignore[call-overload]
         )
         if proc.returncode != 0:
+            if not port_free(self.port):
+                raise PostgresPortTaken(f"port {self.port} is taken by another program")
             tail = log.read_text(encoding="utf-8", errors="replace")[-2000:] if log.exists() else ""
             raise PostgresUnavailable(f"PostgreSQL did not start: {proc.stderr.strip()}\n{tail}")
+        if not wait_own_listener(self.port, self.postmaster_pid, 10.0):
+            self.stop("immediate")
+            raise PostgresPortTaken(f"PostgreSQL started but does not hold port {self.port}")
 
     def stop(self, mode: str = "fast") -> None:
         if not (self.pgdata / "postmaster.pid").exists():
@@ -232,6 +297,21 @@ class LocalPostgres:
 
     def is_running(self) -> bool:
         return (self.pgdata / "postmaster.pid").exists()
+
+    def postmaster_pid(self) -> int | None:
+        """The server's process id while it runs (a stale pid file after a kill -9 names
+        a process that is gone, or another one: it must be a postgres)."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+        try:
+            proc = psutil.Process(pid)
+            if proc.status() == psutil.STATUS_ZOMBIE or "postgres" not in proc.name():
+                return None
+        except psutil.Error:
+            return None
+        return pid
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         import psycopg

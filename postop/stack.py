@@ -10,31 +10,31 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 
 from postop.broker_accounts import follow_broker_accounts
-from postop.local_mosquitto import LocalMosquitto
+from postop.local_mosquitto import LocalMosquitto, PortTaken
 from postop.local_postgres import (
     TIMESCALEDB_CONF,
     LocalPostgres,
+    PostgresPortTaken,
     find_binaries,
     timescaledb_installed,
 )
-from postop.ports import free_port, wait_port
-from postop.supervisor import Child, Supervisor
+from postop.ports import free_port, port_free, wait_own_listener
+from postop.supervisor import Child, Server, Supervisor
+from store.broker_acl import accounts_from_db
 from store.migrate import migrate
-from store.mqtt_accounts import (
-    new_secret,
-    set_service_account,
-    write_password_file,
-)
+from store.mqtt_accounts import new_secret, set_service_account
 from store.provisioning import (
+    OtherTeamsKitError,
     enroll,
     ensure_patient,
     ensure_team,
@@ -57,30 +57,66 @@ DEMO_HOMES = (  # language, time zone, country, procedure, home physician
     ("it", "Europe/Rome", "IT", "Coronary artery bypass", "Dott. Marco Rossi"),
 )
 DEFAULT_PORTS = {"postgres": 55432, "mqtt": 18830}
+PORT_TRIES = 5
 
 
-def _port_free(port: int) -> bool:
-    import socket
+class StackPorts:
+    """The stack's ports, kept in ``stack.json``: each service gets the port it had in the
+    first run whenever that port is free again (links and bookmarks keep working); only
+    while another program holds it does this run use another one, which the file records
+    as the current port without forgetting the preferred one."""
 
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+    def __init__(self, path: Path, api_port: int | None) -> None:
+        self.path = path
+        stored = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        preferred = stored.get("preferred") or {
+            k: v for k, v in stored.items() if isinstance(v, int)
+        }
+        self.first_run = not preferred
+        self.preferred: dict[str, int] = {**DEFAULT_PORTS, "api": 8000, **preferred}
+        if api_port is not None:  # set explicitly (POSTOP_API__PORT): it wins
+            self.preferred["api"] = api_port
+        self.current: dict[str, int] = {}
+
+    def candidates(self, name: str) -> list[int]:
+        """The preferred port when a server could bind it now, then free ones."""
+        wanted = self.preferred[name]
+        return ([wanted] if port_free(wanted) else []) + [free_port() for _ in range(PORT_TRIES)]
+
+    def settle(self, name: str, port: int) -> None:
+        """``port`` is held by our own child now: record it."""
+        if port != self.preferred[name]:
+            log.warning(
+                "%s: port %d is taken; using %d for this run", name, self.preferred[name], port
+            )
+            if self.first_run:
+                self.preferred[name] = port
+        self.current[name] = port
+        body = {**self.current, "preferred": self.preferred}
+        self.path.write_text(json.dumps(body), encoding="utf-8")
 
 
-def _ports(state_file: Path, api_port: int) -> dict[str, int]:
-    wanted = dict(DEFAULT_PORTS, api=api_port)
-    if state_file.exists():
-        wanted.update(json.loads(state_file.read_text(encoding="utf-8")))
-    ports = {name: p if _port_free(p) else free_port() for name, p in wanted.items()}
-    state_file.write_text(json.dumps(ports), encoding="utf-8")
-    return ports
+def _private_data_dir(data_dir: Path, pg: LocalPostgres) -> None:
+    """The data folder and everything in it for this user alone (0700 folders, 0600
+    files): logs, outboxes, keys and the demo password are health data or secrets. The
+    PostgreSQL account (under root) may only traverse it, through its group (0710)."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path in [data_dir, *data_dir.rglob("*")]:
+        if pg.pgdata in path.parents or path == pg.pgdata or path.is_symlink():
+            continue  # the cluster's files are the server's, initdb made them private
+        if path.is_dir():
+            path.chmod(0o700)
+        elif path.owner() == data_dir.owner():
+            path.chmod(0o600)
+    pg.share_with_server(data_dir)
 
 
-def _demo_kits(conn: psycopg.Connection, count: int) -> list[tuple[str, str, str]]:
-    """(patient key, gateway id, gateway password) for each demo patient, provisioned."""
+def _demo_kits(
+    conn: psycopg.Connection, count: int, backfill_hours: float
+) -> list[tuple[str, str, str]]:
+    """(patient key, gateway id, gateway password) for each demo patient, provisioned.
+    A new kit is enrolled from the start of the simulated history it is about to send
+    (missing-data rules count from the enrolment: nothing is missing before it)."""
     from firmware_sim.devices import kit_devices
 
     team = ensure_team(conn, DEMO_TEAM)
@@ -103,14 +139,19 @@ def _demo_kits(conn: psycopg.Connection, count: int) -> list[tuple[str, str, str
             ),
         )
         gateway_id = f"gw-{key}"
-        password = register_gateway(conn, gateway_id)  # re-keyed at every start
+        try:
+            password = register_gateway(conn, gateway_id, team)  # re-keyed at every start
+        except OtherTeamsKitError:
+            log.warning("demo gateway %s belongs to another care team; kit skipped", gateway_id)
+            continue
         for device_id, kind in kit_devices(key):
             register_device(conn, device_id, kind, gateway_id)
             has = conn.execute(
                 "SELECT 1 FROM enrollments WHERE device_id = %s AND upper_inf(valid)", (device_id,)
             ).fetchone()
             if has is None:
-                enroll(conn, device_id, patient, datetime.now(UTC) - timedelta(days=1))
+                since = datetime.now(UTC) - timedelta(hours=backfill_hours, minutes=5)
+                enroll(conn, device_id, patient, since)
         kits.append((key, gateway_id, password))
     return kits
 
@@ -154,20 +195,51 @@ def _vapid_public(private_pem: str) -> str:
     return public_key_of(load(private_pem))
 
 
+def _start_on_free_port(name: str, ports: StackPorts, start: Callable[[int], None]) -> int:
+    """Start a server on its preferred port, or on another one while that one is taken
+    (``start`` raises a PortTaken error when the port is not its own); returns the port."""
+    for port in ports.candidates(name):
+        try:
+            start(port)
+        except (PostgresPortTaken, PortTaken) as exc:
+            log.warning("%s: %s", name, exc)
+            continue
+        ports.settle(name, port)
+        return port
+    raise RuntimeError(f"{name}: no free port after {PORT_TRIES} tries")
+
+
+def _start_api(supervisor: Supervisor, ports: StackPorts, child_of: Callable[[int], Child]) -> int:
+    """The API on its port, proven to be our own child's listener (a port free when
+    checked may be taken before uvicorn binds it: then uvicorn exits, and we try another
+    port instead of announcing someone else's server)."""
+    for port in ports.candidates("api"):
+        child = child_of(port)
+        child.start()
+        if wait_own_listener(port, lambda c=child: c.pid(), 60):  # type: ignore[misc]
+            supervisor.children.append(child)
+            ports.settle("api", port)
+            return port
+        child.stop()
+        log.warning("api: port %d is not ours (another program holds it?)", port)
+    raise RuntimeError(f"api: no free port after {PORT_TRIES} tries")
+
+
 def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours: float) -> None:
+    os.umask(0o077)  # what the stack and its children create is private by default
     data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    data_dir.chmod(0o755)
-    ports = _ports(data_dir / "stack.json", settings.api.port)
     binaries = find_binaries()
     # TimescaleDB whenever this PostgreSQL has it (a cluster keeps what it started with)
     pg = LocalPostgres(
         data_dir / "postgres",
-        ports["postgres"],
+        DEFAULT_PORTS["postgres"],
         binaries=binaries,
         extra_conf=TIMESCALEDB_CONF if timescaledb_installed(binaries) else (),
     )
-    broker = LocalMosquitto(data_dir / "mosquitto", ports["mqtt"])
+    _private_data_dir(data_dir, pg)
+    explicit_api = settings.api.port if "port" in settings.api.model_fields_set else None
+    ports = StackPorts(data_dir / "stack.json", explicit_api)
+    broker = LocalMosquitto(data_dir / "mosquitto", DEFAULT_PORTS["mqtt"])
     supervisor = Supervisor()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -175,28 +247,46 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
     started_pg = False
     try:
         created = pg.ensure_initialised()
-        pg.start()
+
+        def start_pg(port: int) -> None:
+            pg.port = port
+            pg.start()
+
+        _start_on_free_port("postgres", ports, start_pg)
         started_pg = True
         pg.wait_ready()
         conninfo = pg.create_database("postop")
         applied = migrate(conninfo)
         ingest_password, api_password = new_secret(), new_secret()
         with psycopg.connect(conninfo, autocommit=True) as conn:
-            kits = _demo_kits(conn, patients)
+            kits = _demo_kits(conn, patients, backfill_hours)
             demo_password = _demo_login(conn, data_dir)
-            set_service_account(conn, "ingest", ingest_password)
-            set_service_account(conn, "api", api_password)
-            broker.write_config()
-            write_password_file(conn, broker.password_file)
-        broker.start()
+            # each ingest worker has its own account, bound to its client id
+            conn.execute("DELETE FROM mqtt_service_accounts WHERE name = 'ingest'")  # shared once
+            set_service_account(conn, "ingest-1", ingest_password, "ingest")
+            set_service_account(conn, "api", api_password, "api")
+            broker.write_config(accounts_from_db(conn))
+
+        def start_broker(port: int) -> None:
+            broker.port = port
+            broker.start()
+
+        _start_on_free_port("mqtt", ports, start_broker)
+        # a server that dies is started again on its port (services reconnect by themselves)
+        supervisor.watch(Server("PostgreSQL", pg.start, lambda: pg.postmaster_pid() is not None))
+        supervisor.watch(Server("Mosquitto", broker.start, broker.is_running))
         follow_broker_accounts(conninfo, broker, stop)
         vapid_pem = _vapid_key(data_dir)
 
         common = {
             "POSTOP_DATABASE_URL": conninfo,
             "POSTOP_MQTT__HOST": "127.0.0.1",
-            "POSTOP_MQTT__PORT": str(ports["mqtt"]),
+            "POSTOP_MQTT__PORT": str(ports.current["mqtt"]),
             "POSTOP_LOG_LEVEL": settings.log_level,
+            # operations settings given to `postop up` reach every service
+            "POSTOP_MQTT__DOWN_LOG_S": str(settings.mqtt.down_log_s),
+            "POSTOP_ALERTS__TICK_S": str(settings.alerts.tick_s),
+            "POSTOP_ALERTS__STALE_DATA_S": str(settings.alerts.stale_data_s),
         }
         logs = data_dir / "logs"
         supervisor.add(
@@ -205,7 +295,7 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                 ["ingest"],
                 {
                     **common,
-                    "POSTOP_MQTT__USERNAME": "ingest",
+                    "POSTOP_MQTT__USERNAME": "ingest-1",
                     "POSTOP_MQTT__PASSWORD": ingest_password,
                 },
                 logs / "ingest.log",
@@ -243,18 +333,24 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                 )
             )
             kit_args += ["--kit", f"{key}={link_port}"]
-        supervisor.add(
-            Child(
+        public_base_url = settings.api.public_base_url
+
+        def api_child(port: int) -> Child:
+            return Child(
                 "api",
                 ["api"],
                 {
                     **common,
-                    "POSTOP_API__PORT": str(ports["api"]),
+                    "POSTOP_API__PORT": str(port),
+                    "POSTOP_API__PUBLIC_BASE_URL": public_base_url or f"http://127.0.0.1:{port}",
                     "POSTOP_API__VAPID_PUBLIC_KEY": _vapid_public(vapid_pem),
+                    "POSTOP_MQTT__USERNAME": "api",
+                    "POSTOP_MQTT__PASSWORD": api_password,
                 },
                 logs / "api.log",
             )
-        )
+
+        _start_api(supervisor, ports, api_child)
         if kits:
             supervisor.add(
                 Child(
@@ -264,8 +360,8 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                     logs / "sim.log",
                 )
             )
-        wait_port(ports["api"], 30)
-        _announce(pg, created, applied, ports, kits, data_dir, demo_password)
+        dashboard = public_base_url or f"http://127.0.0.1:{ports.current['api']}"
+        _announce(pg, created, applied, ports.current, kits, data_dir, demo_password, dashboard)
         while not stop.wait(1.0):
             supervisor.check()
     finally:
@@ -285,17 +381,19 @@ def _announce(
     kits: list[tuple[str, str, str]],
     data_dir: Path,
     demo_password: str,
+    dashboard: str,
 ) -> None:
     lines = [
         "",
         "postop is running",
-        f"  dashboard   http://127.0.0.1:{ports['api']}/   (health: /health, readiness: /ready)",
+        f"  dashboard   {dashboard.rstrip('/')}/   (health: /health, readiness: /ready)",
         f"  login       {DEMO_ACCOUNTS[0][0]} (admin), {DEMO_ACCOUNTS[1][0]} (coordinator),"
         f" {DEMO_ACCOUNTS[2][0]} (physician); password {demo_password}",
         f"  PostgreSQL  127.0.0.1:{ports['postgres']} database postop "
         f"({pg.binaries.origin} binaries; {'new' if created else 'existing'} cluster, "
         f"{len(applied)} migrations applied now)",
-        f"  MQTT        127.0.0.1:{ports['mqtt']} (Mosquitto, per-gateway passwords, ACL)",
+        f"  MQTT        127.0.0.1:{ports['mqtt']} (Mosquitto, per-gateway passwords,"
+        " client ids and ACLs)",
         f"  patients    {', '.join(k[0] for k in kits) or 'none'}"
         " (simulated kits, one gateway each)",
         f"  logs        {data_dir / 'logs'}",

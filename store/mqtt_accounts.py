@@ -1,5 +1,6 @@
 """MQTT accounts for Mosquitto: password hashes in its own PBKDF2-SHA512 format (``$7$``)
-and the password file rendered from the ``gateways`` table plus service accounts.
+and the password file rendered from the accounts derived from the database
+(``store.broker_acl.accounts_from_db``: the ``gateways`` table plus service accounts).
 
 The database is the source of truth for which gateways may connect; the broker's files
 are derived from it (and reloaded with SIGHUP), never edited by hand.
@@ -11,9 +12,12 @@ import base64
 import hashlib
 import hmac
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import psycopg
+
+from store.broker_acl import BrokerAccount
 
 _ITERATIONS = 101  # Mosquitto 2.0's own default for ``$7$`` hashes
 _SALT_BYTES = 12
@@ -56,33 +60,29 @@ def set_gateway_password(conn: psycopg.Connection, gateway_id: str, password: st
     conn.execute("SELECT pg_notify(%s, %s)", (ACCOUNTS_CHANNEL, gateway_id))
 
 
-def set_service_account(conn: psycopg.Connection, name: str, password: str) -> None:
+def set_service_account(
+    conn: psycopg.Connection, name: str, password: str, role: str = "ingest"
+) -> None:
+    """A service's account (``role`` one of ``store.broker_acl.SERVICE_ROLES``); every
+    ingest worker has its own, named like its client id."""
     conn.execute(
-        "INSERT INTO mqtt_service_accounts (name, mqtt_password_hash) VALUES (%s, %s)"
-        " ON CONFLICT (name) DO UPDATE SET mqtt_password_hash = EXCLUDED.mqtt_password_hash",
-        (name, hash_password(password)),
+        "INSERT INTO mqtt_service_accounts (name, mqtt_password_hash, role) VALUES (%s, %s, %s)"
+        " ON CONFLICT (name) DO UPDATE SET mqtt_password_hash = EXCLUDED.mqtt_password_hash,"
+        " role = EXCLUDED.role",
+        (name, hash_password(password), role),
     )
+    conn.execute("SELECT pg_notify(%s, %s)", (ACCOUNTS_CHANNEL, name))
 
 
-def write_password_file(
-    conn: psycopg.Connection, path: Path, service_accounts: dict[str, str] | None = None
-) -> int:
-    """Render every gateway with a password, plus the service accounts stored in the
-    database and the given ones (name -> hash; these win).
+def password_file_lines(accounts: Iterable[BrokerAccount]) -> list[str]:
+    """Mosquitto's password file: one ``name:hash`` line per account holding a hash."""
+    return sorted(f"{a.name}:{a.password_hash}" for a in accounts if a.password_hash)
 
-    Written to a temporary file and renamed, so the broker never reads half a file.
-    Returns the number of accounts written.
-    """
-    rows = conn.execute(
-        "SELECT gateway_id, mqtt_password_hash FROM gateways"
-        " WHERE mqtt_password_hash IS NOT NULL ORDER BY gateway_id"
-    ).fetchall()
-    services = dict(
-        conn.execute("SELECT name, mqtt_password_hash FROM mqtt_service_accounts").fetchall()
-    )
-    services.update(service_accounts or {})
-    lines = [f"{name}:{hashed}" for name, hashed in sorted(services.items())]
-    lines += [f"{gw}:{hashed}" for gw, hashed in rows if gw not in services]
+
+def write_password_file(path: Path, accounts: Iterable[BrokerAccount]) -> int:
+    """Written to a temporary file and renamed, so the broker never reads half a file.
+    Returns the number of accounts written."""
+    lines = password_file_lines(accounts)
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.chmod(0o640)

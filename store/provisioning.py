@@ -40,10 +40,27 @@ def ensure_patient(
     return int(row[0])
 
 
-def register_gateway(conn: psycopg.Connection, gateway_id: str) -> str:
-    """Create or re-key a gateway; returns its new MQTT password (shown once, stored hashed)."""
+class OtherTeamsKitError(Exception):
+    """The gateway or device belongs to another care team than the one asking."""
+
+
+def register_gateway(conn: psycopg.Connection, gateway_id: str, team_id: int | None = None) -> str:
+    """Create or re-key a gateway of ``team_id``; returns its new MQTT password (shown
+    once, stored hashed). A gateway of another team is refused (``OtherTeamsKitError``);
+    ``team_id`` None (operators' tools, tests) leaves the gateway's team as it is."""
+    if team_id is not None:
+        row = conn.execute(
+            "SELECT team_id FROM gateways WHERE gateway_id = %s", (gateway_id,)
+        ).fetchone()
+        if row is not None and row[0] is not None and int(row[0]) != team_id:
+            raise OtherTeamsKitError(gateway_id)
     password = new_secret()
     set_gateway_password(conn, gateway_id, password)
+    if team_id is not None:
+        conn.execute(
+            "UPDATE gateways SET team_id = %s WHERE gateway_id = %s AND team_id IS NULL",
+            (team_id, gateway_id),
+        )
     return password
 
 

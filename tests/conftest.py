@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -12,15 +13,26 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from postop.local_mosquitto import LocalMosquitto, write_accounts
-from postop.local_postgres import LocalPostgres
+from postop.local_mosquitto import LocalMosquitto
+from postop.local_postgres import (
+    TIMESCALEDB_CONF,
+    LocalPostgres,
+    find_binaries,
+    timescaledb_installed,
+)
 from postop.ports import free_port
+from store.broker_acl import gateway_account, ingest_account, observer_account
+from store.flavour import Flavour, detect
 from store.migrate import migrate
 from store.mqtt_accounts import hash_password
 
 TEMPLATE_DB = "postop_template"
+# set to 1 to run the session cluster (and so the db, api and e2e suites) on TimescaleDB
+TIMESCALEDB_SWITCH = "POSTOP_TEST_TIMESCALEDB"
 INGEST_PASSWORD = "ingest-test-password"
 OBSERVER_PASSWORD = "observer-test-password"
+# every ingest worker has its own account, bound to the client id of the same name
+INGEST_ACCOUNTS = ("ingest-1", "ingest-2", "ingest-3")
 
 
 def _private_dir(prefix: str) -> Path:
@@ -30,16 +42,70 @@ def _private_dir(prefix: str) -> Path:
     return path
 
 
+def requested_flavour() -> Flavour:
+    """The flavour the session cluster runs, from ``POSTOP_TEST_TIMESCALEDB`` (unset: plain)."""
+    value = os.environ.get(TIMESCALEDB_SWITCH, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return Flavour.POSTGRES
+    if value in ("1", "true", "yes", "on"):
+        return Flavour.TIMESCALEDB
+    pytest.exit(f"{TIMESCALEDB_SWITCH}={value!r}: use 1 (TimescaleDB) or 0", returncode=4)
+
+
+def _seal_template(server: LocalPostgres, flavour: Flavour) -> None:
+    """Keep every session out of the template, or CREATE DATABASE ... TEMPLATE fails.
+
+    With TimescaleDB a scheduler stays connected to each database that has the extension,
+    and TimescaleDB itself restarts the template's scheduler on every CREATE DATABASE ...
+    TEMPLATE of a database that allows connections (it would race with the copy). So: stop
+    the scheduler that CREATE EXTENSION started (this waits until it and its jobs have
+    exited), then forbid connections; the launcher skips such databases. The clones allow
+    connections again and ``db`` starts their scheduler.
+    """
+    if flavour is Flavour.TIMESCALEDB:
+        with psycopg.connect(server.conninfo(TEMPLATE_DB), autocommit=True) as conn:
+            conn.execute("SELECT _timescaledb_functions.stop_background_workers()")
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute(
+            f'ALTER DATABASE "{TEMPLATE_DB}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false'
+        )
+
+
 @pytest.fixture(scope="session")
-def pg() -> Iterator[LocalPostgres]:
+def pg_flavour() -> Flavour:
+    return requested_flavour()
+
+
+@pytest.fixture(scope="session")
+def pg(pg_flavour: Flavour) -> Iterator[LocalPostgres]:
+    binaries = find_binaries()
+    timescaledb = pg_flavour is Flavour.TIMESCALEDB
+    if timescaledb and not timescaledb_installed(binaries):
+        pytest.exit(
+            f"{TIMESCALEDB_SWITCH}=1 but TimescaleDB is not installed for the PostgreSQL in "
+            f"{binaries.bindir} ({binaries.origin}): build and install it for that server, "
+            f"or unset {TIMESCALEDB_SWITCH} to run on plain PostgreSQL",
+            returncode=4,
+        )
     root = _private_dir("postop-test-pg-")
-    server = LocalPostgres(root, free_port(), fast_unsafe=True)
-    server.ensure_initialised()
-    server.start()
-    server.wait_ready()
-    server.create_database(TEMPLATE_DB)
-    migrate(server.conninfo(TEMPLATE_DB))
+    server = LocalPostgres(
+        root,
+        free_port(),
+        fast_unsafe=True,
+        binaries=binaries,
+        extra_conf=TIMESCALEDB_CONF if timescaledb else (),
+    )
     try:
+        server.ensure_initialised()
+        server.start()
+        server.wait_ready()
+        server.create_database(TEMPLATE_DB)
+        migrate(server.conninfo(TEMPLATE_DB))
+        with psycopg.connect(server.conninfo(TEMPLATE_DB)) as conn:
+            migrated = detect(conn)
+        if migrated is not pg_flavour:
+            pytest.exit(f"the test template was migrated {migrated}, not {pg_flavour}", 4)
+        _seal_template(server, pg_flavour)
         yield server
     finally:
         server.stop("immediate")
@@ -47,10 +113,15 @@ def pg() -> Iterator[LocalPostgres]:
 
 
 @pytest.fixture
-def db(pg: LocalPostgres) -> Iterator[str]:
+def db(pg: LocalPostgres, pg_flavour: Flavour) -> Iterator[str]:
     """Conninfo of a fresh database cloned from the migrated template."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     conninfo = pg.create_database(name, template=TEMPLATE_DB)
+    if pg_flavour is Flavour.TIMESCALEDB:
+        # policies (aggregate refresh, compression, retention) run from now on, as in
+        # production, without waiting for the launcher's next poll of new databases
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute("SELECT _timescaledb_functions.start_background_workers()")
     yield conninfo
     with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -59,31 +130,31 @@ def db(pg: LocalPostgres) -> Iterator[str]:
 @dataclass
 class Broker:
     server: LocalMosquitto
-    accounts: dict[str, str]
 
     @property
     def port(self) -> int:
         return self.server.port
 
     def add_account(self, name: str, password: str) -> None:
-        self.accounts[name] = hash_password(password)
-        write_accounts(self.server, self.accounts)
+        """A gateway account, as provisioning makes it (own topics, own client id)."""
+        self.server.add_account(gateway_account(name, hash_password(password)))
 
 
 @pytest.fixture(scope="session")
 def broker_session() -> Iterator[Broker]:
     root = _private_dir("postop-test-mqtt-")
-    # plus a read-everything account for tests that watch the wire
-    server = LocalMosquitto(root, free_port(), extra_acl="\nuser observer\ntopic read #\n")
-    server.write_config()
-    accounts = {
-        "ingest": hash_password(INGEST_PASSWORD),
-        "observer": hash_password(OBSERVER_PASSWORD),
-    }
-    write_accounts(server, accounts)
+    server = LocalMosquitto(root, free_port())
+    ingest_hash = hash_password(INGEST_PASSWORD)
+    server.write_config(
+        [
+            *(ingest_account(name, ingest_hash) for name in INGEST_ACCOUNTS),
+            # plus a read-everything account for tests that watch the wire
+            observer_account("observer", hash_password(OBSERVER_PASSWORD)),
+        ]
+    )
     server.start()
     try:
-        yield Broker(server, accounts)
+        yield Broker(server)
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -43,7 +43,7 @@ class Publisher:
         self.gateway_id = gateway_id
         self.acks: dict[int, ReasonCode] = {}
         self._done = threading.Condition()
-        self.client = connect(f"pub-{gateway_id}", gateway_id, password, port)
+        self.client = connect(gateway_id, gateway_id, password, port)  # its bound client id
         self.client.on_publish = self._on_publish
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:

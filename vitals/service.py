@@ -4,6 +4,7 @@ setting a stop event that the service's loop watches, so it can finish its work 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -15,6 +16,7 @@ def run_service(
     run: Callable[[Settings, threading.Event], None], settings: Settings | None = None
 ) -> None:
     settings = settings or Settings()
+    os.umask(0o077)  # every file a service creates (outbox, bonds, logs) is its own alone
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )

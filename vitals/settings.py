@@ -22,9 +22,13 @@ class MqttSettings(BaseModel):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     keepalive_s: int = 30
+    # the broker unreachable this long: services log an error line, then one a minute
+    down_log_s: float = Field(default=60.0, gt=0)
 
 
 class IngestSettings(BaseModel):
+    # the broker binds each account to one client id, its name: every worker has its own
+    # MQTT account, and this must equal that account's name (POSTOP_MQTT__USERNAME)
     client_id: str = "ingest-1"
     # the broker keeps this worker's session (and queues its share of messages) this long
     # after a disconnect; 0 ends it at once: use 0 for one last run of a retired worker
@@ -36,6 +40,10 @@ class IngestSettings(BaseModel):
     receive_maximum: int = Field(default=1000, ge=1, le=65535)
     future_tolerance_s: float = Field(default=300.0, ge=0)
     refresh_aggregates_s: float = Field(default=60.0, gt=0)
+    # a flood of bad messages must fill neither the disk nor hide: beyond this many dead
+    # letters a gateway an hour, they are only counted (dead_letter_budget.dropped)
+    dead_letters_per_gateway_hour: int = Field(default=1000, ge=0)
+    dead_letter_payload_bytes: int = Field(default=4096, ge=0)  # prefix kept of each
 
 
 class GatewaySettings(BaseModel):
@@ -58,13 +66,21 @@ class AlertsSettings(BaseModel):
     vapid_private_key: SecretStr | None = None
     vapid_subject: str = "mailto:care-team@postop.invalid"
     push_max_attempts: int = Field(default=5, ge=1)
+    # a technical alert to every enrolled team when no reading from any gateway arrived
+    # for this long (a dead broker, ingest or network: every rule is blind)
+    stale_data_s: float = Field(default=900.0, gt=0)
+    # Web Push endpoints on private addresses or plain http (tests' local endpoint only)
+    push_allow_private_endpoints: bool = False
 
 
 class BrokerSettings(BaseModel):
-    """Service accounts rendered into the broker's password file with the gateways."""
+    """Service accounts rendered into the broker's accounts with the gateways, and the
+    admin account that makes a running broker's dynamic security match the database."""
 
-    ingest_password: SecretStr | None = None
+    # one account per ingest worker, named like its client id: {"ingest-1": "...", ...}
+    ingest_passwords: dict[str, SecretStr] = Field(default_factory=dict)
     api_password: SecretStr | None = None
+    admin_password: SecretStr | None = None
 
 
 class ApiSettings(BaseModel):
@@ -82,6 +98,27 @@ class ApiSettings(BaseModel):
     metrics_token: SecretStr | None = None
     # shared links (home physicians): requests per minute per client address
     share_requests_per_minute: int = Field(default=120, ge=1)
+    # where people reach the app (https://postop.example.org): absolute links (share
+    # links, Web Push) are built on it, so they survive a change of port or host
+    public_base_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
+    # readiness re-probes the broker (one MQTT CONNECT) at most this often
+    ready_broker_every_s: float = Field(default=5.0, gt=0)
+    # sign-in attempts: login_max_failures counts per account from one address; these per
+    # account from all addresses, and per address (one hospital proxy: many people)
+    login_max_failures_account: int = Field(default=20, ge=1)
+    login_max_failures_address: int = Field(default=200, ge=1)
+    # proxies whose X-Forwarded-For/-Proto are believed (IPs or CIDRs); empty: none, the
+    # socket's peer is the client
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Strict-Transport-Security on every answer (serve over HTTPS only when on)
+    hsts: bool = False
+    hsts_max_age_s: int = Field(default=31_536_000, ge=0)
+    # Web Push endpoints on private addresses or plain http (tests' local endpoint only)
+    push_allow_private_endpoints: bool = False
+
+    def link(self, path: str) -> str:
+        """``path`` on the public base URL; the bare path when none is configured."""
+        return self.public_base_url.rstrip("/") + path if self.public_base_url else path
 
 
 class Settings(BaseSettings):

@@ -26,6 +26,8 @@ from vitals.flags import ALL_FLAGS, SPECIAL_VALUE
 
 SCHEMA_VERSION = 1
 MAX_READINGS_PER_MESSAGE = 5000
+# a gateway never sends more in one message (it splits a batch); the broker refuses
+# packets beyond this plus 4 KiB (postop/mosquitto/broker.conf, max_packet_size)
 MAX_MESSAGE_BYTES = 1_048_576
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,63}$"

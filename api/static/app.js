@@ -91,7 +91,9 @@ function showShareLink(form, data) {
   const panel = document.getElementById("share-result");
   if (!panel) return;
   panel.hidden = false;
-  panel.querySelector('[data-field="url"]').textContent = `${location.origin}${data.url}`;
+  // the server gives the full address when a public base URL is set, a path otherwise
+  const full = /^https?:\/\//.test(data.url) ? data.url : `${location.origin}${data.url}`;
+  panel.querySelector('[data-field="url"]').textContent = full;
   panel.querySelectorAll(".code-row").forEach((el) => { el.hidden = !data.code; });
   panel.querySelector('[data-field="code"]').textContent = data.code || "";
   const expires = new Date(data.expires_at);

@@ -125,6 +125,19 @@ class ArraySource:
             patient_ids=patients, end_ms=end_ms, bin_s=bin_s, n_bins=n_bins, metrics=metrics
         )
 
+    def last_reading_ms(self, ids: I64, metric: str, now_ms: int) -> F:
+        """The minute of each patient's latest reliable reading visible at ``now_ms``."""
+        _sums, counts = self._metric_cum(BY_NAME[metric].metric_id)
+        rows = self._rows(ids)
+        lim = self._limits(rows, now_ms)
+        out = np.full(len(rows), np.nan)
+        for i, (row, k) in enumerate(zip(rows.tolist(), lim.tolist(), strict=True)):
+            seen = counts[row, k]
+            if seen > 0:
+                minute = int(np.searchsorted(counts[row], seen, side="left")) - 1
+                out[i] = float(self.t0_ms + minute * MINUTE_MS)
+        return out
+
     # --- context ------------------------------------------------------------------------
 
     def gateway_offline_since_ms(self, ids: I64, now_ms: int) -> F:

@@ -99,7 +99,7 @@ def world(db: str) -> World:
         patient_a = ensure_patient(conn, "PA-001", team_a, "en", "America/New_York")
         patient_a2 = ensure_patient(conn, "PA-002", team_a, "es", "Europe/Madrid")
         patient_b = ensure_patient(conn, "PB-001", team_b, "it", "Europe/Rome")
-        register_gateway(conn, "gw-a-001")
+        register_gateway(conn, "gw-a-001", team_a)
         register_device(conn, "ox-a-001", "pulse_oximeter", "gw-a-001")
         enroll(conn, "ox-a-001", patient_a, now - timedelta(days=3))
         add_vitals(

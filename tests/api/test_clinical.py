@@ -10,8 +10,11 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from fastapi.testclient import TestClient
 
-from store.aggregates import refresh_aggregates
-from tests.api.conftest import World, add_vitals, audit_rows, open_alert
+from api.app import create_app
+from store.aggregates import AGGREGATE_VIEWS, refresh_aggregates
+from store.flavour import Flavour
+from tests.api.conftest import PASSWORD, World, add_vitals, audit_rows, open_alert
+from vitals.settings import Settings
 
 
 def test_dashboard_puts_the_patient_with_a_high_alert_first(
@@ -50,6 +53,25 @@ def test_dashboard_order_without_alerts_is_news2_then_staleness(
     assert [p["attention_rank"] for p in board] == [0, 1]
 
 
+def _refresh(conn: psycopg.Connection, flavour: Flavour, until: datetime | None = None) -> None:
+    """Refresh the trend aggregates as if the last refresh had run at ``until`` (default now):
+    ingest's refresh of the stand-in views on plain PostgreSQL; with TimescaleDB, what the
+    refresh policies do, with the policies paused so that the test decides when it runs."""
+    if flavour is Flavour.TIMESCALEDB:
+        conn.execute(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs"
+            " WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+        )
+        for view in AGGREGATE_VIEWS:
+            conn.execute(
+                f"CALL refresh_continuous_aggregate('{view}', NULL, %s::timestamptz)", (until,)
+            )
+        return
+    refresh_aggregates(conn)
+    if until is not None:
+        conn.execute("UPDATE aggregate_refreshes SET refreshed_at = %s", (until,))
+
+
 def _raw_buckets(
     db: str, patient_id: int, metric_id: int, start: datetime, step_s: int
 ) -> dict[object, object]:
@@ -65,13 +87,12 @@ def _raw_buckets(
 
 
 def test_trends_match_raw_rows_across_the_aggregate_watermark(
-    login: Callable[[str], TestClient], world: World
+    login: Callable[[str], TestClient], world: World, pg_flavour: Flavour
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     with psycopg.connect(world.db, autocommit=True) as conn:
-        refresh_aggregates(conn)
         # as if the last refresh ran 10 minutes ago: the last 10 minutes come from raw rows
-        conn.execute("UPDATE aggregate_refreshes SET refreshed_at = now() - interval '10 min'")
+        _refresh(conn, pg_flavour, until=now - timedelta(minutes=10))
         add_vitals(
             conn,
             world.patient_a,
@@ -100,7 +121,7 @@ def test_trends_match_raw_rows_across_the_aggregate_watermark(
 
 
 def test_late_readings_join_the_trend_at_the_next_refresh(
-    login: Callable[[str], TestClient], world: World
+    login: Callable[[str], TestClient], world: World, pg_flavour: Flavour
 ) -> None:
     """A home back online sends readings measured hours ago: bucketed from the views, they
     appear once the views are refreshed (ingest does it every minute on plain PostgreSQL;
@@ -109,7 +130,7 @@ def test_late_readings_join_the_trend_at_the_next_refresh(
     client = login("physician")
     url = f"/api/v1/patients/{world.patient_a}/trends"
     with psycopg.connect(world.db, autocommit=True) as conn:
-        refresh_aggregates(conn)
+        _refresh(conn, pg_flavour)
         add_vitals(conn, world.patient_a, "ox-a-001", "temp_c", [(now - timedelta(hours=3), 38.4)])
 
     def points() -> list[dict[str, object]]:
@@ -119,7 +140,7 @@ def test_late_readings_join_the_trend_at_the_next_refresh(
 
     assert points() == []
     with psycopg.connect(world.db, autocommit=True) as conn:
-        refresh_aggregates(conn)
+        _refresh(conn, pg_flavour)
     assert [(p["n"], p["avg"]) for p in points()] == [(1, 38.4)]
 
 
@@ -237,7 +258,7 @@ def test_push_subscription_is_stored_for_the_team_and_role(
     res = client.post(
         "/api/v1/push/subscriptions",
         json={
-            "endpoint": "https://push.example/abc",
+            "endpoint": "https://8.8.4.4/push/abc",  # a public address (no DNS offline)
             "expirationTime": None,
             "keys": {"p256dh": "B" + "A" * 86, "auth": "c2VjcmV0c2VjcmV0"},
         },
@@ -283,10 +304,16 @@ def test_follow_up_end_stops_the_dashboard_listing_later(
     assert "clôturée : suivi terminé" in page.text
 
 
-def test_metrics_name_routes_not_patients(login: Callable[[str], TestClient], world: World) -> None:
-    client = login("coordinator")
-    client.get(f"/api/v1/patients/{world.patient_a}")
-    text = client.get("/metrics").text
+def test_metrics_name_routes_not_patients(app_settings: Settings, world: World) -> None:
+    # /metrics without a token answers only on this machine: a loopback client here
+    with TestClient(create_app(app_settings), client=("127.0.0.1", 50000)) as client:
+        signed = client.post(
+            "/api/v1/session",
+            json={"email": world.emails["coordinator"], "password": PASSWORD},
+        )
+        assert signed.status_code == 200
+        client.get(f"/api/v1/patients/{world.patient_a}")
+        text = client.get("/metrics").text
     assert 'route="/api/v1/patients/{patient_id}",status="200"' in text
     assert f"/api/v1/patients/{world.patient_a}" not in text
     assert "postop_api_request_seconds_bucket" in text

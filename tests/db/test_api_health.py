@@ -6,11 +6,18 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
-from vitals.settings import Settings
+from tests.conftest import Broker
+from vitals.settings import MqttSettings, Settings
 
 
-def test_ready_when_the_database_is_migrated(db: str) -> None:
-    settings = Settings(database_url=SecretStr(db))
+def test_ready_when_the_database_is_migrated(db: str, broker: Broker) -> None:
+    broker.add_account("api", "api-health-password")
+    settings = Settings(
+        database_url=SecretStr(db),
+        mqtt=MqttSettings(
+            port=broker.port, username="api", password=SecretStr("api-health-password")
+        ),
+    )
     with TestClient(create_app(settings)) as client:
         assert client.get("/health").json() == {"status": "ok"}
         ready = client.get("/ready")

@@ -115,6 +115,11 @@ def test_windows_batteries_and_findings_match_the_sql_path(
         low_mem: np.ndarray = memory.lowest_battery_pct(ids_arr, since, end)
         low_sql: np.ndarray = sql.lowest_battery_pct(ids_arr, since, end)
         assert np.allclose(low_mem, low_sql, equal_nan=True)
+        for metric_name in ("spo2_pct", "weight_kg", "glucose_mmol_l"):
+            for at in (end, end - 17 * HOUR_MS):
+                last_mem = memory.last_reading_ms(ids_arr, metric_name, at)
+                last_sql = sql.last_reading_ms(ids_arr, metric_name, at)
+                assert np.array_equal(last_mem, last_sql, equal_nan=True), metric_name
         # the whole evaluation at the end of the follow-up: the same findings
         ctx = followed_patients(conn, ids)
         protocols = builtin_protocols()

@@ -59,7 +59,7 @@ def ingest_env(db: str, broker: Broker, client_id: str = "ingest-1") -> dict[str
     return {
         "POSTOP_DATABASE_URL": db,
         "POSTOP_MQTT__PORT": str(broker.port),
-        "POSTOP_MQTT__USERNAME": "ingest",
+        "POSTOP_MQTT__USERNAME": client_id,  # each worker its own account
         "POSTOP_MQTT__PASSWORD": INGEST_PASSWORD,
         "POSTOP_INGEST__CLIENT_ID": client_id,
         "POSTOP_INGEST__REFRESH_AGGREGATES_S": "3600",

@@ -61,6 +61,7 @@ def test_desaturation_becomes_an_alert_and_a_push(
         {
             "POSTOP_DATABASE_URL": db,
             "POSTOP_ALERTS__VAPID_PRIVATE_KEY": keys.private_pem,
+            "POSTOP_ALERTS__PUSH_ALLOW_PRIVATE_ENDPOINTS": "true",  # the local endpoint
             "POSTOP_ALERTS__TICK_S": "3600",  # only ingest's NOTIFY can trigger it in time
         },
         workdir / "alerts",
@@ -158,6 +159,7 @@ def test_simulated_patient_desaturating_at_night_is_alerted_through_the_whole_pi
         {
             "POSTOP_DATABASE_URL": db,
             "POSTOP_ALERTS__VAPID_PRIVATE_KEY": keys.private_pem,
+            "POSTOP_ALERTS__PUSH_ALLOW_PRIVATE_ENDPOINTS": "true",  # the local endpoint
         },
         workdir / "alerts",
     ).start()

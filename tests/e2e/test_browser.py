@@ -87,7 +87,11 @@ def test_live_alert_push_chart_and_acknowledge_in_chromium(
     broker.add_account(gateway_id, password)
     alerts = ServiceProcess(
         "alerts.main",
-        {"POSTOP_DATABASE_URL": db, "POSTOP_ALERTS__VAPID_PRIVATE_KEY": keys.private_pem},
+        {
+            "POSTOP_DATABASE_URL": db,
+            "POSTOP_ALERTS__VAPID_PRIVATE_KEY": keys.private_pem,
+            "POSTOP_ALERTS__PUSH_ALLOW_PRIVATE_ENDPOINTS": "true",  # the local endpoint
+        },
         workdir / "alerts",
     ).start()
     link_port = free_port()

@@ -189,11 +189,11 @@ def test_a_gateway_cannot_read_another_homes_topics(
     the probe subscribes to the other home's topics and to everything, and must receive
     nothing but its own acknowledgement."""
     mine, theirs = make_kit("gw-reader"), make_kit("gw-victim")
-    probe = connect(f"{mine.gateway_id}-probe", mine.gateway_id, mine.password, broker.port)
+    probe = connect(mine.gateway_id, mine.gateway_id, mine.password, broker.port)
     received: list[str] = []
     probe.on_message = lambda _c, _u, msg: received.append(msg.topic)
-    victim = connect(f"{theirs.gateway_id}-pub", theirs.gateway_id, theirs.password, broker.port)
-    service = connect("ingest-probe-test", "ingest", INGEST_PASSWORD, broker.port)
+    victim = connect(theirs.gateway_id, theirs.gateway_id, theirs.password, broker.port)
+    service = connect("ingest-3", "ingest-3", INGEST_PASSWORD, broker.port)
     try:
         for topic in (
             readings_topic(theirs.gateway_id),

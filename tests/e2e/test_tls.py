@@ -14,8 +14,9 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from postop.local_mosquitto import LocalMosquitto, write_accounts
+from postop.local_mosquitto import LocalMosquitto
 from postop.ports import free_port
+from store.broker_acl import gateway_account, ingest_account
 from store.mqtt_accounts import hash_password
 from store.provisioning import (
     enroll,
@@ -43,9 +44,7 @@ def tls_broker(workdir: Path) -> Iterator[LocalMosquitto]:
 
 
 def _connects(port: int, user: str, password: str, ca: Path | None) -> bool:
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"probe-{user}", protocol=mqtt.MQTTv5
-    )
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv5)
     client.username_pw_set(user, password)
     if ca is not None:
         client.tls_set(ca_certs=str(ca), tls_version=ssl.PROTOCOL_TLS_CLIENT)
@@ -74,8 +73,11 @@ def test_gateway_uploads_over_tls_and_plain_or_unknown_clients_are_refused(
         password = register_gateway(conn, "gw-tls")
         register_device(conn, "patch-tls", "hr-patch", "gw-tls")
         enroll(conn, "patch-tls", patient, ENROLLED_FROM)
-    write_accounts(
-        tls_broker, {"ingest": hash_password(INGEST_PASSWORD), "gw-tls": hash_password(password)}
+    tls_broker.apply_accounts(  # over the TLS listener, as the admin account
+        [
+            ingest_account("ingest-tls", hash_password(INGEST_PASSWORD)),
+            gateway_account("gw-tls", hash_password(password)),
+        ]
     )
     assert tls_broker.tls is not None
     ca = tls_broker.tls.ca_file
@@ -90,7 +92,7 @@ def test_gateway_uploads_over_tls_and_plain_or_unknown_clients_are_refused(
         {
             **tls_env,
             "POSTOP_DATABASE_URL": db,
-            "POSTOP_MQTT__USERNAME": "ingest",
+            "POSTOP_MQTT__USERNAME": "ingest-tls",
             "POSTOP_MQTT__PASSWORD": INGEST_PASSWORD,
             "POSTOP_INGEST__CLIENT_ID": "ingest-tls",
         },

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -80,6 +81,8 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_data(workdir: Path) -> N
             "the API to be ready",
         )
         conninfo = _conninfo(data_dir)
+        _assert_private(data_dir)
+        first_ports = _ports(data_dir)
         wait_for(
             lambda: (
                 len(_readings_per_patient(conninfo)) == 2
@@ -99,6 +102,7 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_data(workdir: Path) -> N
         proc = _start(data_dir, api_port, log)
         wait_for(lambda: log.read_text().count("postop is running") == 2, 120, "the restart")
         assert "existing cluster" in log.read_text()
+        assert _ports(data_dir) == first_ports  # links and bookmarks keep working
         after = _readings_per_patient(_conninfo(data_dir))
         assert sum(after.values()) >= before
         proc.send_signal(signal.SIGINT)
@@ -107,6 +111,27 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_data(workdir: Path) -> N
         if proc.poll() is None:
             proc.kill()
         print(log.read_text()[-5000:])
+
+
+def _ports(data_dir: Path) -> dict[str, int]:
+    stored = json.loads((data_dir / "stack.json").read_text())
+    return {k: stored[k] for k in ("postgres", "mqtt", "api")}
+
+
+def _assert_private(data_dir: Path) -> None:
+    """Nothing in the data folder for other accounts: 0700 (0710 for the PostgreSQL
+    account's group, which runs the server when we are root), files 0600."""
+    assert stat.S_IMODE(data_dir.stat().st_mode) & 0o007 == 0
+    files = [
+        data_dir / "demo-password.txt",
+        data_dir / "vapid-private.pem",
+        data_dir / "stack.json",
+        *(data_dir / "logs").glob("*.log"),
+        *(data_dir / "gateways").glob("*.sqlite3*"),
+    ]
+    assert len(files) > 6
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, (path, oct(path.stat().st_mode))
 
 
 def _readings_per_patient_offline(data_dir: Path) -> dict[str, int]:

@@ -84,8 +84,14 @@ def test_trend_rise_missing_battery_and_rate() -> None:
     rise = rise_over(weight, 86_400, 4 * 86_400, np.array([2.0, 2.0]))  # day 0 to day 3
     assert [bool(x) for x in rise.firing] == [True, False]
     quiet = series([97, NAN, NAN, NAN, NAN, NAN, NAN], [97] * 7)
-    gone = missing_data(quiet, 300, 1500, np.array([True, True]))
+    gone = missing_data(quiet, 300, 1500, np.array([86_400.0, 86_400.0]))
     assert [bool(x) for x in gone.firing] == [True, False]
+    # silence counts from the first enrolment of a measuring device; none: never fires
+    empty = series([NAN] * 7, [NAN] * 7)
+    fresh = missing_data(empty, 300, 1500, np.array([600.0, NAN]))
+    assert fresh.firing.tolist() == [False, False]
+    assert fresh.value[0] == 600.0
+    assert np.isnan(fresh.value[1])
     assert below_value(
         np.array([12.0, 50.0, NAN]), np.array([True, True, False]), 15
     ).firing.tolist() == [True, False, False]

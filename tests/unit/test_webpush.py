@@ -32,7 +32,13 @@ def notifier(pem: str, outcomes: list[DeliveryOutcome]) -> PushNotifier:
         with lock:
             outcomes.append(o)
 
-    n = PushNotifier(pem, "mailto:team@postop.invalid", record, base_delay_s=0.05)
+    n = PushNotifier(
+        pem,
+        "mailto:team@postop.invalid",
+        record,
+        base_delay_s=0.05,
+        allow_private_endpoints=True,  # the local endpoint on loopback
+    )
     n.start()
     return n
 

@@ -113,13 +113,19 @@ def test_a_bad_message_is_one_dead_letter_kept_whole(payload: bytes, reason: str
 
 def test_status_messages() -> None:
     st = GatewayStatus(v=1, online=False, at_ms=NOW_MS, reason="connection lost")
-    parsed = parse_status("devices/gw-unit/status", encode_status(st))
+    parsed = parse_status("devices/gw-unit/status", encode_status(st), NOW_MS, 300_000)
     assert parsed is not None
     assert parsed.status == st
-    broken = parse_status("devices/gw-unit/status", b"{}")
+    broken = parse_status("devices/gw-unit/status", b"{}", NOW_MS, 300_000)
     assert broken is not None
     assert broken.dead is not None
     assert broken.status is None
+    ahead = GatewayStatus(v=1, online=True, at_ms=NOW_MS + 301_000)
+    future = parse_status("devices/gw-unit/status", encode_status(ahead), NOW_MS, 300_000)
+    assert future is not None
+    assert future.status is None
+    assert future.dead is not None
+    assert "301 s in the future" in future.dead.reason
 
 
 @pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity"])
