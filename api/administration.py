@@ -8,9 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import psycopg
-from fastapi import HTTPException
 
+from api.errors import refuse
 from api.guards import audit
+from api.labels import N_
 from api.passwords import hash_password
 from api.schemas import (
     ClinicianCreate,
@@ -22,13 +23,14 @@ from api.schemas import (
     PatientCreate,
 )
 from api.sessions import Clinician
+from store.alert_actions import changed, event, timestamp
 from store.clinicians import DuplicateAccountError, create_clinician
 from store.provisioning import enroll, register_gateway
 
 
 def _team_of_admin(who: Clinician, team_id: int) -> None:
     if team_id not in who.team_ids:
-        raise HTTPException(403, f"you are not a member of care team {team_id}")
+        raise refuse(403, N_("You are not a member of this care team."))
 
 
 def create_patient(conn: psycopg.Connection, who: Clinician, body: PatientCreate) -> int:
@@ -37,9 +39,7 @@ def create_patient(conn: psycopg.Connection, who: Clinician, body: PatientCreate
         "SELECT 1 FROM protocol_params WHERE protocol = %s LIMIT 1", (body.protocol,)
     ).fetchone()
     if known is None:
-        raise HTTPException(
-            422, f"unknown protocol {body.protocol!r}: the alerts engine has not published it"
-        )
+        raise refuse(422, N_("Unknown protocol: the alerts engine has not published it."))
     with conn.transaction():
         try:
             row = conn.execute(
@@ -63,7 +63,9 @@ def create_patient(conn: psycopg.Connection, who: Clinician, body: PatientCreate
                 ),
             ).fetchone()
         except psycopg.errors.UniqueViolation:
-            raise HTTPException(409, f"the pseudonym {body.pseudonym} is taken") from None
+            raise refuse(
+                409, N_("The pseudonym %(pseudonym)s is taken."), pseudonym=body.pseudonym
+            ) from None
         assert row is not None
         audit(conn, who, "patient_created", int(row[0]), {"pseudonym": body.pseudonym})
     return int(row[0])
@@ -75,7 +77,7 @@ def _gateway_team(who: Clinician, team_id: int | None) -> int:
         _team_of_admin(who, team_id)
         return team_id
     if len(who.team_ids) != 1:
-        raise HTTPException(422, "you are in several care teams: say which one (team_id)")
+        raise refuse(422, N_("You are in several care teams: choose the gateway's team."))
     return who.team_ids[0]
 
 
@@ -89,7 +91,7 @@ def create_gateway(
         ).fetchone()
         if exists is not None:
             # ids are global (they are MQTT usernames); whose it is stays unsaid
-            raise HTTPException(409, f"the gateway id {body.gateway_id} is taken")
+            raise refuse(409, N_("The gateway id %(gateway)s is taken."), gateway=body.gateway_id)
         password = register_gateway(conn, body.gateway_id, team_id)
         audit(
             conn,
@@ -110,8 +112,10 @@ def create_device(conn: psycopg.Connection, who: Clinician, body: DeviceCreate) 
             (body.gateway_id, list(who.team_ids)),
         ).fetchone()
         if gw is None:  # unknown, or another team's: the same answer
-            raise HTTPException(
-                404, f"no gateway {body.gateway_id} in your care teams; register it first"
+            raise refuse(
+                404,
+                N_("No gateway %(gateway)s in your care teams: register the gateway first."),
+                gateway=body.gateway_id,
             )
         try:
             conn.execute(
@@ -119,7 +123,9 @@ def create_device(conn: psycopg.Connection, who: Clinician, body: DeviceCreate) 
                 (body.device_id, body.kind, body.gateway_id),
             )
         except psycopg.errors.UniqueViolation:
-            raise HTTPException(409, f"the device id {body.device_id} is taken") from None
+            raise refuse(
+                409, N_("The device id %(device)s is taken."), device=body.device_id
+            ) from None
         audit(conn, who, "device_registered", None, body.model_dump())
 
 
@@ -130,9 +136,11 @@ def create_enrollment(
     with another team's enrollment, gets the answer of an unknown device."""
     start = body.start or datetime.now(UTC)
     if body.end is not None and body.end <= start:
-        raise HTTPException(422, "an enrollment must end after it starts")
-    not_found = HTTPException(
-        404, f"no device {body.device_id} in this patient's care team; register it first"
+        raise refuse(422, N_("An enrollment must end after it starts."))
+    not_found = refuse(
+        404,
+        N_("No device %(device)s in this patient's care team: register the device first."),
+        device=body.device_id,
     )
     with conn.transaction():
         dev = conn.execute(
@@ -149,10 +157,13 @@ def create_enrollment(
         except psycopg.errors.ExclusionViolation:
             if _clashes_outside(conn, who, body.device_id, start, body.end):
                 raise not_found from None
-            raise HTTPException(
+            raise refuse(
                 409,
-                f"device {body.device_id} is already enrolled for part of that time;"
-                " end its other enrollment first",
+                N_(
+                    "Device %(device)s is already enrolled for part of that time;"
+                    " end its other enrollment first."
+                ),
+                device=body.device_id,
             ) from None
         except psycopg.errors.CheckViolation:  # the database's own team check
             raise not_found from None
@@ -205,10 +216,12 @@ def end_enrollment(
             (at, enrollment_id, patient_id, at, at),
         ).fetchone()
         if row is None:
-            raise HTTPException(
+            raise refuse(
                 409 if _enrollment_exists(conn, patient_id, enrollment_id) else 404,
-                f"enrollment {enrollment_id} cannot end at {at.isoformat()}"
-                " (it has ended already, starts later, or is not this patient's)",
+                N_(
+                    "This enrollment cannot end then: it has ended already, starts later,"
+                    " or is not this patient's."
+                ),
             )
         audit(
             conn,
@@ -232,8 +245,10 @@ def _enrollment_exists(conn: psycopg.Connection, patient_id: int, enrollment_id:
 def end_follow_up(
     conn: psycopg.Connection, who: Clinician, patient_id: int, at: datetime, note: str | None
 ) -> None:
-    """End the follow-up: the patient's open enrollments close at ``at`` and the alerts
-    engine stops evaluating them. Open alerts stay for a person to resolve."""
+    """End the follow-up: the patient's open enrollments close at ``at``, the alerts engine
+    stops evaluating them, and every open alert is resolved by this person with an event
+    saying the follow-up ended (nobody watches a patient who has left the programme, so an
+    alert left open would only keep them on the dashboard)."""
     with conn.transaction():
         row = conn.execute(
             "UPDATE patients SET follow_up_ended_at = %s WHERE patient_id = %s"
@@ -241,7 +256,7 @@ def end_follow_up(
             (at, patient_id),
         ).fetchone()
         if row is None:
-            raise HTTPException(409, f"the follow-up of patient {patient_id} has ended already")
+            raise refuse(409, N_("This patient's follow-up has ended already."))
         conn.execute(
             "UPDATE enrollments SET valid = tstzrange(lower(valid), %s, '[)')"
             " WHERE patient_id = %s AND lower(valid) < %s"
@@ -253,7 +268,28 @@ def end_follow_up(
                 "INSERT INTO clinician_notes (patient_id, clinician_id, body) VALUES (%s, %s, %s)",
                 (patient_id, who.clinician_id, note),
             )
-        audit(conn, who, "follow_up_ended", patient_id, {"at": at.isoformat()})
+        closed = _close_alerts(conn, who, patient_id, note)
+        detail = {"at": at.isoformat(), "alerts_closed": closed}
+        audit(conn, who, "follow_up_ended", patient_id, detail)
+
+
+def _close_alerts(
+    conn: psycopg.Connection, who: Clinician, patient_id: int, note: str | None
+) -> list[int]:
+    # the transition says why (translated on the page); the note is the admin's own words
+    reason = note
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    with conn.cursor() as cur:
+        rows = cur.execute(
+            "UPDATE alerts SET state = 'resolved', resolved_at = to_timestamp(%s),"
+            " resolved_by = %s, resolution_note = %s, updated_at = now()"
+            " WHERE patient_id = %s AND state <> 'resolved' RETURNING alert_id",
+            (timestamp(now_ms), who.actor, reason, patient_id),
+        ).fetchall()
+        for (alert_id,) in rows:
+            event(cur, alert_id, now_ms, "follow_up_ended", who.actor, reason)
+            changed(cur, alert_id, patient_id, "resolved")
+    return [int(r[0]) for r in rows]
 
 
 def create_account(conn: psycopg.Connection, who: Clinician, body: ClinicianCreate) -> int:
@@ -271,6 +307,6 @@ def create_account(conn: psycopg.Connection, who: Clinician, body: ClinicianCrea
             body.time_zone,
         )
     except DuplicateAccountError as exc:
-        raise HTTPException(409, str(exc)) from None
+        raise refuse(409, N_("An account with this e-mail address exists already.")) from exc
     audit(conn, who, "clinician_created", None, {"clinician_id": clinician_id, "role": body.role})
     return clinician_id

@@ -12,21 +12,22 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
+import fastapi_offline
 import plotly
 import psycopg
-from babel.support import NullTranslations
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import pages, rest, share_pages
 from api.database import Database
+from api.errors import BUSY, reader_language, translate, validation_sentence
 from api.guards import NotSignedIn
-from api.i18n import load_catalogs, negotiate
-from api.labels import N_
+from api.i18n import load_catalogs
 from api.live import Broadcaster
 from api.metrics import ApiMetrics
 from api.share_links import SHARE_LANGUAGES
@@ -38,6 +39,9 @@ from vitals.settings import Settings
 log = logging.getLogger(__name__)
 # Plotly's browser bundle as the plotly package on PyPI ships it (never copied here)
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+# Swagger UI's bundle and style as the fastapi-offline package on PyPI ships them (no CDN:
+# the pages' Content-Security-Policy allows scripts from this site only)
+SWAGGER_UI = Path(fastapi_offline.__file__).parent / "static"
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';"
@@ -50,24 +54,18 @@ SECURITY_HEADERS = {
 }
 
 
-# problems whose sentence is translated into the reader's language (api/locales)
-TRANSLATED_ERRORS = {
-    "date_out_of_range": N_("must lie between %(earliest)s and %(latest)s"),
-    "datetime_without_offset": N_("needs a time zone offset (e.g. Z or +01:00)"),
-}
-
-
-def _readable(exc: RequestValidationError, catalog: NullTranslations) -> str:
-    """One sentence per problem: where, and what is wrong."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        message = err.get("msg", "invalid")
-        template = TRANSLATED_ERRORS.get(str(err.get("type")))
-        if template is not None:
-            message = catalog.gettext(template) % err.get("ctx", {})
-        parts.append(f"{where}: {message}")
-    return "; ".join(parts) or "invalid request"
+def _wants_html(request: Request) -> bool:
+    """A person's browser on a page of the clinician app (not the API, not a shared link,
+    whose pages answer for themselves)."""
+    path = request.url.path
+    if path.startswith(("/api/", "/s/", "/static/", "/docs-assets/")) or path in (
+        "/openapi.json",
+        "/metrics",
+        "/health",
+        "/ready",
+    ):
+        return False
+    return "text/html" in request.headers.get("accept", "") or request.method == "GET"
 
 
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
@@ -82,14 +80,6 @@ def _local_unproxied(request: Request) -> bool:
     except ValueError:
         return False
     return loopback and not any(h in request.headers for h in PROXY_HEADERS)
-
-
-def _reader_language(request: Request) -> str:
-    """The signed-in clinician's language, else the browser's."""
-    who = getattr(request.state, "clinician", None)
-    return (
-        str(who.language) if who is not None else negotiate(request.headers.get("accept-language"))
-    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -109,6 +99,8 @@ def create_app(settings: Settings) -> FastAPI:
         db.close()
 
     app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
         title="postop",
         version="0.1.0",
         description="Remote post-operative monitoring: clinician API. Sign in with"
@@ -147,7 +139,7 @@ def create_app(settings: Settings) -> FastAPI:
         if request.url.path.startswith("/api/"):
             response: Response = JSONResponse({"detail": "internal error; try again"}, 500)
         else:
-            catalog = app.state.catalogs[_reader_language(request)]
+            catalog = app.state.catalogs[reader_language(request)]
             text = html.escape(
                 catalog.gettext("Something went wrong on the server. Try again in a moment.")
             )
@@ -161,32 +153,47 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(NotSignedIn)
     async def not_signed_in(request: Request, _exc: NotSignedIn) -> Response:
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"detail": "sign in first (POST /api/v1/session)"}, 401)
+            catalog = request.app.state.catalogs[reader_language(request)]
+            return JSONResponse({"detail": catalog.gettext("Sign in first.")}, 401)
         return pages.login_redirect(request)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        catalog = app.state.catalogs.get(_reader_language(request), app.state.catalogs["en"])
-        return JSONResponse({"detail": _readable(exc, catalog)}, 422)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        sentence = validation_sentence(request, list(exc.errors()))
+        if _wants_html(request):
+            return pages.error_page(request, 422, sentence)
+        return JSONResponse({"detail": sentence}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException) -> Response:
+        assert isinstance(exc, HTTPException | StarletteHTTPException)
+        fastapi_exc = (
+            exc if isinstance(exc, HTTPException) else HTTPException(exc.status_code, exc.detail)
+        )
+        sentence = translate(request, fastapi_exc)
+        if _wants_html(request) and exc.status_code in (400, 403, 404, 405, 409, 422):
+            return pages.error_page(request, exc.status_code, sentence)
+        return JSONResponse({"detail": sentence}, exc.status_code, headers=exc.headers)
 
     @app.exception_handler(PoolTimeout)
-    async def busy(_request: Request, _exc: PoolTimeout) -> JSONResponse:
+    async def busy(request: Request, _exc: PoolTimeout) -> JSONResponse:
         # every database connection stayed taken (a burst of sign-ins, each holding one
         # through its argon2 work): the server is busy, not broken
         log.warning("no database connection free in time")
         return JSONResponse(
-            {"detail": "the server is busy; try again in a moment"},
+            {"detail": translate(request, HTTPException(503, BUSY))},
             503,
             headers={"Retry-After": "2"},
         )
 
     @app.exception_handler(psycopg.DataError)
-    async def unstorable(_request: Request, exc: psycopg.DataError) -> JSONResponse:
+    async def unstorable(request: Request, exc: psycopg.DataError) -> JSONResponse:
         # input the schema let through but PostgreSQL cannot take (a NUL in a query
         # parameter, a date beyond its range): the client's error, said plainly
         log.warning("unstorable request value: %s", type(exc).__name__)
+        catalog = request.app.state.catalogs[reader_language(request)]
         return JSONResponse(
-            {"detail": f"a value in this request cannot be stored ({type(exc).__name__})"}, 422
+            {"detail": catalog.gettext("A value in this request cannot be stored.")}, 422
         )
 
     app.include_router(rest.router)
@@ -200,6 +207,15 @@ def create_app(settings: Settings) -> FastAPI:
             media_type="text/javascript",
             headers={"Cache-Control": "public, max-age=86400"},
         )
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        """Swagger UI from this site's own files; its start-up script is /static/docs.js,
+        so the Content-Security-Policy stays 'self' for scripts."""
+        page: HTMLResponse = app.state.templates.TemplateResponse(request, "docs.html", {})
+        return page
+
+    app.mount("/docs-assets", StaticFiles(directory=str(SWAGGER_UI)), name="docs-assets")
 
     @app.get("/sw.js", include_in_schema=False)
     def service_worker() -> FileResponse:

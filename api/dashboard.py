@@ -28,7 +28,7 @@ WHERE p.team_id = ANY(%(teams)s)
 """
 
 _ALERTS = """
-SELECT patient_id, alert_id, rule_id, priority, state, opened_at
+SELECT patient_id, alert_id, rule_id, priority, state, opened_at, condition_cleared_at
 FROM alerts WHERE state <> 'resolved' AND patient_id = ANY(%(patients)s)
 """
 
@@ -89,9 +89,16 @@ def dashboard(conn: psycopg.Connection, team_ids: list[int]) -> list[PatientSumm
         return []
     params = {"patients": ids, "metrics": SHOWN_METRICS, "battery": BATTERY_ID}
     alerts: dict[int, list[OpenAlertBrief]] = {}
-    for pid, aid, rule, prio, state, opened in conn.execute(_ALERTS, params):
+    for pid, aid, rule, prio, state, opened, cleared in conn.execute(_ALERTS, params):
         alerts.setdefault(pid, []).append(
-            OpenAlertBrief(alert_id=aid, rule_id=rule, priority=prio, state=state, opened_at=opened)
+            OpenAlertBrief(
+                alert_id=aid,
+                rule_id=rule,
+                priority=prio,
+                state=state,
+                opened_at=opened,
+                condition_cleared_at=cleared,
+            )
         )
     latest: dict[int, list[LatestValue]] = {}
     for pid, mid, at, value in conn.execute(_LATEST, params):

@@ -7,7 +7,11 @@ Spot measurements (blood pressure, temperature, weight) are exported one Observa
 reading. A metric recorded continuously (more than ``RAW_LIMIT`` readings in the period:
 a night of oximetry at 1 Hz) is exported as hourly summaries: an Observation over the
 hour (effectivePeriod) whose value is the mean, with the count, minimum and maximum in
-its note, so the file stays readable by the physician's software."""
+its note, so the file stays readable by the physician's software. Each hourly summary
+carries the vital-signs profile and its minimum and maximum as components (a short
+desaturation is not averaged away). Beside the readings: the procedure, the discharge
+medications and instructions as the team wrote them, and the clinical alerts with what
+the team did (DetectedIssue with its mitigations)."""
 
 from __future__ import annotations
 
@@ -17,12 +21,16 @@ from typing import Any
 
 import psycopg
 
+from api.labels import RULE_TITLES  # the protocols' English titles
 from store.flavour import Flavour
 from store.trends import trend
 from vitals.catalogue import BY_NAME
 from vitals.flags import ReadingFlag
 
-RAW_LIMIT = 2000
+# above this many readings in the period a metric is exported as hourly summaries
+RAW_LIMIT = 500
+VITAL_SIGNS_PROFILE = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
+SEVERITY = {"high": "high", "medium": "moderate", "low": "low"}
 UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
 ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
@@ -172,6 +180,12 @@ def bundle(
                                 if avg is not None
                                 else {"dataAbsentReason": _absent(ReadingFlag.NOT_A_NUMBER)}
                             ),
+                            "meta": {"profile": [VITAL_SIGNS_PROFILE]},
+                            **(
+                                {"component": _spread(metric, lo, hi)}
+                                if lo is not None and hi is not None
+                                else {}
+                            ),
                             "note": [
                                 {
                                     "text": f"hourly mean of {n} readings"
@@ -182,6 +196,8 @@ def bundle(
                     )
                 )
     entries += [observation(o) for o in _blood_pressure(conn, patient_id, start, end)]
+    entries += _care(conn, patient_id, patient_ref, pseudonym)
+    entries += _alerts(conn, patient_id, patient_ref, pseudonym, start, end)
     return {
         "resourceType": "Bundle",
         "type": "collection",
@@ -260,6 +276,112 @@ def _blood_pressure(
                 "effectiveDateTime": _iso(at),
                 "device": {"reference": f"Device/{_safe_id(device_id)}"},
                 "component": components,
+            }
+        )
+    return out
+
+
+def _spread(metric: str, lo: float, hi: float) -> list[dict[str, Any]]:
+    """The hour's minimum and maximum, as components coded like the value itself."""
+    return [
+        {
+            "code": {**_code(metric), "text": f"{BY_NAME[metric].label_en}, hourly {word}"},
+            "valueQuantity": _quantity(metric, value),
+        }
+        for word, value in (("minimum", lo), ("maximum", hi))
+    ]
+
+
+def _care(
+    conn: psycopg.Connection, patient_id: int, patient_ref: str, pseudonym: str
+) -> list[dict[str, Any]]:
+    """What the team wrote at discharge: the procedure, medications and instructions."""
+    row = conn.execute(
+        "SELECT procedure, surgery_date, medications, discharge_instructions, discharged_at"
+        " FROM patients WHERE patient_id = %s",
+        (patient_id,),
+    ).fetchone()
+    assert row is not None
+    procedure, surgery_date, medications, instructions, discharged_at = row
+    out: list[dict[str, Any]] = []
+    if procedure:
+        out.append(
+            {
+                "resourceType": "Procedure",
+                "id": f"{pseudonym}-procedure",
+                "status": "completed",
+                "code": {"text": procedure},
+                "subject": {"reference": patient_ref},
+                **({"performedDateTime": surgery_date.isoformat()} if surgery_date else {}),
+            }
+        )
+    if medications:
+        out.append(
+            {
+                "resourceType": "MedicationStatement",
+                "id": f"{pseudonym}-medications",
+                "status": "active",
+                "medicationCodeableConcept": {"text": medications},
+                "subject": {"reference": patient_ref},
+                **({"effectiveDateTime": _iso(discharged_at)} if discharged_at else {}),
+                "note": [{"text": "discharge medications, as the care team wrote them"}],
+            }
+        )
+    if instructions:
+        out.append(
+            {
+                "resourceType": "CarePlan",
+                "id": f"{pseudonym}-discharge",
+                "status": "active",
+                "intent": "plan",
+                "title": "Discharge instructions",
+                "description": instructions,
+                "subject": {"reference": patient_ref},
+            }
+        )
+    return out
+
+
+def _alerts(
+    conn: psycopg.Connection,
+    patient_id: int,
+    patient_ref: str,
+    pseudonym: str,
+    start: datetime,
+    end: datetime,
+) -> list[dict[str, Any]]:
+    """The clinical alerts of the period and what the team did about each (device and
+    connection problems are the team's business, as on the shared page)."""
+    rows = conn.execute(
+        "SELECT a.alert_id, a.rule_id, a.priority, a.opened_at, a.state,"
+        " a.acknowledged_at, a.resolved_at, a.resolution_note, a.resolved_by = 'system'"
+        " FROM alerts a WHERE a.patient_id = %s AND a.kind = 'clinical'"
+        " AND a.opened_at >= %s AND a.opened_at < %s ORDER BY a.opened_at",
+        (patient_id, start, end),
+    ).fetchall()
+    out = []
+    for alert_id, rule_id, priority, opened, state, acked, resolved, note, auto in rows:
+        mitigation = []
+        if acked is not None:
+            mitigation.append({"action": {"text": "seen by the care team"}, "date": _iso(acked)})
+        if resolved is not None:
+            what = "ended by itself: values back to normal" if auto else "closed by the care team"
+            mitigation.append(
+                {
+                    "action": {"text": what + (f": {note}" if note and not auto else "")},
+                    "date": _iso(resolved),
+                }
+            )
+        out.append(
+            {
+                "resourceType": "DetectedIssue",
+                "id": f"{pseudonym}-alert-{alert_id}",
+                "status": "final" if state == "resolved" else "preliminary",
+                "code": {"text": RULE_TITLES.get(rule_id, "Clinical alert")},
+                "severity": SEVERITY[priority],
+                "patient": {"reference": patient_ref},
+                "identifiedDateTime": _iso(opened),
+                **({"mitigation": mitigation} if mitigation else {}),
             }
         )
     return out

@@ -9,10 +9,12 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import psycopg
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from psycopg.types.json import Jsonb
 
 from api.database import Database
+from api.errors import refuse
+from api.labels import N_
 from api.sessions import COOKIE, Clinician, session_clinician
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -52,7 +54,7 @@ def csrf_ok(who: Clinician, presented: str | None) -> bool:
 def api_clinician(request: Request, who: Annotated[Clinician, Depends(signed_in)]) -> Clinician:
     """The clinician behind an API call; changes must carry the session's CSRF token."""
     if request.method not in SAFE_METHODS and not csrf_ok(who, request.headers.get(CSRF_HEADER)):
-        raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header for this session")
+        raise refuse(403, N_("Your session changed; reload the page and try again."))
     return who
 
 
@@ -62,7 +64,7 @@ Who = Annotated[Clinician, Depends(api_clinician)]
 def require_role(*roles: str) -> Callable[[Clinician], Clinician]:
     def check(who: Who) -> Clinician:
         if who.role not in roles:
-            raise HTTPException(403, f"this needs the role {' or '.join(roles)}")
+            raise refuse(403, N_("Your role does not allow this."))
         return who
 
     return check
@@ -87,9 +89,9 @@ def patient_in_teams(conn: psycopg.Connection, who: Clinician, patient_id: int) 
         "SELECT team_id FROM patients WHERE patient_id = %s", (patient_id,)
     ).fetchone()
     if row is None:
-        raise HTTPException(404, f"no patient {patient_id}")
+        raise refuse(404, N_("This patient does not exist."))
     if int(row[0]) not in who.team_ids:
-        raise HTTPException(403, f"patient {patient_id} is not followed by your care teams")
+        raise refuse(403, N_("This patient is not followed by your care teams."))
     return int(row[0])
 
 
@@ -104,6 +106,6 @@ def read_patient(
 def alert_patient(conn: psycopg.Connection, who: Clinician, alert_id: int) -> int:
     row = conn.execute("SELECT patient_id FROM alerts WHERE alert_id = %s", (alert_id,)).fetchone()
     if row is None:
-        raise HTTPException(404, f"no alert {alert_id}")
+        raise refuse(404, N_("This alert does not exist."))
     patient_in_teams(conn, who, int(row[0]))
     return int(row[0])

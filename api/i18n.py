@@ -11,7 +11,8 @@ from datetime import datetime
 from importlib import resources
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -49,22 +50,49 @@ def negotiate(accept_language: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
+def viewer_locale(language: str, zone: str, accept_language: str | None) -> str:
+    """The locale dates are written in: the viewer's language, in the region their browser
+    names for that language (en-GB, en-US...), else the region of their time zone for
+    English (an English-speaking physician in Europe reads 30 Nov 2026, 14:05)."""
+    for part in (accept_language or "").split(","):
+        tag = part.split(";")[0].strip().replace("-", "_")
+        if tag.lower().startswith(language + "_"):
+            try:
+                return str(Locale.parse(tag))
+            except (UnknownLocaleError, ValueError):
+                continue
+    if language == "en":
+        return "en_US" if zone.startswith("America/") else "en_GB"
+    return language
+
+
+def format_instant(value: datetime, zone: str, locale: str) -> str:
+    """The one way an instant is written on every page: the locale's medium date and
+    short time (what the browsers' Intl dateStyle medium / timeStyle short give)."""
+    loc = Locale.parse(locale)
+    local = value.astimezone(ZoneInfo(zone))
+    day = format_date(local.date(), "medium", locale=loc)
+    hour = format_time(local, "short", locale=loc)
+    pattern = str(loc.datetime_formats.get("medium", "{1} {0}"))
+    return pattern.replace("{1}", day).replace("{0}", hour).replace("'", "")
+
+
 @dataclass(frozen=True, slots=True)
 class Clock:
     """Formats UTC instants for one viewer: their zone, and the patient's beside it."""
 
     language: str
     viewer_zone: str
+    locale: str = ""
 
-    def at(self, value: datetime | None, fmt: str = "medium") -> str:
+    def at(self, value: datetime | None, _fmt: str = "") -> str:
         if value is None:
             return "—"
-        return format_datetime(value, fmt, tzinfo=ZoneInfo(self.viewer_zone), locale=self.language)
+        return format_instant(value, self.viewer_zone, self.locale or self.language)
 
     def local(self, value: datetime | None, zone: str) -> str:
         """The time at the patient's home, with the zone's name."""
         if value is None:
             return "—"
-        return format_datetime(value, "short", tzinfo=ZoneInfo(zone), locale=self.language) + (
-            f" ({zone})"
-        )
+        place = zone.rsplit("/", 1)[-1].replace("_", " ")
+        return format_instant(value, zone, self.locale or self.language) + f" ({place})"

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_timedelta
 from babel.numbers import format_decimal
 from babel.support import NullTranslations
+from babel.units import format_unit
 
 from vitals.catalogue import BY_NAME
 
@@ -48,8 +50,116 @@ LONG = {
     "pain_score": N_("Pain score (0-10)"),
     "battery_pct": N_("Device battery level"),
 }
-# UCUM codes as people write them
-SHOWN_UNIT = {"Cel": "°C", "mm[Hg]": "mmHg", "{steps}": "", "{score}": "/10", "/min": "/min"}
+# UCUM codes as people write them (annotations like {steps} become a translated word)
+SHOWN_UNIT = {"Cel": "°C", "mm[Hg]": "mmHg", "{score}": "/10", "/min": "/min"}
+UNIT_WORDS = {"{steps}": N_("steps")}
+# what each alert rule watches, by rule id: the protocols' titles (alerts/protocols/*.yaml),
+# so the French catalog translates them; a protocol may publish another threshold in its
+# own title (protocol_params), which is then translated if the catalog knows it
+RULE_TITLES = {
+    "spo2_critical": N_("SpO2 below 88% for 3 min"),
+    "spo2_low": N_("SpO2 below 92% for 10 min"),
+    "hr_critical": N_("Heart rate above 140/min for 5 min"),
+    "hr_high": N_("Heart rate above 120/min for 15 min"),
+    "hr_low": N_("Heart rate below 40/min for 10 min"),
+    "hr_above_baseline": N_("Heart rate well above the patient's baseline"),
+    "sbp_low": N_("Systolic pressure below 90 mmHg"),
+    "rr_high": N_("Respiratory rate above 24/min for 15 min"),
+    "fever": N_("Temperature above 38.0 °C"),
+    "temp_rising": N_("Temperature rising over 12 h"),
+    "weight_gain": N_("Weight gain above 2 kg over 3 days"),
+    "news2": N_("NEWS2 clinical risk"),
+    "shock_index": N_("Shock index (pulse / systolic) above 1.0"),
+    "no_spo2": N_("No SpO2 reading for 10 h"),
+    "no_weight": N_("No weight for 36 h"),
+    "gateway_offline": N_("Home gateway offline for 30 min"),
+    "battery_low": N_("A device battery is below 15%"),
+    "implausible_rate": N_("Many implausible readings"),
+}
+OTHER_TITLES = (N_("Heart rate above 110/min for 15 min"),)
+PROTOCOL_TITLES = {
+    "digestive_surgery": N_("Digestive and oncologic surgery"),
+    "cardiac_surgery": N_("Cardiac surgery"),
+    "orthopaedic_surgery": N_("Orthopaedic surgery (joint replacement)"),
+}
+PARAMS = {
+    "threshold": N_("Threshold"),
+    "slope_per_h_above": N_("Rise per hour above"),
+    "rise_above": N_("Rise above"),
+}
+# device kinds: the simulator's and gateway's names, and the older API names
+DEVICE_KINDS = {
+    "oximeter": N_("Pulse oximeter"),
+    "bp-cuff": N_("Blood-pressure cuff"),
+    "thermometer": N_("Thermometer"),
+    "scale": N_("Scale"),
+    "hr-patch": N_("Heart-rate patch"),
+    "glucose-meter": N_("Glucose meter"),
+    "pain-diary": N_("Pain diary"),
+    "other": N_("Other device"),
+    "pulse_oximeter": N_("Pulse oximeter"),
+    "bp_cuff": N_("Blood-pressure cuff"),
+    "hr_patch": N_("Heart-rate patch"),
+}
+# what each kind measures, for the patient page's latest values
+KIND_METRICS = {
+    "oximeter": ("spo2_pct", "heart_rate_bpm"),
+    "pulse_oximeter": ("spo2_pct", "heart_rate_bpm"),
+    "bp-cuff": ("bp_systolic_mmhg", "bp_diastolic_mmhg", "heart_rate_bpm"),
+    "bp_cuff": ("bp_systolic_mmhg", "bp_diastolic_mmhg", "heart_rate_bpm"),
+    "thermometer": ("temp_c",),
+    "scale": ("weight_kg",),
+    "hr-patch": ("heart_rate_bpm", "resp_rate_per_min", "steps_count"),
+    "hr_patch": ("heart_rate_bpm", "resp_rate_per_min", "steps_count"),
+    "glucose-meter": ("glucose_mmol_l",),
+    "pain-diary": ("pain_score",),
+}
+# evidence the alerts engine stores, by key: a label, and how to read the number
+EVIDENCE = {
+    "value": N_("worst value"),
+    "threshold": N_("threshold"),
+    "shock_index": N_("shock index"),
+    "slope_per_h": N_("rise per hour"),
+    "rise": N_("rise"),
+    "deviation": N_("deviation from baseline"),
+    "silent_s": N_("no reading for"),
+    "offline_s": N_("offline for"),
+    "battery_pct": N_("battery"),
+    "implausible": N_("implausible readings"),
+    "stored": N_("readings stored"),
+    "score": N_("score"),
+    "band": N_("risk band"),
+    "complete": N_("all parameters measured"),
+    "late": N_("found late"),
+}
+# what the access log records, as the patient page lists it
+ACTIONS = {
+    "patient_read": N_("opened the patient page"),
+    "timeline_read": N_("read the alerts and notes"),
+    "trends_read": N_("read the trends"),
+    "overrides_read": N_("read the thresholds"),
+    "access_log_read": N_("read the access log"),
+    "share_links_read": N_("read the shared links"),
+    "alert_read": N_("read an alert"),
+    "dashboard_read": N_("read the patient list"),
+    "admin_read": N_("opened the administration page"),
+    "note_added": N_("added a note"),
+    "discharge_info_set": N_("changed the discharge information"),
+    "follow_up_ended": N_("ended the follow-up"),
+    "patient_created": N_("created the patient"),
+    "device_enrolled": N_("enrolled a device"),
+    "device_unenrolled": N_("ended a device's enrolment"),
+    "share_link_created": N_("made a shared link"),
+    "share_link_revoked": N_("revoked a shared link"),
+    "share_view": N_("viewed the shared page"),
+    "share_trends": N_("viewed the shared trends"),
+    "share_print": N_("printed the summary"),
+    "share_fhir": N_("downloaded the FHIR export"),
+    "share_code_wrong": N_("entered a wrong second code"),
+    "share_code_locked": N_("locked the link (too many wrong codes)"),
+    "threshold_override": N_("changed a threshold"),
+}
+NEWS2_BANDS = (N_("low"), N_("low-medium"), N_("medium"), N_("high"))
 # words that come from the database (roles, priorities, states, transitions)
 WORDS = (
     N_("coordinator"),
@@ -73,7 +183,24 @@ WORDS = (
     N_("escalated_to_tier_2"),
     N_("priority_raised_to_medium"),
     N_("priority_raised_to_high"),
+    N_("follow_up_ended"),
+    N_("condition cleared, awaiting review"),
 )
+# alert transitions as sentences (the database keeps the names)
+TRANSITIONS = {
+    "opened": N_("opened"),
+    "opened_late": N_("opened late (episode already over)"),
+    "acknowledged": N_("acknowledged"),
+    "resolved": N_("resolved"),
+    "condition_cleared": N_("condition cleared"),
+    "condition_returned": N_("condition returned"),
+    "auto_resolved": N_("resolved automatically (condition cleared)"),
+    "escalated_to_tier_1": N_("escalated to the physician"),
+    "escalated_to_tier_2": N_("escalated to the administrator"),
+    "priority_raised_to_medium": N_("priority raised to medium"),
+    "priority_raised_to_high": N_("priority raised to high"),
+    "follow_up_ended": N_("resolved: follow-up ended"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +219,104 @@ class Labels:
 
     def unit(self, metric: str) -> str:
         ucum = BY_NAME[metric].ucum
+        if ucum in UNIT_WORDS:
+            return self._(UNIT_WORDS[ucum])
         return SHOWN_UNIT.get(ucum, ucum)
+
+    def rule(self, rule_id: str, published: str | None = None) -> str:
+        """The rule's title in the reader's language; never its id."""
+        if published and self._(published) != published:
+            return self._(published)
+        if rule_id in RULE_TITLES:
+            return self._(RULE_TITLES[rule_id])
+        return published or self._(N_("Alert rule")) + f" ({rule_id.replace('_', ' ')})"
+
+    def protocol(self, protocol: str) -> str:
+        if protocol in PROTOCOL_TITLES:
+            return self._(PROTOCOL_TITLES[protocol])
+        return protocol.replace("_", " ").capitalize()
+
+    def param(self, param: str) -> str:
+        return self._(PARAMS.get(param, N_("Value")))
+
+    def threshold(self, metric: str | None, param: str, value: float | None) -> str:
+        """A rule parameter with its unit: "88 %", "0,08 °C/h"."""
+        if value is None:
+            return "—"
+        if metric not in BY_NAME:
+            return self.evidence(float(value))
+        if param == "slope_per_h_above":
+            text = format_decimal(value, format="#,##0.###", locale=self.language)
+            return f"{text}\u00a0{self.unit(metric)}/h"
+        return self.value(metric, value)
+
+    def device_kind(self, kind: str) -> str:
+        return self._(DEVICE_KINDS.get(kind, N_("Other device")))
+
+    def language_name(self, code: str) -> str:
+        """A language in the reader's language ("anglais"), never its code."""
+        try:
+            name = Locale.parse(code.replace("-", "_")).get_display_name(self.language)
+        except (UnknownLocaleError, ValueError):
+            return code
+        return name or code
+
+    def country(self, code: str | None) -> str:
+        if not code:
+            return "—"
+        return str(Locale.parse(self.language).territories.get(code.upper(), code))
+
+    def action(self, name: str) -> str:
+        return self._(ACTIONS.get(name, N_("other access")))
+
+    def transition(self, name: str) -> str:
+        return self._(TRANSITIONS.get(name, name.replace("_", " ")))
+
+    def alert_state(self, state: str, cleared_at: object | None) -> str:
+        """An open alert whose condition has cleared waits for a person: it is not
+        'active' any more, and the page must not say so."""
+        if state != "resolved" and cleared_at is not None:
+            return self._(N_("condition cleared, awaiting review"))
+        return self._(state)
+
+    def duration(self, seconds: float) -> str:
+        """Seconds as a person says them: "10 h 5 min", "3 days 2 h"."""
+        total = round(seconds)
+        days, rest = divmod(total, 86400)
+        hours, rest = divmod(rest, 3600)
+        minutes, secs = divmod(rest, 60)
+        parts: list[tuple[int, str]] = [(days, "day"), (hours, "hour"), (minutes, "minute")]
+        if total < 60:
+            parts = [(secs, "second")]
+        shown = [(n, unit) for n, unit in parts if n][:2] or [(0, "minute")]
+        return " ".join(
+            format_unit(n, f"duration-{unit}", length="short", locale=self.language)
+            for n, unit in shown
+        )
+
+    def evidence_items(self, evidence: dict[str, Any], metric: str | None) -> list[tuple[str, str]]:
+        """(label, value) pairs a clinician reads; the engine's keys never shown."""
+        out: list[tuple[str, str]] = []
+        for key, value in evidence.items():
+            label = self._(EVIDENCE.get(key, N_("detail")))
+            if key.endswith("_s") and isinstance(value, int | float):
+                text = self.duration(float(value))
+            elif key == "band" and isinstance(value, int) and 0 <= value < len(NEWS2_BANDS):
+                text = self._(NEWS2_BANDS[value])
+            elif isinstance(value, bool):
+                text = self._(N_("yes")) if value else self._(N_("no"))
+            elif key in ("value", "threshold") and metric in BY_NAME:
+                text = self.value(metric, float(value)) if value is not None else "—"
+            elif key == "battery_pct" and isinstance(value, int | float):
+                text = self.value("battery_pct", float(value))
+            elif key == "slope_per_h" and metric in BY_NAME and isinstance(value, int | float):
+                text = f"{self.value(metric, float(value))}/h"
+            elif key == "rise" and metric in BY_NAME and isinstance(value, int | float):
+                text = self.value(metric, float(value))
+            else:
+                text = self.evidence(value)
+            out.append((label, text))
+        return out
 
     def value(self, metric: str, value: float | None) -> str:
         if value is None:
@@ -101,7 +325,7 @@ class Labels:
         pattern = "#,##0" + ("." + "0" * m.decimals if m.decimals else "")
         text = format_decimal(value, format=pattern, locale=self.language)
         unit = self.unit(metric)
-        return f"{text} {unit}".strip() if unit != "%" else f"{text} %"
+        return f"{text}\u00a0{unit}" if unit else text
 
     def age(self, seconds: float | None) -> str:
         if seconds is None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import psycopg
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
 
+from api.errors import refuse
+from api.labels import N_
 from api.passwords import hash_password, needs_rehash, verify_password
 from api.sessions import COOKIE, Clinician, Throttle, open_session, session_clinician
 from store.clinicians import set_password_hash
@@ -40,18 +42,20 @@ def log_in(
     address = client_address(request)
     wait_s = throttle.attempt(conn, email, address)
     if wait_s:
-        raise HTTPException(
+        refusal = refuse(
             429,
-            f"too many failed sign-ins; try again in {max(1, wait_s // 60)} min",
-            headers={"Retry-After": str(wait_s)},
+            N_("Too many failed sign-ins; try again in %(minutes)s min."),
+            minutes=max(1, wait_s // 60),
         )
+        refusal.headers = {"Retry-After": str(wait_s)}
+        raise refusal
     row = conn.execute(
         "SELECT clinician_id, password_hash FROM clinicians"
         " WHERE lower(email) = lower(%s) AND active",
         (email.strip(),),
     ).fetchone()
     if not verify_password(row[1] if row else None, password) or row is None:
-        raise HTTPException(401, "wrong e-mail address or password")
+        raise refuse(401, N_("Wrong e-mail address or password."))
     throttle.succeeded(conn, email, address)
     if needs_rehash(row[1]):
         set_password_hash(conn, email, hash_password(password))

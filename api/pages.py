@@ -8,6 +8,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,11 +16,12 @@ from fastapi.templating import Jinja2Templates
 
 from api import patient_data
 from api.dashboard import dashboard, open_system_alerts
+from api.errors import refuse
 from api.guards import Conn, audit, csrf_ok, read_patient, require_role, signed_in
-from api.i18n import Clock, negotiate
-from api.labels import LONG, Labels
+from api.i18n import Clock, negotiate, viewer_locale
+from api.labels import N_, Labels
 from api.login import log_in, secure_cookies, set_session_cookie
-from api.sessions import COOKIE, Clinician, close_session
+from api.sessions import COOKIE, Clinician, close_session, session_clinician
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "postop_login_csrf"
@@ -49,7 +51,48 @@ SHARE_LANGUAGE_NAMES = (
     ("ar", "العربية"),
     ("zh", "中文"),
 )
-DEVICE_KINDS = ("pulse_oximeter", "bp_cuff", "thermometer", "scale", "hr_patch", "other")
+# the kinds the simulator and the gateways use (labels.DEVICE_KINDS names each one)
+DEVICE_KINDS = (
+    "oximeter",
+    "bp-cuff",
+    "thermometer",
+    "scale",
+    "hr-patch",
+    "glucose-meter",
+    "pain-diary",
+    "other",
+)
+# languages offered for a patient (any other code is accepted by the API)
+PATIENT_LANGUAGES = (
+    "fr",
+    "en",
+    "es",
+    "it",
+    "de",
+    "pt",
+    "ar",
+    "zh",
+    "nl",
+    "pl",
+    "ro",
+    "ru",
+    "tr",
+    "uk",
+    "he",
+    "fa",
+    "hi",
+    "ja",
+    "ko",
+    "vi",
+    "el",
+    "sv",
+    "da",
+    "no",
+    "fi",
+    "cs",
+    "hu",
+)
+ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
 
 
 def templates(request: Request) -> Jinja2Templates:
@@ -75,7 +118,9 @@ def render(
             "lang": lang,
             "who": who,
             "viewer_zone": zone,
-            "clock": Clock(lang, zone),
+            "clock": Clock(
+                lang, zone, viewer_locale(lang, zone, request.headers.get("accept-language"))
+            ),
             "labels": Labels(lang, catalog),
             "now": datetime.now(UTC),
             **context,
@@ -84,6 +129,21 @@ def render(
     )
     page.headers["Cache-Control"] = "no-store"
     return page
+
+
+def error_page(request: Request, status_code: int, sentence: str) -> HTMLResponse:
+    """A refusal as a page in the reader's language, with the way back (the API keeps its
+    JSON answers)."""
+    who: Clinician | None = getattr(request.state, "clinician", None)
+    if who is None and request.cookies.get(COOKIE):
+        try:
+            with request.app.state.db.connection() as conn:
+                who = session_clinician(conn, request.cookies[COOKIE])
+        except Exception:  # the error page must render even when the database does not
+            who = None
+    return render(
+        request, "error.html", {"status": status_code, "sentence": sentence}, who, status_code
+    )
 
 
 def _visitor_language(request: Request) -> str:
@@ -138,7 +198,7 @@ def login_submit(
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not secrets.compare_digest(expected, csrf_token):
-        raise HTTPException(403, "the sign-in form expired; reload the page and try again")
+        raise refuse(403, N_("The sign-in form expired; reload the page and try again."))
     try:
         token, _who = log_in(request, conn, email, password)
     except HTTPException as exc:
@@ -164,6 +224,13 @@ def login_submit(
             secure=secure_cookies(request),
         )
         return page
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in request.app.state.catalogs and chosen != _who.language:
+        # the language picked on the sign-in page is the one the app goes on speaking
+        conn.execute(
+            "UPDATE clinicians SET language = %s WHERE clinician_id = %s",
+            (chosen, _who.clinician_id),
+        )
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookie(request, response, token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
@@ -175,7 +242,7 @@ def logout(
     request: Request, conn: Conn, who: Page, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     if not csrf_ok(who, csrf_token):
-        raise HTTPException(403, "missing or wrong CSRF token")
+        raise refuse(403, N_("Your session changed; reload the page and try again."))
     close_session(conn, request.cookies.get(COOKIE, ""))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
@@ -217,9 +284,11 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
             (patient_id,),
         )
     }
-    shown = [m for m in CHART_METRICS if m in present] or ["spo2_pct", "heart_rate_bpm"]
+    kit = patient_data.kit_metrics(conn, patient_id)
+    shown = [m for m in CHART_METRICS if m in present]
     overrides = patient_data.overrides(conn, patient_id)
-    catalog = request.app.state.catalogs[who.language]
+    labels = Labels(who.language, request.app.state.catalogs[who.language])
+    published = patient_data.rule_titles(conn, patient.protocol)
     discharge = conn.execute(
         "SELECT discharge_instructions, medications FROM patients WHERE patient_id = %s",
         (patient_id,),
@@ -232,9 +301,18 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
             "patient": patient,
             "timeline": timeline,
             "overrides": overrides,
-            "rule_titles": {o.rule_id: o.rule_title for o in overrides},
+            "rule_titles": {
+                a.rule_id: labels.rule(a.rule_id, published.get(a.rule_id, (None, None))[0])
+                for a in alerts
+            }
+            | {o.rule_id: labels.rule(o.rule_id, o.rule_title) for o in overrides},
+            "rule_metrics": {k: v[1] for k, v in published.items()},
+            "latest": patient_data.latest_values(conn, patient_id, sorted(kit | present)),
+            "has_devices": bool(patient.devices),
             "chart_metrics": shown,
-            "chart_labels": {m: catalog.gettext(LONG[m]) for m in shown},
+            "chart_labels": {m: labels.long(m) for m in shown},
+            "chart_units": {m: labels.unit(m) for m in shown},
+            "chart_bands": patient_data.reference_bands(conn, patient_id, shown),
             "discharge": {"instructions": discharge[0], "medications": discharge[1]},
             "share_links": patient_data.share_links(conn, patient_id),
             "share_languages": SHARE_LANGUAGE_NAMES,
@@ -254,7 +332,7 @@ def alert_link(alert_id: int, conn: Conn, who: Page) -> Response:
         (alert_id, list(who.team_ids)),
     ).fetchone()
     if row is None:
-        raise HTTPException(404, f"no alert {alert_id}")
+        raise refuse(404, N_("This alert does not exist."))
     return RedirectResponse(f"/patients/{int(row[0])}#alert-{alert_id}", status_code=303)
 
 
@@ -263,7 +341,8 @@ def admin_page(
     request: Request, conn: Conn, who: Annotated[Clinician, Depends(require_role("admin"))]
 ) -> HTMLResponse:
     teams = conn.execute(
-        "SELECT team_id, name FROM care_teams WHERE team_id = ANY(%s) ORDER BY name",
+        "SELECT team_id, name, contact_name, contact_phone, contact_email, contact_hours"
+        " FROM care_teams WHERE team_id = ANY(%s) ORDER BY name",
         (list(who.team_ids),),
     ).fetchall()
     patients = conn.execute(
@@ -279,9 +358,15 @@ def admin_page(
         (list(who.team_ids),),
     ).fetchall()
     audit(conn, who, "admin_read", None, {"patients": [p[0] for p in patients]})
-    protocols = [
-        r[0] for r in conn.execute("SELECT DISTINCT protocol FROM protocol_params ORDER BY 1")
-    ]
+    labels = Labels(who.language, request.app.state.catalogs[who.language])
+    protocols = sorted(
+        (
+            (r[0], labels.protocol(r[0]))
+            for r in conn.execute("SELECT DISTINCT protocol FROM protocol_params")
+        ),
+        key=lambda p: p[1],
+    )
+    gateways = [r[0] for r in conn.execute("SELECT gateway_id FROM gateways ORDER BY 1")]
     return render(
         request,
         "admin.html",
@@ -306,7 +391,12 @@ def admin_page(
                 for r in enrollments
             ],
             "protocols": protocols,
-            "device_kinds": DEVICE_KINDS,
+            "gateways": gateways,
+            "device_kinds": [(k, labels.device_kind(k)) for k in DEVICE_KINDS],
+            "languages": sorted(
+                ((c, labels.language_name(c)) for c in PATIENT_LANGUAGES), key=lambda x: x[1]
+            ),
+            "zones": ZONES,
         },
         who,
     )

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import psycopg
 
+from api.labels import KIND_METRICS
 from api.schemas import (
     AccessOut,
     AlertEventOut,
@@ -217,16 +218,18 @@ def overridable(conn: psycopg.Connection, patient_id: int, rule_id: str, param: 
 
 def access_log(conn: psycopg.Connection, patient_id: int, limit: int = 200) -> list[AccessOut]:
     rows = conn.execute(
-        "SELECT a.at, coalesce(c.display_name || ' (' || c.role || ')',"
-        " CASE WHEN a.actor LIKE 'share_link:%%' THEN 'link ' || substr(a.actor, 12)"
-        " || coalesce(' (' || l.recipient || ')', '') END, a.actor), a.action, a.detail"
+        "SELECT a.at, coalesce(c.display_name, CASE WHEN a.actor LIKE 'share_link:%%'"
+        " THEN 'link ' || substr(a.actor, 12) || coalesce(' (' || l.recipient || ')', '') END,"
+        " a.actor), a.action, a.detail,"
+        " CASE WHEN c.clinician_id IS NOT NULL THEN c.role"
+        " WHEN a.actor LIKE 'share_link:%%' THEN 'share_link' END"
         " FROM audit_log a"
         " LEFT JOIN clinicians c ON a.actor = 'clinician:' || c.clinician_id"
         " LEFT JOIN share_links l ON a.actor = 'share_link:' || l.link_id"
         " WHERE a.patient_id = %s ORDER BY a.at DESC, a.audit_id DESC LIMIT %s",
         (patient_id, limit),
     ).fetchall()
-    return [AccessOut(at=r[0], who=r[1], action=r[2], detail=r[3]) for r in rows]
+    return [AccessOut(at=r[0], who=r[1], action=r[2], detail=r[3], role=r[4]) for r in rows]
 
 
 def share_links(conn: psycopg.Connection, patient_id: int) -> list[ShareLinkOut]:
@@ -253,3 +256,58 @@ def share_links(conn: psycopg.Connection, patient_id: int) -> list[ShareLinkOut]
         "uses",
     )
     return [ShareLinkOut(**dict(zip(keys, r, strict=True))) for r in rows]
+
+
+def kit_metrics(conn: psycopg.Connection, patient_id: int) -> set[str]:
+    """What the patient's current devices measure (the page shows each one's last value,
+    even when none has arrived)."""
+    kinds = conn.execute(
+        "SELECT DISTINCT d.kind FROM enrollments e JOIN devices d USING (device_id)"
+        " WHERE e.patient_id = %s AND (upper_inf(e.valid) OR upper(e.valid) > now())",
+        (patient_id,),
+    ).fetchall()
+    return {m for (kind,) in kinds for m in KIND_METRICS.get(kind, ())}
+
+
+def latest_values(
+    conn: psycopg.Connection, patient_id: int, metric_names: list[str]
+) -> list[tuple[str, datetime | None, float | None]]:
+    """The last reading of each metric (one index probe each), None when there is none."""
+    ids = [BY_NAME[n].metric_id for n in metric_names if n in BY_NAME and n != "battery_pct"]
+    found = {
+        int(r[0]): (r[1], r[2])
+        for r in conn.execute(
+            "SELECT m, v.time, v.value FROM unnest(%s::smallint[]) AS m"
+            " CROSS JOIN LATERAL (SELECT time, value FROM vitals WHERE patient_id = %s"
+            " AND metric_id = m ORDER BY time DESC LIMIT 1) v",
+            (ids, patient_id),
+        )
+    }
+    order = sorted(ids)
+    return [(BY_ID[i].name, *found.get(i, (None, None))) for i in order]
+
+
+def rule_titles(conn: psycopg.Connection, protocol: str) -> dict[str, tuple[str, str | None]]:
+    """The titles (and metrics) the alerts engine published for this protocol's rules."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (rule_id) rule_id, rule_title, metric FROM protocol_params"
+        " WHERE protocol = %s ORDER BY rule_id",
+        (protocol,),
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def reference_bands(
+    conn: psycopg.Connection, patient_id: int, metric_names: list[str]
+) -> dict[str, list[float]]:
+    """The alert thresholds that apply to this patient (override, else protocol), per
+    metric, drawn on the charts as reference lines."""
+    out: dict[str, list[float]] = {}
+    for o in overrides(conn, patient_id):
+        if o.param != "threshold" or o.metric not in metric_names:
+            continue
+        value = o.value if o.value is not None else o.default_value
+        out.setdefault(o.metric, [])
+        if value not in out[o.metric]:
+            out[o.metric].append(value)
+    return out

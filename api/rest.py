@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator, WithJsonSchema
 
 from api import administration, patient_data
 from api.dashboard import dashboard
 from api.database import Database
+from api.errors import refuse
 from api.guards import (
     Conn,
     Who,
@@ -27,6 +28,7 @@ from api.guards import (
     require_role,
     signed_in,
 )
+from api.labels import N_
 from api.live import Broadcaster
 from api.login import log_in, set_session_cookie
 from api.schemas import (
@@ -175,11 +177,11 @@ def get_trends(
     now = datetime.now(UTC)
     if start is not None or end is not None:
         if start is None or end is None:
-            raise HTTPException(422, "give both start and end, or a range")
+            raise refuse(422, N_("Give both start and end, or a range."))
         if start.tzinfo is None or end.tzinfo is None:
-            raise HTTPException(422, "start and end need a time zone offset (e.g. Z)")
+            raise refuse(422, N_("Start and end need a time zone offset (e.g. Z)."))
         if end <= start:
-            raise HTTPException(422, "end must come after start")
+            raise refuse(422, N_("The end must come after the start."))
     elif range_ == "follow_up":
         start = patient_data.follow_up_start(conn, patient_id) or now - RANGES["30d"]
         end = now
@@ -217,9 +219,7 @@ def put_override(
     """Set one rule parameter for this patient (physicians and admins; audited)."""
     patient_in_teams(conn, who, patient_id)
     if not patient_data.overridable(conn, patient_id, body.rule_id, body.param):
-        raise HTTPException(
-            422, f"{body.rule_id}.{body.param} is not an overridable parameter of this protocol"
-        )
+        raise refuse(422, N_("This is not an adjustable parameter of the patient's protocol."))
     check_override_value(conn, body)
     set_override(conn, patient_id, body.rule_id, body.param, body.value, who.actor, body.reason)
     return patient_data.overrides(conn, patient_id)
@@ -233,9 +233,14 @@ def check_override_value(conn: Conn, body: OverrideSet) -> None:
         (body.rule_id, body.param),
     ).fetchone()
     if body.param == "threshold" and row is not None and not row[0] <= body.value <= row[1]:
-        raise HTTPException(422, f"a threshold must lie between {row[0]:g} and {row[1]:g} {row[2]}")
+        raise refuse(
+            422,
+            N_("A threshold must lie between %(low)s and %(high)s."),
+            low=f"{row[0]:g}",
+            high=f"{row[1]:g}",
+        )
     if body.param == "rise_above" and body.value <= 0:
-        raise HTTPException(422, "a rise threshold must be positive")
+        raise refuse(422, N_("A rise threshold must be positive."))
 
 
 @router.post("/alerts/{alert_id}/acknowledge", tags=["alerts"])
@@ -243,8 +248,8 @@ def post_acknowledge(alert_id: int, conn: Conn, who: Who) -> AlertOut:
     patient_id = alert_patient(conn, who, alert_id)
     try:
         acknowledge(conn, alert_id, who.actor, int(time.time() * 1000))
-    except AlertStateError as exc:
-        raise HTTPException(409, str(exc)) from None
+    except AlertStateError:
+        raise refuse(409, N_("This alert is no longer waiting for acknowledgement.")) from None
     return _alert(conn, who, patient_id, alert_id)
 
 
@@ -253,8 +258,8 @@ def post_resolve(alert_id: int, body: ResolveRequest, conn: Conn, who: Who) -> A
     patient_id = alert_patient(conn, who, alert_id)
     try:
         resolve(conn, alert_id, who.actor, body.note, int(time.time() * 1000))
-    except AlertStateError as exc:
-        raise HTTPException(409, str(exc)) from None
+    except AlertStateError:
+        raise refuse(409, N_("This alert is resolved already.")) from None
     return _alert(conn, who, patient_id, alert_id)
 
 
@@ -313,10 +318,7 @@ def post_subscription(body: PushSubscriptionIn, request: Request, conn: Conn, wh
     try:
         check_push_endpoint(body.endpoint, allow_private=settings.api.push_allow_private_endpoints)
     except UnsafePushEndpoint:
-        catalog = request.app.state.catalogs[who.language]
-        raise HTTPException(
-            422, catalog.gettext("This push address is not a public https address.")
-        ) from None
+        raise refuse(422, N_("This push address is not a public https address.")) from None
     with conn.transaction():
         # one browser, one person: rows of another account or of a team left go
         conn.execute(
@@ -451,7 +453,7 @@ def get_share_links(patient_id: int, conn: Conn, who: Who) -> list[ShareLinkOut]
 def post_revoke_share_link(patient_id: int, link_id: int, conn: Conn, who: Who) -> Message:
     patient_in_teams(conn, who, patient_id)
     if not revoke(conn, link_id, patient_id, who.clinician_id):
-        raise HTTPException(404, f"no active link {link_id} for patient {patient_id}")
+        raise refuse(404, N_("This link is no longer active."))
     audit(conn, who, "share_link_revoked", patient_id, {"link_id": link_id})
     return Message(detail="revoked")
 
@@ -472,11 +474,11 @@ def put_discharge(patient_id: int, body: DischargeInfo, conn: Conn, who: Prescri
 def put_team_contact(team_id: int, body: TeamContact, conn: Conn, who: Admin) -> Message:
     """How home physicians reach the team (shown on shared pages)."""
     if team_id not in who.team_ids:
-        raise HTTPException(403, f"you are not a member of care team {team_id}")
+        raise refuse(403, N_("You are not a member of this care team."))
     conn.execute(
-        "UPDATE care_teams SET contact_name = %s, contact_phone = %s, contact_email = %s"
-        " WHERE team_id = %s",
-        (body.contact_name, body.contact_phone, body.contact_email, team_id),
+        "UPDATE care_teams SET contact_name = %s, contact_phone = %s, contact_email = %s,"
+        " contact_hours = %s WHERE team_id = %s",
+        (body.contact_name, body.contact_phone, body.contact_email, body.contact_hours, team_id),
     )
     return Message(detail="saved")
 

@@ -26,8 +26,23 @@ PatientLanguage = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$", exam
 Pseudonym = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")]
 GatewayId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")]
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,63}$")]
-ShortText = Annotated[str, Field(min_length=1, max_length=200)]
-Note = Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+def _not_blank(value: str) -> str:
+    """Text a person wrote: spaces around it dropped, and something must remain."""
+    value = value.strip()
+    if not value:
+        raise PydanticCustomError("blank", "cannot be empty or only spaces")
+    return value
+
+
+def _blank_is_none(value: str | None) -> str | None:
+    return (value.strip() or None) if value is not None else None
+
+
+ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
+Note = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_not_blank)]
+OptionalText = AfterValidator(_blank_is_none)
 
 _ZONES = frozenset(available_timezones())
 # every date a person enters lies within this span around today: a follow-up is weeks
@@ -71,13 +86,17 @@ Instant = Annotated[datetime, AfterValidator(_bounded_time)]
 
 def _known_zone(value: str) -> str:
     if value not in _ZONES:
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Paris)")
+        raise PydanticCustomError(
+            "unknown_zone",
+            "unknown time zone {zone} (use an IANA name like Europe/Paris)",
+            {"zone": value},
+        )
     return value
 
 
 def _no_nul(value: object) -> None:
     if isinstance(value, str) and "\x00" in value:
-        raise ValueError("text must not contain NUL characters")
+        raise PydanticCustomError("nul_character", "text must not contain NUL characters")
     if isinstance(value, dict):
         for item in value.values():
             _no_nul(item)
@@ -132,6 +151,11 @@ class OpenAlertBrief(BaseModel):
     priority: Priority
     state: AlertState
     opened_at: datetime
+    condition_cleared_at: datetime | None = Field(
+        default=None,
+        description="set while the condition has cleared and a person has not"
+        " resolved the alert yet",
+    )
 
 
 class PatientSummary(BaseModel):
@@ -196,7 +220,7 @@ class PatientOut(BaseModel):
 
 class EndFollowUp(Strict):
     at: Instant | None = Field(default=None, description="default: now")
-    note: Annotated[str, Field(max_length=4000)] | None = None
+    note: Annotated[str | None, Field(max_length=4000), OptionalText] = None
 
 
 class GatewayCreate(Strict):
@@ -212,7 +236,20 @@ class GatewayCredentials(BaseModel):
 
 class DeviceCreate(Strict):
     device_id: DeviceId
-    kind: Literal["pulse_oximeter", "bp_cuff", "thermometer", "scale", "hr_patch", "other"]
+    # the simulator's and gateways' names; the older underscored names stay accepted
+    kind: Literal[
+        "oximeter",
+        "bp-cuff",
+        "thermometer",
+        "scale",
+        "hr-patch",
+        "glucose-meter",
+        "pain-diary",
+        "other",
+        "pulse_oximeter",
+        "bp_cuff",
+        "hr_patch",
+    ]
     gateway_id: GatewayId
 
 
@@ -243,7 +280,7 @@ class EnrollmentEnd(Strict):
 
 class ClinicianCreate(Strict):
     email: EmailStr
-    display_name: Annotated[str, Field(min_length=1, max_length=120)]
+    display_name: Annotated[str, Field(min_length=1, max_length=120), AfterValidator(_not_blank)]
     role: Role
     password: Annotated[str, Field(min_length=12, max_length=1024)]
     team_ids: Annotated[list[int], Field(min_length=1)]
@@ -332,7 +369,7 @@ class OverrideSet(Strict):
     rule_id: Annotated[str, Field(min_length=1, max_length=64)]
     param: Annotated[str, Field(min_length=1, max_length=64)]
     value: Annotated[float, Field(allow_inf_nan=False)]
-    reason: Annotated[str, Field(min_length=3, max_length=1000)]
+    reason: Annotated[str, Field(min_length=3, max_length=1000), AfterValidator(_not_blank)]
 
 
 class OverrideOut(BaseModel):
@@ -381,7 +418,7 @@ class ShareLinkCreate(Strict):
     units: Literal["metric", "us"] | None = Field(
         default=None, description="default: from the patient's home country"
     )
-    recipient: Annotated[str, Field(max_length=200)] | None = None
+    recipient: Annotated[str | None, Field(max_length=200), OptionalText] = None
 
 
 class ShareLinkCreated(BaseModel):
@@ -406,14 +443,15 @@ class ShareLinkOut(BaseModel):
 
 
 class DischargeInfo(Strict):
-    discharge_instructions: Annotated[str, Field(max_length=4000)] | None = None
-    medications: Annotated[str, Field(max_length=4000)] | None = None
+    discharge_instructions: Annotated[str | None, Field(max_length=4000), OptionalText] = None
+    medications: Annotated[str | None, Field(max_length=4000), OptionalText] = None
 
 
 class TeamContact(Strict):
     contact_name: Annotated[str, Field(max_length=200)] | None = None
     contact_phone: Annotated[str, Field(max_length=40)] | None = None
     contact_email: EmailStr | None = None
+    contact_hours: Annotated[str | None, Field(max_length=200), OptionalText] = None
 
 
 class AccessOut(BaseModel):
@@ -421,3 +459,6 @@ class AccessOut(BaseModel):
     who: str
     action: str
     detail: dict[str, object]
+    role: str | None = Field(
+        default=None, description="coordinator, physician, admin, or share_link (a home physician)"
+    )

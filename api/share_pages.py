@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date
 from babel.numbers import format_decimal
 from babel.support import NullTranslations
 from fastapi import APIRouter, Form, HTTPException, Query, Request
@@ -22,16 +22,37 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api import fhir_export, patient_data
 from api.guards import Conn
+from api.i18n import format_instant
 from api.login import client_address, secure_cookies
 from api.pages import CHART_METRICS
 from api.schemas import Instant
-from api.share_links import Link, LinkState, check_code, record_use, resolve
-from api.share_text import METRICS, PRIORITIES, RULES
+from api.share_links import (
+    CODE_MAX_FAILURES,
+    SHARE_LANGUAGES,
+    Link,
+    LinkState,
+    check_code,
+    record_use,
+    resolve,
+)
+from api.share_text import METRICS, OTHER_RULE, PRIORITIES, RULES, UNIT_WORDS
 from api.units import convert, unit_label
 from vitals.catalogue import BY_NAME
 
 router = APIRouter(prefix="/s", include_in_schema=False)
 SESSION_COOKIE = "postop_share"
+LANG_COOKIE = "postop_share_lang"  # the language the physician switched to, per link
+# each language in its own name, for the switch at the top of the shared pages
+LANGUAGE_NAMES = (
+    ("fr", "Français"),
+    ("en", "English"),
+    ("es", "Español"),
+    ("it", "Italiano"),
+    ("de", "Deutsch"),
+    ("pt", "Português"),
+    ("ar", "العربية"),
+    ("zh", "中文"),
+)
 CODE_CSRF_COOKIE = "postop_share_form"
 NO_STORE = {
     "Cache-Control": "no-store, private",
@@ -95,7 +116,7 @@ class View:
     def at(self, value: datetime | None) -> str:
         if value is None:
             return "—"
-        return format_datetime(value, "medium", tzinfo=_zone(self.zone), locale=self.locale)
+        return format_instant(value, self.zone, self.locale)
 
     def day(self, value: date | datetime | None) -> str:
         """A calendar day; an instant is first placed in the patient's zone."""
@@ -118,7 +139,8 @@ class View:
         return format_decimal(shown, format=pattern, locale=self.locale)
 
     def unit(self, metric: str) -> str:
-        return unit_label(metric, BY_NAME[metric].ucum, self.units)
+        label = unit_label(metric, BY_NAME[metric].ucum, self.units)
+        return self.t(UNIT_WORDS[label]) if label in UNIT_WORDS else label
 
     @property
     def direction(self) -> str:
@@ -137,7 +159,14 @@ def _render(
     page: HTMLResponse = request.app.state.templates.TemplateResponse(
         request,
         f"share/{name}",
-        {"t": view.t, "view": view, "lang": view.language, "dir": view.direction, **context},
+        {
+            "t": view.t,
+            "view": view,
+            "lang": view.language,
+            "dir": view.direction,
+            "language_names": LANGUAGE_NAMES,
+            **context,
+        },
         status_code=status_code,
     )
     page.headers.update(NO_STORE)
@@ -146,7 +175,6 @@ def _render(
 
 def _visitor_view(request: Request) -> View:
     """For a page about no particular link: the browser's language, else English."""
-    from api.share_links import SHARE_LANGUAGES
 
     for part in (request.headers.get("accept-language") or "").split(","):
         tag = part.split(";")[0].strip().lower()[:2]
@@ -157,12 +185,12 @@ def _visitor_view(request: Request) -> View:
 
 def _team_contact(conn: Conn, team_id: int) -> dict[str, Any]:
     row = conn.execute(
-        "SELECT name, contact_name, contact_phone, contact_email FROM care_teams"
+        "SELECT name, contact_name, contact_phone, contact_email, contact_hours FROM care_teams"
         " WHERE team_id = %s",
         (team_id,),
     ).fetchone()
     assert row is not None
-    return {"name": row[0], "person": row[1], "phone": row[2], "email": row[3]}
+    return {"name": row[0], "person": row[1], "phone": row[2], "email": row[3], "hours": row[4]}
 
 
 def _gate(request: Request, conn: Conn, token: str) -> tuple[LinkState, Link | None, View]:
@@ -176,7 +204,10 @@ def _gate(request: Request, conn: Conn, token: str) -> tuple[LinkState, Link | N
         "SELECT home_country, time_zone FROM patients WHERE patient_id = %s", (link.patient_id,)
     ).fetchone()
     assert row is not None
-    view = View(request, link.language, _locale(link.language, row[0]), link.units, row[1])
+    # the link's language unless the physician chose another on the page
+    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    language = chosen if chosen in SHARE_LANGUAGES else link.language
+    view = View(request, language, _locale(language, row[0]), link.units, row[1])
     return state, link, view
 
 
@@ -249,7 +280,22 @@ def shared_page(token: str, request: Request, conn: Conn) -> Response:
     link, view = opened
     summary = _summary(conn, link, view)
     record_use(conn, link, "share_view", client_address(request), ["summary", "latest", "alerts"])
-    return _render(request, "page.html", view, {"token": token, **summary})
+    page = _render(request, "page.html", view, {"token": token, **summary})
+    _keep_language(request, page, token)
+    return page
+
+
+def _keep_language(request: Request, response: Response, token: str) -> None:
+    chosen = request.query_params.get("lang")
+    if chosen in SHARE_LANGUAGES:
+        response.set_cookie(
+            LANG_COOKIE,
+            str(chosen),
+            httponly=True,
+            samesite="strict",
+            path=f"/s/{token}",
+            secure=secure_cookies(request),
+        )
 
 
 @router.post("/{token}/code")
@@ -278,7 +324,18 @@ def submit_code(
         return closed_page(request, conn, _Closed(view, "locked", link, 423))
     if session is None:
         record_use(conn, link, "share_code_wrong", client_address(request), [])
-        return _code_form(request, token, view, view.t("Wrong code."), 401)
+        left = conn.execute(
+            "SELECT %s - code_failures FROM share_links WHERE link_id = %s",
+            (CODE_MAX_FAILURES, link.link_id),
+        ).fetchone()
+        message = (
+            view.t("Wrong code.")
+            + " "
+            + view.t(
+                "Attempts left before the link locks: %(left)s.", left=int(left[0]) if left else 0
+            )
+        )
+        return _code_form(request, token, view, message, 401)
     response = Response(status_code=303, headers={"Location": f"/s/{token}", **NO_STORE})
     response.set_cookie(
         SESSION_COOKIE,
@@ -340,7 +397,9 @@ def shared_print(token: str, request: Request, conn: Conn) -> Response:
     summary = _summary(conn, link, view)
     days = _daily(conn, link, view)
     record_use(conn, link, "share_print", client_address(request), ["summary", "daily", "alerts"])
-    return _render(request, "print.html", view, {"token": token, "days": days, **summary})
+    page = _render(request, "print.html", view, {"token": token, "days": days, **summary})
+    _keep_language(request, page, token)
+    return page
 
 
 @router.get("/{token}/fhir")
@@ -397,6 +456,7 @@ def _summary(conn: Conn, link: Link, view: View) -> dict[str, Any]:
         "chart_labels": {m: view.t(METRICS[m]) for m in CHART_METRICS},
         "alerts": alerts,
         "rules": RULES,
+        "other_rule": OTHER_RULE,
         "metrics": METRICS,
         "priorities": PRIORITIES,
         "contact": _team_contact(conn, link.team_id),

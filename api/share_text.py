@@ -41,4 +41,6 @@ METRICS = {
     "glucose_mmol_l": S_("Blood glucose"),
     "steps_count": S_("Steps"),
 }
+UNIT_WORDS = {"steps": S_("steps")}
+OTHER_RULE = S_("Other alert")
 PRIORITIES = {"high": S_("high"), "medium": S_("medium"), "low": S_("low")}

@@ -4,7 +4,9 @@ at display, never in storage."""
 
 from __future__ import annotations
 
-SHOWN = {"Cel": "°C", "mm[Hg]": "mmHg", "{steps}": "", "{score}": "/10"}
+SHOWN = {"Cel": "°C", "mm[Hg]": "mmHg", "{score}": "/10"}
+# UCUM annotations are words, translated by the caller (never shown in braces)
+WORDS = {"{steps}": "steps"}
 
 
 def convert(metric: str, value: float | None, units: str) -> float | None:
@@ -22,4 +24,4 @@ def unit_label(metric: str, ucum: str, units: str) -> str:
         return "°F"
     if units == "us" and metric == "weight_kg":
         return "lb"
-    return SHOWN.get(ucum, ucum)
+    return WORDS.get(ucum) or SHOWN.get(ucum, ucum)

@@ -7,20 +7,81 @@ all.
 
 from __future__ import annotations
 
+import errno
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import BaseModel, ValidationError
 
 from store.broker_acl import ADMIN_ACCOUNT, BrokerAccount
 from vitals.settings import Settings
 
 app = typer.Typer(help="postop: remote post-operative monitoring.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
 broker_app = typer.Typer(help="MQTT broker accounts.", no_args_is_help=True)
-app.add_typer(broker_app, name="broker")
+
+
+def settings_help(*sections: str) -> str:
+    """The environment variables a command reads, from the settings model itself (so the
+    help never drifts from the code)."""
+    names = ["POSTOP_DATABASE_URL", "POSTOP_LOG_LEVEL"]
+    for section in sections:
+        field = Settings.model_fields[section]
+        model = field.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names += [f"POSTOP_{section.upper()}__{f.upper()}" for f in model.model_fields]
+        else:
+            names.append(f"POSTOP_{section.upper()}")
+    return "Settings (environment variables, or a .env file): " + ", ".join(names) + "."
+
+
+@contextmanager
+def clear_failures(command: str) -> Iterator[None]:
+    """A problem the person at the keyboard can fix is one line saying what and how, not a
+    traceback (bugs still show theirs)."""
+    import psycopg
+
+    from postop.local_mosquitto import MosquittoUnavailable
+    from postop.local_postgres import PostgresUnavailable
+    from postop.stack import NoFreePort
+
+    try:
+        yield
+    except (PostgresUnavailable, MosquittoUnavailable, NoFreePort) as exc:
+        _fail(command, str(exc).strip().splitlines()[0])
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "__".join(str(p) for p in first.get("loc", ())).upper()
+        _fail(command, f"setting POSTOP_{where}: {first.get('msg', 'invalid')}")
+    except psycopg.OperationalError as exc:
+        _fail(
+            command,
+            f"cannot reach the database ({str(exc).strip().splitlines()[0]}):"
+            " check POSTOP_DATABASE_URL, or run `postop up` for a local one",
+        )
+    except PermissionError as exc:
+        _fail(
+            command,
+            f"no permission for {exc.filename or 'a file'}: choose another folder"
+            " (--data-dir or POSTOP_DATA_DIR) or fix its owner",
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            _fail(
+                command,
+                "a port it needs is taken by another program: stop that program or choose"
+                " another port (POSTOP_API__PORT, POSTOP_MQTT__PORT)",
+            )
+        raise
+
+
+def _fail(command: str, message: str) -> None:
+    typer.secho(f"postop {command}: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(2)
 
 
 def _settings() -> Settings:
@@ -31,12 +92,46 @@ def _settings() -> Settings:
     return settings
 
 
-@db_app.command("migrate")
+def _serve(command: str, run: Callable[[Settings], None]) -> None:
+    with clear_failures(command):
+        run(_settings())
+
+
+@app.command(epilog=settings_help("api", "mqtt", "alerts", "data_dir"))
+def up(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="where the stack keeps its state (databases, broker, keys)",
+            show_default=".postop in the current folder, or POSTOP_DATA_DIR",
+        ),
+    ] = None,
+    patients: Annotated[int, typer.Option(min=0, max=50, help="simulated patients")] = 3,
+    backfill_hours: Annotated[
+        float,
+        typer.Option(help="hours of simulated history sent at start-up, so trends show at once"),
+    ] = 6.0,
+) -> None:
+    """Run everything locally: private PostgreSQL and Mosquitto, migrations, every service
+    and a few simulated patients. Ctrl-C stops it all; the data is kept for next time."""
+    with clear_failures("up"):
+        from postop.stack import run_stack
+
+        settings = _settings()
+        run_stack(settings, data_dir or settings.data_dir, patients, backfill_hours)
+
+
+app.add_typer(db_app, name="db")
+app.add_typer(broker_app, name="broker")
+
+
+@db_app.command("migrate", epilog=settings_help())
 def db_migrate() -> None:
     """Apply the numbered SQL migrations that are missing (idempotent)."""
     from store.migrate import migrate
 
-    applied = migrate(_settings().database_url.get_secret_value())
+    with clear_failures("db migrate"):
+        applied = migrate(_settings().database_url.get_secret_value())
     names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "nothing to apply"
     typer.echo(f"migrations: {names}")
 
@@ -114,28 +209,28 @@ def broker_sync() -> None:
     typer.echo(f"broker accounts: {len(missing)} added, {len(gone)} removed")
 
 
-@app.command()
+@app.command(epilog=settings_help("mqtt", "ingest"))
 def ingest() -> None:
     """Run one ingest worker (MQTT shared subscription -> PostgreSQL)."""
     from ingest.main import main
 
-    main(_settings())
+    _serve("ingest", main)
 
 
-@app.command()
+@app.command(epilog=settings_help("mqtt", "gateway"))
 def gateway() -> None:
     """Run a home gateway (local link -> durable outbox -> MQTT)."""
     from gateway.main import main
 
-    main(_settings())
+    _serve("gateway", main)
 
 
-@app.command()
+@app.command(epilog=settings_help("alerts"))
 def alerts() -> None:
     """Run the alerts engine (rules on new readings and on a periodic tick)."""
     from alerts.main import main
 
-    main(_settings())
+    _serve("alerts", main)
 
 
 @app.command()
@@ -221,12 +316,12 @@ def clinician_add(
     typer.echo(f"account {cid} created for {email} ({role})")
 
 
-@app.command()
+@app.command(epilog=settings_help("api", "mqtt", "broker"))
 def api() -> None:
     """Serve the web application and REST API."""
     from api.main import main
 
-    main(_settings())
+    _serve("api", main)
 
 
 @app.command()
@@ -247,31 +342,8 @@ def sim(
     """Simulate the devices of one or more kits, each talking to its gateway's local link."""
     from firmware_sim.main import main
 
-    main(_settings(), kit, speed, seed, backfill_hours)
-
-
-@app.command()
-def up(
-    data_dir: Annotated[Path | None, typer.Option(help="where the stack keeps its state")] = None,
-    patients: Annotated[int, typer.Option(min=0, max=50, help="simulated patients")] = 3,
-    backfill_hours: Annotated[
-        float,
-        typer.Option(help="hours of simulated history sent at start-up, so trends show at once"),
-    ] = 6.0,
-) -> None:
-    """Run everything locally: private PostgreSQL and Mosquitto, migrations, every service
-    and a few simulated patients. Ctrl-C stops it all; the data is kept for next time."""
-    from postop.local_mosquitto import MosquittoUnavailable
-    from postop.local_postgres import PostgresUnavailable
-    from postop.stack import NoFreePort, run_stack
-
-    settings = _settings()
-    try:
-        run_stack(settings, data_dir or settings.data_dir, patients, backfill_hours)
-    except (PostgresUnavailable, MosquittoUnavailable, NoFreePort) as exc:
-        # one line a person can act on (the details are in the data folder's logs)
-        typer.echo(f"postop up: {str(exc).splitlines()[0]}", err=True)
-        raise typer.Exit(1) from None
+    with clear_failures("sim"):
+        main(_settings(), kit, speed, seed, backfill_hours)
 
 
 def main() -> None:

@@ -26,6 +26,47 @@ FLAGS = [
 ]
 
 
+def raw_identifiers() -> set[str]:
+    """Words of the database and the alerts engine that must never reach a reader's eyes:
+    rule, protocol, parameter, state and device-kind ids, engine evidence keys, UCUM
+    annotations."""
+    from api.labels import PARAMS, PROTOCOL_TITLES, RULE_TITLES
+
+    return (
+        (set(RULE_TITLES) - {"fever"})  # an English word, free text may hold it
+        | set(PROTOCOL_TITLES)
+        | (set(PARAMS) - {"threshold"})  # an English word too
+        | {
+            "condition_cleared",
+            "condition_returned",
+            "auto_resolved",
+            "opened_late",
+            "follow_up_ended",
+            "escalated_to_tier_1",
+            "pulse_oximeter",
+            "bp_cuff",
+            "hr_patch",
+            "silent_s",
+            "offline_s",
+            "patient_read",
+            "share_view",
+            "{steps}",
+            "Cel",
+            "mm[Hg]",
+        }
+    )
+
+
+def visible_raw(text: str) -> set[str]:
+    import re
+
+    return {
+        word
+        for word in raw_identifiers()
+        if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text)
+    }
+
+
 @contextmanager
 def chromium() -> Iterator[Browser]:
     if not CHROMIUM.exists():

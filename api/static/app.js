@@ -8,17 +8,111 @@ const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content ||
 async function api(method, url, body) {
   const res = await fetch(url, {
     method,
-    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+    // answers (errors included) in the page's language, not the browser's
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf(),
+               "Accept-Language": document.documentElement.lang || "fr" },
     body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "same-origin",
   });
   const text = await res.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!res.ok) {
+    // the server's sentence is already in the reader's language
     const detail = data && data.detail;
-    throw new Error(typeof detail === "string" ? detail : `HTTP ${res.status}`);
+    throw new Error(typeof detail === "string" ? detail : words().failed || `HTTP ${res.status}`);
   }
   return data;
+}
+
+// translated words the script needs, from the page (base.html)
+const words = () => {
+  try { return JSON.parse(document.body.dataset.words || "{}"); } catch { return {}; }
+};
+
+function copyButtons(root) {
+  root.querySelectorAll("button.copy").forEach((b) => {
+    b.onclick = async () => {
+      const text = b.previousElementSibling?.textContent || "";
+      try { await navigator.clipboard.writeText(text); b.textContent = words().copied || "✓"; }
+      catch { window.getSelection().selectAllChildren(b.previousElementSibling); }
+    };
+  });
+}
+
+// an answer shown as labelled lines, each with a copy button (never raw JSON)
+function showResult(form, data) {
+  const out = form.querySelector(".result");
+  if (!out) return;
+  let labels = {};
+  try { labels = JSON.parse(form.dataset.resultLabels || "{}"); } catch { labels = {}; }
+  out.replaceChildren();
+  out.hidden = false;
+  if (form.dataset.resultTitle) {
+    const p = document.createElement("p");
+    p.className = "ok";
+    p.textContent = form.dataset.resultTitle;
+    out.append(p);
+  }
+  if (form.dataset.resultWarning) {
+    const p = document.createElement("p");
+    p.className = "warn";
+    p.textContent = form.dataset.resultWarning;
+    out.append(p);
+  }
+  const dl = document.createElement("dl");
+  for (const [key, label] of Object.entries(labels)) {
+    if (!data || data[key] === undefined || data[key] === null) continue;
+    const dt = document.createElement("dt");
+    dt.textContent = label;
+    const dd = document.createElement("dd");
+    const code = document.createElement("code");
+    code.textContent = String(data[key]);
+    dd.append(code);
+    if (form.dataset.copy !== undefined) {
+      const b = document.createElement("button");
+      b.type = "button"; b.className = "copy quiet"; b.textContent = words().copy || "Copy";
+      dd.append(" ", b);
+    }
+    dl.append(dt, dd);
+  }
+  out.append(dl);
+  if (form.dataset.resultLink && data) {
+    const a = document.createElement("a");
+    a.href = form.dataset.resultLink.replace(/\{(\w+)\}/g, (_, k) => encodeURIComponent(data[k]));
+    a.textContent = form.dataset.resultLinkText || a.href;
+    out.append(a);
+  }
+  copyButtons(out);
+}
+
+// a new shared link: labelled, with copy buttons, added to the list at once
+function showShareLink(form, data) {
+  const panel = document.getElementById("share-result");
+  if (!panel) return;
+  panel.hidden = false;
+  // the server gives the full address when a public base URL is set, a path otherwise
+  const full = /^https?:\/\//.test(data.url) ? data.url : `${location.origin}${data.url}`;
+  panel.querySelector('[data-field="url"]').textContent = full;
+  panel.querySelectorAll(".code-row").forEach((el) => { el.hidden = !data.code; });
+  panel.querySelector('[data-field="code"]').textContent = data.code || "";
+  const expires = new Date(data.expires_at);
+  const fmt = new Intl.DateTimeFormat(document.body.dataset.locale || document.documentElement.lang,
+    { dateStyle: "medium", timeStyle: "short", timeZone: document.body.dataset.viewerZone });
+  panel.querySelector('[data-field="expires"]').textContent = fmt.format(expires);
+  copyButtons(panel);
+  const body = document.querySelector("#share-links-table tbody");
+  if (body) {
+    const row = document.createElement("tr");
+    row.dataset.linkId = data.link_id;
+    const lang = form.querySelector("select[name=language]");
+    const cells = [form.querySelector("input[name=recipient]")?.value || "—",
+      lang ? lang.options[lang.selectedIndex].text : "", words().you || "", fmt.format(expires),
+      words().never_used || "", words().active || ""];
+    for (const text of cells) { const td = document.createElement("td"); td.textContent = text; row.append(td); }
+    row.append(document.createElement("td"));
+    body.prepend(row);
+  }
 }
 
 function formBody(form) {
@@ -48,20 +142,18 @@ document.addEventListener("submit", async (ev) => {
   if (!form) return;
   ev.preventDefault();
   const error = form.querySelector(".error");
-  const result = form.querySelector(".result");
   if (error) error.textContent = "";
+  // destructive actions say what will happen and wait for a yes
+  if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
   const { path, body } = formBody(form);
   const button = form.querySelector("button[type=submit]");
   if (button) button.disabled = true;
   try {
     const data = await api(form.dataset.method || "POST", path, body);
     if (form.dataset.then === "reload") { location.reload(); return; }
-    if (result && data && data.url) {
-      // a new shared link: the full address and the code, once
-      const full = /^https?:\/\//.test(data.url) ? data.url : `${location.origin}${data.url}`;
-      result.textContent = full + (data.code ? `\n${data.code}` : "");
-    } else if (result) result.textContent = JSON.stringify(data, null, 2);
-    form.reset();
+    if (form.dataset.then === "share-link") { showShareLink(form, data); return; }
+    showResult(form, data);
+    if (form.dataset.keep === undefined) form.reset();
   } catch (err) {
     if (error) error.textContent = err.message;
   } finally {
@@ -124,7 +216,7 @@ async function setUpPush() {
   button.hidden = false;
   button.addEventListener("click", async () => {
     try {
-      if ((await Notification.requestPermission()) !== "granted") throw new Error("permission refused");
+      if ((await Notification.requestPermission()) !== "granted") throw new Error(words().push_refused || "permission refused");
       const sub = await registration.pushManager.subscribe({
         userVisibleOnly: true, applicationServerKey: b64urlToBytes(key),
       });
@@ -138,6 +230,8 @@ async function setUpPush() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  // the server checks every form and answers in the reader's language
+  document.querySelectorAll("form.api-form").forEach((f) => { f.noValidate = true; });
   followDashboard();
   setUpPush().catch((err) => console.warn("push unavailable:", err.message));
 });

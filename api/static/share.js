@@ -3,7 +3,8 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  const lang = document.documentElement.lang;
+  // the page's language, in the region the server chose for it (one format on the page)
+  const lang = document.body.dataset.locale || document.documentElement.lang;
   const fmt = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
   document.querySelectorAll("time.viewer").forEach((el) => {
     el.textContent = fmt.format(new Date(el.getAttribute("datetime")));

@@ -136,7 +136,8 @@ def app_settings(world: World) -> Settings:
 
 @pytest.fixture
 def anonymous(app_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(app_settings)) as client:
+    # API clients say which language they read (the answers' sentences follow it)
+    with TestClient(create_app(app_settings), headers={"Accept-Language": "en"}) as client:
         yield client
 
 
@@ -146,7 +147,8 @@ def login(app_settings: Settings) -> Iterator[Callable[[str], TestClient]]:
     clients: list[TestClient] = []
 
     def make(role: str) -> TestClient:
-        client = TestClient(create_app(app_settings))  # one app (and event loop) each
+        # one app (and event loop) each; sentences in English, as this client asks
+        client = TestClient(create_app(app_settings), headers={"Accept-Language": "en"})
         client.__enter__()
         clients.append(client)
         emails = {

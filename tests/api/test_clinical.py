@@ -151,10 +151,10 @@ def test_trends_reject_bad_requests_with_a_readable_message(
     url = f"/api/v1/patients/{world.patient_a}/trends"
     res = client.get(url, params={"metric": "spo2"})
     assert res.status_code == 422
-    assert "unknown metric 'spo2'" in res.json()["detail"]
+    assert res.json()["detail"] == "Measure: not valid."
     res = client.get(url, params={"metric": "spo2_pct", "start": "2026-01-01T00:00:00Z"})
     assert res.status_code == 422
-    assert res.json()["detail"] == "give both start and end, or a range"
+    assert res.json()["detail"] == "Give both start and end, or a range."
     res = client.get(
         url,
         params={
@@ -163,10 +163,10 @@ def test_trends_reject_bad_requests_with_a_readable_message(
             "end": "2026-01-01T00:00:00Z",
         },
     )
-    assert res.json()["detail"] == "end must come after start"
+    assert res.json()["detail"] == "The end must come after the start."
     res = client.get(url)
     assert res.status_code == 422
-    assert "metric" in res.json()["detail"]
+    assert res.json()["detail"] == "Measure: required."
 
 
 def test_acknowledge_then_resolve_with_a_note(
@@ -179,7 +179,7 @@ def test_acknowledge_then_resolve_with_a_note(
     assert res.json()["acknowledged_by"] == "Infirmière A"
     again = client.post(f"/api/v1/alerts/{world.alert_a}/acknowledge")
     assert again.status_code == 409
-    assert "not waiting for acknowledgement" in again.json()["detail"]
+    assert "no longer waiting for acknowledgement" in again.json()["detail"]
     empty = client.post(f"/api/v1/alerts/{world.alert_a}/resolve", json={"note": ""})
     assert empty.status_code == 422
     done = client.post(
@@ -242,12 +242,12 @@ def test_override_is_stored_audited_and_validated(
         url, json={"rule_id": "spo2_low", "param": "duration_s", "value": 60, "reason": "x" * 5}
     )
     assert unknown.status_code == 422
-    assert "not an overridable parameter" in unknown.json()["detail"]
+    assert "not an adjustable parameter" in unknown.json()["detail"]
     absurd = client.put(
         url, json={"rule_id": "spo2_low", "param": "threshold", "value": 300, "reason": "typo"}
     )
     assert absurd.status_code == 422
-    assert absurd.json()["detail"] == "a threshold must lie between 50 and 100 %"
+    assert absurd.json()["detail"] == "A threshold must lie between 50 and 100."
 
 
 def test_push_subscription_is_stored_for_the_team_and_role(
@@ -283,7 +283,25 @@ def test_follow_up_end_stops_the_dashboard_listing_later(
     again = client.post(f"/api/v1/patients/{world.patient_a}/end-follow-up", json={})
     assert again.status_code == 409
     board = client.get("/api/v1/dashboard").json()["patients"]
-    assert next(p for p in board if p["patient_id"] == world.patient_a)["follow_up_ended"]
+    row = next(p for p in board if p["patient_id"] == world.patient_a)
+    assert row["follow_up_ended"]
+    # nobody watches a patient who left the programme: the open alert is resolved by the
+    # admin, with an event saying why, and leaves the dashboard
+    assert row["alerts"] == []
+    with psycopg.connect(world.db) as conn:
+        state, by, note = conn.execute(
+            "SELECT state, resolved_by, resolution_note FROM alerts WHERE alert_id = %s",
+            (world.alert_a,),
+        ).fetchone() or (None, None, None)
+        events = conn.execute(
+            "SELECT transition, note FROM alert_events WHERE alert_id = %s ORDER BY event_id",
+            (world.alert_a,),
+        ).fetchall()
+    assert (state, by, note) == ("resolved", "clinician:1", "Fin du suivi J30")
+    assert events[-1] == ("follow_up_ended", "Fin du suivi J30")
+    page = client.get(f"/patients/{world.patient_a}", headers={"Accept-Language": ""})
+    assert "resolved: follow-up ended" not in page.text  # the admin's account reads French
+    assert "clôturée : suivi terminé" in page.text
 
 
 def test_metrics_name_routes_not_patients(app_settings: Settings, world: World) -> None:

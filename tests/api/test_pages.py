@@ -18,6 +18,12 @@ from tests.api.conftest import PASSWORD, World
 API_DIR = Path(__file__).resolve().parents[2] / "api"
 
 
+@pytest.fixture(autouse=True)
+def _browser_without_language(anonymous: TestClient) -> None:
+    """These tests are a browser that names no language: the pages default to French."""
+    anonymous.headers.pop("Accept-Language", None)
+
+
 def _sign_in(client: TestClient, email: str, next_path: str = "/") -> TestClient:
     form = client.get(f"/login?next={next_path}")
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)

@@ -241,6 +241,12 @@ def test_fhir_bundle_validates_and_carries_what_the_physician_needs(
             " VALUES (%s, %s, 'ox-a-001', 3, NULL, 1)",
             (now - timedelta(hours=1), world.patient_a),
         )
+        conn.execute(
+            "UPDATE patients SET procedure = 'Total hip replacement', surgery_date = %s,"
+            " medications = 'Enoxaparin 4000 IU daily', discharge_instructions = 'Walk daily'"
+            " WHERE patient_id = %s",
+            ((now - timedelta(days=4)).date(), world.patient_a),
+        )
     link = make_link(physician, world.patient_a)
     res = anonymous.get(f"{link['url']}/fhir")
     assert res.status_code == 200
@@ -266,9 +272,21 @@ def test_fhir_bundle_validates_and_carries_what_the_physician_needs(
     assert panel["component"][0]["valueQuantity"]["code"] == "mm[Hg]"
     absent = [o for o in obs if "dataAbsentReason" in o]
     assert [o["dataAbsentReason"]["coding"][0]["code"] for o in absent] == ["not-a-number"]
+    # 599 readings of SpO2 in 10 hours: hourly summaries (mean, with min and max), never
+    # hundreds of Observations
     spo2 = [o for o in obs if o["code"]["coding"][0]["code"] == "59408-5"]
-    assert len(spo2) == 599
+    assert 10 <= len(spo2) <= 12
     assert {c["code"] for c in spo2[0]["code"]["coding"]} == {"59408-5", "2708-6"}
+    assert spo2[0]["meta"]["profile"] == ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]
+    low, high = (c["valueQuantity"]["value"] for c in spo2[1]["component"])
+    assert low <= spo2[1]["valueQuantity"]["value"] <= high
+    assert "effectivePeriod" in spo2[1]
+    # the procedure, medications, instructions and the alert with what the team did
+    kinds = {r["resourceType"] for r in resources}
+    assert {"Procedure", "MedicationStatement", "CarePlan", "DetectedIssue"} <= kinds
+    issue = next(r for r in resources if r["resourceType"] == "DetectedIssue")
+    assert issue["code"]["text"] == "SpO2 below 88% for 3 min"
+    assert issue["severity"] == "high"
     assert audit_rows(world.db, "share_fhir")[0][1] == world.patient_a
 
 
@@ -335,7 +353,7 @@ def test_only_the_team_can_make_or_revoke_links(
         f"/api/v1/patients/{world.patient_a}/share-links", json={"language": "ru"}
     )
     assert bad.status_code == 422
-    assert "language" in bad.json()["detail"]
+    assert "Language: choose one of the values offered." in bad.json()["detail"]
 
 
 def test_an_alert_found_late_says_so_to_the_team_and_the_home_physician(

@@ -23,7 +23,7 @@ from store.provisioning import (
     register_gateway,
 )
 from tests.api.conftest import add_vitals, open_alert
-from tests.browser import ARTIFACTS, chromium
+from tests.browser import ARTIFACTS, chromium, visible_raw
 
 LANGUAGES = ("fr", "en", "es", "it", "de", "pt", "ar", "zh")
 VIEWER_ZONES = {"ar": "Asia/Riyadh", "zh": "Asia/Shanghai", "en": "America/Chicago"}
@@ -38,7 +38,8 @@ def shared(db: str) -> dict[str, str]:
         team = ensure_team(conn, "Chirurgie viscérale")
         conn.execute(
             "UPDATE care_teams SET contact_name = 'IDE de coordination',"
-            " contact_phone = '+33 1 40 00 00 00' WHERE team_id = %s",
+            " contact_phone = '+33 1 40 00 00 00', contact_hours = 'Lun-ven 8 h-18 h'"
+            " WHERE team_id = %s",
             (team,),
         )
         author = create_clinician(
@@ -116,16 +117,25 @@ def test_shared_page_in_each_language(
     # the first reading time is shown in the viewer's zone by the page's script...
     shown = page.locator("time.viewer").first.inner_text()
     iso = page.locator("time.viewer").first.get_attribute("datetime") or ""
+    # (the page's language in the region the server writes its dates for: one format)
     expected = page.evaluate(
-        "([iso, lang, zone]) => new Intl.DateTimeFormat(lang, {dateStyle: 'medium',"
-        " timeStyle: 'short', timeZone: zone}).format(new Date(iso))",
-        [iso, language, zone],
+        "([iso, zone]) => new Intl.DateTimeFormat(document.body.dataset.locale, {dateStyle:"
+        " 'medium', timeStyle: 'short', timeZone: zone}).format(new Date(iso))",
+        [iso, zone],
     )
     assert shown == expected
     # ...and the patient's own time stays beside it, named
     expect(page.locator(".patient-head")).to_contain_text("America/New_York")
     expect(page.locator(".latest")).to_contain_text("°F")  # a US physician's units
+    # the care team's contact with its hours, and a switch to the other languages
+    expect(page.locator(".contact")).to_contain_text("Lun-ven 8 h-18 h")
+    assert page.locator("nav.languages a").count() == 7
+    assert visible_raw(page.inner_text("body")) == set()
     page.screenshot(path=str(ARTIFACTS / f"share-{language}.png"), full_page=True)
+    print_page = context.new_page()
+    print_page.goto(f"{api_server}/s/{shared[language]}/print")
+    print_page.screenshot(path=str(ARTIFACTS / f"share-print-{language}.png"), full_page=True)
+    assert visible_raw(print_page.inner_text("body")) == set()
     context.close()
 
 

@@ -1,0 +1,198 @@
+"""Every clinician page in Debian's Chromium, as each role, in French and English: no raw
+identifier (rule, protocol, state, device kind, parameter ids) in the visible text, the
+empty states and a cleared alert read as a nurse expects, bad input answered with a
+translated sentence (never a 500), ``/docs`` renders under the site's CSP. Screenshots
+of every page go to tests/artifacts/pages/ for a person to look at."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from playwright.sync_api import Browser, Page
+from psycopg.types.json import Jsonb
+
+from store.provisioning import ensure_patient
+from tests.api.conftest import LiveApi, World
+from tests.browser import ARTIFACTS, chromium, visible_raw
+
+SHOTS = ARTIFACTS / "pages"
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def scene(world: World) -> dict[str, int]:
+    """A cleared alert awaiting review with engine evidence, and a patient with no data."""
+    now = datetime.now(UTC)
+    with psycopg.connect(world.db, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO alerts (patient_id, rule_id, kind, priority, state, opened_at,"
+            " condition_cleared_at, evidence) VALUES (%s, 'no_spo2', 'technical', 'low',"
+            " 'active', %s, %s, %s) RETURNING alert_id",
+            (
+                world.patient_a,
+                now - timedelta(hours=2),
+                now - timedelta(minutes=30),
+                Jsonb({"silent_s": 36300}),
+            ),
+        ).fetchone()
+        assert row is not None
+        conn.execute(
+            "INSERT INTO alert_events (alert_id, at, transition, actor) VALUES"
+            " (%s, %s, 'opened', 'system'), (%s, %s, 'condition_cleared', 'system')",
+            (row[0], now - timedelta(hours=2), row[0], now - timedelta(minutes=30)),
+        )
+        empty = ensure_patient(conn, "PA-EMPTY", world.team_a, "de", "Europe/Berlin")
+    return {"cleared_alert": int(row[0]), "empty": empty}
+
+
+def _page(browser: Browser, api: LiveApi, language: str) -> Page:
+    context = browser.new_context(locale="fr-FR" if language == "fr" else "en-GB")
+    context.add_cookies(
+        [{"name": k, "value": v, "url": api.base_url} for k, v in api.cookies.items()]
+    )
+    page = context.new_page()
+    page.on("dialog", lambda d: d.accept())
+    return page
+
+
+def _set_language(db: str, email: str, language: str) -> None:
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE clinicians SET language = %s WHERE email = %s", (language, email))
+
+
+def _visible_raw(page: Page) -> set[str]:
+    return visible_raw(page.inner_text("body"))
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_every_page_speaks_to_a_clinician(
+    browser: Browser,
+    live_api: Callable[[str], LiveApi],
+    world: World,
+    scene: dict[str, int],
+    language: str,
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for role in ("coordinator", "physician", "admin"):
+        _set_language(world.db, world.emails[role], language)
+        api = live_api(role)
+        page = _page(browser, api, language)
+        paths = {
+            "dashboard": "/",
+            "patient": f"/patients/{world.patient_a}",
+            "empty-patient": f"/patients/{scene['empty']}",
+            "not-found": "/no/such/page",
+            "bad-id": "/patients/987654",
+        }
+        if role == "admin":
+            paths["admin"] = "/admin"
+        for name, path in paths.items():
+            res = page.goto(api.base_url + path)
+            assert res is not None
+            assert res.status < 500, (path, res.status)
+            page.wait_for_load_state("networkidle")
+            if name == "patient":
+                page.wait_for_selector("#chart.ready", timeout=20_000)
+            page.screenshot(path=str(SHOTS / f"{name}-{role}-{language}.png"), full_page=True)
+            assert _visible_raw(page) == set(), (path, role, language)
+            text = page.inner_text("body")
+            assert '"detail"' not in text, path
+            if name in ("not-found", "bad-id"):
+                assert res.status == 404
+                assert ("Page introuvable" if language == "fr" else "Page not found") in text
+        page.context.close()
+    print(f"\nscreenshots: {SHOTS}")
+
+
+def test_empty_and_cleared_states(
+    browser: Browser,
+    live_api: Callable[[str], LiveApi],
+    world: World,
+    scene: dict[str, int],
+) -> None:
+    api = live_api("coordinator")  # French
+    page = _page(browser, api, "fr")
+    page.goto(f"{api.base_url}/patients/{scene['empty']}")
+    assert "Aucun appareil affecté" in page.inner_text("section.latest")
+    assert page.locator("#chart").count() == 0  # no empty chart with a year-2000 axis
+    page.goto(f"{api.base_url}/")
+    row = page.locator(f'tr[data-patient-id="{scene["empty"]}"]')
+    assert "aucune mesure pour l\u2019instant" in row.inner_text()
+    assert "partiel" not in row.inner_text()
+    assert "0" not in row.locator("td").nth(2).inner_text()
+    page.goto(f"{api.base_url}/patients/{world.patient_a}")
+    alert = page.locator(f"#alert-{scene['cleared_alert']}")
+    text = alert.inner_text()
+    assert "condition disparue, à examiner" in text
+    assert "active" not in alert.locator(".state").inner_text()
+    assert "10\u202fh 5\u00a0min" in text or "10 h 5 min" in text  # 36,300 s as a duration
+    assert "Aucune mesure de SpO2 depuis 10 h" in text  # the rule's title, translated
+    latest = page.inner_text("section.latest")
+    assert "Saturation" in latest or "SpO2" in latest
+    page.context.close()
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_bad_input_gets_a_translated_sentence(
+    browser: Browser,
+    live_api: Callable[[str], LiveApi],
+    world: World,
+    language: str,
+) -> None:
+    _set_language(world.db, world.emails["admin"], language)
+    api = live_api("admin")
+    page = _page(browser, api, language)
+    page.goto(f"{api.base_url}/patients/{world.patient_a}")
+    form = page.locator("form.note-form")
+    form.locator("textarea").fill("    ")
+    form.locator("button").click()
+    error = form.locator(".error")
+    expected = "ne peut pas être vide" if language == "fr" else "cannot be empty"
+    error.filter(has_text=expected).wait_for(timeout=10_000)
+    page.goto(f"{api.base_url}/admin")
+    cases = [
+        ("#form-patient", {"pseudonym": "x"}, ("Pseudonyme", "Pseudonym")),
+        (
+            "#form-patient",
+            {"pseudonym": "PA-NEW", "time_zone": "Mars/Olympus"},
+            ("fuseau horaire inconnu", "unknown time zone"),
+        ),
+        (
+            "#form-device",
+            {"device_id": "dev-001", "gateway_id": "gw-missing"},
+            ("enregistrez d\u2019abord la passerelle", "register the gateway first"),
+        ),
+        ("#form-gateway", {"gateway_id": " "}, ("Identifiant de la passerelle", "Gateway id")),
+    ]
+    for selector, fields, words in cases:
+        form = page.locator(selector)
+        for name, value in fields.items():
+            form.locator(f'[name="{name}"]').fill(value)
+        form.locator("button[type=submit]").click()
+        want = words[0] if language == "fr" else words[1]
+        form.locator(".error").filter(has_text=want).wait_for(timeout=10_000)
+        page.screenshot(path=str(SHOTS / f"admin-error-{language}.png"), full_page=True)
+    page.context.close()
+
+
+def test_docs_render_under_the_csp(browser: Browser, live_api: Callable[[str], LiveApi]) -> None:
+    api = live_api("admin")
+    page = browser.new_page()
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security" in m.text else None)
+    res = page.goto(f"{api.base_url}/docs")
+    assert res is not None
+    assert res.status == 200
+    page.wait_for_selector(".opblock", timeout=30_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "docs.png"))
+    assert "cdn" not in page.content().lower()
+    assert blocked == []
