@@ -352,6 +352,13 @@ def _alerts(
 ) -> list[dict[str, Any]]:
     """The clinical alerts of the period and what the team did about each (device and
     connection problems are the team's business, as on the shared page)."""
+    published: dict[str, str] = dict(
+        conn.execute(
+            "SELECT DISTINCT pp.rule_id, pp.rule_title FROM protocol_params pp"
+            " JOIN patients p ON p.protocol = pp.protocol WHERE p.patient_id = %s",
+            (patient_id,),
+        ).fetchall()
+    )
     rows = conn.execute(
         "SELECT a.alert_id, a.rule_id, a.priority, a.opened_at, a.state,"
         " a.acknowledged_at, a.resolved_at, a.resolution_note, a.resolved_by = 'system'"
@@ -377,7 +384,9 @@ def _alerts(
                 "resourceType": "DetectedIssue",
                 "id": f"{pseudonym}-alert-{alert_id}",
                 "status": "final" if state == "resolved" else "preliminary",
-                "code": {"text": RULE_TITLES.get(rule_id, "Clinical alert")},
+                "code": {
+                    "text": published.get(rule_id) or RULE_TITLES.get(rule_id, "Clinical alert")
+                },
                 "severity": SEVERITY[priority],
                 "patient": {"reference": patient_ref},
                 "identifiedDateTime": _iso(opened),

@@ -225,7 +225,9 @@ class Labels:
 
     def rule(self, rule_id: str, published: str | None = None) -> str:
         """The rule's title in the reader's language; never its id."""
-        if published and self._(published) != published:
+        if published:
+            # the engine's own title carries this protocol's threshold: never replace it
+            # by another protocol's (an untranslated title reads in English, not wrong)
             return self._(published)
         if rule_id in RULE_TITLES:
             return self._(RULE_TITLES[rule_id])

@@ -249,19 +249,32 @@ def logout(
     return response
 
 
+def published_titles(conn: Conn) -> dict[tuple[str, str], str]:
+    """Each protocol's rule titles as the alerts engine published them (thresholds in
+    them differ between protocols)."""
+    rows = conn.execute("SELECT DISTINCT protocol, rule_id, rule_title FROM protocol_params")
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
 @router.get("/")
 def dashboard_page(request: Request, conn: Conn, who: Page) -> HTMLResponse:
     patients = dashboard(conn, list(who.team_ids))
     audit(conn, who, "dashboard_read", None, {"patients": [p.patient_id for p in patients]})
     system = open_system_alerts(conn, list(who.team_ids))
-    return render(request, "dashboard.html", {"patients": patients, "system_alerts": system}, who)
+    return render(
+        request,
+        "dashboard.html",
+        {"patients": patients, "system_alerts": system, "titles": published_titles(conn)},
+        who,
+    )
 
 
 @router.get("/fragments/dashboard-rows")
 def dashboard_rows(request: Request, conn: Conn, who: Page) -> HTMLResponse:
     patients = dashboard(conn, list(who.team_ids))
     audit(conn, who, "dashboard_read", None, {"patients": [p.patient_id for p in patients]})
-    return render(request, "_dashboard_rows.html", {"patients": patients}, who)
+    context = {"patients": patients, "titles": published_titles(conn)}
+    return render(request, "_dashboard_rows.html", context, who)
 
 
 @router.get("/patients/{patient_id}")

@@ -1,0 +1,35 @@
+"""Words on the clinician pages: a rule's title keeps its own protocol's threshold in
+every language, evidence reads as durations and units, an open alert whose condition
+cleared never says 'active'."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from api.i18n import load_catalogs
+from api.labels import Labels
+
+CATALOGS = load_catalogs()
+
+
+def test_a_published_title_is_never_replaced_by_another_protocols() -> None:
+    for language in ("en", "fr"):
+        labels = Labels(language, CATALOGS[language])
+        title = labels.rule("hr_high", "Heart rate above 110/min for 15 min")
+        assert "110" in title
+        assert "120" not in title
+    assert Labels("fr", CATALOGS["fr"]).rule("no_spo2") == "Aucune mesure de SpO2 depuis 10 h"
+    assert "_" not in Labels("en", CATALOGS["en"]).rule("some_new_rule")
+
+
+def test_evidence_and_cleared_state_read_like_a_clinician_speaks() -> None:
+    fr = Labels("fr", CATALOGS["fr"])
+    items = dict(fr.evidence_items({"silent_s": 36300, "value": 86.0}, "spo2_pct"))
+    assert items["aucune mesure depuis"].replace("\u202f", " ").replace("\u00a0", " ") == (
+        "10 h 5 min"
+    )
+    assert items["pire valeur"] == "86\u00a0%"
+    assert fr.alert_state("active", datetime.now(UTC)) == "condition disparue, à examiner"
+    assert fr.alert_state("active", None) == "active"
+    assert fr.unit("steps_count") == "pas"
+    assert Labels("en", CATALOGS["en"]).unit("steps_count") == "steps"
