@@ -49,7 +49,7 @@ DEMO_TEAM = "Chirurgie - suivi à domicile (démo)"
 DEMO_ACCOUNTS = (  # e-mail, name, role, UI language
     ("admin@postop.example", "Admin (démo)", "admin", "fr"),
     ("coordination@postop.example", "Coordination IDE (démo)", "coordinator", "fr"),
-    ("physician@postop.example", "Dr Demo", "physician", "en"),
+    ("physician@postop.example", "Dr Démo", "physician", "fr"),
 )
 DEMO_HOMES = (  # language, time zone, country, procedure, home physician
     ("en", "America/New_York", "US", "Laparoscopic colectomy", "Dr Jane Miller"),
