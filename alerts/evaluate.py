@@ -38,6 +38,17 @@ HOUR_S = 3600
 MISSING_BIN_S = 300
 BASELINE_MAX_S = 30 * 86_400
 NEWS2_METRICS = ("resp_rate_per_min", "spo2_pct", "bp_systolic_mmhg", "heart_rate_bpm", "temp_c")
+# the NEWS2 parameters in the order of ``news2.News2Result.scores``: a finding's evidence
+# ``scored_params`` lists those that scored (which signs made the score)
+NEWS2_SCORED_AS = (
+    "resp_rate_per_min",
+    "spo2_pct",
+    "on_oxygen",
+    "bp_systolic_mmhg",
+    "heart_rate_bpm",
+    "consciousness",
+    "temp_c",
+)
 
 
 def metric_of(window: Window, name: str) -> MetricWindow:
@@ -308,11 +319,23 @@ def _news2(
         firing[i] = prio is not None and ok
         priorities.append(prio if prio is not None else "low")
     capped = [p if RANK[p] <= RANK[rule.priority] else rule.priority for p in priorities]
+    scored = np.asarray(
+        [
+            ",".join(NEWS2_SCORED_AS[j] for j in np.flatnonzero(row).tolist())
+            for row in (result.scores > 0)
+        ],
+        dtype=object,
+    )
     return _findings(
         ids,
         rule,
         firing,
-        {"score": result.total, "band": result.band, "complete": result.complete},
+        {
+            "score": result.total,
+            "band": result.band,
+            "complete": result.complete,
+            "scored_params": scored,
+        },
         None,
         capped,
     )

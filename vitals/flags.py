@@ -21,6 +21,7 @@ class ReadingFlag(IntFlag):
     QUESTIONABLE = 32  # device status says the measurement is questionable
     EARLY_ESTIMATE = 64  # pulse oximeter: early estimate, signal still settling
     MOTION = 128  # device detected body movement during measurement
+    IRREGULAR_PULSE = 256  # cuff / oximeter: irregular pulse detected (e.g. atrial fibrillation)
 
 
 SPECIAL_VALUE = (
