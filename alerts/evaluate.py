@@ -47,6 +47,17 @@ NEWS2_METRICS = ("resp_rate_per_min", "spo2_pct", "bp_systolic_mmhg", "heart_rat
 NIGHTS_S = 7 * 86_400  # earlier nights that make a patient's usual night
 NIGHT_EXCLUDE_S = 12 * 3600  # tonight is not part of the usual night it is judged against
 SPOT_SETTLE_S = 900  # the pulse a sepsis screen or a rhythm rule judges: its 15-min median
+# the NEWS2 parameters in the order of ``news2.News2Result.scores``: a finding's evidence
+# ``scored_params`` lists those that scored (which signs made the score)
+NEWS2_SCORED_AS = (
+    "resp_rate_per_min",
+    "spo2_pct",
+    "on_oxygen",
+    "bp_systolic_mmhg",
+    "heart_rate_bpm",
+    "consciousness",
+    "temp_c",
+)
 
 
 def metric_of(window: Window, name: str) -> MetricWindow:
@@ -357,11 +368,23 @@ def _news2(
         firing[i] = prio is not None and ok and band >= min(from_band[i], 3)
         priorities.append(prio if prio is not None else "low")
     capped = [p if RANK[p] <= RANK[rule.priority] else rule.priority for p in priorities]
+    scored = np.asarray(
+        [
+            ",".join(NEWS2_SCORED_AS[j] for j in np.flatnonzero(row).tolist())
+            for row in (result.scores > 0)
+        ],
+        dtype=object,
+    )
     return _findings(
         ids,
         rule,
         firing,
-        {"score": result.total, "band": result.band, "complete": result.complete},
+        {
+            "score": result.total,
+            "band": result.band,
+            "complete": result.complete,
+            "scored_params": scored,
+        },
         None,
         capped,
     )

@@ -4,6 +4,8 @@ value, weight loss, local night, irregular-pulse flags."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
@@ -24,7 +26,7 @@ NAN = np.nan
 HOUR_MS = 3_600_000
 
 
-def series(*rows: list[float]) -> MetricWindow:
+def series(*rows: Sequence[float]) -> MetricWindow:
     values = np.array(rows, dtype=np.float64)
     present = ~np.isnan(values)
     return MetricWindow(np.where(present, values, 0.0), present)
@@ -98,10 +100,10 @@ def test_continuous_data_needs_the_run_not_a_confirmation() -> None:
 
 
 def test_many_patients_at_once_match_one_at_a_time() -> None:
-    rows = [
+    rows: list[list[float]] = [
         [120] + [NAN] * 19 + [85],
         [120] + [NAN] * 19 + [85, NAN, NAN, 86],
-        [95] * 10 + [88] * 10,
+        [95.0] * 10 + [88.0] * 10,
         [95] * 20 + [NAN],
     ]
     width = max(len(r) for r in rows)
