@@ -148,6 +148,10 @@ class SepsisScreenRule(_Rule):
     hr_rise_above_usual: Annotated[float, Field(ge=0)]
     freshness_s: Annotated[int, Field(ge=600, le=86_400)]
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return ("temp_c", "heart_rate_bpm")
+
 
 class RhythmRule(_Rule):
     """Atrial fibrillation suspected: the patch's beat-to-beat irregularity index above
@@ -163,6 +167,10 @@ class RhythmRule(_Rule):
     flag_window_s: Annotated[int, Field(ge=600, le=86_400)]
     fast_hr_above: float
     slow_priority: Priority
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return ("rr_irregularity", "heart_rate_bpm")
 
 
 class News2Rule(_Rule):

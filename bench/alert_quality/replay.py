@@ -79,6 +79,22 @@ def _context(members: Sequence[Member]) -> PatientContext:
         ),
         on_oxygen=np.zeros(n, dtype=np.bool_),
         overrides={},
+        discharge_sbp_mmhg=np.asarray(
+            [np.nan if m.discharge_sbp_mmhg is None else m.discharge_sbp_mmhg for m in members],
+            dtype=np.float64,
+        ),
+        discharge_hr_bpm=np.asarray(
+            [np.nan if m.discharge_hr_bpm is None else m.discharge_hr_bpm for m in members],
+            dtype=np.float64,
+        ),
+        beta_blocker=np.asarray(
+            [m.profile is not None and m.profile.beta_blocker for m in members], dtype=np.bool_
+        ),
+        sleep_apnoea=np.asarray(
+            [m.profile is not None and (m.profile.osa_diagnosed or m.profile.ohs) for m in members],
+            dtype=np.bool_,
+        ),
+        time_zones=tuple(m.tz for m in members),
     )
 
 
