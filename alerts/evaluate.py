@@ -209,7 +209,7 @@ def _evaluate_protocol(
                 _onset(short, res.since_bin),
             )
         elif isinstance(rule, News2Rule):
-            out += _news2(ctx, mask, ids, rule, short, scores, now_ms)
+            out += _news2(ctx, mask, ids, rule, short, scores, now_ms, usual_night.get("spo2_pct"))
         elif isinstance(rule, ShockIndexRule):
             hr, sbp = metric_of(short, "heart_rate_bpm"), metric_of(short, "bp_systolic_mmhg")
             ratio, has = k.paired_ratio(hr, sbp, MINUTE_S, rule.freshness_s)
@@ -311,6 +311,7 @@ def _news2(
     short: Window,
     scores: list[News2Score] | None,
     now_ms: int,
+    usual_night_spo2: NDArray[np.float64] | None,
 ) -> list[Finding]:
     latest = {
         m: n2.latest(metric_of(short, m), MINUTE_S, rule.freshness_s, rule.settle_s)
@@ -321,8 +322,14 @@ def _news2(
         slow = n2.latest(
             metric_of(short, "spo2_pct"), MINUTE_S, rule.freshness_s, rule.night_spo2_settle_s
         )
+        # asleep, the saturation is judged as the patient's own nights allow: raised by
+        # how far their usual night runs below 96 % (at most the allowance), or by the
+        # allowance for an unknown night
+        usual = usual_night_spo2 if usual_night_spo2 is not None else np.full(len(ids), np.nan)
+        deficit = np.clip(96.0 - usual, 0.0, rule.night_spo2_allowance)
+        lift = np.where(np.isnan(usual), rule.night_spo2_unknown_allowance, deficit)
         day = latest["spo2_pct"]
-        latest["spo2_pct"] = (np.where(asleep, slow[0], day[0]), day[1])
+        latest["spo2_pct"] = (np.where(asleep, slow[0] + lift, day[0]), day[1])
     scale = news2_scale_override(ctx, ids)
     scale2 = np.where(np.isnan(scale), ctx.spo2_scale2[mask], scale == 2)
     result = n2.news2(

@@ -181,6 +181,11 @@ class News2Rule(_Rule):
     # at night (local time), SpO2 is taken as its median over this longer span: the
     # dips of sleep (REM, apnoeas) are not a ward observation of an awake patient
     night_spo2_settle_s: Annotated[int, Field(ge=0, le=7200)] = 0
+    # ... and raised by how far the patient's usual night runs below 96 % (at most this
+    # allowance; ``night_spo2_unknown_allowance`` before any earlier night is known):
+    # healthy sleep runs 1-3 points below waking saturation
+    night_spo2_allowance: Annotated[float, Field(ge=0, le=6)] = 0.0
+    night_spo2_unknown_allowance: Annotated[float, Field(ge=0, le=6)] = 0.0
     night_start_h: Annotated[float, Field(ge=0, lt=24)] = 22.0
     night_end_h: Annotated[float, Field(ge=0, lt=24)] = 7.0
     # which NEWS2 clinical risk opens an alert, and with which priority
