@@ -124,7 +124,7 @@ def sustained_episodes(
     bin_s: int,
     direction: Direction,
     threshold: F,
-    duration_s: int,
+    duration_s: int | I,
     max_gap_s: int,
 ) -> list[Episode]:
     """Every run in the window where ``sustained`` would have fired, had it been evaluated
