@@ -188,11 +188,18 @@ def _evaluate_protocol(
     usual_night: dict[str, NDArray[np.float64]] = {}
     if night_rules:
         usual_night = usual_nights(source, ctx, mask, pids, night_rules, now_ms)
+    usual_rules = [r for r in rules if isinstance(r, SustainedRule) and r.usual is not None]
+    usual_day: dict[str, NDArray[np.float64]] = {}
+    if usual_rules or any(isinstance(r, News2Rule) and r.spo2_usual_allowance for r in rules):
+        wanted = {r.metric for r in usual_rules} | {"spo2_pct"}
+        usual_day = _usual_values(source, ctx, mask, pids, [], wanted, now_ms)
     for rule in rules:
         if isinstance(rule, SustainedRule):
             threshold, duration = sustained_limits(
                 ctx, mask, ids, rule, now_ms, usual_night.get(rule.metric)
             )
+            if rule.usual is not None:
+                threshold = usual_limited(threshold, usual_day[rule.metric], rule)
             res = k.sustained(
                 k.settled(metric_of(short, rule.metric), rule.settle_s // MINUTE_S),
                 MINUTE_S,
@@ -209,7 +216,17 @@ def _evaluate_protocol(
                 _onset(short, res.since_bin),
             )
         elif isinstance(rule, News2Rule):
-            out += _news2(ctx, mask, ids, rule, short, scores, now_ms, usual_night.get("spo2_pct"))
+            out += _news2(
+                ctx,
+                mask,
+                ids,
+                rule,
+                short,
+                scores,
+                now_ms,
+                usual_night.get("spo2_pct"),
+                usual_day.get("spo2_pct"),
+            )
         elif isinstance(rule, ShockIndexRule):
             hr, sbp = metric_of(short, "heart_rate_bpm"), metric_of(short, "bp_systolic_mmhg")
             ratio, has = k.paired_ratio(hr, sbp, MINUTE_S, rule.freshness_s)
@@ -312,11 +329,19 @@ def _news2(
     scores: list[News2Score] | None,
     now_ms: int,
     usual_night_spo2: NDArray[np.float64] | None,
+    usual_day_spo2: NDArray[np.float64] | None,
 ) -> list[Finding]:
     latest = {
         m: n2.latest(metric_of(short, m), MINUTE_S, rule.freshness_s, rule.settle_s)
         for m in NEWS2_METRICS
     }
+    if rule.spo2_usual_allowance and usual_day_spo2 is not None:
+        # a patient whose own saturation runs low (COPD not on scale 2, an old lung):
+        # their usual value is not a new sign; judged as lifted by how far it runs
+        # below 96 % (at most the allowance); a fall from it still scores
+        lift = np.nan_to_num(np.clip(96.0 - usual_day_spo2, 0.0, rule.spo2_usual_allowance))
+        value, has = latest["spo2_pct"]
+        latest["spo2_pct"] = (value + lift, has)
     if rule.night_spo2_settle_s > rule.settle_s:
         asleep = night_now(ctx, mask, now_ms, rule.night_start_h, rule.night_end_h)
         slow = n2.latest(
@@ -457,6 +482,22 @@ def night_threshold(
     relative = usual + sign * night.below_usual_by
     lenient = np.minimum(threshold, relative) if low else np.maximum(threshold, relative)
     return np.where(np.isnan(usual), threshold + sign * night.unknown_offset, lenient)
+
+
+def usual_limited(
+    threshold: NDArray[np.float64], usual: NDArray[np.float64], rule: SustainedRule
+) -> NDArray[np.float64]:
+    """A limit no closer than ``usual.below_by`` to the patient's usual value (their
+    first day's median), never beyond ``usual.floor``: a patient whose saturation runs at
+    90 % is not alerted on their usual value, and is judged at worst like a scale-2 one."""
+    spec = rule.usual
+    if spec is None:
+        return threshold
+    low = not k.is_high(rule.direction)
+    relative = usual - spec.below_by if low else usual + spec.below_by
+    bounded = np.maximum(relative, spec.floor) if low else np.minimum(relative, spec.floor)
+    lenient = np.minimum(threshold, bounded) if low else np.maximum(threshold, bounded)
+    return np.where(np.isnan(usual), threshold, lenient)
 
 
 def sustained_limits(
@@ -655,7 +696,8 @@ def _usual_values(
     bin_start = start_ms + np.arange(win.n_bins, dtype=np.int64) * HOUR_S * 1000
     out = {}
     for metric in metrics:
-        entered = getattr(ctx, USUAL_FIELDS[metric])[mask]
+        field = USUAL_FIELDS.get(metric)
+        entered = getattr(ctx, field)[mask] if field else np.full(len(pids), np.nan)
         out[metric] = k.usual_value(
             metric_of(win, metric), bin_start, discharged, usual_s, min_points, entered
         )

@@ -61,6 +61,16 @@ class NightSpec(BaseModel):
     min_usual_hours: Annotated[int, Field(ge=1)] = 4
 
 
+class UsualSpec(BaseModel):
+    """By day too, the limit stays ``below_by`` under the patient's usual value (median
+    of their first 24 h after discharge) when that is lower, but never beyond ``floor``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    below_by: Annotated[float, Field(ge=0)]
+    floor: float
+
+
 class SustainedRule(_MetricRule):
     kind: Literal["sustained"]
     direction: Direction
@@ -73,6 +83,7 @@ class SustainedRule(_MetricRule):
     # each reading taken as the median over this span ending at it (0: as it is)
     settle_s: Annotated[int, Field(ge=0, le=3600)] = 0
     night: NightSpec | None = None
+    usual: UsualSpec | None = None
 
 
 class _ConfirmParams(BaseModel):
@@ -186,6 +197,9 @@ class News2Rule(_Rule):
     # healthy sleep runs 1-3 points below waking saturation
     night_spo2_allowance: Annotated[float, Field(ge=0, le=6)] = 0.0
     night_spo2_unknown_allowance: Annotated[float, Field(ge=0, le=6)] = 0.0
+    # day and night, SpO2 lifted by how far the patient's usual value (their first 24 h)
+    # runs below 96 %, at most this allowance
+    spo2_usual_allowance: Annotated[float, Field(ge=0, le=6)] = 0.0
     night_start_h: Annotated[float, Field(ge=0, lt=24)] = 22.0
     night_end_h: Annotated[float, Field(ge=0, lt=24)] = 7.0
     # which NEWS2 clinical risk opens an alert, and with which priority
