@@ -485,7 +485,9 @@ def night_threshold(
 
 
 def usual_limited(
-    threshold: NDArray[np.float64], usual: NDArray[np.float64], rule: SustainedRule
+    threshold: NDArray[np.float64],
+    usual: NDArray[np.float64],
+    rule: SustainedRule | ConfirmedRule,
 ) -> NDArray[np.float64]:
     """A limit no closer than ``usual.below_by`` to the patient's usual value (their
     first day's median), never beyond ``usual.floor``: a patient whose saturation runs at
@@ -577,7 +579,11 @@ def _spot_rules(
         spans["heart_rate_bpm"] = max(spans.get("heart_rate_bpm", 0), 2 * SPOT_SETTLE_S)
     wins = {m: source.window(pids, [m], now_ms, span, MINUTE_S) for m, span in spans.items()}
 
-    usual_metrics = {r.metric for r in rules if isinstance(r, RelativeRule)}
+    usual_metrics = {
+        r.metric
+        for r in rules
+        if isinstance(r, RelativeRule) or (isinstance(r, ConfirmedRule) and r.usual is not None)
+    }
     if sepsis:
         usual_metrics.add("heart_rate_bpm")
     usual = _usual_values(source, ctx, mask, pids, rules, usual_metrics, now_ms)
@@ -586,6 +592,8 @@ def _spot_rules(
     for rule in confirm:
         if isinstance(rule, ConfirmedRule):
             threshold = scaled_threshold(ctx, mask, ids, rule)
+            if rule.usual is not None:
+                threshold = usual_limited(threshold, usual[rule.metric], rule)
             direction: k.Direction = rule.direction
         else:
             base = usual[rule.metric]

@@ -108,6 +108,7 @@ class ConfirmedRule(_MetricRule, _ConfirmParams):
     direction: Direction
     threshold: float
     scale2_threshold: float | None = None
+    usual: UsualSpec | None = None
 
 
 class RelativeRule(_MetricRule, _ConfirmParams):
