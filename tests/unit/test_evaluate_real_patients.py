@@ -179,3 +179,19 @@ def test_weight_loss_and_the_sepsis_screen_from_spot_checks() -> None:
     )
     assert (2, "sepsis_screen") in fired
     assert fired[(2, "sepsis_screen")].evidence["usual_pulse"] == 72.0
+
+
+def test_a_patient_whose_saturation_runs_low_is_judged_against_it() -> None:
+    """First 24 h after discharge at 90 % (COPD not on scale 2): 89 % by day is their usual
+    (spo2_low at most 3 under it, floor 88; NEWS2 lifted by 3); 86 % is a fall."""
+    discharge = DAY_NOW - 3 * 86_400_000
+    src = MemorySource()
+    for pid in (1, 2):
+        src.add(pid, "spo2_pct", discharge + 3_600_000, [90.0, 90.0, 91.0, 89.0], every_s=14_400)
+    src.add(1, "spo2_pct", DAY_NOW - 20 * MIN_MS, [89.0] * 20)
+    src.add(2, "spo2_pct", DAY_NOW - 20 * MIN_MS, [86.0] * 20)
+    fired = _firing(evaluate(src, _ctx(2, discharged_ms=discharge), builtin_protocols(), DAY_NOW))
+    assert (1, "spo2_low") not in fired
+    assert (1, "news2") not in fired  # 89 + 3 = 92 scores 2
+    assert fired[(2, "spo2_low")].evidence["threshold"] == 88.0  # max(88, 90 - 3), under 92
+    assert (2, "news2") in fired  # 86 + 3 = 89 scores 3
