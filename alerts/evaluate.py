@@ -335,6 +335,14 @@ def _news2(
         m: n2.latest(metric_of(short, m), MINUTE_S, rule.freshness_s, rule.settle_s)
         for m in NEWS2_METRICS
     }
+    if rule.resp_rate_settle_s > rule.settle_s:
+        # a patch's respiratory rate (talking, walking) over the longer span
+        latest["resp_rate_per_min"] = n2.latest(
+            metric_of(short, "resp_rate_per_min"),
+            MINUTE_S,
+            rule.freshness_s,
+            rule.resp_rate_settle_s,
+        )
     if rule.spo2_usual_allowance and usual_day_spo2 is not None:
         # a patient whose own saturation runs low (COPD not on scale 2, an old lung):
         # their usual value is not a new sign; judged as lifted by how far it runs
@@ -383,6 +391,13 @@ def _news2(
                 strict=True,
             )
         ]
+    # asleep, a single red score from SpO2 alone is the sleeping saturation the SpO2
+    # rules judge against the patient's own nights; it still counts in the total
+    spo2_alone_asleep = np.zeros(len(ids), dtype=np.bool_)
+    if not rule.night_spo2_single_opens:
+        asleep_now = night_now(ctx, mask, now_ms, rule.night_start_h, rule.night_end_h)
+        threes = result.scores == 3
+        spo2_alone_asleep = asleep_now & threes[:, 1] & (threes.sum(axis=1) == 1)
     by_band = {
         n2.News2Band.LOW_MEDIUM: rule.low_medium,
         n2.News2Band.MEDIUM: rule.medium,
@@ -398,6 +413,8 @@ def _news2(
         prio = by_band.get(n2.News2Band(band))
         ok = bool(result.complete[i]) or not rule.require_complete
         firing[i] = prio is not None and ok and band >= min(from_band[i], 3)
+        if band == n2.News2Band.LOW_MEDIUM and spo2_alone_asleep[i]:
+            firing[i] = False
         priorities.append(prio if prio is not None else "low")
     capped = [p if RANK[p] <= RANK[rule.priority] else rule.priority for p in priorities]
     scored = np.asarray(

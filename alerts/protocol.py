@@ -201,6 +201,11 @@ class News2Rule(_Rule):
     # day and night, SpO2 lifted by how far the patient's usual value (their first 24 h)
     # runs below 96 %, at most this allowance
     spo2_usual_allowance: Annotated[float, Field(ge=0, le=6)] = 0.0
+    # asleep, whether a single red score from SpO2 alone opens an alert (the night-aware
+    # SpO2 rules judge sleeping saturation; SpO2 still counts in the NEWS2 total)
+    night_spo2_single_opens: bool = True
+    # respiratory rate taken as its median over this span (a patch's estimate)
+    resp_rate_settle_s: Annotated[int, Field(ge=0, le=3600)] = 0
     night_start_h: Annotated[float, Field(ge=0, lt=24)] = 22.0
     night_end_h: Annotated[float, Field(ge=0, lt=24)] = 7.0
     # which NEWS2 clinical risk opens an alert, and with which priority
