@@ -31,6 +31,8 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     )
 
 
+# the module's replay runs in the first test's setup: minutes on a shared machine
+@pytest.mark.timeout(1500)
 def test_every_scripted_event_is_detected_in_time(outcome: Outcome) -> None:
     events = outcome.score.events
     assert {e.condition for e in events} == set(DEFAULT_MIX)
@@ -42,6 +44,8 @@ def test_every_scripted_event_is_detected_in_time(outcome: Outcome) -> None:
         assert e.rule_id is not None
 
 
+# the module's replay runs in the first test's setup: minutes on a shared machine
+@pytest.mark.timeout(1500)
 def test_clinical_alerts_follow_the_abnormal_signal(outcome: Outcome) -> None:
     clinical = [e for e in outcome.score.events if e.category == "clinical"]
     assert len(clinical) == 4
@@ -52,6 +56,8 @@ def test_clinical_alerts_follow_the_abnormal_signal(outcome: Outcome) -> None:
         assert minutes < 6 * 60, e.condition
 
 
+# the module's replay runs in the first test's setup: minutes on a shared machine
+@pytest.mark.timeout(1500)
 def test_the_report_is_written_for_people_and_machines(outcome: Outcome) -> None:
     paths = outcome.paths
     doc = json.loads(Path(paths["json"]).read_text(encoding="utf-8"))
@@ -107,7 +113,8 @@ def test_the_replay_opens_a_late_alert_for_an_episode_inside_an_outage() -> None
     clinical = [r for r in records if r.category == "clinical"]
     assert [(r.rule_id, r.late) for r in clinical] == [("spo2_critical", True)]
     assert clinical[0].opened_ms == outage[1]  # the minute the home is back
-    assert clinical[0].onset_ms == m.start_ms + 8 * hour
+    # readings are settled over 5 minutes (their median): the fall counts from its third
+    assert clinical[0].onset_ms == m.start_ms + 8 * hour + 2 * 60_000
 
 
 def test_a_deterioration_counts_as_detected_only_by_a_related_alert() -> None:
