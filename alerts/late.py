@@ -11,15 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from alerts import rules as k
 from alerts.context import PatientContext
-from alerts.evaluate import MINUTE_S, metric_of, rule_param
-from alerts.protocol import Priority, Protocol, ShockIndexRule, SustainedRule
+from alerts.evaluate import (
+    MINUTE_S,
+    metric_of,
+    night_threshold,
+    scaled_threshold,
+    usual_nights,
+)
+from alerts.protocol import ConfirmedRule, Priority, Protocol, ShockIndexRule, SustainedRule
+from alerts.rules import Direction
 from alerts.source import ReadingSource
 from alerts.window import MetricWindow, Window
 
@@ -42,11 +49,11 @@ class LateEpisode:
 class _Runs:
     """A rule as runs of a condition: what ``sustained_episodes`` replays."""
 
-    rule: SustainedRule | ShockIndexRule
+    rule: SustainedRule | ConfirmedRule | ShockIndexRule
     metric: MetricWindow
-    direction: Literal["above", "below"]
-    threshold: NDArray[np.float64]
-    duration_s: int
+    direction: Direction
+    threshold: NDArray[np.float64]  # (P,) or, with night limits, (P, T)
+    duration_s: int | NDArray[np.int64]  # or (P, T), as the threshold
     max_gap_s: int
     evidence: str
 
@@ -65,7 +72,11 @@ def late_episodes(
     for name in sorted(set(ctx.protocols)):
         proto = protocols.get(name)
         rules = (
-            [r for r in proto.rules if isinstance(r, SustainedRule | ShockIndexRule)]
+            [
+                r
+                for r in proto.rules
+                if isinstance(r, SustainedRule | ConfirmedRule | ShockIndexRule)
+            ]
             if proto
             else []
         )
@@ -79,32 +90,70 @@ def late_episodes(
         lead_s = max(_lead_s(r) for r in rules)
         start_ms = max(int(since.min()) - lead_s * 1000, end_ms - LOOKBACK_MAX_S * 1000)
         span_s = max(MINUTE_S, (end_ms - start_ms) // 1000)
-        metrics = {r.metric for r in rules if isinstance(r, SustainedRule)}
+        metrics = {r.metric for r in rules if isinstance(r, SustainedRule | ConfirmedRule)}
         if any(isinstance(r, ShockIndexRule) for r in rules):
             metrics |= {"heart_rate_bpm", "bp_systolic_mmhg"}
         win = source.window(ids.tolist(), sorted(metrics), end_ms, span_s, MINUTE_S)
+        mask = ctx.subset(name)
+        night_rules = [r for r in rules if isinstance(r, SustainedRule) and r.night is not None]
+        usual = (
+            usual_nights(source, ctx, mask, ids.tolist(), night_rules, now_ms)
+            if night_rules
+            else {}
+        )
         for rule in rules:
-            out += _episodes(win, _runs(win, rule, ctx, ids), ids, since)
+            out += _episodes(win, _runs(win, rule, ctx, mask, ids, usual), ids, since)
     return out
 
 
-def _lead_s(rule: SustainedRule | ShockIndexRule) -> int:
+def _lead_s(rule: SustainedRule | ConfirmedRule | ShockIndexRule) -> int:
+    if isinstance(rule, ConfirmedRule):
+        return rule.run_s + rule.max_gap_s + rule.settle_s
     if isinstance(rule, SustainedRule):
-        return rule.duration_s + rule.max_gap_s
+        night = rule.night.duration_s if rule.night else 0
+        return max(rule.duration_s, night) + rule.max_gap_s + rule.settle_s
     return rule.freshness_s + MINUTE_S
 
 
 def _runs(
-    win: Window, rule: SustainedRule | ShockIndexRule, ctx: PatientContext, ids: NDArray[np.int64]
+    win: Window,
+    rule: SustainedRule | ConfirmedRule | ShockIndexRule,
+    ctx: PatientContext,
+    mask: NDArray[np.bool_],
+    ids: NDArray[np.int64],
+    usual_night: dict[str, NDArray[np.float64]],
 ) -> _Runs:
     if isinstance(rule, SustainedRule):
-        threshold = rule_param(ctx, ids, rule, "threshold", rule.threshold)
+        # as live: the settled readings, the limit per patient, and at the patient's
+        # night the night limit and duration, bin by bin
+        threshold = scaled_threshold(ctx, mask, ids, rule)
+        duration: int | NDArray[np.int64] = rule.duration_s
+        if rule.night is not None:
+            day_ms = win.bin_start_ms(0) + np.arange(win.n_bins, dtype=np.int64) * MINUTE_S * 1000
+            offsets = ctx.utc_offset_s(win.end_ms)[mask]
+            hours = (((day_ms[None, :] // 1000) + offsets[:, None]) % 86_400) / 3600.0
+            asleep = k.in_hours(hours, rule.night.start_h, rule.night.end_h)
+            night_thr = night_threshold(ctx, mask, ids, rule, usual_night.get(rule.metric))
+            threshold = np.where(asleep, night_thr[:, None], threshold[:, None])
+            duration = np.where(asleep, rule.night.duration_s, rule.duration_s)
         return _Runs(
             rule,
-            metric_of(win, rule.metric),
+            k.settled(metric_of(win, rule.metric), rule.settle_s // MINUTE_S),
             rule.direction,
             threshold,
-            rule.duration_s,
+            duration,
+            rule.max_gap_s,
+            "value",
+        )
+    if isinstance(rule, ConfirmedRule):
+        # continuous data only: a run that lasted ``run_s`` (a spot reading that arrives
+        # late is the latest one: the live rule asks for its confirmation at once)
+        return _Runs(
+            rule,
+            k.settled(metric_of(win, rule.metric), rule.settle_s // MINUTE_S),
+            rule.direction,
+            scaled_threshold(ctx, mask, ids, rule),
+            rule.run_s,
             rule.max_gap_s,
             "value",
         )
@@ -149,7 +198,11 @@ def _episodes(
                 ended_ms=ended_ms,
                 evidence={
                     runs.evidence: e.worst,
-                    "threshold": float(runs.threshold[e.row]),
+                    "threshold": float(
+                        runs.threshold[e.row]
+                        if runs.threshold.ndim == 1
+                        else runs.threshold[e.row, e.since_bin]
+                    ),
                     "late": True,
                 },
             )

@@ -7,30 +7,51 @@ from collections.abc import Iterator, Mapping
 
 import psycopg
 
-from alerts.protocol import Protocol, RiseRule, SustainedRule, TrendRule
+from alerts.protocol import (
+    ConfirmedRule,
+    FallRule,
+    News2Rule,
+    Protocol,
+    RelativeRule,
+    RiseRule,
+    SepsisScreenRule,
+    SustainedRule,
+    TrendRule,
+)
 
-# the rule parameters ``evaluate`` reads through per-patient overrides
-OVERRIDABLE = {SustainedRule: "threshold", TrendRule: "slope_per_h_above", RiseRule: "rise_above"}
+# the rule parameters ``evaluate`` reads through per-patient overrides, with their
+# defaults when the rule has no field of that name (NEWS2: scale 1, alert from band 1)
+OVERRIDABLE: dict[type, tuple[str, ...]] = {
+    SustainedRule: ("threshold",),
+    ConfirmedRule: ("threshold",),
+    TrendRule: ("slope_per_h_above",),
+    RiseRule: ("rise_above",),
+    FallRule: ("fall_above",),
+    RelativeRule: ("change_abs",),
+    SepsisScreenRule: ("hr_above",),
+    # a COPD patient's scale (1 or 2), and the NEWS2 band (1 low-medium, 2 medium, 3
+    # high) from which an alert opens, e.g. for a chronic single 3
+    News2Rule: ("spo2_scale", "alert_from_band"),
+}
+DEFAULTS = {"spo2_scale": 1.0, "alert_from_band": 1.0}
 
 
 def _rows(
     protocols: Mapping[str, Protocol],
-) -> Iterator[tuple[str, str, str, str, str, str, float]]:
+) -> Iterator[tuple[str, str, str, str, str | None, str, float]]:
     for name, proto in sorted(protocols.items()):
         for rule in proto.rules:
-            param = OVERRIDABLE.get(type(rule))
-            if param is None:
-                continue
-            assert isinstance(rule, SustainedRule | TrendRule | RiseRule)
-            yield (
-                name,
-                rule.id,
-                rule.title,
-                rule.priority,
-                rule.metric,
-                param,
-                float(getattr(rule, param)),
-            )
+            for param in OVERRIDABLE.get(type(rule), ()):
+                default = getattr(rule, param, None)
+                yield (
+                    name,
+                    rule.id,
+                    rule.title,
+                    rule.priority,
+                    getattr(rule, "metric", None),
+                    param,
+                    float(DEFAULTS[param] if default is None else default),
+                )
 
 
 def publish_protocols(conn: psycopg.Connection, protocols: Mapping[str, Protocol]) -> int:

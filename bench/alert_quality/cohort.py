@@ -21,8 +21,16 @@ from zoneinfo import ZoneInfo
 import firmware_sim
 import numpy as np
 from firmware_sim.devices import DEFAULT_KINDS, DeviceKind, KitSimulator
-from firmware_sim.physiology import DAY_MS, Patient, derive_rng
-from firmware_sim.scenarios import FollowUp, GroundTruth, plan
+from firmware_sim.physiology import DAY_MS, HOUR_MS, Patient, derive_rng
+from firmware_sim.population import Profile, draw_profile
+from firmware_sim.scenarios import (
+    COMPLICATIONS,
+    FollowUp,
+    GroundTruth,
+    Plan,
+    plan,
+    realistic_plan,
+)
 from numpy.typing import NDArray
 
 from vitals.catalogue import BY_NAME
@@ -51,7 +59,25 @@ DEFAULT_MIX = {
     "failing_battery": 0.05,
     "home_offline": 0.05,
 }
-PATCH_SHARE = 0.5  # patients sent home with a chest patch as well
+# The realistic cohort (the default): patients drawn from ``firmware_sim.population``
+# and complications with published courses. The mix is enriched in complications (a real
+# follow-up has fewer) so that each kind, hard cases included, is measured on enough
+# patients; rates per patient-day come from the patients whose body does well.
+REALISTIC_MIX = {
+    "sepsis": 0.05,
+    "sepsis_slow": 0.04,
+    "bleeding": 0.04,
+    "bleeding_beta_blocked": 0.03,
+    "pulmonary_embolism": 0.04,
+    "atrial_fibrillation": 0.06,
+    "heart_failure": 0.04,
+    "ileostomy_dehydration": 0.04,
+    "stopped_measuring": 0.03,
+    "failing_battery": 0.03,
+    "home_offline": 0.03,
+}
+COHORTS = ("realistic", "legacy")
+PATCH_SHARE = 0.5  # legacy cohort: patients sent home with a chest patch as well
 GATEWAY_WILL_S = 90  # the broker publishes a lost gateway's will after 1.5 keepalives
 
 
@@ -69,6 +95,14 @@ class Member:
     end_ms: int
     truths: tuple[GroundTruth, ...]
     offline: tuple[int, int] | None
+    profile: Profile | None = None  # realistic cohort: who the patient is
+    # what the hospital enters at discharge (realistic cohort): last ward vitals
+    discharge_sbp_mmhg: float | None = None
+    discharge_hr_bpm: float | None = None
+
+    @property
+    def has_patch(self) -> bool:
+        return DeviceKind.HR_PATCH.value in self.kinds
 
 
 @dataclass(frozen=True)
@@ -104,8 +138,18 @@ def _allocation(n: int, mix: dict[str, float]) -> list[str]:
 
 
 def members(
-    n_patients: int, days: float, seed: int, mix: dict[str, float] | None = None
+    n_patients: int,
+    days: float,
+    seed: int,
+    mix: dict[str, float] | None = None,
+    cohort: str = "realistic",
 ) -> list[Member]:
+    """The cohort's patients: ``realistic`` (the population of ``firmware_sim.population``)
+    or ``legacy`` (the tidy adults of ``Baseline.draw``, the first evaluation's)."""
+    if cohort == "realistic":
+        return _realistic_members(n_patients, days, seed, mix or REALISTIC_MIX)
+    if cohort != "legacy":
+        raise ValueError(f"unknown cohort {cohort!r}; known: {', '.join(COHORTS)}")
     start_ms = int(START.timestamp() * 1000)
     end_ms = start_ms + int(days * DAY_MS)
     surgery_ms = start_ms - int(POST_OP_DAYS * DAY_MS)
@@ -135,19 +179,79 @@ def members(
     return out
 
 
-def simulate(member: Member, seed: int) -> Readings:
-    """Every reading of the member's kit over the follow-up, with its arrival time."""
-    follow = FollowUp(member.start_ms - int(POST_OP_DAYS * DAY_MS), member.start_ms, member.end_ms)
-    p = plan(member.scenario, seed, member.key, follow)
-    tz = ZoneInfo(member.tz)
-    start = datetime.fromtimestamp(member.start_ms / 1000, UTC)
-    patient = Patient(
-        member.key,
+# Home zones of the realistic cohort: a European programme (night is local time).
+EUROPE_ZONES = ("Europe/Paris", "Europe/Madrid", "Europe/London", "Europe/Berlin", "Europe/Rome")
+
+
+def _realistic_members(
+    n_patients: int, days: float, seed: int, mix: dict[str, float]
+) -> list[Member]:
+    start_ms = int(START.timestamp() * 1000)
+    end_ms = start_ms + int(days * DAY_MS)
+    follow = FollowUp(start_ms - int(POST_OP_DAYS * DAY_MS), start_ms, end_ms)
+    out = []
+    for i, scenario in enumerate(_allocation(n_patients, mix)):
+        key = f"q{i:04d}"
+        rng = derive_rng(seed, key, 11)
+        profile = draw_profile(derive_rng(seed, key, 12), COMPLICATIONS[scenario].needs)
+        kinds = [k.value for k in DEFAULT_KINDS if k is not DeviceKind.HR_PATCH]
+        if profile.has_patch:
+            kinds.append(DeviceKind.HR_PATCH.value)
+        p = realistic_plan(scenario, seed, key, follow, profile)
+        tz = EUROPE_ZONES[int(rng.integers(len(EUROPE_ZONES)))]
+        patient = _patient(key, seed, start_ms, tz, p, profile)
+        # the ward's last observations before discharge (the hospital enters them):
+        # the afternoon before, read by a ward monitor (about +/-5 mmHg, +/-3/min)
+        ward_ms = start_ms - 10 * HOUR_MS
+        sbp = patient.truth("bp_systolic_mmhg", ward_ms) + float(rng.normal(0, 5))
+        hr = patient.truth("heart_rate_bpm", ward_ms) + float(rng.normal(0, 3))
+        out.append(
+            Member(
+                index=i,
+                key=key,
+                scenario=p.scenario,
+                protocol=profile.protocol,
+                tz=tz,
+                kinds=tuple(kinds),
+                start_ms=start_ms,
+                end_ms=end_ms,
+                truths=p.truths,
+                offline=p.disruption.offline,
+                profile=profile,
+                discharge_sbp_mmhg=round(sbp),
+                discharge_hr_bpm=round(hr),
+            )
+        )
+    return out
+
+
+def _patient(
+    key: str, seed: int, start_ms: int, tz: str, p: Plan, profile: Profile | None
+) -> Patient:
+    start = datetime.fromtimestamp(start_ms / 1000, UTC)
+    return Patient(
+        key,
         seed,
         start - timedelta(days=POST_OP_DAYS),
-        tz,
+        ZoneInfo(tz),
         deviations=p.deviations,
+        profile=profile,
     )
+
+
+def member_plan(member: Member, seed: int) -> Plan:
+    follow = FollowUp(member.start_ms - int(POST_OP_DAYS * DAY_MS), member.start_ms, member.end_ms)
+    if member.profile is None:
+        return plan(member.scenario, seed, member.key, follow)
+    return realistic_plan(member.scenario, seed, member.key, follow, member.profile)
+
+
+def simulate(member: Member, seed: int) -> Readings:
+    """Every reading of the member's kit over the follow-up, with its arrival time."""
+    p = member_plan(member, seed)
+    tz = ZoneInfo(member.tz)
+    start = datetime.fromtimestamp(member.start_ms / 1000, UTC)
+    patient = _patient(member.key, seed, member.start_ms, member.tz, p, member.profile)
     kit = KitSimulator(
         member.key,
         seed,

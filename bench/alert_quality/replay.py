@@ -54,18 +54,47 @@ class AlertRecord:
     renewed_ms: list[int] = field(default_factory=list)
     resolved_ms: int | None = None
     late: bool = False  # for an episode over before its readings arrived
+    # NEWS2: the parameters that scored, at the opening and at each renewal (same order
+    # as (opened_ms, *renewed_ms)); empty for other rules
+    scored: list[tuple[str, ...]] = field(default_factory=list)
+
+
+def _scored(evidence: Mapping[str, object]) -> tuple[str, ...]:
+    found = evidence.get("scored_params")
+    return tuple(str(found).split(",")) if found else ()
 
 
 def _context(members: Sequence[Member]) -> PatientContext:
+    """What the hospital entered for each patient: protocol, discharge, and the NEWS2
+    SpO2 scale 2 for COPD patients prescribed a target of 88-92 %."""
     n = len(members)
     return PatientContext(
         patient_ids=np.asarray([m.index for m in members], dtype=np.int64),
         team_ids=np.zeros(n, dtype=np.int64),
         protocols=tuple(m.protocol for m in members),
         discharged_ms=np.asarray([m.start_ms for m in members], dtype=np.int64),
-        spo2_scale2=np.zeros(n, dtype=np.bool_),
+        spo2_scale2=np.asarray(
+            [m.profile is not None and m.profile.copd_hypoxaemic for m in members],
+            dtype=np.bool_,
+        ),
         on_oxygen=np.zeros(n, dtype=np.bool_),
         overrides={},
+        discharge_sbp_mmhg=np.asarray(
+            [np.nan if m.discharge_sbp_mmhg is None else m.discharge_sbp_mmhg for m in members],
+            dtype=np.float64,
+        ),
+        discharge_hr_bpm=np.asarray(
+            [np.nan if m.discharge_hr_bpm is None else m.discharge_hr_bpm for m in members],
+            dtype=np.float64,
+        ),
+        beta_blocker=np.asarray(
+            [m.profile is not None and m.profile.beta_blocker for m in members], dtype=np.bool_
+        ),
+        sleep_apnoea=np.asarray(
+            [m.profile is not None and (m.profile.osa_diagnosed or m.profile.ohs) for m in members],
+            dtype=np.bool_,
+        ),
+        time_zones=tuple(m.tz for m in members),
     )
 
 
@@ -101,7 +130,13 @@ def replay(
                     next_id, f.patient_id, f.rule_id, f.priority, "active", now, None, 0, None
                 )
                 records[next_id] = AlertRecord(
-                    f.patient_id, f.rule_id, f.category, f.priority, now, f.onset_ms
+                    f.patient_id,
+                    f.rule_id,
+                    f.category,
+                    f.priority,
+                    now,
+                    f.onset_ms,
+                    scored=[_scored(f.evidence)],
                 )
                 next_id += 1
                 continue
@@ -111,12 +146,14 @@ def replay(
             elif isinstance(action, ConditionReturned):
                 open_now[a.alert_id] = replace(open_now[a.alert_id], condition_cleared_ms=None)
                 records[a.alert_id].renewed_ms.append(now)
+                records[a.alert_id].scored.append(_scored(action.finding.evidence))
             elif isinstance(action, RaisePriority):
                 open_now[a.alert_id] = replace(
                     open_now[a.alert_id], priority=action.finding.priority
                 )
                 records[a.alert_id].priority = action.finding.priority
                 records[a.alert_id].renewed_ms.append(now)
+                records[a.alert_id].scored.append(_scored(action.finding.evidence))
             elif isinstance(action, AutoResolve):
                 del open_now[a.alert_id]
                 records[a.alert_id].resolved_ms = now
@@ -174,7 +211,14 @@ def _open_late(
             late=True,
         )
         records[next_id] = AlertRecord(
-            e.patient_id, e.rule_id, "clinical", e.priority, now, e.onset_ms, late=True
+            e.patient_id,
+            e.rule_id,
+            "clinical",
+            e.priority,
+            now,
+            e.onset_ms,
+            late=True,
+            scored=[_scored(e.evidence)],
         )
         next_id += 1
     return next_id

@@ -47,6 +47,7 @@ def _condition_rows(events: list[EventOutcome]) -> list[dict[str, Any]]:
                 "category": es[0].category,
                 "events": len(es),
                 "detected": sum(e.detected for e in es),
+                "detected_any_alert": sum(e.any_alert_ms is not None for e in es),
                 "median_min_from_abnormal": _median(e.minutes_from_abnormal for e in es),
                 "worst_min_from_abnormal": _worst(e.minutes_from_abnormal for e in es),
                 "median_min_from_onset": _median(e.minutes_from_onset for e in es),
@@ -78,10 +79,12 @@ def summary(score: Score) -> dict[str, Any]:
             "conditions": _condition_rows(events),
             "clinical_events": len(clinical_events),
             "clinical_detected": sum(e.detected for e in clinical_events),
+            "clinical_detected_any_alert": sum(e.any_alert_ms is not None for e in clinical_events),
             "median_min_from_abnormal": _median(e.minutes_from_abnormal for e in clinical_events),
             "well_patient_days": well_days,
             "false_clinical_alerts": len(well_false),
             "false_clinical_per_patient_day": len(well_false) / well_days if well_days else None,
+            "false_clinical_at_night": sum(f.night for f in well_false),
             "false_clinical_by_rule": dict(sorted(by_rule.items(), key=lambda kv: -kv[1])),
             "false_clinical_by_priority": {
                 p: sum(f.priority == p for f in well_false) for p in ("high", "medium", "low")
@@ -93,7 +96,11 @@ def summary(score: Score) -> dict[str, Any]:
             "technical_per_patient_day": len(technical) / all_days if all_days else None,
         }
 
-    out = {"overall": block(None), "protocols": {p: block(p) for p in protocols}}
+    out = {
+        "overall": block(None),
+        "protocols": {p: block(p) for p in protocols},
+        "subgroups": _subgroups(score),
+    }
     overall = out["overall"]
     overall["targets"] = {
         "every_deterioration_detected": overall["clinical_detected"] == overall["clinical_events"],
@@ -106,20 +113,74 @@ def summary(score: Score) -> dict[str, Any]:
     return out
 
 
+SUBGROUP_ORDER = ("age", "copd", "osa", "obesity", "beta_blocker", "low_bp", "kit", "protocol")
+
+
+def _subgroups(score: Score) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per dimension (age band, COPD, OSA, ...) and subgroup: deteriorations detected by
+    a related alert (and by any alert), false clinical alerts per well patient-day."""
+    dims = sorted(
+        {d for e in score.events for d in e.groups} | {d for d, _ in score.well_days_by_group},
+        key=lambda d: SUBGROUP_ORDER.index(d) if d in SUBGROUP_ORDER else len(SUBGROUP_ORDER),
+    )
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for dim in dims:
+        names = sorted(
+            {e.groups[dim] for e in score.events if dim in e.groups}
+            | {g for d, g in score.well_days_by_group if d == dim}
+        )
+        out[dim] = {}
+        for name in names:
+            es = [e for e in score.events if e.category == "clinical" and e.groups.get(dim) == name]
+            false = [
+                f for f in score.false_alerts if not f.before_onset and f.groups.get(dim) == name
+            ]
+            days = score.well_days_by_group.get((dim, name), 0.0)
+            out[dim][name] = {
+                "clinical_events": len(es),
+                "clinical_detected": sum(e.detected for e in es),
+                "clinical_detected_any_alert": sum(e.any_alert_ms is not None for e in es),
+                "well_patient_days": days,
+                "false_clinical_alerts": len(false),
+                "false_clinical_per_patient_day": len(false) / days if days else None,
+                "false_clinical_at_night": sum(f.night for f in false),
+            }
+    return out
+
+
+def _subgroup_table(groups: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[str]:
+    lines = [
+        "| subgroup | deteriorations detected (related alert) | by any alert | "
+        "false clinical alerts / well patient-day | of them at night |",
+        "|---|---|---|---|---|",
+    ]
+    for dim, block in groups.items():
+        for name, g in block.items():
+            n = g["clinical_events"]
+            lines.append(
+                f"| {dim.replace('_', ' ')}: {name} "
+                f"| {g['clinical_detected']}/{n} | {g['clinical_detected_any_alert']}/{n} "
+                f"| {_fmt(g['false_clinical_per_patient_day'], 3)} "
+                f"({g['false_clinical_alerts']} in {g['well_patient_days']:.0f} days) "
+                f"| {g['false_clinical_at_night']} |"
+            )
+    return lines
+
+
 def _fmt(x: float | None, digits: int = 0) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
 def _condition_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| condition | detected | median min from abnormal | worst | "
-        "median min from onset | worst | first alert by |",
-        "|---|---|---|---|---|---|---|",
+        "| condition | detected (related alert) | by any alert | median min from abnormal "
+        "| worst | median min from onset | worst | first alert by |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['condition'].replace('_', ' ')} ({r['category']}) "
-            f"| {r['detected']}/{r['events']} "
+            f"| {r['detected']}/{r['events']} | {r['detected_any_alert']}/{r['events']} "
             f"| {_fmt(r['median_min_from_abnormal'])} | {_fmt(r['worst_min_from_abnormal'])} "
             f"| {_fmt(r['median_min_from_onset'])} | {_fmt(r['worst_min_from_onset'])} "
             f"| {', '.join(r['first_rules'])} |"
@@ -131,7 +192,12 @@ def markdown(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     """Tables for people: per condition, then per protocol."""
     lines = [
         f"# Alert quality: {meta['patients']} simulated patients, {meta['days']:g} days "
-        f"(seed {meta['seed']}, protocols: {meta['protocols_source']})",
+        f"({meta.get('cohort', 'realistic')} cohort, seed {meta['seed']}"
+        f" ({meta.get('seed_role', 'exploration')}), protocols: {meta['protocols_source']})",
+        "",
+        "Detected: a RELATED alert (its rule watches a metric the complication changes, or a "
+        "NEWS2 that scored on one) between onset and deadline. Tune on seed 1; seed 2 is "
+        "held out.",
         "",
         *_condition_table(s["overall"]["conditions"]),
     ]
@@ -156,7 +222,14 @@ def markdown(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
             f"| {_fmt(b['technical_per_patient_day'], 2)} |"
         )
     o = s["overall"]
+    if s.get("subgroups"):
+        lines += ["", "## Per subgroup", "", *_subgroup_table(s["subgroups"])]
     lines += [
+        "",
+        f"Deteriorations detected by a related alert: {o['clinical_detected']}/"
+        f"{o['clinical_events']}; by any clinical alert: {o['clinical_detected_any_alert']}/"
+        f"{o['clinical_events']}. False clinical alerts at night (22:00-07:00 at home): "
+        f"{o['false_clinical_at_night']} of {o['false_clinical_alerts']}.",
         "",
         "False clinical alerts by rule: "
         + (", ".join(f"{k} {v}" for k, v in o["false_clinical_by_rule"].items()) or "none")

@@ -1,8 +1,14 @@
 """Scoring the alerts of a replay against the cohort's ground truth.
 
-- A scripted event is detected when an alert of one of its expected rules opens (or a
-  cleared one comes back, or its priority rises: the team hears of it again) at or after
-  the onset and within the event's deadline.
+- A complication is detected when an alert RELATED to it opens (or a cleared one comes
+  back, or its priority rises: the team hears of it again) at or after the onset and
+  within the complication's deadline. Related: the rule watches one of the metrics the
+  complication changes (``GroundTruth.metrics``; a shock index watches pulse and
+  systolic pressure), or, for NEWS2, one of the parameters that scored at that moment
+  (the finding's ``scored_params``) is one of them. A NEWS2 of 3 from a COPD patient's
+  usual saturation is not the detection of their bleed. Any clinical alert in the same
+  window is reported too ("any alert"), to tell a late or unrelated detection from none.
+- A technical event is detected by an alert of one of its expected rules.
 - Time to alert is measured from the onset, and from the moment the signal became
   abnormal by the protocol's own definition: for a clinical event, the first moment the
   readings that reached the database after the onset met the condition of one of the
@@ -22,7 +28,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from firmware_sim.scenarios import GroundTruth
@@ -32,8 +40,10 @@ from alerts.protocol import (
     BatteryRule,
     GatewayOfflineRule,
     MissingDataRule,
+    News2Rule,
     Protocol,
     RiseRule,
+    Rule,
     ShockIndexRule,
     SustainedRule,
 )
@@ -57,6 +67,9 @@ class EventOutcome:
     alert_ms: int | None
     rule_id: str | None
     deadline_ms: int
+    any_alert_ms: int | None = None  # first clinical alert of any rule in the window
+    any_rule_id: str | None = None
+    groups: dict[str, str] = field(default_factory=dict)  # subgroup per dimension
 
     @property
     def detected(self) -> bool:
@@ -84,6 +97,8 @@ class FalseAlert:
     opened_ms: int
     before_onset: bool
     late: bool = False  # opened for an episode over before its readings arrived
+    night: bool = False  # opened between 22:00 and 07:00 in the patient's home
+    groups: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,8 @@ class Score:
     well_patient_days: dict[str, float]  # protocol -> patient-days of well bodies
     all_patient_days: dict[str, float]
     protocol_of: dict[int, str]  # patient id -> protocol
+    # (dimension, subgroup) -> patient-days of well bodies, e.g. ("kit", "spot")
+    well_days_by_group: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 def _visible(r: Readings) -> NDArray[np.bool_]:
@@ -174,11 +191,42 @@ def _first_crossing(
     return min(found) if found else None
 
 
+def rule_metrics(rule: Rule) -> frozenset[str]:
+    """The metrics a rule watches (NEWS2: see ``scored_params``; technical rules on a
+    metric's silence watch that metric)."""
+    if isinstance(rule, ShockIndexRule):
+        return frozenset({"heart_rate_bpm", "bp_systolic_mmhg"})
+    names: set[str] = set()
+    one = getattr(rule, "metric", None)
+    if isinstance(one, str):
+        names.add(one)
+    many = getattr(rule, "metrics", None)
+    if isinstance(many, list | tuple | set | frozenset):
+        names |= {str(m) for m in many}
+    return frozenset(names)
+
+
+def related(truth: GroundTruth, rule: Rule | None, scored: Sequence[str] = ()) -> bool:
+    """Whether an alert of ``rule`` (NEWS2: with these parameters scoring) is about the
+    complication ``truth``."""
+    if truth.category != "clinical" or not truth.metrics:
+        return rule is not None and rule.id in truth.expected_rules
+    if rule is None or rule.category != "clinical":
+        return False  # a silent oximeter is not a sign of the patient's heart failure
+    watched = frozenset(scored) if isinstance(rule, News2Rule) else rule_metrics(rule)
+    return bool(watched & frozenset(truth.metrics))
+
+
 def _abnormal_ms(truth: GroundTruth, proto: Protocol, r: Readings) -> int | None:
-    rules = [x for x in proto.rules if x.id in truth.expected_rules]
     if truth.category == "clinical":
-        limits = [x for x in rules if isinstance(x, SustainedRule | RiseRule | ShockIndexRule)]
+        limits = [
+            x
+            for x in proto.rules
+            if isinstance(x, SustainedRule | RiseRule | ShockIndexRule)
+            and (related(truth, x) if truth.metrics else x.id in truth.expected_rules)
+        ]
         return _first_crossing(r, limits, truth.onset_ms)
+    rules = [x for x in proto.rules if x.id in truth.expected_rules]
     times: list[int] = []
     for rule in rules:
         if isinstance(rule, MissingDataRule):
@@ -211,16 +259,41 @@ def _abnormal_ms(truth: GroundTruth, proto: Protocol, r: Readings) -> int | None
     return min(times) if times else None
 
 
-def _detection(truth: GroundTruth, records: Sequence[AlertRecord]) -> tuple[int | None, str | None]:
+def _detection(
+    truth: GroundTruth,
+    records: Sequence[AlertRecord],
+    rules: Mapping[str, Rule],
+    any_alert: bool = False,
+) -> tuple[int | None, str | None]:
+    """The first related alert (``any_alert``: the first clinical alert of any rule)
+    heard in [onset, deadline], and its rule."""
     deadline = truth.onset_ms + truth.detect_within_s * 1000
     best: tuple[int, str] | None = None
     for rec in records:
-        if rec.rule_id not in truth.expected_rules:
+        if any_alert and rec.category != "clinical":
             continue
-        for t in (rec.opened_ms, *rec.renewed_ms):
-            if truth.onset_ms <= t <= deadline and (best is None or t < best[0]):
+        times = (rec.opened_ms, *rec.renewed_ms)
+        scored = rec.scored + [()] * (len(times) - len(rec.scored))
+        for t, params in zip(times, scored, strict=True):
+            if not truth.onset_ms <= t <= deadline or (best is not None and t >= best[0]):
+                continue
+            if any_alert or related(truth, rules.get(rec.rule_id), params):
                 best = (t, rec.rule_id)
     return (best[0], best[1]) if best else (None, None)
+
+
+def _groups(m: Member) -> dict[str, str]:
+    groups = {"protocol": m.protocol}
+    if m.profile is not None:
+        groups |= m.profile.subgroups()
+    else:
+        groups["kit"] = "patch" if m.has_patch else "no patch"
+    return groups
+
+
+def _at_night(t_ms: int, tz: str) -> bool:
+    hour = datetime.fromtimestamp(t_ms / 1000, ZoneInfo(tz)).hour
+    return hour >= 22 or hour < 7
 
 
 def score(
@@ -236,14 +309,19 @@ def score(
     false_alerts: list[FalseAlert] = []
     well_days: dict[str, float] = {}
     all_days: dict[str, float] = {}
+    group_days: dict[tuple[str, str], float] = {}
     for m in members:
         recs = by_patient.get(m.index, [])
         days = (m.end_ms - m.start_ms) / DAY_MS
+        groups = _groups(m)
+        rules = {r.id: r for r in protocols[m.protocol].rules}
         all_days[m.protocol] = all_days.get(m.protocol, 0.0) + days
         clinical_onsets = [t.onset_ms for t in m.truths if t.category == "clinical"]
         well = not clinical_onsets
         if well:
             well_days[m.protocol] = well_days.get(m.protocol, 0.0) + days
+            for key in groups.items():
+                group_days[key] = group_days.get(key, 0.0) + days
         for rec in recs:
             if rec.category != "clinical":
                 continue
@@ -258,24 +336,34 @@ def score(
                         rec.opened_ms,
                         not well,
                         rec.late,
+                        _at_night(rec.opened_ms, m.tz),
+                        groups,
                     )
                 )
         for truth in m.truths:
-            alert_ms, rule_id = _detection(truth, recs)
+            alert_ms, rule_id = _detection(truth, recs, rules)
+            any_ms, any_rule = (
+                _detection(truth, recs, rules, any_alert=True)
+                if truth.category == "clinical"
+                else (alert_ms, rule_id)
+            )
             events.append(
                 EventOutcome(
                     m.index,
                     m.protocol,
                     truth.condition,
                     truth.category,
-                    "hr-patch" in m.kinds,
+                    m.has_patch,
                     truth.onset_ms,
                     _abnormal_ms(truth, protocols[m.protocol], readings[m.index]),
                     alert_ms,
                     rule_id,
                     truth.onset_ms + truth.detect_within_s * 1000,
+                    any_ms,
+                    any_rule,
+                    groups,
                 )
             )
     technical = [r for r in records if r.category == "technical"]
     protocol_of = {m.index: m.protocol for m in members}
-    return Score(events, false_alerts, technical, well_days, all_days, protocol_of)
+    return Score(events, false_alerts, technical, well_days, all_days, protocol_of, group_days)

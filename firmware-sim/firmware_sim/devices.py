@@ -97,6 +97,7 @@ class Schedule:
     """When devices measure (local hours) and which units they transmit in."""
 
     oximeter_interval_s: int = 30
+    oximeter_night_p: float = 1.0  # chance the oximeter is worn a given night (0: spot only)
     oximeter_spot_checks_h: tuple[float, ...] = (9.0, 13.0, 17.0, 21.0)
     bp_h: tuple[float, ...] = (8.0, 14.0, 20.0)
     temperature_h: tuple[float, ...] = (8.25, 14.25, 20.25)
@@ -145,6 +146,7 @@ class EmittedFrame:
     payload: bytes
     line: bytes
     values: tuple[EmittedValue, ...]
+    rr_intervals_s: tuple[float, ...] = ()  # a heart rate measurement's beat intervals
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +306,16 @@ class _Device(ABC):
         char, payload = encode(m)
         line = gatt_frame(self.id, char, payload, rx_ms)
         self._frames.append(
-            EmittedFrame(rx_ms, self.id, self.kind, char, payload, line, tuple(values))
+            EmittedFrame(
+                rx_ms,
+                self.id,
+                self.kind,
+                char,
+                payload,
+                line,
+                tuple(values),
+                m.rr_intervals_s if isinstance(m, HeartRateMeasurement) else (),
+            )
         )
 
     def entry(self, rx_ms: int, obs: Observation, value: float) -> None:
@@ -356,8 +367,9 @@ class Oximeter(_Device):
         p, s = self.patient, self.schedule
         interval_ms = s.oximeter_interval_s * SECOND_MS
         per_battery = max(1, s.battery_interval_s // s.oximeter_interval_s)
+        worn: dict[date, bool] = {}
         for t in self.grid(day, s.oximeter_interval_s):
-            if not p.is_asleep(t):
+            if not p.is_asleep(t) or not self._worn_tonight(t, worn):
                 continue
             early = not p.is_asleep(t - interval_ms)
             reading = p.measure_oximeter(t, rng)
@@ -367,6 +379,7 @@ class Oximeter(_Device):
                 else PlxMeasurementStatus.FULLY_QUALIFIED_DATA
             )
             flags = ReadingFlag.EARLY_ESTIMATE if early else ReadingFlag.NONE
+            pulse_flag = ReadingFlag.IRREGULAR_PULSE if reading.irregular else ReadingFlag.NONE
             if reading.questionable:
                 status |= PlxMeasurementStatus.QUESTIONABLE_MEASUREMENT
                 flags |= ReadingFlag.QUESTIONABLE
@@ -399,7 +412,7 @@ class Oximeter(_Device):
                         reading.pulse.truth,
                         rx,
                         False,
-                        flags,
+                        flags | pulse_flag,
                     ),
                 ],
             )
@@ -411,9 +424,25 @@ class Oximeter(_Device):
                 continue
             self._spot_check(t, rng)
 
+    def _worn_tonight(self, t: int, worn: dict[date, bool]) -> bool:
+        """Whether the patient put the oximeter on for the night ``t`` is in (one draw
+        per night, from the night's own stream: both local days agree)."""
+        p_night = self.schedule.oximeter_night_p
+        if p_night >= 1.0:
+            return True
+        if p_night <= 0.0:
+            return False
+        evening = self.patient.local_date(t - 12 * 3_600_000)
+        found = worn.get(evening)
+        if found is None:
+            rng = derive_rng(self.ctx.seed, self.id, 5, evening.toordinal())
+            found = worn[evening] = bool(rng.random() < p_night)
+        return found
+
     def _spot_check(self, t: int, rng: np.random.Generator) -> None:
         reading = self.patient.measure_oximeter(t, rng)
         flags = ReadingFlag.MOTION if reading.motion else ReadingFlag.NONE
+        pulse_flag = ReadingFlag.IRREGULAR_PULSE if reading.irregular else ReadingFlag.NONE
         status = PlxMeasurementStatus.VALIDATED_DATA
         if reading.questionable:
             status |= PlxMeasurementStatus.QUESTIONABLE_MEASUREMENT
@@ -445,7 +474,7 @@ class Oximeter(_Device):
                     reading.pulse.truth,
                     t,
                     True,
-                    flags,
+                    flags | pulse_flag,
                 ),
             ],
         )
@@ -472,9 +501,12 @@ class BloodPressureCuff(_Device):
             if r.cuff_loose:
                 status |= BloodPressureStatus.CUFF_TOO_LOOSE
                 flags |= ReadingFlag.QUESTIONABLE
+            if r.irregular:
+                status |= BloodPressureStatus.IRREGULAR_PULSE
+                pulse_flags |= ReadingFlag.IRREGULAR_PULSE
             if not isinstance(r.pulse.value, Special) and round(r.pulse.value) > 180:
                 status |= BloodPressureStatus.PULSE_RATE_ABOVE_RANGE
-                pulse_flags = ReadingFlag.QUESTIONABLE
+                pulse_flags |= ReadingFlag.QUESTIONABLE
             m = BloodPressureMeasurement(
                 systolic_mmhg=r.systolic.value,
                 diastolic_mmhg=r.diastolic.value,
@@ -582,9 +614,9 @@ class HeartRatePatch(_Device):
         for t in self.grid(day, s.patch_hr_interval_s):
             r = p.measure_patch(t, rng)
             bpm = max(1, round(_plain(r.heart_rate)))
-            beat_s = 60 / bpm
+            # the beats of the last minute, as the patch's ECG timed them (1/1024 s)
             rr = tuple(
-                round(beat_s * float(rng.normal(1, 0.03)), 3) for _ in range(1 + int(bpm > 75))
+                round(v * 1024) / 1024 for v in p.rr_intervals(t, s.patch_hr_interval_s, rng)
             )
             m = HeartRateMeasurement(
                 heart_rate_bpm=bpm,

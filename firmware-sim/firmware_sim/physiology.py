@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from firmware_sim.ieee11073 import Special
+from firmware_sim.population import Profile
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -102,6 +103,56 @@ class Baseline:
             daily_steps=_clip(float(rng.lognormal(math.log(5500), 0.4)), 1500, 14000),
             bedtime_h=_clip(float(rng.normal(23.0, 0.7)), 21.0, 25.5),
             sleep_h=_clip(float(rng.normal(7.6, 0.6)), 6.0, 9.0),
+        )
+
+    @classmethod
+    def for_profile(cls, rng: np.random.Generator, p: Profile) -> Baseline:
+        """The resting values of the patient a ``Profile`` describes.
+
+        - Systolic pressure rises about 0.5 mmHg a year of age; treated hypertensives
+          sit around 135-150 at home (ESH 2023 home targets; assumption for the spread);
+          constitutional low pressure around 95-105.
+        - Resting heart rate: beta-blockers lower it by about 10-15/min (Cucherat 2007,
+          Eur Heart J meta-analysis: -12/min average in heart-rate reduction trials).
+        - SpO2 awake: about 96-97 % in younger adults, about 95 % over 70 (Crapo et al.
+          1999, Am J Respir Crit Care Med: arterial saturation falls slowly with age);
+          obesity lowers it a little; COPD 92-95 %, and 88-92 % for patients prescribed
+          that target (O'Driscoll et al. 2017, BTS guideline).
+        - Breathing: COPD 2-4/min faster at rest (assumption).
+        """
+        age = p.age_years
+        if p.low_bp:
+            systolic = float(rng.normal(100, 4))
+        elif p.hypertension:
+            systolic = float(rng.normal(142, 8))
+        else:
+            systolic = float(rng.normal(112 + 0.3 * age, 9))
+        systolic = _clip(systolic, 88, 175)
+        diastolic = _clip(float(rng.normal(0.55 * systolic + 10, 6)), 52, systolic - 30)
+        heart_rate = float(rng.normal(72, 8)) - (12 if p.beta_blocker else 0)
+        spo2 = float(rng.normal(97.2 - 0.03 * max(0.0, age - 40), 0.8))
+        spo2 -= 0.15 * max(0.0, p.bmi_kg_m2 - 30)
+        if p.copd_hypoxaemic:
+            spo2 = float(rng.uniform(88.5, 91.5))
+        elif p.copd:
+            spo2 = min(spo2, float(rng.normal(93.8, 1.0)))
+        resp = float(rng.normal(15, 1.8)) + (3 if p.copd else 0)
+        return cls(
+            age_years=age,
+            height_m=p.height_m,
+            weight_kg=round(p.bmi_kg_m2 * p.height_m**2, 1),
+            heart_rate_bpm=_clip(heart_rate, 48, 95),
+            spo2_pct=_clip(spo2, 87.5, 99.5),
+            temp_c=_clip(float(rng.normal(36.6 - 0.003 * max(0.0, age - 50), 0.2)), 36.0, 37.2),
+            bp_systolic_mmhg=systolic,
+            bp_diastolic_mmhg=diastolic,
+            resp_rate_per_min=_clip(resp, 11, 24),
+            glucose_mmol_l=_clip(float(rng.normal(5.6, 0.7)), 4.2, 8.0),
+            daily_steps=_clip(
+                float(rng.lognormal(math.log(6000 - 40 * max(0.0, age - 50)), 0.45)), 800, 14000
+            ),
+            bedtime_h=_clip(float(rng.normal(23.0, 0.7)), 21.0, 25.5),
+            sleep_h=_clip(float(rng.normal(7.4 - 0.01 * max(0.0, age - 50), 0.6)), 5.5, 9.0),
         )
 
 
@@ -227,6 +278,7 @@ class OximeterReading:
     pulse: Observation
     motion: bool
     questionable: bool
+    irregular: bool = False  # the oximeter's own irregular-pulse sign
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,12 +289,50 @@ class CuffReading:
     pulse: Observation
     body_movement: bool
     cuff_loose: bool
+    irregular: bool = False  # Blood Pressure Measurement status: irregular pulse detected
 
 
 @dataclass(frozen=True, slots=True)
 class PatchReading:
     heart_rate: Observation
     contact: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AtrialFibrillation:
+    """New atrial fibrillation from ``onset_ms`` to ``end_ms`` (spontaneous return to
+    sinus rhythm, or the end of follow-up): the ventricles beat irregularly at about
+    ``rate_bpm`` whatever the sinus node would do. Post-operative AF is common after
+    cardiac surgery (20-40 %, peak on days 2-4: Echahidi et al. 2008, J Am Coll
+    Cardiol), less after thoracic (10-20 %) and major non-cardiac surgery; most episodes
+    end within a day or two. A ``Deviation`` adding nothing: the patient model asks
+    ``active`` and replaces the sinus rate."""
+
+    onset_ms: int
+    end_ms: int
+    rate_bpm: float
+
+    def active(self, t_ms: int) -> bool:
+        return self.onset_ms <= t_ms < self.end_ms
+
+    def delta(self, metric: str, t_ms: int) -> float:
+        return 0.0
+
+
+# Beat-to-beat variability.
+# - Sinus rhythm: RMSSD about 42 ms (sd 15) in healthy adults at rest (Nunan et al.
+#   2010, Pacing Clin Electrophysiol, review of short-term HRV norms), falling with age
+#   to about 20 ms in the 70s (Umetani et al. 1998, J Am Coll Cardiol), and with a
+#   faster rate (variability scales roughly with the RR interval squared). Successive
+#   intervals are correlated (an AR(1) series, a smooth respiratory modulation), which
+#   keeps sinus rhythm regular in the sample-entropy sense.
+# - Atrial fibrillation: intervals independent from beat to beat with a coefficient of
+#   variation about 0.2 (Tateno & Glass 2001, Med Biol Eng Comput: AF RR and delta-RR
+#   distributions), so RMSSD well above 100 ms and no regularity.
+# - Ectopic beats: a premature beat then a compensatory pause; frequent with age
+#   (assumption 1 in 500 beats, 1 in 150 over 70).
+SINUS_AR = 0.8
+AF_RR_CV = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +357,88 @@ class _Wander:
 
     def __call__(self, t_ms: int) -> float:
         return sum(w * math.sin(rate * t_ms + phase) for rate, phase, w in self.terms)
+
+
+@dataclass(frozen=True, slots=True)
+class _Traits:
+    """What a ``Profile`` changes in the body and in the devices, drawn once per patient;
+    without a profile every trait is neutral and the patient is ``Baseline.draw``'s.
+
+    - ``hr_gain``: the share of a tachycardic response that reaches the pulse. Beta-
+      blockade blunts the heart-rate response to exercise, fever and blood loss (about
+      a third to a half is left: assumption from the heart-rate reserve under beta-
+      blockers); older hearts respond less too (maximal rate 208 - 0.7 x age: Tanaka et
+      al. 2001, J Am Coll Cardiol).
+    - ``fever_gain``: a blunted febrile response in some older patients (Norman 2000).
+    - Sleep: ``rem_drop_pct`` the extra SpO2 fall in REM sleep (healthy people over 60
+      spend about a tenth of sleep below 93 %: Gries & Brooks 1996, Chest; COPD patients
+      desaturate further in REM: Fletcher et al. 1987, Chest); ``hypovent_drop_pct`` the
+      sustained fall of obesity hypoventilation (Mokhlesi 2010); ``ahi_per_h`` and
+      ``dip_pct`` the apnoea-hypopnoea index and the mean depth of its desaturations,
+      deeper with body weight (a smaller lung oxygen store makes desaturation faster
+      and deeper in obese patients; assumption: 4 % + 0.4 % per BMI unit above 25);
+      after surgery the AHI rises, most on the 3rd night (Chung et al. 2014,
+      Anesthesiology: AHI about 1.5-2x the pre-operative value on night 3).
+    - Devices: fixed biases of this patient's measurements (see ``population``).
+    """
+
+    hr_gain: float = 1.0
+    fever_gain: float = 1.0
+    sleep_model: bool = False
+    rem_drop_pct: float = 0.0
+    hypovent_drop_pct: float = 0.0
+    ahi_per_h: float = 0.0
+    dip_pct: float = 0.0
+    postop_ahi_peak: float = 0.0
+    cuff_bias_mmhg: float = 0.0
+    oximeter_bias_pct: float = 0.0
+    poor_perfusion: bool = False
+    oximeter_flags_irregular: bool = False
+    thermometer_bias_c: float = 0.0
+    irregular_spurious_p: float = 0.0
+    rmssd_ms: float = 42.0
+    ectopic_p: float = 0.002
+
+    @classmethod
+    def of(cls, p: Profile | None, rng: np.random.Generator) -> _Traits:
+        if p is None:
+            return cls()
+        age = p.age_years
+        gain = float(rng.uniform(0.3, 0.5)) if p.beta_blocker else 1.0
+        if age >= 75:
+            gain *= 0.8
+        rem = float(rng.uniform(0.8, 2.2)) + 0.02 * max(0.0, age - 40)
+        if p.copd:
+            rem += float(rng.uniform(2.0, 5.0))
+        cuff_bias = 0.0
+        if p.standard_cuff_large_arm:
+            # over-reading grows with arm size (BMI), from about 5 up to about 20 mmHg
+            cuff_bias = _clip(5 + 1.5 * (p.bmi_kg_m2 - 30) + float(rng.normal(0, 3)), 3, 20)
+        oxi = 0.0
+        if p.nail_polish:
+            oxi -= float(rng.uniform(1.0, 5.0))
+        if p.dark_skin:
+            oxi += float(rng.uniform(1.0, 2.0))
+        return cls(
+            hr_gain=gain,
+            fever_gain=0.5 if p.blunted_fever else 1.0,
+            sleep_model=True,
+            rem_drop_pct=rem,
+            hypovent_drop_pct=float(rng.uniform(3.0, 6.0)) if p.ohs else 0.0,
+            ahi_per_h=p.osa_ahi_per_h,
+            dip_pct=4.0 + 0.4 * max(0.0, p.bmi_kg_m2 - 25),
+            postop_ahi_peak=float(rng.uniform(0.4, 0.9)),
+            cuff_bias_mmhg=cuff_bias,
+            oximeter_bias_pct=oxi,
+            poor_perfusion=p.poor_perfusion,
+            # some oximeters flag an irregular pulse (assumption: one in three models)
+            oximeter_flags_irregular=bool(rng.random() < 0.33),
+            thermometer_bias_c=p.thermometer_bias_c,
+            # a cuff's irregular-heartbeat sign also lights up for ectopic beats
+            irregular_spurious_p=0.02 + (0.03 if age >= 70 else 0.0),
+            rmssd_ms=_clip(float(rng.normal(58 - 0.5 * (age - 20), 10)), 10, 80),
+            ectopic_p=1 / 150 if age >= 70 else 1 / 500,
+        )
 
 
 def _smoothstep(x: float) -> float:
@@ -307,14 +479,18 @@ class Patient:
         accuracy: DeviceAccuracy | None = None,
         artifacts: ArtifactRates | None = None,
         deviations: Sequence[Deviation] = (),
+        profile: Profile | None = None,
     ) -> None:
         if surgery.tzinfo is None:
             raise ValueError("surgery time must be an aware datetime")
         self.key = key
         self.seed = seed
         self.tz = tz
+        self.profile = profile
         self.surgery_ms = int(surgery.timestamp() * 1000)
         rng = derive_rng(seed, key, 0)
+        if baseline is None and profile is not None:
+            baseline = Baseline.for_profile(rng, profile)
         self.base = baseline or Baseline.draw(rng)
         self.rec = recovery or Recovery.draw(rng, self.surgery_ms)
         self.circadian = circadian or Circadian()
@@ -331,9 +507,18 @@ class Patient:
         # metric): remembering the last answer halves the cost of a simulated day
         self._last_hour: tuple[int, float] = (-1, 0.0)
         self._last_asleep: tuple[int, float] = (-1, 0.0)
+        self._apnoeas: dict[date, tuple[np.ndarray, np.ndarray]] = {}
+        self._traits = _Traits.of(profile, derive_rng(seed, key, 9))
 
     def add_deviation(self, deviation: Deviation) -> None:
         self.deviations.append(deviation)
+
+    def in_af(self, t_ms: int) -> AtrialFibrillation | None:
+        """The atrial fibrillation under way at ``t_ms``, if any."""
+        for d in self.deviations:
+            if isinstance(d, AtrialFibrillation) and d.active(t_ms):
+                return d
+        return None
 
     # --- time of day, sleep and activity ---------------------------------------------
 
@@ -419,6 +604,79 @@ class Patient:
     def _delta(self, metric: str, t_ms: int) -> float:
         return sum(d.delta(metric, t_ms) for d in self.deviations)
 
+    def _gain(self, metric: str) -> float:
+        """How much of a complication's shift this patient's body shows."""
+        if metric == "heart_rate_bpm":
+            return self._traits.hr_gain
+        if metric == "temp_c":
+            return self._traits.fever_gain
+        return 1.0
+
+    # --- sleep: REM, apnoeas, hypoventilation ------------------------------------------
+
+    def _night_at(self, t_ms: int) -> tuple[date, int, int] | None:
+        utc_day = _EPOCH_ORDINAL + t_ms // DAY_MS
+        for ordinal in (utc_day - 2, utc_day - 1, utc_day):
+            evening = date.fromordinal(ordinal)
+            bed_ms, wake_ms = self.night(evening)
+            if bed_ms <= t_ms < wake_ms:
+                return evening, bed_ms, wake_ms
+        return None
+
+    @staticmethod
+    def _in_rem(t_ms: int, bed_ms: int) -> bool:
+        """90-minute sleep cycles after about 15 min of falling asleep, each ending in
+        REM sleep that lengthens through the night (10 min, then 7 min more per cycle,
+        up to 35 min): about a fifth to a quarter of the night, mostly near morning."""
+        minutes = (t_ms - bed_ms) / MINUTE_MS - 15
+        if minutes < 0:
+            return False
+        cycle, pos = divmod(minutes, 90)
+        return pos >= 90 - min(10 + 7 * cycle, 35)
+
+    def _apnoeas_of(
+        self, evening: date, bed_ms: int, wake_ms: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(nadir times in ms, depths in %) of the night's obstructive events."""
+        found = self._apnoeas.get(evening)
+        if found is None:
+            tr = self._traits
+            rng = derive_rng(self.seed, self.key, 13, evening.toordinal())
+            night_no = max(1, math.floor((bed_ms - self.surgery_ms) / DAY_MS) + 1)
+            factor = 1 + tr.postop_ahi_peak * math.exp(-(((night_no - 3) / 1.5) ** 2))
+            hours = (wake_ms - bed_ms) / HOUR_MS
+            n = int(rng.poisson(tr.ahi_per_h * factor * hours))
+            times = np.sort(rng.uniform(bed_ms + 15 * MINUTE_MS, wake_ms, n)).astype(np.int64)
+            depths = tr.dip_pct * rng.lognormal(0.0, 0.35, n)
+            rem = np.asarray([self._in_rem(int(t), bed_ms) for t in times], dtype=bool)
+            depths = np.minimum(np.where(rem, 1.4 * depths, depths), 30.0)
+            found = self._apnoeas[evening] = (times, depths)
+        return found
+
+    def _night_spo2_drop(self, t_ms: int) -> float:
+        """How far below the patient's sleeping SpO2 this instant is: REM sleep,
+        hypoventilation, and the desaturation after each apnoea or hypopnoea (a dip
+        reaching its nadir about 30 s after the event, lasting about a minute)."""
+        tr = self._traits
+        if not tr.sleep_model:
+            return 0.0
+        sleep = self.asleep(t_ms)
+        if sleep < 0.05:
+            return 0.0
+        night = self._night_at(t_ms)
+        if night is None:
+            return 0.0
+        evening, bed_ms, wake_ms = night
+        drop = tr.hypovent_drop_pct
+        if self._in_rem(t_ms, bed_ms):
+            drop += tr.rem_drop_pct + tr.hypovent_drop_pct
+        times, depths = self._apnoeas_of(evening, bed_ms, wake_ms)
+        half_ms = 30_000
+        lo, hi = np.searchsorted(times, [t_ms - half_ms, t_ms + half_ms])
+        for nadir, depth in zip(times[lo:hi].tolist(), depths[lo:hi].tolist(), strict=True):
+            drop += depth * (1 - abs(t_ms - nadir) / half_ms)
+        return sleep * min(drop, 35.0)
+
     def _circadian(self, t_ms: int, amplitude: float, peak_h: float) -> float:
         return amplitude * math.cos(2 * math.pi * (self.local_hour(t_ms) - peak_h) / 24)
 
@@ -431,8 +689,20 @@ class Patient:
             systolic = self.truth("bp_systolic_mmhg", t_ms)
             diastolic = self.truth("bp_diastolic_mmhg", t_ms)
             return diastolic + (systolic - diastolic) / 3 + self._delta(metric, t_ms)
-        value = self._uneventful(metric, t_ms) + self._delta(metric, t_ms)
-        if metric == "spo2_pct":
+        value = self._uneventful(metric, t_ms) + self._gain(metric) * self._delta(metric, t_ms)
+        if metric == "heart_rate_bpm":
+            af = self.in_af(t_ms)
+            if af is not None:
+                # the ventricular rate replaces the sinus rate; effort still adds a little
+                value = (
+                    af.rate_bpm
+                    + 12 * self._traits.hr_gain * self.activity(t_ms)
+                    - 4 * self.asleep(t_ms)
+                    + 3.0 * self._hr_wander(t_ms)
+                    + self._gain(metric) * self._delta(metric, t_ms)
+                )
+        elif metric == "spo2_pct":
+            value -= self._night_spo2_drop(t_ms)
             value = min(value, 100.0)
         elif metric == "pain_score":
             value = _clip(value, 0, 10)
@@ -450,10 +720,10 @@ class Patient:
         if metric == "heart_rate_bpm":
             return (
                 b.heart_rate_bpm
-                + r.hr_excess_bpm * inflammation
+                + self._traits.hr_gain * r.hr_excess_bpm * inflammation
                 + self._circadian(t_ms, c.hr_amplitude_bpm, c.hr_peak_h)
                 - c.hr_sleep_drop_bpm * sleep
-                + 20 * act
+                + 20 * self._traits.hr_gain * act
                 + 0.4 * self._pain(t_ms)
                 + 2.0 * self._hr_wander(t_ms)
             )
@@ -535,12 +805,20 @@ class Patient:
         """SpO2 and pulse rate from a finger probe; movement makes them erratic: falsely
         low SpO2, a noisy pulse, or no reading at all."""
         a, acc = self.artifacts, self.accuracy
+        tr = self._traits
         spo2_truth, spo2 = self._noisy("spo2_pct", t_ms, acc.oximeter_spo2, rng)
         pulse_truth, pulse = self._noisy("heart_rate_bpm", t_ms, acc.oximeter_pulse, rng)
-        spo2 = min(100.0, spo2)
+        spo2 = min(100.0, spo2 + tr.oximeter_bias_pct)
+        af = self.in_af(t_ms) if tr.sleep_model else None
+        if af is not None:
+            # pulse deficit: short beats make no pulse wave at the finger (assumption
+            # 3-15 % of beats), and the count is noisier
+            pulse = pulse_truth * float(rng.uniform(0.85, 0.97)) + float(rng.normal(0, 4))
         p_motion = a.oximeter_motion_asleep
         if not self.is_asleep(t_ms):
             p_motion += a.oximeter_motion_active * self.activity(t_ms)
+        if tr.poor_perfusion:
+            p_motion += 0.04 if self.is_asleep(t_ms) else 0.15  # cold fingers: erratic signal
         motion = bool(rng.random() < p_motion)
         questionable = dropout = False
         if motion:
@@ -552,11 +830,13 @@ class Patient:
             ):
                 spo2 = max(60.0, spo2 - float(rng.uniform(4, 15)))
                 pulse += float(rng.normal(0, 8))
+        irregular = af is not None and tr.oximeter_flags_irregular and rng.random() < 0.7
         return OximeterReading(
             self._maybe_nres("spo2_pct", spo2_truth, Special.NAN if dropout else spo2, rng),
             self._maybe_nres("heart_rate_bpm", pulse_truth, Special.NAN if dropout else pulse, rng),
             motion,
             questionable,
+            bool(irregular),
         )
 
     def measure_cuff(self, t_ms: int, rng: np.random.Generator) -> CuffReading:
@@ -569,6 +849,19 @@ class Patient:
         mean_truth = self.truth("bp_mean_mmhg", t_ms)
         loose = bool(rng.random() < a.cuff_loose)
         movement = bool(rng.random() < a.cuff_movement)
+        tr = self._traits
+        systolic += tr.cuff_bias_mmhg
+        diastolic += 0.6 * tr.cuff_bias_mmhg
+        irregular = False
+        if tr.sleep_model:
+            # a cuff's irregular-heartbeat detection: about 9 in 10 readings in AF
+            # (oscillometric AF detection, sensitivity 0.9+: Verberk et al. 2016, Int J
+            # Cardiol, meta-analysis), and now and then for ectopic beats in sinus rhythm
+            af = self.in_af(t_ms) is not None
+            irregular = bool(rng.random() < (0.9 if af else tr.irregular_spurious_p))
+            if af:
+                pulse += float(rng.normal(0, 6))
+                systolic += float(rng.normal(0, 6))  # beat-to-beat pressure varies in AF
         if loose:
             systolic += float(rng.uniform(8, 20))
             diastolic += float(rng.uniform(5, 12))
@@ -589,11 +882,13 @@ class Patient:
             obs("heart_rate_bpm", pulse_truth, pulse),
             movement,
             loose,
+            irregular,
         )
 
     def measure_temperature(self, t_ms: int, rng: np.random.Generator) -> Observation:
         """An ear thermometer; when not aimed into the ear canal it reads 'Lo' (-INF)."""
         truth, value = self._noisy("temp_c", t_ms, self.accuracy.thermometer, rng)
+        value += self._traits.thermometer_bias_c
         low = rng.random() < self.artifacts.thermometer_low
         return Observation("temp_c", truth, Special.NEGATIVE_INFINITY if low else value)
 
@@ -610,6 +905,30 @@ class Patient:
         if not contact:
             value = max(25.0, value + float(rng.normal(0, 15)))
         return PatchReading(Observation("heart_rate_bpm", truth, value), contact)
+
+    def rr_intervals(self, end_ms: int, span_s: float, rng: np.random.Generator) -> list[float]:
+        """The beat-to-beat (RR) intervals in seconds of the ``span_s`` before ``end_ms``,
+        as an ECG patch measures them: sinus rhythm with physiological variability, or
+        atrial fibrillation's irregularly irregular intervals (see ``SINUS_AR``)."""
+        hr = max(30.0, self.truth("heart_rate_bpm", end_ms))
+        mean_s = 60.0 / hr
+        n = max(2, round(span_s / mean_s))
+        if self.in_af(end_ms) is not None:
+            rr = mean_s * np.exp(rng.normal(-0.5 * AF_RR_CV**2, AF_RR_CV, n))
+        else:
+            tr = self._traits
+            rmssd_s = tr.rmssd_ms / 1000 * (mean_s / 0.85) ** 2
+            sd = rmssd_s / math.sqrt(2 * (1 - SINUS_AR))
+            e = rng.normal(0, sd * math.sqrt(1 - SINUS_AR**2), n)
+            x = np.empty(n)
+            x[0] = float(rng.normal(0, sd))
+            for i in range(1, n):
+                x[i] = SINUS_AR * x[i - 1] + e[i]
+            rr = mean_s + x
+            ectopic = np.flatnonzero(rng.random(n - 1) < tr.ectopic_p)
+            rr[ectopic] = 0.7 * mean_s
+            rr[ectopic + 1] = 1.3 * mean_s
+        return [float(v) for v in np.clip(rr, 0.25, 2.5)]
 
     def measure_resp_rate(self, t_ms: int, rng: np.random.Generator) -> Observation:
         truth, value = self._noisy("resp_rate_per_min", t_ms, self.accuracy.patch_resp_rate, rng)

@@ -19,21 +19,31 @@ Shapes follow the clinical picture, with seeded spreads so a cohort is not one c
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 
 from firmware_sim.devices import DeviceKind, Disruption, Schedule
-from firmware_sim.physiology import DAY_MS, HOUR_MS, MINUTE_MS, Deviation, derive_rng
+from firmware_sim.physiology import (
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    AtrialFibrillation,
+    Deviation,
+    derive_rng,
+)
+from firmware_sim.population import Profile, Requirements
 
 Category = Literal["clinical", "technical"]
 
 
 @dataclass(frozen=True, slots=True)
 class GroundTruth:
-    """What really happened: ``condition`` from ``onset_ms``, seen in ``metrics``; a good
-    system raises one of ``expected_rules`` within ``detect_within_s`` of the onset."""
+    """What really happened: ``condition`` from ``onset_ms``, changing ``metrics`` (the
+    related parameters: an alert is about this condition when its rule watches one of
+    them); a good system raises a related alert (technical events: one of
+    ``expected_rules``) within ``detect_within_s`` of the onset."""
 
     condition: str
     category: Category
@@ -129,7 +139,7 @@ def sepsis(rng: np.random.Generator, f: FollowUp) -> Plan:
         onset,
         ("fever", "hr_high", "rr_high", "news2", "temp_rising", "hr_above_baseline", "shock_index"),
         36 * 3600,
-        ("temp_c", "heart_rate_bpm", "resp_rate_per_min"),
+        ("temp_c", "heart_rate_bpm", "resp_rate_per_min", "bp_systolic_mmhg", "spo2_pct"),
     )
     return Plan("sepsis", (shift,), schedule=IRREGULAR, truths=(truth,))
 
@@ -153,7 +163,7 @@ def bleeding(rng: np.random.Generator, f: FollowUp) -> Plan:
         onset,
         ("hr_high", "hr_critical", "sbp_low", "news2", "hr_above_baseline", "shock_index"),
         12 * 3600,
-        ("heart_rate_bpm", "bp_systolic_mmhg"),
+        ("heart_rate_bpm", "bp_systolic_mmhg", "resp_rate_per_min"),
     )
     return Plan("bleeding", (shift,), schedule=IRREGULAR, truths=(truth,))
 
@@ -176,7 +186,7 @@ def pulmonary_embolism(rng: np.random.Generator, f: FollowUp) -> Plan:
         onset,
         ("spo2_critical", "spo2_low", "hr_high", "hr_critical", "rr_high", "news2"),
         6 * 3600,
-        ("spo2_pct", "heart_rate_bpm"),
+        ("spo2_pct", "heart_rate_bpm", "resp_rate_per_min", "bp_systolic_mmhg"),
     )
     return Plan("pulmonary_embolism", (shift,), schedule=IRREGULAR, truths=(truth,))
 
@@ -200,7 +210,7 @@ def fluid_overload(rng: np.random.Generator, f: FollowUp) -> Plan:
         onset,
         ("weight_gain", "spo2_low", "rr_high", "news2"),
         4 * 86_400,
-        ("weight_kg",),
+        ("weight_kg", "spo2_pct", "resp_rate_per_min", "heart_rate_bpm"),
     )
     return Plan("fluid_overload", (shift,), schedule=IRREGULAR, truths=(truth,))
 
@@ -270,3 +280,261 @@ def plan(name: str, seed: int, key: str, follow_up: FollowUp) -> Plan:
     except KeyError:
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}") from None
     return build(derive_rng(seed, key, 7), follow_up)
+
+
+# --- the realistic population's complications ---------------------------------------------
+#
+# Each one is drawn for a patient of ``population`` (its ``needs`` condition the draw:
+# a slow sepsis in an older patient, a bleed under a beta-blocker, dehydration with an
+# ileostomy) and records as ground truth the metrics it changes: an alert is related to
+# it when its rule watches one of them (or a NEWS2 score needed one of them to score).
+# The body's response goes through the patient's own gains (a beta-blocker keeps the
+# pulse flat, an older patient's fever stays low), so the shifts below are what an
+# unmedicated adult would show.
+
+# metrics that change with the heart's rhythm rather than its rate (beat-to-beat
+# irregularity summaries computed from a patch's RR intervals); alerts on them are
+# related to atrial fibrillation
+RHYTHM_METRICS: tuple[str, ...] = ("rr_rmssd_ms", "rr_irregularity", "hr_irregularity")
+BP_METRICS = ("bp_systolic_mmhg", "bp_diastolic_mmhg", "bp_mean_mmhg")
+CLINICAL_RULES = (
+    "fever",
+    "hr_high",
+    "hr_critical",
+    "sbp_low",
+    "news2",
+    "spo2_low",
+    "spo2_critical",
+    "rr_high",
+    "weight_gain",
+    "shock_index",
+    "temp_rising",
+    "hr_above_baseline",
+)
+
+
+@dataclass(frozen=True)
+class Complication:
+    """A complication of the realistic cohort: what it needs of the patient, and how to
+    build its plan for a patient who has it."""
+
+    needs: Requirements
+    build: Callable[[np.random.Generator, FollowUp, Profile], Plan]
+
+
+def schedule_for(profile: Profile) -> Schedule:
+    """When this patient measures: kit, adherence and thermometer habit decide.
+
+    Spot-check kits have the oximeter used by day only; kits with night oximetry (and
+    patch kits) have it worn most nights. Poor adherence: a third of spot measurements
+    forgotten, wider timing, the oximeter left off one night in two (assumption)."""
+    poor = profile.poor_adherence
+    night = {"spot": 0.0, "night_oximetry": 0.9, "patch": 0.9}[profile.kit]
+    temps = (8.25, 20.25) if profile.temperature_checks == 2 else (8.25, 14.25, 20.25)
+    spots = (9.0, 14.0, 20.0) if profile.kit == "spot" else (9.0, 13.0, 17.0, 21.0)
+    return Schedule(
+        oximeter_night_p=night * (0.5 if poor else 1.0),
+        oximeter_spot_checks_h=spots,
+        temperature_h=temps,
+        jitter_min=70.0 if poor else 45.0,
+        skip_p=0.33 if poor else 0.12,
+    )
+
+
+def _truth(condition: str, onset: int, within_h: float, metrics: tuple[str, ...]) -> GroundTruth:
+    return GroundTruth(condition, "clinical", onset, CLINICAL_RULES, int(within_h * 3600), metrics)
+
+
+def _sepsis(rng: np.random.Generator, f: FollowUp, p: Profile) -> Plan:
+    """Sepsis from an anastomotic leak, wound or pneumonia: fever climbing over a day or
+    so, tachycardia and faster breathing following, pressure sagging late (Sepsis-3:
+    Singer et al. 2016, JAMA; qSOFA respiratory rate >= 22, systolic <= 100)."""
+    onset = _onset(rng, f, 3.0, 8.0)
+    rise = int(rng.uniform(14, 30) * HOUR_MS)
+    shift = Shift(
+        onset,
+        rise,
+        {
+            "temp_c": float(rng.uniform(1.5, 2.4)),
+            "heart_rate_bpm": float(rng.uniform(25, 40)),
+            "resp_rate_per_min": float(rng.uniform(6, 10)),
+            "bp_systolic_mmhg": -float(rng.uniform(15, 30)),
+            "bp_diastolic_mmhg": -float(rng.uniform(6, 12)),
+            "spo2_pct": -float(rng.uniform(1, 3)),
+        },
+        {"bp_systolic_mmhg": rise // 2, "bp_diastolic_mmhg": rise // 2},
+    )
+    metrics = ("temp_c", "heart_rate_bpm", "resp_rate_per_min", "spo2_pct", *BP_METRICS)
+    return Plan("sepsis", (shift,), truths=(_truth("sepsis", onset, 24, metrics),))
+
+
+def _sepsis_slow(rng: np.random.Generator, f: FollowUp, p: Profile) -> Plan:
+    """A slow sepsis in an older patient (urinary or chest infection): temperature
+    creeping to about 38.0 over two days or more, pulse rising slowly, breathing faster
+    (seen only with a respiratory-rate sensor); older patients mount a smaller fever
+    (Norman 2000) and a slower, subtler picture."""
+    onset = _onset(rng, f, 3.0, 9.0)
+    rise = int(rng.uniform(36, 60) * HOUR_MS)
+    shift = Shift(
+        onset,
+        rise,
+        {
+            "temp_c": float(rng.uniform(1.0, 1.5)),
+            "heart_rate_bpm": float(rng.uniform(15, 25)),
+            "resp_rate_per_min": float(rng.uniform(4, 7)),
+            "bp_systolic_mmhg": -float(rng.uniform(10, 20)),
+            "bp_diastolic_mmhg": -float(rng.uniform(4, 8)),
+            "spo2_pct": -float(rng.uniform(0.5, 2)),
+        },
+        {"bp_systolic_mmhg": rise // 2, "bp_diastolic_mmhg": rise // 2},
+    )
+    metrics = ("temp_c", "heart_rate_bpm", "resp_rate_per_min", "spo2_pct", *BP_METRICS)
+    return Plan("sepsis_slow", (shift,), truths=(_truth("sepsis_slow", onset, 48, metrics),))
+
+
+def _bleeding(rng: np.random.Generator, f: FollowUp, p: Profile) -> Plan:
+    """Haemorrhage (class II-III, 15-40 % of blood volume: ATLS 10th ed., 2018): pulse
+    rising as systolic pressure falls over a few hours. The fall is from the patient's
+    own pressure: 145 to 100 in a treated hypertensive is shock without crossing 90;
+    under a beta-blocker the pulse barely moves (the body's gain does it)."""
+    onset = _onset(rng, f, 2.0, 10.0)
+    shift = Shift(
+        onset,
+        int(rng.uniform(3, 10) * HOUR_MS),
+        {
+            "heart_rate_bpm": float(rng.uniform(25, 45)),
+            "bp_systolic_mmhg": -float(rng.uniform(30, 48)),
+            "bp_diastolic_mmhg": -float(rng.uniform(14, 24)),
+            "resp_rate_per_min": float(rng.uniform(3, 7)),
+        },
+    )
+    name = "bleeding_beta_blocked" if p.beta_blocker else "bleeding"
+    metrics = ("heart_rate_bpm", "resp_rate_per_min", *BP_METRICS)
+    return Plan(name, (shift,), truths=(_truth(name, onset, 12, metrics),))
+
+
+def _pulmonary_embolism(rng: np.random.Generator, f: FollowUp, p: Profile) -> Plan:
+    """Pulmonary embolism: desaturation and faster breathing within minutes; tachycardia
+    over 100 in only about a quarter of patients (PIOPED II: Stein et al. 2007, Am J Med:
+    tachypnoea 54 %, tachycardia 24 %), a small pressure fall unless massive."""
+    onset = _onset(rng, f, 3.0, 12.0)
+    shift = Shift(
+        onset,
+        int(rng.uniform(5, 30) * MINUTE_MS),
+        {
+            "spo2_pct": -float(rng.uniform(4, 11)),
+            "heart_rate_bpm": float(rng.uniform(8, 35)),
+            "resp_rate_per_min": float(rng.uniform(5, 12)),
+            "bp_systolic_mmhg": -float(rng.uniform(0, 12)),
+        },
+    )
+    metrics = ("spo2_pct", "heart_rate_bpm", "resp_rate_per_min", *BP_METRICS)
+    return Plan(
+        "pulmonary_embolism",
+        (shift,),
+        truths=(_truth("pulmonary_embolism", onset, 6, metrics),),
+    )
+
+
+def _atrial_fibrillation(rng: np.random.Generator, f: FollowUp, p: Profile) -> Plan:
+    """New post-operative atrial fibrillation, peak on days 2-4 (Echahidi et al. 2008),
+    ventricular rate about 120-130 untreated (less under a beta-blocker), lasting hours
+    to a couple of days (most convert within 24-48 h); pressure a little lower."""
+    onset = _onset(rng, f, 2.2, 5.0)
+    rate = float(np.clip(rng.normal(110 if p.beta_blocker else 126, 9), 100, 155))
+    end = onset + int(rng.uniform(8, 60) * HOUR_MS)
+    af = AtrialFibrillation(onset, end, rate)
+    shift = Shift(
+        onset,
+        int(10 * MINUTE_MS),
+        {"bp_systolic_mmhg": -float(rng.uniform(3, 12)), "resp_rate_per_min": 2.0},
+    )
+    metrics = ("heart_rate_bpm", *RHYTHM_METRICS, *BP_METRICS)
+    return Plan(
+        "atrial_fibrillation",
+        (af, shift),
+        truths=(_truth("atrial_fibrillation", onset, 12, metrics),),
+    )
+
+
+def _heart_failure(rng: np.random.Generator, f: FollowUp, p: Profile) -> Plan:
+    """Heart failure / fluid overload: weight creeping up over days before any symptom
+    (Chaudhry et al. 2007, Circulation: weight rises gradually over the week before a
+    heart-failure admission), then faster breathing, saturation drifting down (worse
+    lying flat, at night), a faster pulse."""
+    onset = _onset(rng, f, 3.0, 8.0)
+    days = float(rng.uniform(4, 7))
+    shift = Shift(
+        onset,
+        int(days * DAY_MS),
+        {
+            "weight_kg": float(rng.uniform(0.5, 0.9)) * days,
+            "resp_rate_per_min": float(rng.uniform(3, 6)),
+            "spo2_pct": -float(rng.uniform(2, 4)),
+            "heart_rate_bpm": float(rng.uniform(6, 14)),
+        },
+    )
+    metrics = ("weight_kg", "spo2_pct", "resp_rate_per_min", "heart_rate_bpm")
+    return Plan(
+        "heart_failure", (shift,), truths=(_truth("heart_failure", onset, 4 * 24, metrics),)
+    )
+
+
+def _ileostomy_dehydration(rng: np.random.Generator, f: FollowUp, p: Profile) -> Plan:
+    """Dehydration from a high-output ileostomy (over 1.5-2 L a day): weight falling,
+    pulse rising, pressure falling over one to three days; 17 % of loop ileostomies are
+    readmitted for it (Messaris et al. 2012, Dis Colon Rectum)."""
+    onset = _onset(rng, f, 3.0, 9.0)
+    shift = Shift(
+        onset,
+        int(rng.uniform(30, 72) * HOUR_MS),
+        {
+            "weight_kg": -float(rng.uniform(1.5, 3.5)),
+            "heart_rate_bpm": float(rng.uniform(15, 30)),
+            "bp_systolic_mmhg": -float(rng.uniform(15, 30)),
+            "bp_diastolic_mmhg": -float(rng.uniform(8, 14)),
+        },
+    )
+    metrics = ("weight_kg", "heart_rate_bpm", *BP_METRICS)
+    return Plan(
+        "ileostomy_dehydration",
+        (shift,),
+        truths=(_truth("ileostomy_dehydration", onset, 48, metrics),),
+    )
+
+
+def _technical(build: Callable[[np.random.Generator, FollowUp], Plan]) -> Complication:
+    return Complication(Requirements(), lambda rng, f, p: build(rng, f))
+
+
+COMPLICATIONS: dict[str, Complication] = {
+    "uneventful": _technical(uneventful),
+    "sepsis": Complication(Requirements(), _sepsis),
+    "sepsis_slow": Complication(Requirements(min_age=70), _sepsis_slow),
+    "bleeding": Complication(Requirements(beta_blocker=False), _bleeding),
+    "bleeding_beta_blocked": Complication(
+        Requirements(beta_blocker=True, hypertension=True), _bleeding
+    ),
+    "pulmonary_embolism": Complication(Requirements(), _pulmonary_embolism),
+    "atrial_fibrillation": Complication(Requirements(), _atrial_fibrillation),
+    "heart_failure": Complication(Requirements(), _heart_failure),
+    "ileostomy_dehydration": Complication(
+        Requirements(surgery="digestive", ileostomy=True), _ileostomy_dehydration
+    ),
+    "stopped_measuring": _technical(stops_measuring),
+    "failing_battery": _technical(failing_battery),
+    "home_offline": _technical(home_offline),
+}
+
+
+def realistic_plan(name: str, seed: int, key: str, follow_up: FollowUp, profile: Profile) -> Plan:
+    """Complication ``name`` for a patient of the realistic population, with the
+    schedule that patient keeps."""
+    try:
+        c = COMPLICATIONS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown complication {name!r}; known: {', '.join(COMPLICATIONS)}"
+        ) from None
+    p = c.build(derive_rng(seed, key, 7), follow_up, profile)
+    return replace(p, schedule=schedule_for(profile))

@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from alerts.alert_store import Notice
+from alerts.context import followed_patients
 from alerts.engine import Engine
 from alerts.protocol import builtin_protocols
 from store.alert_actions import acknowledge
 from store.provisioning import ensure_patient, ensure_team
 from vitals.catalogue import metric
+from vitals.flags import ReadingFlag
 
 
 def _spo2(conn: psycopg.Connection, patient: int, end: datetime, values: list[float]) -> None:
@@ -161,3 +163,89 @@ def test_new_alert_reaches_the_care_team_as_a_decrypted_web_push(db: str) -> Non
 def _count(conn: psycopg.Connection, table: str) -> int:
     row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     return int(row[0]) if row else 0
+
+
+def test_a_medium_alert_that_clears_is_not_escalated_in_the_same_round(db: str) -> None:
+    """The field defect: one round recorded 'condition_cleared' and 'escalated_to_tier_2'
+    for a medium spo2_low alert (not latched)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    clock = {"ms": int(now.timestamp() * 1000)}
+    engine = Engine(db, builtin_protocols(), lambda _c, n: None, clock_ms=lambda: clock["ms"])
+    with psycopg.connect(db, autocommit=True) as conn:
+        patient = ensure_patient(conn, "P-NOESC", ensure_team(conn, "NoEsc"))
+        conn.execute(
+            "UPDATE patients SET protocol = 'cardiac_surgery' WHERE patient_id = %s", (patient,)
+        )
+        _spo2(conn, patient, now, [90.0] * 30)  # 15 min at 90: spo2_low, medium
+        engine.evaluate_once(conn, [patient])
+        (alert_id,) = conn.execute(
+            "SELECT alert_id FROM alerts WHERE patient_id = %s AND rule_id = 'spo2_low'",
+            (patient,),
+        ).fetchone() or (None,)
+        assert alert_id is not None
+        # nobody acknowledges; 30 min later (the medium delay) the saturation is back up
+        later = now + timedelta(minutes=30)
+        _spo2(conn, patient, later, [97.0] * 30)
+        clock["ms"] = int(later.timestamp() * 1000)
+        engine.evaluate_once(conn, [patient])
+        events = [
+            r[0]
+            for r in conn.execute(
+                "SELECT transition FROM alert_events WHERE alert_id = %s ORDER BY event_id",
+                (alert_id,),
+            )
+        ]
+    assert events == ["opened", "condition_cleared"]
+
+
+def test_own_usual_pressure_and_irregular_pulse_flags_over_sql(db: str) -> None:
+    """A beta-blocked patient bleeding: the hospital entered a usual systolic of 145; two
+    cuff readings of 104 and 102 (pulse flat at 68, both flagged 'irregular pulse') open
+    'systolic below the patient's usual' confirmed (medium) and 'irregular rhythm' (low:
+    the rate is slow); nothing crosses the fixed 90 mmHg."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    engine = Engine(
+        db, builtin_protocols(), lambda _c, n: None, clock_ms=lambda: int(now.timestamp() * 1000)
+    )
+    with psycopg.connect(db, autocommit=True) as conn:
+        patient = ensure_patient(conn, "P-USUAL", ensure_team(conn, "Usual"))
+        conn.execute(
+            "UPDATE patients SET protocol = 'orthopaedic_surgery', discharge_sbp_mmhg = 145,"
+            " beta_blocker = true, discharged_at = %s WHERE patient_id = %s",
+            (now - timedelta(days=3), patient),
+        )
+        ctx = followed_patients(conn, [patient])
+        assert ctx.discharge_sbp_mmhg.tolist() == [145.0]
+        assert ctx.beta_blocker.tolist() == [True]
+        assert ctx.time_zones == ("Europe/Paris",)
+        irregular = int(ReadingFlag.IRREGULAR_PULSE)
+        rows = []
+        for minutes, sbp in ((90, 104.0), (5, 102.0)):
+            at = now - timedelta(minutes=minutes)
+            rows += [
+                (at, patient, "cuff-usual", metric("bp_systolic_mmhg").metric_id, sbp, irregular),
+                (at, patient, "cuff-usual", metric("heart_rate_bpm").metric_id, 68.0, irregular),
+            ]
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO vitals (time, patient_id, device_id, metric_id, value, flags)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+        engine.evaluate_once(conn, [patient])
+        found = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                "SELECT rule_id, priority, evidence FROM alerts WHERE patient_id = %s"
+                " AND kind = 'clinical'",
+                (patient,),
+            )
+        }
+    assert set(found) == {"sbp_below_usual", "af_suspected"}
+    priority, evidence = found["sbp_below_usual"]
+    assert priority == "medium"
+    assert evidence["usual"] == 145.0
+    assert evidence["threshold"] == 115.0  # 145 - max(30, 20% of 145)
+    assert evidence["confirmation_requested"] is False
+    assert found["af_suspected"][0] == "low"
+    assert found["af_suspected"][1]["irregular_readings"] == 2

@@ -30,7 +30,7 @@ DAYS = 3
 def _cohort() -> list[Member]:
     """Three patients, one per protocol, one of them with an embolism on day 2."""
     out = []
-    for m in members(12, DAYS, SEED)[:3]:
+    for m in members(12, DAYS, SEED, cohort="legacy")[:3]:
         scenario = "pulmonary_embolism" if m.index == 1 else "uneventful"
         follow = FollowUp(m.start_ms - 2 * DAY_MS, m.start_ms, m.end_ms)
         p = plan(scenario, SEED, m.key, follow)

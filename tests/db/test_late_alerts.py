@@ -22,6 +22,14 @@ from vitals.catalogue import metric
 NOW = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
 
 
+def _daytime_zone() -> str:
+    """A zone where NOW is 17:00: every episode of these tests falls in the patient's
+    day (night limits are tested apart), whenever the tests run."""
+    off = (17 - NOW.hour) % 24
+    off = off - 24 if off > 12 else off
+    return f"Etc/GMT{-off:+d}" if off else "Etc/GMT"
+
+
 def _readings(
     conn: psycopg.Connection, patient: int, name: str, start: datetime, values: list[float]
 ) -> None:
@@ -83,8 +91,8 @@ def world(db: str) -> World:
         team = ensure_team(conn, "Late")
         ids = {name: ensure_patient(conn, f"P-LATE-{name}", team) for name in ("a", "b", "c")}
         conn.execute(
-            "UPDATE patients SET protocol = 'cardiac_surgery', discharged_at = %s",
-            (NOW - timedelta(days=2),),
+            "UPDATE patients SET protocol = 'cardiac_surgery', discharged_at = %s, time_zone = %s",
+            (NOW - timedelta(days=2), _daytime_zone()),
         )
     return World(engine, ids, notices, clock)
 
@@ -96,10 +104,11 @@ def test_an_episode_over_before_its_readings_came_opens_one_late_latched_alert(
     patient = ids["a"]
     t0 = NOW - timedelta(hours=3)
     with psycopg.connect(db, autocommit=True) as conn:
-        # offline from t0 to now: an hour of 97, 8 minutes at 85, 97 again; and, later,
-        # 20 minutes of heart rate at 125 (a medium-priority rule)
+        # offline from t0 to now: an hour of 97, 8 minutes at 85, 97 again; and 20 minutes
+        # of heart rate at 125 (a medium-priority rule), over more than an hour ago (the
+        # pulse rule keeps a spot reading for an hour: one more recent is still live)
         _readings(conn, patient, "spo2_pct", t0, [97.0] * 120 + [85.0] * 16 + [97.0] * 120)
-        _readings(conn, patient, "heart_rate_bpm", t0 + timedelta(hours=2), [125.0] * 40)
+        _readings(conn, patient, "heart_rate_bpm", t0 + timedelta(hours=1), [125.0] * 40)
         # and two cuff measurements: pulse 120 over 100 mmHg (shock index 1.2), then 80/125
         for minutes, pulse, systolic in ((30, 120.0, 100.0), (90, 80.0, 125.0)):
             at = t0 + timedelta(minutes=minutes)
@@ -114,8 +123,10 @@ def test_an_episode_over_before_its_readings_came_opens_one_late_latched_alert(
                 "medium",
                 "active",
                 True,
-                t0 + timedelta(hours=2),
-                t0 + timedelta(hours=2, minutes=20),
+                # the cuff's pulse of 120 at t0 + 30 min began the run (gaps up to an
+                # hour are tolerated between readings beyond the limit)
+                t0 + timedelta(minutes=30),
+                t0 + timedelta(hours=1, minutes=20),
             ),
             (
                 "shock_index",
@@ -130,8 +141,10 @@ def test_an_episode_over_before_its_readings_came_opens_one_late_latched_alert(
                 "high",
                 "active",
                 True,
-                t0 + timedelta(hours=1),
-                t0 + timedelta(hours=1, minutes=8),
+                # readings settled over 5 minutes (their median): the fall counts from
+                # its third minute, and so does the recovery
+                t0 + timedelta(hours=1, minutes=2),
+                t0 + timedelta(hours=1, minutes=10),
             ),
         ]
         late_ids = {r[0] for r in conn.execute("SELECT alert_id FROM alerts WHERE late").fetchall()}
@@ -221,18 +234,19 @@ def test_an_episode_arriving_over_several_batches_is_one_alert_with_its_whole_sp
     engine, patient = world.engine, world.ids["b"]
     t0 = NOW - timedelta(hours=6)
     with psycopg.connect(db, autocommit=True) as conn:
-        _readings(conn, patient, "spo2_pct", t0, [97.0] * 20 + [86.0] * 8)
+        # (readings are settled over 5 minutes: a run counts from its third minute)
+        _readings(conn, patient, "spo2_pct", t0, [97.0] * 20 + [86.0] * 12)
         _mark(conn, patient, t0)
         engine.evaluate_once(conn, [patient])
         first = _alerts(conn, patient)
         assert [r[:4] for r in first] == [("spo2_critical", "high", "active", True)]
-        assert first[0][5] == t0 + timedelta(minutes=14)
-        _readings(conn, patient, "spo2_pct", t0 + timedelta(minutes=14), [84.0] * 8 + [97.0] * 20)
-        _mark(conn, patient, t0 + timedelta(minutes=14))
+        assert first[0][5] == t0 + timedelta(minutes=16)
+        _readings(conn, patient, "spo2_pct", t0 + timedelta(minutes=16), [84.0] * 8 + [97.0] * 20)
+        _mark(conn, patient, t0 + timedelta(minutes=16))
         engine.evaluate_once(conn, [patient])
         found = conn.execute(
             "SELECT condition_onset_at, condition_cleared_at, evidence->>'value' FROM alerts"
-            " WHERE patient_id = %s AND kind = 'clinical'",
+            " WHERE patient_id = %s AND rule_id = 'spo2_critical'",
             (patient,),
         ).fetchall()
-    assert found == [(t0 + timedelta(minutes=10), t0 + timedelta(minutes=18), "84.0")]
+    assert found == [(t0 + timedelta(minutes=12), t0 + timedelta(minutes=22), "84.0")]
