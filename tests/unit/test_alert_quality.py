@@ -194,6 +194,9 @@ def test_news2_findings_name_the_parameters_that_scored() -> None:
             }
             return Window(np.asarray([1, 2]), end_ms, bin_s, n, metrics)
 
+        def last_reading_ms(self, ids, metric, now_ms):  # type: ignore[no-untyped-def]
+            return np.full(len(ids), np.nan)
+
         def gateway_offline_since_ms(self, ids, now_ms):  # type: ignore[no-untyped-def]
             return np.full(len(ids), np.nan)
 

@@ -64,6 +64,13 @@ class MemorySource:
                 )
         return Window(ids, end_ms, bin_s, n, metrics)
 
+    def last_reading_ms(self, ids: NDArray[np.int64], metric: str, now_ms: int) -> F:
+        latest = [
+            max((t for t, _v in self.readings.get((pid, metric), []) if t <= now_ms), default=None)
+            for pid in ids.tolist()
+        ]
+        return np.asarray([np.nan if t is None else t - t % 60_000 for t in latest])
+
     def gateway_offline_since_ms(self, ids: NDArray[np.int64], now_ms: int) -> F:
         return np.full(len(ids), np.nan)
 
