@@ -18,7 +18,6 @@ connection dies without a goodbye.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -31,6 +30,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
 from gateway.outbox import Outbox, PendingReading
+from vitals.gateway_config import ConfiguredDevice, GatewayConfig
 from vitals.mqtt_session import connect_persistent, new_client
 from vitals.settings import GatewaySettings, MqttSettings
 from vitals.topics import ack_topic, config_topic, readings_topic, status_topic
@@ -73,6 +73,8 @@ class Uplink:
         self._wake = threading.Event()
         self.connected = threading.Event()
         self.acked_readings = 0
+        # the devices the configuration lists (the BLE central serves exactly those)
+        self.on_devices: Callable[[list[ConfiguredDevice]], None] | None = None
         self._batch_max = gateway.upload_batch_max
         stored = outbox.get("upload_batch_max")
         if stored and stored.isdigit():
@@ -131,13 +133,15 @@ class Uplink:
 
     def _on_config(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         try:
-            cfg = json.loads(msg.payload)
-            batch = int(cfg["upload_batch_max"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignoring configuration message without a valid upload_batch_max")
+            cfg = GatewayConfig.model_validate_json(msg.payload)
+        except ValidationError:
+            log.warning("ignoring a configuration message that is not valid")
             return
-        self._batch_max = max(1, min(batch, 5000))
-        self._outbox.put("upload_batch_max", str(self._batch_max))
+        if cfg.upload_batch_max is not None:
+            self._batch_max = max(1, min(cfg.upload_batch_max, 5000))
+            self._outbox.put("upload_batch_max", str(self._batch_max))
+        if cfg.devices is not None and self.on_devices is not None:
+            self.on_devices(cfg.devices)
 
     # -- the uplink thread --------------------------------------------------------
     def _publish_status(self, *, online: bool, reason: str | None = None) -> mqtt.MQTTMessageInfo:

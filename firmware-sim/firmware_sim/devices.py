@@ -145,6 +145,7 @@ class EmittedFrame:
     payload: bytes
     line: bytes
     values: tuple[EmittedValue, ...]
+    measurement: Measurement | None = None  # what was encoded (a BLE device re-stamps it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +305,7 @@ class _Device(ABC):
         char, payload = encode(m)
         line = gatt_frame(self.id, char, payload, rx_ms)
         self._frames.append(
-            EmittedFrame(rx_ms, self.id, self.kind, char, payload, line, tuple(values))
+            EmittedFrame(rx_ms, self.id, self.kind, char, payload, line, tuple(values), m)
         )
 
     def entry(self, rx_ms: int, obs: Observation, value: float) -> None:
