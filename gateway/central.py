@@ -63,6 +63,10 @@ class _DeviceState:
     config: ConfiguredDevice
     task: asyncio.Task[None] | None = None
     callbacks: dict[int, Callable[[bytes], None]] = field(default_factory=dict)
+    # glucose: records at or below the floor were stored in an earlier session; the ones
+    # seen in this session are not stored twice (a record can come live and by RACP)
+    glucose_floor: int | None = None
+    glucose_seen: set[int] = field(default_factory=set)
     connections: int = 0
     pairings: int = 0
 
@@ -180,9 +184,11 @@ class Central:
     async def _session(self, state: _DeviceState, link: PeerLink) -> None:
         dev = state.config
         chars = await link.discover()
+        state.glucose_floor = self._last_sequence(dev)
+        state.glucose_seen.clear()
         for uuid in MEASUREMENTS:
             if uuid in chars:
-                callback = state.callbacks.setdefault(uuid, self._on_value(dev, uuid))
+                callback = state.callbacks.setdefault(uuid, self._on_value(state, uuid))
                 await self._guarded(state, link, lambda u=uuid, c=callback: link.subscribe(u, c))  # type: ignore[misc]
         if CURRENT_TIME in chars:
             await self._guarded(state, link, lambda: self._set_time(link))
@@ -191,10 +197,12 @@ class Central:
         await self._read_info(dev, link, chars)
         await link.disconnected.wait()
 
-    def _on_value(self, dev: ConfiguredDevice, uuid: int) -> Callable[[bytes], None]:
+    def _on_value(self, state: _DeviceState, uuid: int) -> Callable[[bytes], None]:
+        dev = state.config
+
         def on_value(value: bytes) -> None:
             rx_ms = self._clock_ms()
-            if uuid == GLUCOSE_MEASUREMENT and not self._new_glucose_record(dev, value):
+            if uuid == GLUCOSE_MEASUREMENT and not self._new_glucose_record(state, value):
                 return
             self._frames.handle(gatt_frame(dev.id, uuid, value, rx_ms).rstrip(b"\n"))
             self._outbox.put(f"ble_last_seen:{dev.id}", str(rx_ms))
@@ -211,16 +219,19 @@ class Central:
         raw = self._outbox.get(f"ble_last_seq:{dev.id}")
         return int(raw) if raw else None
 
-    def _new_glucose_record(self, dev: ConfiguredDevice, value: bytes) -> bool:
-        """Whether a glucose record is newer than the last one kept (then it is noted)."""
+    def _new_glucose_record(self, state: _DeviceState, value: bytes) -> bool:
+        """Whether a glucose record was not stored before (then it is noted)."""
         try:
             seq = glucose_sequence_number(value)
         except ValueError:
             return True  # the decoder refuses it with its reason
-        last = self._last_sequence(dev)
-        if last is not None and seq <= last:
+        floor = state.glucose_floor
+        if (floor is not None and seq <= floor) or seq in state.glucose_seen:
             return False
-        self._outbox.put(f"ble_last_seq:{dev.id}", str(seq))
+        state.glucose_seen.add(seq)
+        last = self._last_sequence(state.config)
+        if last is None or seq > last:
+            self._outbox.put(f"ble_last_seq:{state.config.id}", str(seq))
         return True
 
     async def _fetch_records(self, state: _DeviceState, link: PeerLink) -> None:
@@ -233,7 +244,7 @@ class Central:
 
         state.callbacks[RACP] = on_racp
         await self._guarded(state, link, lambda: link.subscribe(RACP, on_racp))
-        last = self._last_sequence(dev)
+        last = state.glucose_floor
         if last is None:
             request = bytes((0x01, 0x01))  # report stored records: all
         else:  # greater than or equal to last + 1: nothing fetched twice

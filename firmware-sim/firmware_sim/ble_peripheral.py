@@ -139,17 +139,22 @@ class SimPeripheral:
         self.clock_offset = timedelta(seconds=clock_offset_s)
         self.in_range = True
         self.connection: Connection | None = None
-        self.kept: deque[tuple[int, bytes]] = deque()  # (characteristic, value), oldest first
-        self.glucose_records: list[tuple[int, bytes]] = []  # (sequence number, value)
+        # (characteristic, value as sent, the measurement), oldest first
+        self.kept: deque[tuple[int, bytes, EmittedFrame]] = deque()
+        # the meter's memory: (sequence number, value as sent, the measurement)
+        self.glucose_records: list[tuple[int, bytes, EmittedFrame]] = []
         self.battery_pct = 100
         self.notified = 0
-        self.sent: list[tuple[int, bytes]] = []  # every value the gateway received
-        self.lost: list[tuple[int, bytes]] = []  # continuous values taken while nobody listened
+        # every value the gateway received, and the continuous values taken while nobody
+        # listened (lost, as on a real device)
+        self.sent: list[tuple[int, bytes, EmittedFrame]] = []
+        self.lost: list[tuple[int, bytes, EmittedFrame]] = []
         self.connections = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.clock_sets = 0
         self._pump_wake = asyncio.Event()
         self._racp_busy = False
+        self._glucose_sent_upto = -1  # highest sequence number sent in this connection
         service_uuid, chars, secure = SERVICES[kind]
         self.secure = secure
         self.chars: dict[int, Characteristic[Any]] = {}
@@ -262,6 +267,7 @@ class SimPeripheral:
             log.info("%s: disconnected", self.id)
             self.connection = None
             self._racp_busy = False
+            self._glucose_sent_upto = -1
             if self.in_range:
                 asyncio.get_running_loop().create_task(self._advertise())
 
@@ -297,7 +303,9 @@ class SimPeripheral:
             written = read_exact_time_256(value)
         except ValueError as exc:
             raise att.ATT_Error(att.ErrorCode.VALUE_NOT_ALLOWED) from exc
-        self.clock_offset = written - self.wall_clock().replace(microsecond=0)
+        offset = round((written - self.wall_clock()).total_seconds())
+        # a clock is set to the second: a difference of a second or two is no difference
+        self.clock_offset = timedelta(seconds=offset if abs(offset) > 2 else 0)
         self.clock_sets += 1
         log.info(
             "%s: clock set, now %+.0f s from true time", self.id, self.clock_offset.total_seconds()
@@ -332,23 +340,27 @@ class SimPeripheral:
         if uuid == BATTERY_LEVEL:
             self.battery_pct = value[0]
             listening = self._subscribed(BATTERY_LEVEL)
-            if not (listening and await self._send(uuid, value, indicate=False)):
-                self.lost.append((uuid, value))
+            if not (listening and await self._send(uuid, value, frame, indicate=False)):
+                self.lost.append((uuid, value, frame))
             return
         if uuid == GLUCOSE_MEASUREMENT:
-            self.glucose_records.append((int.from_bytes(value[1:3], "little"), value))
+            seq = int.from_bytes(value[1:3], "little")
+            self.glucose_records.append((seq, value, frame))
+            # during a RACP procedure the new record goes after the stored ones
             if self._subscribed(GLUCOSE_MEASUREMENT) and not self._racp_busy:
-                await self._send(uuid, value, indicate=False)
+                await self._send_glucose(seq, value, frame)
             return
         if uuid in KEPT:
-            self.kept.append((uuid, value))
+            self.kept.append((uuid, value, frame))
             self._pump_wake.set()
             return
         # continuous: lost when nobody listens
-        if not (self._subscribed(uuid) and await self._send(uuid, value, indicate=False)):
-            self.lost.append((uuid, value))
+        if not (self._subscribed(uuid) and await self._send(uuid, value, frame, indicate=False)):
+            self.lost.append((uuid, value, frame))
 
-    async def _send(self, uuid: int, value: bytes, *, indicate: bool) -> bool:
+    async def _send(
+        self, uuid: int, value: bytes, frame: EmittedFrame | None, *, indicate: bool
+    ) -> bool:
         conn = self.connection
         if conn is None:
             return False
@@ -361,8 +373,8 @@ class SimPeripheral:
             log.info("%s: could not send 0x%04X: %s", self.id, uuid, exc)
             return False
         self.notified += 1
-        if uuid != RACP:
-            self.sent.append((uuid, value))
+        if frame is not None:
+            self.sent.append((uuid, value, frame))
         return True
 
     def _on_subscription(self, _bearer: object, notify: bool, indicate: bool) -> None:
@@ -374,10 +386,10 @@ class SimPeripheral:
             await self._pump_wake.wait()
             self._pump_wake.clear()
             while self.kept and self._subscribed(self.kept[0][0]):
-                uuid, value = self.kept[0]
-                if not await self._send(uuid, value, indicate=True):
+                head = self.kept[0]
+                if not await self._send(head[0], head[1], head[2], indicate=True):
                     break
-                if self.kept and self.kept[0] == (uuid, value):
+                if self.kept and self.kept[0] is head:
                     self.kept.popleft()
 
     # -- record access control point (glucose) -----------------------------------
@@ -389,11 +401,21 @@ class SimPeripheral:
         self._racp_busy = True
         asyncio.get_running_loop().create_task(self._racp(bytes(value)))
 
+    async def _send_glucose(self, seq: int, value: bytes, frame: EmittedFrame) -> bool:
+        if not await self._send(GLUCOSE_MEASUREMENT, value, frame, indicate=False):
+            return False
+        self._glucose_sent_upto = max(self._glucose_sent_upto, seq)
+        return True
+
     async def _racp(self, request: bytes) -> None:
         try:
             await self._racp_procedure(request)
         finally:
             self._racp_busy = False
+        # records taken during the procedure, held back so the stored ones came first
+        for seq, value, frame in list(self.glucose_records):
+            if seq > self._glucose_sent_upto and self._subscribed(GLUCOSE_MEASUREMENT):
+                await self._send_glucose(seq, value, frame)
 
     async def _racp_procedure(self, request: bytes) -> None:
         if len(request) < 2:
@@ -404,29 +426,33 @@ class SimPeripheral:
             await self._racp_reply(request[:1], RACP_NOT_SUPPORTED)
             return
         if operator == OP_ALL:
-            records = list(self.glucose_records)
+            low = 0
         elif (
             operator == OP_GREATER_OR_EQUAL and len(request) >= 5 and request[2] == FILTER_SEQUENCE
         ):
             low = int.from_bytes(request[3:5], "little")
-            records = [r for r in self.glucose_records if r[0] >= low]
         else:
             await self._racp_reply(request[:1], RACP_OPERATOR_NOT_SUPPORTED)
             return
+        matching = [r for r in self.glucose_records if r[0] >= low]
         if opcode == RACP_REPORT_NUMBER:
-            body = bytes((RACP_NUMBER_RESPONSE, 0x00)) + len(records).to_bytes(2, "little")
-            await self._send(RACP, body, indicate=True)
+            body = bytes((RACP_NUMBER_RESPONSE, 0x00)) + len(matching).to_bytes(2, "little")
+            await self._send(RACP, body, None, indicate=True)
             return
-        if not records:
+        if not matching:
             await self._racp_reply(request[:1], RACP_NO_RECORDS)
             return
-        for _seq, value in records:
-            if not await self._send(GLUCOSE_MEASUREMENT, value, indicate=False):
-                return
+        sent_upto = low - 1
+        while batch := [r for r in self.glucose_records if r[0] > sent_upto]:
+            for seq, value, frame in batch:  # records taken meanwhile follow in the report
+                if not await self._send_glucose(seq, value, frame):
+                    return
+                sent_upto = seq
         await self._racp_reply(request[:1], RACP_SUCCESS)
 
     async def _racp_reply(self, opcode: bytes, code: int) -> None:
-        await self._send(RACP, bytes((RACP_RESPONSE, 0x00, opcode[0], code)), indicate=True)
+        reply = bytes((RACP_RESPONSE, 0x00, opcode[0], code))
+        await self._send(RACP, reply, None, indicate=True)
 
 
 def device_configuration(device_id: str) -> DeviceConfiguration:
