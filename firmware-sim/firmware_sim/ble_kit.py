@@ -67,6 +67,7 @@ class BleSimulation:
         self.start_ms = start_ms
         self.until_ms = until_ms
         self.streamed = threading.Event()
+        self.caught_up = threading.Event()  # the backfill is done: frames now come live
         self.link_host = link_host
         self.window_ms = window_ms
         self.peripherals: dict[str, SimPeripheral] = {}
@@ -153,6 +154,7 @@ class BleSimulation:
         self.ready.set()
         try:
             await asyncio.gather(*(self._stream(kit) for kit in self.kits))
+            self.caught_up.set()
             self.streamed.set()
             await asyncio.to_thread(self._stop.wait)  # keep serving the gateway until stopped
         finally:
@@ -168,6 +170,7 @@ class BleSimulation:
                 return True
             if wait_s <= 0:
                 return True
+            self.caught_up.set()
             await asyncio.sleep(min(wait_s, 0.2))
         return False
 

@@ -442,12 +442,12 @@ class SimPeripheral:
         if not matching:
             await self._racp_reply(request[:1], RACP_NO_RECORDS)
             return
-        sent_upto = low - 1
-        while batch := [r for r in self.glucose_records if r[0] > sent_upto]:
+        reported: set[int] = set()
+        while batch := [r for r in self.glucose_records if r[0] >= low and r[0] not in reported]:
             for seq, value, frame in batch:  # records taken meanwhile follow in the report
                 if not await self._send_glucose(seq, value, frame):
                     return
-                sent_upto = seq
+                reported.add(seq)
         await self._racp_reply(request[:1], RACP_SUCCESS)
 
     async def _racp_reply(self, opcode: bytes, code: int) -> None:

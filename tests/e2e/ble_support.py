@@ -42,13 +42,17 @@ API_PASSWORD = "api-test-password"
 GLUCOSE = 0x2A18
 
 
-def dense_schedule(now: datetime, tz: ZoneInfo, every_s: int, for_s: int) -> Schedule:
+def dense_schedule(
+    now: datetime, tz: ZoneInfo, every_s: int, for_s: int, backfill_h: float
+) -> Schedule:
     """The usual day, plus a measurement of every spot device every ``every_s`` seconds
-    for the next ``for_s`` seconds, so a short test sees many of them live."""
+    for the next ``for_s`` seconds (so a short test sees many of them live) and every
+    five minutes over the ``backfill_h`` hours before now."""
     local = now.astimezone(tz)
     h0 = local.hour + local.minute / 60 + local.second / 3600
+    past = tuple(h0 - k / 12 for k in range(1, int(backfill_h * 12)))
     dense = tuple(h0 + k * every_s / 3600 for k in range(1, for_s // every_s + 1))
-    dense = tuple(h for h in dense if h < 23.99)
+    dense = tuple(sorted(h for h in (*past, *dense) if 0.01 < h < 23.99))
     return Schedule(
         bp_h=(8.0, 14.0, 20.0, *dense),
         temperature_h=(8.25, 14.25, 20.25, *(h + 1 / 3600 for h in dense)),
@@ -191,7 +195,7 @@ def make_kit(
     tz = ZoneInfo(HOME_TZ)
     now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(hours=backfill_h)
-    schedule = dense_schedule(now, tz, every_s, live_s)
+    schedule = dense_schedule(now, tz, every_s, live_s, backfill_h)
     return KitSimulator(key, 11, start, kinds, tz=tz, schedule=schedule), now
 
 
@@ -203,9 +207,14 @@ def simulation(
     return BleSimulation(kits, clock, start_ms=to_ms(start), until_ms=to_ms(now) + live_s * 1000)
 
 
-def wait_all_kept_sent(sim: BleSimulation, timeout_s: float = 60) -> None:
+def wait_all_kept_sent(
+    sim: BleSimulation, device_ids: Iterable[str] | None = None, timeout_s: float = 60
+) -> None:
+    ids = set(sim.peripherals if device_ids is None else device_ids)
     wait_for(
-        lambda: all(not p.kept and not p._racp_busy for p in sim.peripherals.values()),
+        lambda: all(
+            not p.kept and not p._racp_busy for i, p in sim.peripherals.items() if i in ids
+        ),
         timeout_s,
         "every kept record to reach the gateway",
     )

@@ -8,11 +8,13 @@ device's own Date Time when it has one, the gateway's reception time otherwise."
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from firmware_sim.ble_kit import BleKit, BleSimulation
+from firmware_sim.ble_peripheral import ble_address
 from firmware_sim.devices import DeviceKind
 
 from postop.ports import free_port
@@ -96,3 +98,120 @@ def test_every_device_type_over_ble_stored_exactly_once(
     assert bonds.exists()
     assert os.stat(bonds).st_mode & 0o777 == 0o600
     assert "paired and bonded" in gw.log()
+
+
+def test_out_of_range_for_two_hours_then_back_nothing_lost_nothing_doubled(
+    db: str,
+    broker: Broker,
+    ingest: ServiceProcess,
+    workdir: Path,
+    running: list[tuple[BleSimulation | None, ServiceProcess | None]],
+) -> None:
+    """Two hours out of range: the cuff, thermometer and scale indicate what they kept,
+    the meter answers RACP; then a short second absence: only what is new comes, and
+    the meter is asked only for records after the last one the gateway holds."""
+    live_s = 45
+    kinds = (DeviceKind.BP_CUFF, DeviceKind.THERMOMETER, DeviceKind.SCALE, DeviceKind.GLUCOSE_METER)
+    kit, now = make_kit("ble-away", kinds, backfill_h=2, live_s=live_s)
+    gateway_id = "gw-ble-away"
+    password = provision(db, broker, gateway_id, kit)
+    hci_port = free_port()
+    away = frozenset(kit.device_ids())
+    sim = simulation([BleKit(kit, hci_port, out_of_range=away)], kit.start, now, live_s)
+    running.append((sim, None))
+    sim.start()
+    publish_config(broker, gateway_id, kit.device_ids())
+    gw = ble_gateway(gateway_id, password, broker, workdir / "gw", hci_port)
+    running.append((None, gw))
+    gw.start()
+    wait_for(sim.caught_up.is_set, 60, "two simulated hours out of range")
+    wait_for(lambda: "serving" in gw.log(), 30, "the gateway to read its configuration")
+    peripherals = sim.peripherals
+    kept_while_away = sum(len(p.kept) for p in peripherals.values())
+    meter = next(p for p in peripherals.values() if p.kind is DeviceKind.GLUCOSE_METER)
+    stored_in_meter = len(meter.glucose_records)
+    assert kept_while_away > 20
+    assert stored_in_meter > 20
+    assert all(p.connections == 0 for p in peripherals.values())
+
+    for p in peripherals.values():  # back in range
+        sim.call(p.set_in_range(True))
+    wait_all_kept_sent(sim)
+    wait_for(lambda: len(meter.sent) >= stored_in_meter, 60, "the meter's stored records")
+
+    for p in peripherals.values():  # a second, short absence while measuring
+        sim.call(p.set_in_range(False))
+    time.sleep(12)
+    assert sum(len(p.kept) for p in peripherals.values()) > 0
+    for p in peripherals.values():
+        sim.call(p.set_in_range(True))
+
+    wait_for(sim.streamed.is_set, live_s + 120, "the devices' measurements")
+    wait_all_kept_sent(sim)
+    wait_for(lambda: len(meter.sent) >= len(meter.glucose_records), 60, "every glucose record")
+    expected = expected_rows(kit, peripherals)
+    wait_for(lambda: len(stored_rows(db)) >= expected.count(), 60, f"{expected.count()} rows")
+    assert_stored_exactly(db, expected)
+    # RACP 'greater than or equal to last + 1': the meter sent every record once
+    sent_seqs = [int.from_bytes(v[1:3], "little") for u, v, _ in meter.sent if u == 0x2A18]
+    assert len(sent_seqs) == len(set(sent_seqs)) == len(meter.glucose_records)
+    assert all(p.connections >= 2 for p in peripherals.values())
+
+
+def test_lost_bond_wrong_clock_and_a_neighbours_device(
+    db: str,
+    broker: Broker,
+    ingest: ServiceProcess,
+    workdir: Path,
+    running: list[tuple[BleSimulation | None, ServiceProcess | None]],
+) -> None:
+    """The cuff forgets its bond: the gateway pairs again and goes on. The thermometer's
+    clock is two hours fast: set through Current Time, its readings carry true times. A
+    neighbour's cuff advertises in range: it is never connected, never paired."""
+    live_s = 45
+    kinds = (DeviceKind.BP_CUFF, DeviceKind.THERMOMETER)
+    kit, now = make_kit("ble-home", kinds, backfill_h=0, live_s=live_s)
+    neighbour, _ = make_kit("ble-next-door", (DeviceKind.BP_CUFF,), backfill_h=0, live_s=live_s)
+    cuff_id, thermometer_id = kit.device_ids()
+    gateway_id = "gw-ble-home"
+    password = provision(db, broker, gateway_id, kit)
+    hci_port = free_port()
+    sim = simulation(
+        [
+            BleKit(kit, hci_port, clock_offsets_s={thermometer_id: 7200.0}),
+            BleKit(neighbour, free_port()),
+        ],
+        kit.start,
+        now,
+        live_s,
+    )
+    running.append((sim, None))
+    sim.start()
+    publish_config(broker, gateway_id, kit.device_ids())
+    gw = ble_gateway(gateway_id, password, broker, workdir / "gw", hci_port)
+    running.append((None, gw))
+    gw.start()
+    cuff = sim.peripherals[cuff_id]
+    thermometer = sim.peripherals[thermometer_id]
+    wait_for(lambda: len(cuff.sent) >= 2, 60, "the cuff's first readings")
+    assert thermometer.clock_sets >= 1
+    assert not thermometer.clock_offset
+
+    sim.call(cuff.forget_bonds())  # reset: its bond with the gateway is gone
+    sim.call(cuff.set_in_range(False))
+    sim.call(cuff.set_in_range(True))
+    wait_for(lambda: "forgetting the bond" in gw.log(), 60, "the gateway to see the lost bond")
+    wait_for(lambda: gw.log().count(f"{cuff_id}: paired and bonded") >= 2, 60, "pairing again")
+
+    wait_for(sim.streamed.is_set, live_s + 120, "the devices' measurements")
+    wait_all_kept_sent(sim, kit.device_ids())
+    expected = expected_rows(kit, {cuff_id: cuff, thermometer_id: thermometer})
+    sent_after_repair = len(cuff.sent)
+    assert sent_after_repair > 4
+    wait_for(lambda: len(stored_rows(db)) >= expected.count(), 60, f"{expected.count()} rows")
+    assert_stored_exactly(db, expected)  # the thermometer's readings at their true times
+    neighbours_cuff = sim.peripherals[neighbour.device_ids()[0]]
+    assert neighbours_cuff.connections == 0
+    bonds = (workdir / "gw" / "bonds" / "bonds.json").read_text()
+    assert ble_address(neighbour.device_ids()[0]) not in bonds.upper()
+    assert ble_address(cuff_id) in bonds.upper()
