@@ -127,7 +127,18 @@ class Central:
     # -- the loop ---------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
-        await self._radio.open()
+        delay = self._backoff_initial_s
+        while True:  # the controller may not be there yet (dongle, virtual radio)
+            try:
+                await self._radio.open()
+                break
+            except (OSError, RadioError) as exc:
+                log.warning("Bluetooth controller not available (%s); retry in %.1f s", exc, delay)
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                    return
+                except TimeoutError:
+                    delay = min(delay * 2, self._backoff_max_s)
         self._apply(self.stored_configuration())
         try:
             await stop.wait()
@@ -136,8 +147,13 @@ class Central:
             tasks = [s.task for s in self._devices.values() if s.task is not None]
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._radio.close()
+            # a controller already gone (dongle pulled, radio stopped) answers nothing:
+            # the goodbyes are bounded so the service still stops in time
+            try:
+                await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 3.0)
+                await asyncio.wait_for(self._radio.close(), 2.0)
+            except TimeoutError:
+                log.warning("the Bluetooth controller did not answer while stopping")
 
     async def _serve(self, state: _DeviceState) -> None:
         dev = state.config

@@ -161,7 +161,10 @@ class BumbleRadio:
         self._connect_lock = asyncio.Lock()
 
     async def open(self) -> None:
-        self._transport = await open_transport(self._spec)
+        try:
+            self._transport = await open_transport(self._spec)
+        except Exception as exc:
+            raise _radio_error(exc) from exc
         digest = hashlib.sha256(b"gateway:" + self._gateway_id.encode()).digest()
         raw = bytearray(digest[:6])
         raw[0] |= 0xC0  # a static random address, stable for this gateway
