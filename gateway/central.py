@@ -30,6 +30,7 @@ from gateway.outbox import Outbox
 from gateway.radio import BondLost, InsufficientSecurity, PeerLink, Radio, RadioError
 from vitals.gateway_config import ConfiguredDevice
 from vitals.link import gatt_frame
+from vitals.wire import DeviceInfo
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class Central:
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self._devices: dict[str, _DeviceState] = {}
+        self._last_seen_ms: dict[str, int] = {}  # device id -> last value received
+        self.on_info: Callable[[], None] | None = None  # device information changed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
@@ -221,7 +224,7 @@ class Central:
             if uuid == GLUCOSE_MEASUREMENT and not self._new_glucose_record(state, value):
                 return
             self._frames.handle(gatt_frame(dev.id, uuid, value, rx_ms).rstrip(b"\n"))
-            self._outbox.put(f"ble_last_seen:{dev.id}", str(rx_ms))
+            self._last_seen_ms[dev.id] = rx_ms
 
         return on_value
 
@@ -289,9 +292,35 @@ class Central:
             except (RadioError, IndexError) as exc:
                 log.info("%s: could not read the battery level: %s", dev.id, exc)
         if info:
-            info["last_connected_ms"] = str(self._clock_ms())
+            self._last_seen_ms[dev.id] = self._clock_ms()
             self._outbox.put(f"ble_info:{dev.id}", json.dumps(info, sort_keys=True))
             log.info("%s: %s", dev.id, ", ".join(f"{k}={v}" for k, v in sorted(info.items())))
+            if self.on_info is not None:
+                self.on_info()
+
+    def device_info(self) -> list[DeviceInfo]:
+        """What the gateway knows of the devices it serves, for its status (any thread)."""
+        out = []
+        for state in list(self._devices.values()):
+            dev_id = state.config.id
+            raw = self._outbox.get(f"ble_info:{dev_id}")
+            info: dict[str, str] = json.loads(raw) if raw else {}
+            battery = info.get("battery_pct")
+            try:
+                out.append(
+                    DeviceInfo(
+                        device=dev_id,
+                        manufacturer=info.get("manufacturer", "")[:64] or None,
+                        model=info.get("model", "")[:64] or None,
+                        serial=info.get("serial", "")[:64] or None,
+                        firmware_revision=info.get("firmware_revision", "")[:64] or None,
+                        battery_pct=int(battery) if battery and int(battery) <= 100 else None,
+                        last_seen_ms=self._last_seen_ms.get(dev_id),
+                    )
+                )
+            except ValueError as exc:  # a device's odd strings never stop the status
+                log.info("%s: device information not reported: %s", dev_id, exc)
+        return out
 
     def connections(self, device_id: str) -> tuple[int, int]:
         """(connections, pairings) so far for a device (tests, status)."""

@@ -59,6 +59,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
         radio = BumbleRadio(gw.hci_transport, gw.gateway_id, gw.ble_bonds_path)
         central = _CentralThread(Central(radio, outbox, frames, ZoneInfo(gw.device_timezone)))
         uplink.on_devices = central.central.configure
+        uplink.device_info = central.central.device_info
+        central.central.on_info = uplink.status_changed
         central.start()
     uplink.start()
     try:

@@ -34,7 +34,7 @@ from vitals.gateway_config import ConfiguredDevice, GatewayConfig
 from vitals.mqtt_session import connect_persistent, new_client
 from vitals.settings import GatewaySettings, MqttSettings
 from vitals.topics import ack_topic, config_topic, readings_topic, status_topic
-from vitals.wire import CommitAck, GatewayStatus, encode_batch, encode_status
+from vitals.wire import CommitAck, DeviceInfo, GatewayStatus, encode_batch, encode_status
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,9 @@ class Uplink:
         self.acked_readings = 0
         # the devices the configuration lists (the BLE central serves exactly those)
         self.on_devices: Callable[[list[ConfiguredDevice]], None] | None = None
+        # what the gateway knows of its Bluetooth devices, carried by the status message
+        self.device_info: Callable[[], list[DeviceInfo]] | None = None
+        self._status_due = threading.Event()
         self._batch_max = gateway.upload_batch_max
         stored = outbox.get("upload_batch_max")
         if stored and stored.isdigit():
@@ -151,6 +154,7 @@ class Uplink:
             at_ms=self._clock_ms(),
             outbox_depth=self._outbox.depth(),
             reason=reason,
+            devices=self.device_info() if self.device_info is not None else None,
         )
         return self._client.publish(
             status_topic(self._gw.gateway_id), encode_status(st), qos=1, retain=True
@@ -230,6 +234,11 @@ class Uplink:
         """New rows are in the outbox."""
         self._wake.set()
 
+    def status_changed(self) -> None:
+        """Publish the status soon (the devices' information changed)."""
+        self._status_due.set()
+        self._wake.set()
+
     def run(self, stop: threading.Event) -> None:
         last_status = time.monotonic()
         while not stop.is_set():
@@ -251,7 +260,9 @@ class Uplink:
                 lingered = False
                 if not self._publish(rows):
                     break
-            if self.connected.is_set() and time.monotonic() - last_status > STATUS_EVERY_S:
+            due = self._status_due.is_set() or time.monotonic() - last_status > STATUS_EVERY_S
+            if self.connected.is_set() and due:
+                self._status_due.clear()
                 self._publish_status(online=True)
                 last_status = time.monotonic()
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from firmware_sim.ble_kit import BleKit, BleSimulation
 from firmware_sim.ble_peripheral import ble_address
@@ -98,6 +99,23 @@ def test_every_device_type_over_ble_stored_exactly_once(
     assert bonds.exists()
     assert os.stat(bonds).st_mode & 0o777 == 0o600
     assert "paired and bonded" in gw.log()
+    # Device Information, battery and last contact reach the backend through the status
+    wait_for(lambda: len(device_info(db)) == len(ALL_KINDS), 30, "the devices' information")
+    for device_id, (model, serial, firmware, battery, last_seen) in device_info(db).items():
+        assert model == f"SIM-{device_id.removesuffix('-ble-all')}"
+        assert serial == device_id
+        assert firmware == "1.4.2"
+        assert battery is not None
+        assert last_seen is not None
+
+
+def device_info(db: str) -> dict[str, tuple[object, ...]]:
+    with psycopg.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT device_id, model, serial, firmware_revision, battery_pct, last_seen"
+            " FROM device_info"
+        ).fetchall()
+    return {r[0]: tuple(r[1:]) for r in rows}
 
 
 def test_out_of_range_for_two_hours_then_back_nothing_lost_nothing_doubled(
