@@ -131,10 +131,10 @@ class _Reader:
         ms = (local - _EPOCH) // timedelta(milliseconds=1)
         return ms if 0 <= ms < _MAX_TIME_MS else None
 
-    def flags(self, known_mask: int) -> int:
-        """The flags byte, RFU bits (outside ``known_mask``) cleared: a newer version of
+    def flags(self, reserved_mask: int) -> int:
+        """The flags byte, its RFU bits (``reserved_mask``) cleared: a newer version of
         the characteristic may define them, and a receiver ignores them."""
-        return self.uint(1, "flags") & known_mask
+        return self.uint(1, "flags") & ~reserved_mask
 
     def finish(self) -> None:
         """Bytes after the fields we know are fields a newer version appended: ignored."""
@@ -160,7 +160,7 @@ def decode_heart_rate(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
     """heart_rate_bpm; a sensor that reports lost skin contact makes it QUESTIONABLE.
     Energy expended and RR-intervals are checked for shape and otherwise ignored."""
     r = _Reader(payload)
-    flags = r.flags(0x1F)
+    flags = r.flags(0xE0)
     bpm = r.uint(2, "heart rate (uint16)") if flags & 0x01 else r.uint(1, "heart rate (uint8)")
     contact = (flags >> 1) & 0b11
     quality = ReadingFlag.QUESTIONABLE if contact == 0b10 else ReadingFlag.NONE
@@ -190,7 +190,7 @@ def decode_blood_pressure(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
     position is QUESTIONABLE for every value; a pulse rate outside the cuff's range only
     for the pulse rate. Irregular pulse is a finding, not a quality problem: no flag."""
     r = _Reader(payload)
-    flags = r.flags(0x1F)
+    flags = r.flags(0xE0)
     kpa = bool(flags & 0x01)
     systolic = r.sfloat("systolic")
     diastolic = r.sfloat("diastolic")
@@ -232,7 +232,7 @@ def decode_blood_pressure(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
 def decode_temperature(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
     """temp_c, converted from Fahrenheit if the thermometer sent that."""
     r = _Reader(payload)
-    flags = r.flags(0x07)
+    flags = r.flags(0xF8)
     temp = r.float32("temperature")
     time_ms = r.date_time("time stamp", tz) if flags & 0x02 else None
     if flags & 0x04:
@@ -279,7 +279,7 @@ def decode_plx_spot_check(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
     """spo2_pct and heart_rate_bpm. A device that says its clock is not set gets no say
     on the time (the gateway stamps it), and its timestamp bytes are not judged."""
     r = _Reader(payload)
-    flags = r.flags(0x1F)
+    flags = r.flags(0xE0)
     spo2 = r.sfloat("SpO2")
     pulse = r.sfloat("pulse rate")
     time_ms = None
@@ -302,7 +302,7 @@ def decode_plx_continuous(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
     """spo2_pct and heart_rate_bpm from the normal-averaging pair; the fast and slow
     pairs and the pulse amplitude index are checked and otherwise ignored."""
     r = _Reader(payload)
-    flags = r.flags(0x1F)
+    flags = r.flags(0xE0)
     spo2 = r.sfloat("SpO2 (normal)")
     pulse = r.sfloat("pulse rate (normal)")
     for name, bit in (("fast", 0x01), ("slow", 0x02)):
@@ -328,7 +328,7 @@ def decode_weight(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
     """weight_kg (from 0.005 kg or 0.01 lb steps); 0xFFFF, 'measurement unsuccessful',
     is NOT_A_NUMBER. BMI and height are checked for shape and otherwise ignored."""
     r = _Reader(payload)
-    flags = r.flags(0x0F)
+    flags = r.flags(0xF0)
     raw = r.uint(2, "weight")
     time_ms = r.date_time("time stamp", tz) if flags & 0x02 else None
     if flags & 0x04:
@@ -359,7 +359,7 @@ def decode_glucose(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
     concentration yields nothing; a control-solution test checks the meter, not the
     patient, and yields nothing either."""
     r = _Reader(payload)
-    flags = r.flags(0x1F)
+    flags = r.flags(0xE0)
     r.uint(2, "sequence number")
     time_ms = r.date_time("base time", tz)
     if flags & 0x01:
