@@ -46,6 +46,7 @@ DEVICE_INFORMATION = {
     0x2A26: "firmware_revision",
 }
 RACP_TIMEOUT_S = 60.0
+CLOCK_SKEW_WARN_S = 60
 CONNECT_TIMEOUT_S = 10.0
 
 
@@ -59,6 +60,14 @@ def exact_time_256(wall: datetime) -> bytes:
     )
 
 
+def read_exact_time_256(value: bytes) -> datetime:
+    """The Date Time part of a Current Time value (ValueError if it is not one)."""
+    if len(value) < 7:
+        raise ValueError(f"Current Time of {len(value)} bytes")
+    year = int.from_bytes(value[:2], "little")
+    return datetime(year, value[2], value[3], value[4], value[5], value[6])
+
+
 @dataclass
 class _DeviceState:
     config: ConfiguredDevice
@@ -68,6 +77,9 @@ class _DeviceState:
     # seen in this session are not stored twice (a record can come live and by RACP)
     glucose_floor: int | None = None
     glucose_seen: set[int] = field(default_factory=set)
+    last_record_seq: int | None = None  # the last glucose record received
+    racp_waiter: Callable[[bytes], None] | None = None
+    clock_skew_s: int | None = None  # the device's clock minus ours, before we set it
     connections: int = 0
     pairings: int = 0
 
@@ -210,7 +222,7 @@ class Central:
                 callback = state.callbacks.setdefault(uuid, self._on_value(state, uuid))
                 await self._guarded(state, link, lambda u=uuid, c=callback: link.subscribe(u, c))  # type: ignore[misc]
         if CURRENT_TIME in chars:
-            await self._guarded(state, link, lambda: self._set_time(link))
+            await self._guarded(state, link, lambda: self._set_time(state, link))
         if RACP in chars and GLUCOSE_MEASUREMENT in chars:
             await self._fetch_records(state, link)
         await self._read_info(dev, link, chars)
@@ -229,7 +241,17 @@ class Central:
         return on_value
 
     # -- current time -----------------------------------------------------------
-    async def _set_time(self, link: PeerLink) -> None:
+    async def _set_time(self, state: _DeviceState, link: PeerLink) -> None:
+        """Note how far the device's clock was off, then set it to ours."""
+        try:
+            theirs = read_exact_time_256(await link.read(CURRENT_TIME))
+        except (RadioError, ValueError) as exc:
+            log.info("%s: could not read its clock: %s", state.config.id, exc)
+        else:
+            ours = datetime.fromtimestamp(self._clock_ms() / 1000, self._tz).replace(tzinfo=None)
+            state.clock_skew_s = round((theirs - ours).total_seconds())
+            if abs(state.clock_skew_s) > CLOCK_SKEW_WARN_S:
+                log.warning("%s: its clock was %+d s off", state.config.id, state.clock_skew_s)
         now = datetime.fromtimestamp(self._clock_ms() / 1000, self._tz).replace(tzinfo=None)
         await link.write(CURRENT_TIME, exact_time_256(now))
 
@@ -244,6 +266,7 @@ class Central:
             seq = glucose_sequence_number(value)
         except ValueError:
             return True  # the decoder refuses it with its reason
+        state.last_record_seq = seq
         floor = state.glucose_floor
         if (floor is not None and seq <= floor) or seq in state.glucose_seen:
             return False
@@ -253,29 +276,56 @@ class Central:
             self._outbox.put(f"ble_last_seq:{state.config.id}", str(seq))
         return True
 
-    async def _fetch_records(self, state: _DeviceState, link: PeerLink) -> None:
-        dev = state.config
+    async def _racp(self, state: _DeviceState, link: PeerLink, request: bytes) -> int | None:
+        """Run one RACP procedure; the response code (None if the answer is not one)."""
         done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
         def on_racp(value: bytes) -> None:
             if not done.done():
                 done.set_result(value)
 
-        state.callbacks[RACP] = on_racp
-        await self._guarded(state, link, lambda: link.subscribe(RACP, on_racp))
-        last = state.glucose_floor
-        if last is None:
-            request = bytes((0x01, 0x01))  # report stored records: all
-        else:  # greater than or equal to last + 1: nothing fetched twice
-            request = bytes((0x01, 0x03, 0x01)) + ((last + 1) & 0xFFFF).to_bytes(2, "little")
+        state.racp_waiter = on_racp
         await self._guarded(state, link, lambda: link.write(RACP, request))
         try:
             response = await asyncio.wait_for(done, RACP_TIMEOUT_S)
         except TimeoutError:
             raise RadioError("no RACP response") from None
-        code = response[3] if len(response) >= 4 and response[0] == 0x06 else None
+        if len(response) >= 4 and response[0] == 0x06:
+            return response[3]
+        return None
+
+    async def _fetch_records(self, state: _DeviceState, link: PeerLink) -> None:
+        dev = state.config
+
+        def on_racp(value: bytes) -> None:
+            if state.racp_waiter is not None:
+                state.racp_waiter(value)
+
+        racp_callback = state.callbacks.setdefault(RACP, on_racp)
+        await self._guarded(state, link, lambda: link.subscribe(RACP, racp_callback))
+        floor = state.glucose_floor
+        if floor is not None:
+            # a meter that was reset numbers its records from the start again: its last
+            # record is then below what we hold, and only 'all records' gets them
+            state.last_record_seq = None
+            code = await self._racp(state, link, bytes((0x01, 0x06)))  # the last record
+            last = state.last_record_seq
+            if code == 0x06 or (last is not None and last < floor):
+                log.warning(
+                    "%s: its records restart (last %s, ours %d): meter reset, asking for all",
+                    dev.id,
+                    last,
+                    floor,
+                )
+                self._outbox.put(f"ble_last_seq:{dev.id}", "")
+                state.glucose_floor = floor = None
+        if floor is None:
+            request = bytes((0x01, 0x01))  # report stored records: all
+        else:  # greater than or equal to last + 1: nothing fetched twice
+            request = bytes((0x01, 0x03, 0x01)) + ((floor + 1) & 0xFFFF).to_bytes(2, "little")
+        code = await self._racp(state, link, request)
         if code not in (0x01, 0x06):  # success, no records found
-            log.warning("%s: RACP answered %s", dev.id, response.hex())
+            log.warning("%s: RACP answered %s", dev.id, code)
 
     # -- device information and battery -----------------------------------------
     async def _read_info(self, dev: ConfiguredDevice, link: PeerLink, chars: set[int]) -> None:
@@ -316,6 +366,7 @@ class Central:
                         firmware_revision=info.get("firmware_revision", "")[:64] or None,
                         battery_pct=int(battery) if battery and int(battery) <= 100 else None,
                         last_seen_ms=self._last_seen_ms.get(dev_id),
+                        clock_skew_s=state.clock_skew_s,
                     )
                 )
             except ValueError as exc:  # a device's odd strings never stop the status

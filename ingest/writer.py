@@ -138,8 +138,8 @@ WHERE gateway_status.status_at <= EXCLUDED.status_at
 # a gateway reports only on the devices registered to it; the newest report wins
 _DEVICE_INFO = """
 INSERT INTO device_info (device_id, gateway_id, manufacturer, model, serial,
-                         firmware_revision, battery_pct, last_seen, reported_at)
-SELECT d.device_id, d.gateway_id, %s, %s, %s, %s, %s,
+                         firmware_revision, battery_pct, clock_skew_s, last_seen, reported_at)
+SELECT d.device_id, d.gateway_id, %s, %s, %s, %s, %s, %s,
        TIMESTAMPTZ 'epoch' + %s * INTERVAL '1 millisecond',
        TIMESTAMPTZ 'epoch' + %s * INTERVAL '1 millisecond'
 FROM devices d WHERE d.device_id = %s AND d.gateway_id = %s
@@ -150,6 +150,7 @@ SET gateway_id = EXCLUDED.gateway_id,
     serial = coalesce(EXCLUDED.serial, device_info.serial),
     firmware_revision = coalesce(EXCLUDED.firmware_revision, device_info.firmware_revision),
     battery_pct = coalesce(EXCLUDED.battery_pct, device_info.battery_pct),
+    clock_skew_s = coalesce(EXCLUDED.clock_skew_s, device_info.clock_skew_s),
     last_seen = greatest(EXCLUDED.last_seen, device_info.last_seen),
     reported_at = EXCLUDED.reported_at, updated_at = now()
 WHERE device_info.reported_at <= EXCLUDED.reported_at
@@ -357,6 +358,7 @@ def write_batch(
                         info.serial,
                         info.firmware_revision,
                         info.battery_pct,
+                        info.clock_skew_s,
                         info.last_seen_ms,
                         st.at_ms,
                         info.device,

@@ -80,6 +80,8 @@ class DeviceInfo(BaseModel):
     firmware_revision: str | None = Field(default=None, max_length=64)
     battery_pct: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
     last_seen_ms: Annotated[StrictInt, Field(ge=0)] | None = None
+    # how far the device's clock was off (device minus gateway) when the gateway set it
+    clock_skew_s: StrictInt | None = None
 
 
 class GatewayStatus(BaseModel):

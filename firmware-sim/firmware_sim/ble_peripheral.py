@@ -91,6 +91,7 @@ RACP_NUMBER_RESPONSE = 0x05
 RACP_RESPONSE = 0x06
 OP_ALL = 0x01
 OP_GREATER_OR_EQUAL = 0x03
+OP_LAST = 0x06
 FILTER_SEQUENCE = 0x01
 RACP_SUCCESS = 0x01
 RACP_NOT_SUPPORTED = 0x02
@@ -155,6 +156,7 @@ class SimPeripheral:
         self._pump_wake = asyncio.Event()
         self._racp_busy = False
         self._glucose_sent_upto = -1  # highest sequence number sent in this connection
+        self._next_seq = 1  # the glucose meter's next record number
         service_uuid, chars, secure = SERVICES[kind]
         self.secure = secure
         self.chars: dict[int, Characteristic[Any]] = {}
@@ -291,6 +293,13 @@ class SimPeripheral:
         if self.device.keystore is not None:
             await self.device.keystore.delete_all()
 
+    async def factory_reset(self) -> None:
+        """Bonds and memory gone: a meter numbers its records from 1 again."""
+        await self.forget_bonds()
+        self.glucose_records.clear()
+        self.kept.clear()
+        self._next_seq = 1
+
     # -- current time -----------------------------------------------------------
     def device_clock(self) -> datetime:
         return self.wall_clock() + self.clock_offset
@@ -344,7 +353,10 @@ class SimPeripheral:
                 self.lost.append((uuid, value, frame))
             return
         if uuid == GLUCOSE_MEASUREMENT:
-            seq = int.from_bytes(value[1:3], "little")
+            # the meter numbers its records in the order it takes them, from 1 after a reset
+            seq = self._next_seq
+            self._next_seq = self._next_seq % 0xFFFF + 1
+            value = value[:1] + seq.to_bytes(2, "little") + value[3:]
             self.glucose_records.append((seq, value, frame))
             # during a RACP procedure the new record goes after the stored ones
             if self._subscribed(GLUCOSE_MEASUREMENT) and not self._racp_busy:
@@ -427,6 +439,8 @@ class SimPeripheral:
             return
         if operator == OP_ALL:
             low = 0
+        elif operator == OP_LAST:
+            low = self.glucose_records[-1][0] if self.glucose_records else 0x10000
         elif (
             operator == OP_GREATER_OR_EQUAL and len(request) >= 5 and request[2] == FILTER_SEQUENCE
         ):

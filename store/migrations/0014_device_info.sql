@@ -12,6 +12,9 @@ CREATE TABLE IF NOT EXISTS device_info (
     firmware_revision  text,
     battery_pct        smallint CHECK (battery_pct BETWEEN 0 AND 100),
     last_seen          timestamptz,
+    -- the device's clock minus the gateway's when the gateway last set it (Current
+    -- Time): readings the device stamped before then may be off by as much
+    clock_skew_s       integer,
     reported_at        timestamptz NOT NULL,
     updated_at         timestamptz NOT NULL DEFAULT now()
 );

@@ -53,11 +53,14 @@ def dense_schedule(
     past = tuple(h0 - k / 12 for k in range(1, int(backfill_h * 12)))
     dense = tuple(h0 + k * every_s / 3600 for k in range(1, for_s // every_s + 1))
     dense = tuple(sorted(h for h in (*past, *dense) if 0.01 < h < 23.99))
+    # in time order: a glucose meter numbers its records in the order it takes them
     return Schedule(
-        bp_h=(8.0, 14.0, 20.0, *dense),
-        temperature_h=(8.25, 14.25, 20.25, *(h + 1 / 3600 for h in dense)),
-        glucose_h=(7.5, 18.5, *(h + 2 / 3600 for h in dense)),
-        oximeter_spot_checks_h=(9.0, 13.0, 17.0, 21.0, *(h + 3 / 3600 for h in dense)),
+        bp_h=tuple(sorted((8.0, 14.0, 20.0, *dense))),
+        temperature_h=tuple(sorted((8.25, 14.25, 20.25, *(h + 1 / 3600 for h in dense)))),
+        glucose_h=tuple(sorted((7.5, 18.5, *(h + 2 / 3600 for h in dense)))),
+        oximeter_spot_checks_h=tuple(
+            sorted((9.0, 13.0, 17.0, 21.0, *(h + 3 / 3600 for h in dense)))
+        ),
         jitter_min=0.0,
         oximeter_interval_s=10,
         patch_hr_interval_s=10,

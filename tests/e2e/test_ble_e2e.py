@@ -183,14 +183,17 @@ def test_lost_bond_wrong_clock_and_a_neighbours_device(
     workdir: Path,
     running: list[tuple[BleSimulation | None, ServiceProcess | None]],
 ) -> None:
-    """The cuff forgets its bond: the gateway pairs again and goes on. The thermometer's
-    clock is two hours fast: set through Current Time, its readings carry true times. A
-    neighbour's cuff advertises in range: it is never connected, never paired."""
-    live_s = 45
-    kinds = (DeviceKind.BP_CUFF, DeviceKind.THERMOMETER)
+    """The cuff forgets its bond: the gateway pairs again and goes on. The glucose meter
+    is reset (bonds and memory gone, its records numbered from 1 again): paired again, and
+    its new records are not mistaken for ones already held. The thermometer's clock is two
+    hours fast: set through Current Time, its readings carry true times, and the backend
+    learns how far off it was. A neighbour's cuff advertises in range: it is never
+    connected, never paired."""
+    live_s = 50
+    kinds = (DeviceKind.BP_CUFF, DeviceKind.THERMOMETER, DeviceKind.GLUCOSE_METER)
     kit, now = make_kit("ble-home", kinds, backfill_h=0, live_s=live_s)
     neighbour, _ = make_kit("ble-next-door", (DeviceKind.BP_CUFF,), backfill_h=0, live_s=live_s)
-    cuff_id, thermometer_id = kit.device_ids()
+    cuff_id, thermometer_id, meter_id = kit.device_ids()
     gateway_id = "gw-ble-home"
     password = provision(db, broker, gateway_id, kit)
     hci_port = free_port()
@@ -215,15 +218,26 @@ def test_lost_bond_wrong_clock_and_a_neighbours_device(
     assert thermometer.clock_sets >= 1
     assert not thermometer.clock_offset
 
-    sim.call(cuff.forget_bonds())  # reset: its bond with the gateway is gone
-    sim.call(cuff.set_in_range(False))
-    sim.call(cuff.set_in_range(True))
+    meter = sim.peripherals[meter_id]
+    wait_for(lambda: len(meter.sent) >= 2, 60, "the meter's first records")
+
+    sim.call(cuff.forget_bonds())  # its bond with the gateway is gone
+    sim.call(meter.factory_reset())
+    for p in (cuff, meter):
+        sim.call(p.set_in_range(False))
+        sim.call(p.set_in_range(True))
     wait_for(lambda: "forgetting the bond" in gw.log(), 60, "the gateway to see the lost bond")
-    wait_for(lambda: gw.log().count(f"{cuff_id}: paired and bonded") >= 2, 60, "pairing again")
+    for device_id in (cuff_id, meter_id):
+        wait_for(
+            lambda d=device_id: gw.log().count(f"{d}: paired and bonded") >= 2,  # type: ignore[misc]
+            60,
+            f"{device_id} paired again",
+        )
+    wait_for(lambda: "meter reset, asking for all" in gw.log(), 60, "the meter reset seen")
 
     wait_for(sim.streamed.is_set, live_s + 120, "the devices' measurements")
     wait_all_kept_sent(sim, kit.device_ids())
-    expected = expected_rows(kit, {cuff_id: cuff, thermometer_id: thermometer})
+    expected = expected_rows(kit, {cuff_id: cuff, thermometer_id: thermometer, meter_id: meter})
     sent_after_repair = len(cuff.sent)
     assert sent_after_repair > 4
     wait_for(lambda: len(stored_rows(db)) >= expected.count(), 60, f"{expected.count()} rows")
@@ -233,3 +247,9 @@ def test_lost_bond_wrong_clock_and_a_neighbours_device(
     bonds = (workdir / "gw" / "bonds" / "bonds.json").read_text()
     assert ble_address(neighbour.device_ids()[0]) not in bonds.upper()
     assert ble_address(cuff_id) in bonds.upper()
+    with psycopg.connect(db) as conn:
+        row = conn.execute(
+            "SELECT clock_skew_s FROM device_info WHERE device_id = %s", (thermometer_id,)
+        ).fetchone()
+    assert row is not None
+    assert abs(row[0] - 7200) <= 3
