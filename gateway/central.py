@@ -47,6 +47,8 @@ DEVICE_INFORMATION = {
 }
 RACP_TIMEOUT_S = 60.0
 CLOCK_SKEW_WARN_S = 60
+RACP_BUSY_ERROR = 0x81  # ATT error: RACP procedure already in progress
+RACP_BUSY_RETRIES = 3
 CONNECT_TIMEOUT_S = 10.0
 
 
@@ -285,7 +287,14 @@ class Central:
                 done.set_result(value)
 
         state.racp_waiter = on_racp
-        await self._guarded(state, link, lambda: link.write(RACP, request))
+        for attempt in range(RACP_BUSY_RETRIES + 1):
+            try:
+                await self._guarded(state, link, lambda: link.write(RACP, request))
+                break
+            except RadioError as exc:  # 'procedure already in progress': ask again shortly
+                if exc.att_error != RACP_BUSY_ERROR or attempt == RACP_BUSY_RETRIES:
+                    raise
+                await asyncio.sleep(0.5)
         try:
             response = await asyncio.wait_for(done, RACP_TIMEOUT_S)
         except TimeoutError:

@@ -12,7 +12,12 @@ from typing import Protocol
 
 
 class RadioError(Exception):
-    """A radio operation failed (link lost, timeout, refused by the device)."""
+    """A radio operation failed (link lost, timeout, refused by the device); ``att_error``
+    is the device's ATT error code when it refused."""
+
+    def __init__(self, message: str, att_error: int | None = None) -> None:
+        super().__init__(message)
+        self.att_error = att_error
 
 
 class InsufficientSecurity(RadioError):

@@ -60,8 +60,10 @@ def _uuid16(proxy: CharacteristicProxy[Any]) -> int | None:
 
 
 def _radio_error(exc: BaseException) -> RadioError:
-    if isinstance(exc, att.ATT_Error) and exc.error_code in _NEEDS_SECURITY:
-        return InsufficientSecurity(str(exc))
+    if isinstance(exc, att.ATT_Error):
+        if exc.error_code in _NEEDS_SECURITY:
+            return InsufficientSecurity(str(exc), int(exc.error_code))
+        return RadioError(f"ATT error 0x{int(exc.error_code):02X}", int(exc.error_code))
     return RadioError(f"{type(exc).__name__}: {exc}")
 
 

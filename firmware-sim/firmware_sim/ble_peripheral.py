@@ -451,6 +451,7 @@ class SimPeripheral:
         matching = [r for r in self.glucose_records if r[0] >= low]
         if opcode == RACP_REPORT_NUMBER:
             body = bytes((RACP_NUMBER_RESPONSE, 0x00)) + len(matching).to_bytes(2, "little")
+            self._racp_busy = False
             await self._send(RACP, body, None, indicate=True)
             return
         if not matching:
@@ -465,6 +466,7 @@ class SimPeripheral:
         await self._racp_reply(request[:1], RACP_SUCCESS)
 
     async def _racp_reply(self, opcode: bytes, code: int) -> None:
+        self._racp_busy = False  # the procedure is over when its response goes out
         reply = bytes((RACP_RESPONSE, 0x00, opcode[0], code))
         await self._send(RACP, reply, None, indicate=True)
 
