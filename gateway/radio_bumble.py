@@ -29,6 +29,7 @@ from gateway.radio import BondLost, InsufficientSecurity, PeerLink, RadioError
 
 log = logging.getLogger(__name__)
 
+DISCONNECT_TIMEOUT_S = 3.0
 _NEEDS_SECURITY = {
     att.ErrorCode.INSUFFICIENT_AUTHENTICATION,
     att.ErrorCode.INSUFFICIENT_ENCRYPTION,
@@ -146,8 +147,8 @@ class BumblePeer:
 
     async def disconnect(self) -> None:
         if not self.disconnected.is_set():
-            try:
-                await self._conn.disconnect()
+            try:  # bounded: a controller may never confirm (virtual one, dongle pulled)
+                await asyncio.wait_for(self._conn.disconnect(), DISCONNECT_TIMEOUT_S)
             except Exception as exc:
                 log.debug("disconnect from %s: %s", self.address, exc)
 

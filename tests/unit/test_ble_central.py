@@ -79,7 +79,7 @@ def test_subscribing_twice_with_the_same_callback_delivers_each_value_once(
         await radio.close()
 
     try:
-        asyncio.run(asyncio.wait_for(central(), 30))
+        asyncio.run(asyncio.wait_for(central(), 90))
     finally:
         sim.stop()
     patch = sim.peripherals[kit.device_ids()[0]]
