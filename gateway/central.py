@@ -132,6 +132,8 @@ class Central:
                 if state.task is not None:
                     state.task.cancel()
                 del self._devices[address]
+                if address not in wanted:  # not ours any more: no bond kept with it
+                    asyncio.get_running_loop().create_task(self._forget(state.task, address))
         for address, dev in wanted.items():
             if address not in self._devices:
                 state = _DeviceState(dev)
@@ -140,6 +142,12 @@ class Central:
                 )
                 self._devices[address] = state
                 log.info("serving %s at %s", dev.id, address)
+
+    async def _forget(self, task: asyncio.Task[None] | None, address: str) -> None:
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)  # its link closed first
+        await self._radio.forget(address)
+        log.info("forgot the bond with %s", address)
 
     # -- the loop ---------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:

@@ -208,6 +208,11 @@ class BumbleRadio:
                 raise _radio_error(exc) from exc
         return BumblePeer(self._device, conn, address)
 
+    async def forget(self, address: str) -> None:
+        if self._device is not None and self._device.keystore is not None:
+            with contextlib.suppress(KeyError):
+                await self._device.keystore.delete(str(_address(address)))
+
     async def close(self) -> None:
         if self._device is not None:
             try:

@@ -249,6 +249,12 @@ def test_lost_bond_wrong_clock_and_a_neighbours_device(
     bonds = (workdir / "gw" / "bonds" / "bonds.json").read_text()
     assert ble_address(neighbour.device_ids()[0]) not in bonds.upper()
     assert ble_address(cuff_id) in bonds.upper()
+    # the cuff leaves the kit: the gateway drops it and forgets its bond
+    publish_config(broker, gateway_id, [thermometer_id, meter_id])
+    wait_for(lambda: f"forgot the bond with {ble_address(cuff_id)}" in gw.log(), 30, "unpairing")
+    bonds = (workdir / "gw" / "bonds" / "bonds.json").read_text()
+    assert ble_address(cuff_id) not in bonds.upper()
+    assert ble_address(meter_id) in bonds.upper()
     with psycopg.connect(db) as conn:
         row = conn.execute(
             "SELECT clock_skew_s FROM device_info WHERE device_id = %s", (thermometer_id,)
