@@ -80,6 +80,7 @@ class _DeviceState:
     glucose_floor: int | None = None
     glucose_seen: set[int] = field(default_factory=set)
     last_record_seq: int | None = None  # the last glucose record received
+    records_fetched: bool = False  # RACP delivered every stored record in this session
     racp_waiter: Callable[[bytes], None] | None = None
     clock_skew_s: int | None = None  # the device's clock minus ours, before we set it
     connections: int = 0
@@ -227,6 +228,7 @@ class Central:
         chars = await link.discover()
         state.glucose_floor = self._last_sequence(dev)
         state.glucose_seen.clear()
+        state.records_fetched = False
         for uuid in MEASUREMENTS:
             if uuid in chars:
                 callback = state.callbacks.setdefault(uuid, self._on_value(state, uuid))
@@ -281,10 +283,17 @@ class Central:
         if (floor is not None and seq <= floor) or seq in state.glucose_seen:
             return False
         state.glucose_seen.add(seq)
-        last = self._last_sequence(state.config)
-        if last is None or seq > last:
-            self._outbox.put(f"ble_last_seq:{state.config.id}", str(seq))
+        if state.records_fetched:  # everything older is held: this is the new mark
+            self._keep_last_sequence(state)
         return True
+
+    def _keep_last_sequence(self, state: _DeviceState) -> None:
+        """Persist the highest record number held, only once the stored records were all
+        fetched in this session: a live record must not hide an older one not yet here."""
+        last = self._last_sequence(state.config)
+        high = max(state.glucose_seen, default=None)
+        if high is not None and (last is None or high > last):
+            self._outbox.put(f"ble_last_seq:{state.config.id}", str(high))
 
     async def _racp(self, state: _DeviceState, link: PeerLink, request: bytes) -> int | None:
         """Run one RACP procedure; the response code (None if the answer is not one)."""
@@ -343,6 +352,9 @@ class Central:
         code = await self._racp(state, link, request)
         if code not in (0x01, 0x06):  # success, no records found
             log.warning("%s: RACP answered %s", dev.id, code)
+            return
+        state.records_fetched = True
+        self._keep_last_sequence(state)
 
     # -- device information and battery -----------------------------------------
     async def _read_info(self, dev: ConfiguredDevice, link: PeerLink, chars: set[int]) -> None:
