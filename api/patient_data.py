@@ -37,13 +37,25 @@ _ACTOR = (
 def enrollments(conn: psycopg.Connection, patient_id: int) -> list[EnrollmentOut]:
     rows = conn.execute(
         "SELECT e.enrollment_id, e.device_id, d.kind, d.gateway_id, lower(e.valid),"
-        " upper(e.valid) FROM enrollments e JOIN devices d USING (device_id)"
+        " upper(e.valid), i.model, i.firmware_revision, i.battery_pct, i.last_seen,"
+        " i.clock_skew_s FROM enrollments e JOIN devices d USING (device_id)"
+        " LEFT JOIN device_info i USING (device_id)"
         " WHERE e.patient_id = %s ORDER BY lower(e.valid) DESC, e.device_id",
         (patient_id,),
     ).fetchall()
     return [
         EnrollmentOut(
-            enrollment_id=r[0], device_id=r[1], kind=r[2], gateway_id=r[3], start=r[4], end=r[5]
+            enrollment_id=r[0],
+            device_id=r[1],
+            kind=r[2],
+            gateway_id=r[3],
+            start=r[4],
+            end=r[5],
+            model=r[6],
+            firmware_revision=r[7],
+            battery_pct=r[8],
+            last_seen=r[9],
+            clock_skew_s=r[10],
         )
         for r in rows
     ]

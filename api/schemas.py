@@ -272,6 +272,12 @@ class EnrollmentOut(BaseModel):
     gateway_id: str
     start: datetime
     end: datetime | None
+    # what the gateway last reported of a Bluetooth device (None until it did)
+    model: str | None = None
+    firmware_revision: str | None = None
+    battery_pct: int | None = None
+    last_seen: datetime | None = None
+    clock_skew_s: int | None = None
 
 
 class EnrollmentEnd(Strict):

@@ -26,7 +26,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import alert_latency, ingest_throughput, node_red_peer, rules_speed, trend_query
+from bench import (
+    alert_latency,
+    ble_gateway,
+    ingest_throughput,
+    node_red_peer,
+    rules_speed,
+    trend_query,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 INGEST_GROUP = ("ingest", "scaling", "node-red")
@@ -134,14 +141,35 @@ def _trend(quick: bool) -> list[Row]:
     ]
 
 
+def _ble(quick: bool) -> list[Row]:
+    doc = ble_gateway.main(quick=quick)
+    rate = doc["six_devices_back_in_range"]
+    first = doc["connect_to_first_reading_ms"]
+    return [
+        (
+            "BLE: six devices back in range (virtual radio)",
+            f"{rate['readings_per_s']:.0f} readings/s",
+            f"{rate['readings_in_outbox']} of {rate['readings_expected']} readings",
+            _verdict(doc["exact"]),
+        ),
+        (
+            "BLE: in range -> first reading, slowest type",
+            f"{max(first.values()):.0f} ms",
+            ", ".join(f"{k} {v:.0f}" for k, v in first.items()),
+            _verdict(max(first.values()) < 60_000),
+        ),
+    ]
+
+
 OTHERS: dict[str, Callable[[bool], list[Row]]] = {
     "rules": _rules,
     "latency": _latency,
     "trend": _trend,
+    "ble": _ble,
 }
 SCENARIOS = (*INGEST_GROUP, *OTHERS)
 # seconds: several times what each takes on a 2-core machine, so only a hang reaches them
-LIMITS = {"ingest": 900, "rules": 300, "latency": 300, "trend": 600}
+LIMITS = {"ingest": 900, "rules": 300, "latency": 300, "trend": 600, "ble": 600}
 
 
 class Overrun(Exception):

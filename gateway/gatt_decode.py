@@ -1,10 +1,16 @@
 """Decoders for the Bluetooth SIG health characteristics a home kit sends, exactly as the
 GATT Specification Supplement defines them, into readings in the catalogue's units.
 
-The gateway is the only place that reads device bytes, so it is strict: a value that is
-too short, too long, sets a reserved flag or status bit, uses a reserved code or carries
-an impossible date is refused with a reason (``GattDecodeError``) rather than guessed at;
-the link keeps the frame and the reason for a human to look at. Special values (NaN,
+The gateway reads device bytes as the specifications ask of a receiver, so that a device
+speaking a newer version of a characteristic still reaches the care team: flag and
+status bits marked RFU are ignored, reserved values of an enumeration (temperature type,
+sample location, fluid type, pulse rate range) are ignored, and fields appended after
+the ones we know are ignored. A Date Time the device marks as not known (year, month or
+day 0), or that names no real instant, leaves the reading without a device time: the
+gateway stamps the reception time and flags GATEWAY_TIME. A value is refused with a
+reason (``GattDecodeError``) only when its structure is broken: shorter than what its
+flags announce, or a measured number that is the IEEE 11073 reserved code (no number
+at all); the gateway keeps the frame and the reason for a human to look at. Special values (NaN,
 NRes, +/-INF) are not errors: they become ``value=None`` with the matching flag. Device
 status bits become the QUESTIONABLE / EARLY_ESTIMATE / MOTION flags that alert rules use
 to discount a reading.
@@ -113,40 +119,28 @@ class _Reader:
         except ReservedValueError as exc:
             raise GattDecodeError(f"{field}: {exc}") from None
 
-    def date_time(self, field: str, tz: tzinfo) -> int:
-        """A Date Time (0x2A08) field as UTC epoch ms."""
+    def date_time(self, field: str, tz: tzinfo) -> int | None:
+        """A Date Time (0x2A08) field as UTC epoch ms; None when the device does not know
+        the time (year, month or day 0) or the field names no storable instant."""
         raw = self.take(7, field)
         year = int.from_bytes(raw[:2], "little")
         month, day, hours, minutes, seconds = raw[2:]
-        stamp = f"{year:04d}-{month:02d}-{day:02d} {hours:02d}:{minutes:02d}:{seconds:02d}"
-        if year == 0 or month == 0 or day == 0:
-            raise GattDecodeError(f"{field} {stamp}: date not known to the device")
-        if not 1582 <= year <= 9999:
-            raise GattDecodeError(f"{field} {stamp}: year outside 1582-9999")
+        if year == 0 or month == 0 or day == 0 or not 1582 <= year <= 9999:
+            return None
         try:
             local = datetime(year, month, day, hours, minutes, seconds, tzinfo=tz)
-        except ValueError as exc:
-            raise GattDecodeError(f"{field} {stamp}: impossible date or time ({exc})") from None
-        return _epoch_ms(local - _EPOCH, field, stamp)
+        except ValueError:
+            return None
+        ms = (local - _EPOCH) // timedelta(milliseconds=1)
+        return ms if 0 <= ms < _MAX_TIME_MS else None
 
     def flags(self, reserved_mask: int) -> int:
-        flags = self.uint(1, "flags")
-        if flags & reserved_mask:
-            raise GattDecodeError(f"reserved flag bits set: {flags & reserved_mask:#04x}")
-        return flags
+        """The flags byte, its RFU bits (``reserved_mask``) cleared: a newer version of
+        the characteristic may define them, and a receiver ignores them."""
+        return self.uint(1, "flags") & ~reserved_mask
 
     def finish(self) -> None:
-        if self.remaining:
-            raise GattDecodeError(
-                f"{self.remaining} unexpected trailing bytes after offset {self._pos}"
-            )
-
-
-def _epoch_ms(since_epoch: timedelta, field: str, stamp: str) -> int:
-    ms = since_epoch // timedelta(milliseconds=1)
-    if not 0 <= ms < _MAX_TIME_MS:
-        raise GattDecodeError(f"{field} {stamp}: outside 1970-2999, not storable")
-    return ms
+        """Bytes after the fields we know are fields a newer version appended: ignored."""
 
 
 def _reading(
@@ -160,11 +154,6 @@ def _reading(
     if value is not None and convert is not None:
         value = convert(value)
     return DecodedReading(metric, value, int(flags | number.special), time_ms)
-
-
-def _check_reserved(value: int, reserved_mask: int, field: str) -> None:
-    if value & reserved_mask:
-        raise GattDecodeError(f"{field}: reserved bits set: {value & reserved_mask:#x}")
 
 
 # --- Heart Rate Measurement (0x2A37) ---------------------------------------------------
@@ -220,11 +209,10 @@ def decode_blood_pressure(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
         r.uint(1, "user id")
     quality = pulse_quality = ReadingFlag.NONE
     if flags & 0x10:
-        status = r.uint(2, "measurement status")
-        _check_reserved(status, _BP_STATUS_RESERVED, "measurement status")
+        status = r.uint(2, "measurement status") & ~_BP_STATUS_RESERVED
         pulse_range = (status >> _BP_PULSE_RANGE_SHIFT) & 0b11
-        if pulse_range == 0b11:
-            raise GattDecodeError("measurement status: reserved pulse rate range value 3")
+        if pulse_range == 0b11:  # reserved: says nothing about the pulse rate
+            pulse_range = 0
         if status & _BP_BODY_MOVEMENT:
             quality |= ReadingFlag.MOTION
         if status & (_BP_CUFF_TOO_LOOSE | _BP_IMPROPER_POSITION):
@@ -258,9 +246,7 @@ def decode_temperature(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
     temp = r.float32("temperature")
     time_ms = r.date_time("time stamp", tz) if flags & 0x02 else None
     if flags & 0x04:
-        kind = r.uint(1, "temperature type")
-        if not 1 <= kind <= 9:
-            raise GattDecodeError(f"temperature type: reserved value {kind}")
+        r.uint(1, "temperature type")  # where it was taken; reserved values ignored
     r.finish()
 
     def to_celsius(v: float) -> float:
@@ -285,15 +271,13 @@ _PLX_DEVICE_QUESTIONABLE = sum(1 << bit for bit in (1, 2, 3, 4, 5, 7, 8, 10, 11,
 def _plx_quality(r: _Reader, has_measurement: bool, has_device: bool) -> ReadingFlag:
     quality = ReadingFlag.NONE
     if has_measurement:
-        status = r.uint(2, "measurement status")
-        _check_reserved(status, _PLX_MEASUREMENT_RESERVED, "measurement status")
+        status = r.uint(2, "measurement status") & ~_PLX_MEASUREMENT_RESERVED
         if status & _PLX_EARLY_ESTIMATE:
             quality |= ReadingFlag.EARLY_ESTIMATE
         if status & _PLX_MEASUREMENT_QUESTIONABLE:
             quality |= ReadingFlag.QUESTIONABLE
     if has_device:
-        status = r.uint(3, "device and sensor status")
-        _check_reserved(status, _PLX_DEVICE_RESERVED, "device and sensor status")
+        status = r.uint(3, "device and sensor status") & ~_PLX_DEVICE_RESERVED
         if status & _PLX_DEVICE_MOTION:
             quality |= ReadingFlag.MOTION
         if status & _PLX_DEVICE_QUESTIONABLE:
@@ -378,7 +362,6 @@ _GLUCOSE_STATUS_RESERVED = 0xF000
 _GLUCOSE_STATUS_QUESTIONABLE = 0x0FFE  # every defined bit except 'battery low'
 _GLUCOSE_CONTROL_SOLUTION_TYPE = 10
 _GLUCOSE_CONTROL_SOLUTION_LOCATION = 4
-_GLUCOSE_LOCATIONS = frozenset({1, 2, 3, 4, 15})
 
 
 def decode_glucose(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
@@ -390,27 +373,26 @@ def decode_glucose(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
     r.uint(2, "sequence number")
     time_ms = r.date_time("base time", tz)
     if flags & 0x01:
-        time_ms += r.sint16("time offset") * 60_000
-        if not 0 <= time_ms < _MAX_TIME_MS:
-            raise GattDecodeError("base time + time offset is outside 1970-2999")
+        offset_ms = r.sint16("time offset") * 60_000
+        if time_ms is not None:
+            time_ms += offset_ms
+            if not 0 <= time_ms < _MAX_TIME_MS:
+                time_ms = None
     concentration = None
     control_solution = False
     if flags & 0x02:
         concentration = r.sfloat("glucose concentration")
         type_location = r.uint(1, "type-sample location")
+        # reserved fluid types and sample locations are ignored: only control solution
+        # (a test of the meter, not of the patient) changes what the value means
         fluid, location = type_location & 0x0F, type_location >> 4
-        if not 1 <= fluid <= 10:
-            raise GattDecodeError(f"type: reserved value {fluid}")
-        if location not in _GLUCOSE_LOCATIONS:
-            raise GattDecodeError(f"sample location: reserved value {location}")
         control_solution = (
             fluid == _GLUCOSE_CONTROL_SOLUTION_TYPE
             or location == _GLUCOSE_CONTROL_SOLUTION_LOCATION
         )
     quality = ReadingFlag.NONE
     if flags & 0x08:
-        status = r.uint(2, "sensor status annunciation")
-        _check_reserved(status, _GLUCOSE_STATUS_RESERVED, "sensor status annunciation")
+        status = r.uint(2, "sensor status annunciation") & ~_GLUCOSE_STATUS_RESERVED
         if status & _GLUCOSE_STATUS_QUESTIONABLE:
             quality |= ReadingFlag.QUESTIONABLE
     r.finish()
@@ -455,3 +437,11 @@ def decode(char_uuid: int, payload: bytes, tz: tzinfo) -> list[DecodedReading]:
     if decoder is None:
         raise GattDecodeError(f"unsupported characteristic 0x{char_uuid:04X}")
     return decoder(payload, tz)
+
+
+def glucose_sequence_number(payload: bytes) -> int:
+    """The record's sequence number (bytes 1-2 of a Glucose Measurement), which the
+    gateway keeps to ask the meter only for newer records next time."""
+    r = _Reader(payload)
+    r.uint(1, "flags")
+    return r.uint(2, "sequence number")

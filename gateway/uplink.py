@@ -18,7 +18,6 @@ connection dies without a goodbye.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -31,12 +30,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
 from gateway.outbox import Outbox, PendingReading
+from vitals.gateway_config import ConfiguredDevice, GatewayConfig
 from vitals.mqtt_session import connect_persistent, new_client
 from vitals.settings import GatewaySettings, MqttSettings
 from vitals.topics import ack_topic, config_topic, readings_topic, status_topic
 from vitals.wire import (
     MAX_MESSAGE_BYTES,
     CommitAck,
+    DeviceInfo,
     GatewayStatus,
     encode_batch,
     encode_status,
@@ -92,6 +93,11 @@ class Uplink:
         self._wake = threading.Event()
         self.connected = threading.Event()
         self.acked_readings = 0
+        # the devices the configuration lists (the BLE central serves exactly those)
+        self.on_devices: Callable[[list[ConfiguredDevice]], None] | None = None
+        # what the gateway knows of its Bluetooth devices, carried by the status message
+        self.device_info: Callable[[], list[DeviceInfo]] | None = None
+        self._status_due = threading.Event()
         self._batch_max = gateway.upload_batch_max
         stored = outbox.get("upload_batch_max")
         if stored and stored.isdigit():
@@ -150,13 +156,15 @@ class Uplink:
 
     def _on_config(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         try:
-            cfg = json.loads(msg.payload)
-            batch = int(cfg["upload_batch_max"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignoring configuration message without a valid upload_batch_max")
+            cfg = GatewayConfig.model_validate_json(msg.payload)
+        except ValidationError:
+            log.warning("ignoring a configuration message that is not valid")
             return
-        self._batch_max = max(1, min(batch, 5000))
-        self._outbox.put("upload_batch_max", str(self._batch_max))
+        if cfg.upload_batch_max is not None:
+            self._batch_max = max(1, min(cfg.upload_batch_max, 5000))
+            self._outbox.put("upload_batch_max", str(self._batch_max))
+        if cfg.devices is not None and self.on_devices is not None:
+            self.on_devices(cfg.devices)
 
     # -- the uplink thread --------------------------------------------------------
     def _publish_status(self, *, online: bool, reason: str | None = None) -> mqtt.MQTTMessageInfo:
@@ -166,6 +174,7 @@ class Uplink:
             at_ms=self._clock_ms(),
             outbox_depth=self._outbox.depth(),
             reason=reason,
+            devices=self.device_info() if self.device_info is not None else None,
         )
         return self._client.publish(
             status_topic(self._gw.gateway_id), encode_status(st), qos=1, retain=True
@@ -245,6 +254,11 @@ class Uplink:
         """New rows are in the outbox."""
         self._wake.set()
 
+    def status_changed(self) -> None:
+        """Publish the status soon (the devices' information changed)."""
+        self._status_due.set()
+        self._wake.set()
+
     def run(self, stop: threading.Event) -> None:
         last_status = time.monotonic()
         while not stop.is_set():
@@ -266,7 +280,9 @@ class Uplink:
                 lingered = False
                 if not self._publish(rows):
                     break
-            if self.connected.is_set() and time.monotonic() - last_status > STATUS_EVERY_S:
+            due = self._status_due.is_set() or time.monotonic() - last_status > STATUS_EVERY_S
+            if self.connected.is_set() and due:
+                self._status_due.clear()
                 self._publish_status(online=True)
                 last_status = time.monotonic()
 

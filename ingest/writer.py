@@ -170,6 +170,27 @@ SET online = EXCLUDED.online, status_at = EXCLUDED.status_at,
 WHERE gateway_status.status_at <= EXCLUDED.status_at
 """
 
+# a gateway reports only on the devices registered to it; the newest report wins
+_DEVICE_INFO = """
+INSERT INTO device_info (device_id, gateway_id, manufacturer, model, serial,
+                         firmware_revision, battery_pct, clock_skew_s, last_seen, reported_at)
+SELECT d.device_id, d.gateway_id, %s, %s, %s, %s, %s, %s,
+       TIMESTAMPTZ 'epoch' + %s * INTERVAL '1 millisecond',
+       TIMESTAMPTZ 'epoch' + %s * INTERVAL '1 millisecond'
+FROM devices d WHERE d.device_id = %s AND d.gateway_id = %s
+ON CONFLICT (device_id) DO UPDATE
+SET gateway_id = EXCLUDED.gateway_id,
+    manufacturer = coalesce(EXCLUDED.manufacturer, device_info.manufacturer),
+    model = coalesce(EXCLUDED.model, device_info.model),
+    serial = coalesce(EXCLUDED.serial, device_info.serial),
+    firmware_revision = coalesce(EXCLUDED.firmware_revision, device_info.firmware_revision),
+    battery_pct = coalesce(EXCLUDED.battery_pct, device_info.battery_pct),
+    clock_skew_s = coalesce(EXCLUDED.clock_skew_s, device_info.clock_skew_s),
+    last_seen = greatest(EXCLUDED.last_seen, device_info.last_seen),
+    reported_at = EXCLUDED.reported_at, updated_at = now()
+WHERE device_info.reported_at <= EXCLUDED.reported_at
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
@@ -410,6 +431,22 @@ def write_batch(
             kept, dropped = _store_dead(cur, letters, limits)
         for gateway_id, st in statuses:
             cur.execute(_STATUS, (gateway_id, st.online, st.at_ms, st.outbox_depth, st.reason))
+            for info in st.devices or ():
+                cur.execute(
+                    _DEVICE_INFO,
+                    (
+                        info.manufacturer,
+                        info.model,
+                        info.serial,
+                        info.firmware_revision,
+                        info.battery_pct,
+                        info.clock_skew_s,
+                        info.last_seen_ms,
+                        st.at_ms,
+                        info.device,
+                        gateway_id,
+                    ),
+                )
             cur.execute("SELECT pg_notify(%s, %s)", (STATUS_CHANNEL, gateway_id))
         ids = sorted(patients)
         for start in range(0, len(ids), _NOTIFY_MAX_PATIENTS):

@@ -339,7 +339,13 @@ def api() -> None:
 
 @app.command()
 def sim(
-    kit: Annotated[list[str], typer.Option(help="PATIENT_KEY=GATEWAY_LINK_PORT, repeatable")],
+    kit: Annotated[
+        list[str],
+        typer.Option(
+            help="PATIENT_KEY=LINK_PORT (JSON local link) or PATIENT_KEY=LINK_PORT:HCI_PORT"
+            " (BLE peripherals, the gateway's virtual controller on HCI_PORT), repeatable"
+        ),
+    ],
     speed: Annotated[
         float,
         typer.Option(
@@ -352,7 +358,8 @@ def sim(
         float, typer.Option(help="first send this many hours of past readings, as fast as possible")
     ] = 0.0,
 ) -> None:
-    """Simulate the devices of one or more kits, each talking to its gateway's local link."""
+    """Simulate the devices of one or more kits: as Bluetooth LE peripherals on a virtual
+    radio (KEY=LINK_PORT:HCI_PORT), or over the gateway's local link (KEY=LINK_PORT)."""
     from firmware_sim.main import main
 
     with clear_failures("sim"):

@@ -160,6 +160,40 @@ def _demo_kits(
     return kits
 
 
+def publish_kit_configs(
+    mqtt_port: int, api_password: str, kits: list[tuple[str, str, str]]
+) -> None:
+    """Each demo gateway's retained configuration (as the backend's ``api`` account does):
+    the addresses of its kit's devices on the simulator's radio, the only ones it pairs."""
+    import paho.mqtt.client as mqtt
+    from firmware_sim.ble_peripheral import SERVICES, ble_address
+    from firmware_sim.devices import kit_devices
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from vitals.topics import config_topic
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id="postop-up-config", protocol=mqtt.MQTTv5
+    )
+    client.username_pw_set("api", api_password)
+    client.connect("127.0.0.1", mqtt_port)
+    client.loop_start()
+    try:
+        for key, gateway_id, _ in kits:
+            devices = [
+                {"id": device_id, "address": ble_address(device_id), "kind": kind}
+                for device_id, kind in kit_devices(key)
+                if kind in SERVICES  # the pain diary is typed into the hub, not paired
+            ]
+            info = client.publish(
+                config_topic(gateway_id), json.dumps({"devices": devices}), qos=1, retain=True
+            )
+            info.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def _demo_login(conn: psycopg.Connection, data_dir: Path) -> str:
     """The demo accounts' password: made at the first start, kept in the data folder."""
     from api.passwords import hash_password as hash_clinician_password
@@ -317,8 +351,9 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
             )
         )
         kit_args = []
+        publish_kit_configs(ports.current["mqtt"], api_password, kits)
         for key, gateway_id, password in kits:
-            link_port = free_port()
+            link_port, hci_port = free_port(), free_port()
             supervisor.add(
                 Child(
                     f"gateway {gateway_id}",
@@ -332,11 +367,16 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                             data_dir / "gateways" / f"{gateway_id}.sqlite3"
                         ),
                         "POSTOP_GATEWAY__LINK_PORT": str(link_port),
+                        # the kit's devices are BLE peripherals on the simulator's radio
+                        "POSTOP_GATEWAY__HCI_TRANSPORT": f"tcp-client:127.0.0.1:{hci_port}",
+                        "POSTOP_GATEWAY__BLE_BONDS_PATH": str(
+                            data_dir / "gateways" / f"{gateway_id}-bonds.json"
+                        ),
                     },
                     logs / f"{gateway_id}.log",
                 )
             )
-            kit_args += ["--kit", f"{key}={link_port}"]
+            kit_args += ["--kit", f"{key}={link_port}:{hci_port}"]
         public_base_url = settings.api.public_base_url
 
         def api_child(port: int) -> Child:

@@ -57,6 +57,10 @@ class GatewaySettings(BaseModel):
     upload_linger_s: float = Field(default=0.5, ge=0)
     # rows stay in the outbox until ingest confirms the commit; unconfirmed, they are resent
     ack_timeout_s: float = Field(default=30.0, gt=0)
+    # Bluetooth LE central: bumble HCI transport (usb:0, hci-socket:0, tcp-client:HOST:PORT);
+    # None: no radio, only the local link
+    hci_transport: str | None = None
+    ble_bonds_path: Path = Path(".postop/gateway-bonds.json")
 
 
 class AlertsSettings(BaseModel):

@@ -69,6 +69,23 @@ class BatchEnvelope(BaseModel):
     readings: Annotated[list[Any], Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)]
 
 
+class DeviceInfo(BaseModel):
+    """What a gateway knows of one of its Bluetooth devices (Device Information service,
+    battery, when it last heard from it): no identity, only the device id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device: DeviceId
+    manufacturer: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=64)
+    serial: str | None = Field(default=None, max_length=64)
+    firmware_revision: str | None = Field(default=None, max_length=64)
+    battery_pct: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
+    last_seen_ms: Annotated[StrictInt, Field(ge=0)] | None = None
+    # how far the device's clock was off (device minus gateway) when the gateway set it
+    clock_skew_s: StrictInt | None = None
+
+
 class GatewayStatus(BaseModel):
     """Retained status message; the last will publishes ``online: false``."""
 
@@ -79,6 +96,7 @@ class GatewayStatus(BaseModel):
     at_ms: Annotated[StrictInt, Field(ge=0)]
     outbox_depth: Annotated[StrictInt, Field(ge=0)] | None = None
     reason: str | None = Field(default=None, max_length=200)
+    devices: Annotated[list[DeviceInfo], Field(max_length=64)] | None = None
 
 
 class CommitAck(BaseModel):

@@ -147,6 +147,7 @@ class EmittedFrame:
     line: bytes
     values: tuple[EmittedValue, ...]
     rr_intervals_s: tuple[float, ...] = ()  # a heart rate measurement's beat intervals
+    measurement: Measurement | None = None  # what was encoded (a BLE device re-stamps it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +316,7 @@ class _Device(ABC):
                 line,
                 tuple(values),
                 m.rr_intervals_s if isinstance(m, HeartRateMeasurement) else (),
+                m,
             )
         )
 

@@ -1,5 +1,10 @@
-"""``postop sim``: simulate the devices of one or more kits, each streaming to its own
-gateway's local link, all on one simulated clock."""
+"""``postop sim``: simulate the devices of one or more kits, all on one simulated clock.
+
+A kit ``KEY=LINK_PORT`` streams every value to its gateway's local link (JSON over TCP);
+a kit ``KEY=LINK_PORT:HCI_PORT`` puts its devices on a virtual Bluetooth radio as real
+BLE peripherals, with its gateway's virtual controller served on ``HCI_PORT`` (the
+gateway opens ``tcp-client:127.0.0.1:HCI_PORT``); only what no SIG service carries
+(a patch's respiratory rate and steps, the pain diary) still uses the local link."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import threading
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from firmware_sim.ble_kit import BleKit, BleSimulation
 from firmware_sim.clock import SimClock, from_ms, to_ms
 from firmware_sim.devices import KitSimulator
 from firmware_sim.link_client import run_sim
@@ -18,12 +24,14 @@ from vitals.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def parse_kit(spec: str) -> tuple[str, int]:
-    """``PATIENT_KEY=GATEWAY_LINK_PORT`` -> (patient key, port)."""
-    key, sep, port = spec.partition("=")
-    if not sep or not key or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected PATIENT_KEY=PORT, got {spec!r}")
-    return key, int(port)
+def parse_kit(spec: str) -> tuple[str, int, int | None]:
+    """``PATIENT_KEY=LINK_PORT[:HCI_PORT]`` -> (patient key, link port, HCI port)."""
+    key, sep, ports = spec.partition("=")
+    link, _, hci = ports.partition(":")
+    numbers = [link, hci] if hci else [link]
+    if not sep or not key or not all(p.isdigit() and 0 < int(p) < 65536 for p in numbers):
+        raise ValueError(f"expected PATIENT_KEY=LINK_PORT[:HCI_PORT], got {spec!r}")
+    return key, int(link), int(hci) if hci else None
 
 
 def _stream(
@@ -57,10 +65,15 @@ def run(
     clock = SimClock(now, speed)
     backfill_from_ms = to_ms(now) - int(backfill_hours * 3_600_000) if backfill_hours else None
     threads = []
+    ble_kits = []
     for spec in kits:
-        key, port = parse_kit(spec)
+        key, port, hci_port = parse_kit(spec)
         kit_start = from_ms(backfill_from_ms) if backfill_from_ms is not None else now
         kit = KitSimulator(key, seed, kit_start, tz=tz)
+        if hci_port is not None:
+            ble_kits.append(BleKit(kit, hci_port, port))
+            log.info("simulating kit %s over BLE (gateway controller on %d)", key, hci_port)
+            continue
         thread = threading.Thread(
             target=_stream,
             args=(kit, settings.gateway.link_host, port, backfill_from_ms, clock, stop),
@@ -70,10 +83,18 @@ def run(
         thread.start()
         threads.append(thread)
         log.info("simulating kit %s (%s) -> port %d", key, ", ".join(kit.device_ids()), port)
-    while any(t.is_alive() for t in threads):
-        stop.wait(1.0)
-        if stop.is_set():
+    radio = None
+    if ble_kits:
+        if speed != 1.0:  # device clocks follow the gateway's Current Time: real time
+            raise ValueError("kits on the virtual radio run in real time: use --speed 1")
+        radio = BleSimulation(
+            ble_kits, clock, link_host=settings.gateway.link_host, start_ms=backfill_from_ms
+        ).start()
+    while any(t.is_alive() for t in threads) or radio is not None:
+        if stop.wait(1.0):
             break
+    if radio is not None:
+        radio.stop()
     for t in threads:
         t.join(timeout=5)
 

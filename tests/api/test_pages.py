@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
@@ -140,3 +141,22 @@ def test_share_catalog_translates_every_message_of_the_shared_pages(language: st
     for msgid, text in translated.items():
         singular = msgid if isinstance(msgid, str) else msgid[0]
         assert re.findall(r"%\(\w+\)s", singular) == re.findall(r"%\(\w+\)s", str(text)), msgid
+
+
+def test_patient_page_shows_what_the_gateway_last_reported_of_each_device(
+    anonymous: TestClient, world: World
+) -> None:
+    with psycopg.connect(world.db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO device_info (device_id, gateway_id, model, firmware_revision,"
+            " battery_pct, last_seen, clock_skew_s, reported_at)"
+            " VALUES ('ox-a-001', 'gw-a-001', 'SIM-oximeter', '1.4.2', 57, now(), 7198, now())"
+        )
+    client = _sign_in(anonymous, world.emails["coordinator"])
+    page = client.get(f"/patients/{world.patient_a}")
+    assert page.status_code == 200
+    assert "Tels que la passerelle les a vus en dernier" in page.text
+    for shown in ("SIM-oximeter", "1.4.2", "57 %", "+7198 s"):
+        assert shown in page.text
+    quiet = client.get(f"/patients/{world.patient_a2}")  # nothing reported: no table
+    assert "Micrologiciel" not in quiet.text

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -34,8 +35,17 @@ from firmware_sim.gatt_encode import (
 )
 from firmware_sim.ieee11073 import Special
 
-from gateway.gatt_decode import DECODERS, DecodedReading, GattDecodeError, decode
+from gateway.gatt_decode import (
+    DECODERS,
+    DecodedReading,
+    GattDecodeError,
+    decode,
+    glucose_sequence_number,
+)
+from gateway.link_server import FrameHandler
+from gateway.outbox import Outbox
 from vitals.flags import ReadingFlag
+from vitals.link import gatt_frame
 
 UTC_TZ = ZoneInfo("UTC")
 PARIS = ZoneInfo("Europe/Paris")
@@ -237,42 +247,21 @@ def test_battery_level_known_values() -> None:
         (0x2A37, "", "too short"),
         (0x2A37, "00", "too short"),
         (0x2A37, "01 48", "too short"),  # uint16 flag but one byte
-        (0x2A37, "00 48 00", "trailing"),
-        (0x2A37, "20 48", "reserved flag bits"),
         (0x2A37, "10 48", "no RR-interval"),
         (0x2A37, "10 48 0004 00", "too short"),  # odd RR bytes
         (0x2A35, "00 7900 4F00", "too short"),
         (0x2A35, "00 0108 4F00 5C00", "reserved value 0x0801"),
-        (0x2A35, "02 7900 4F00 5C00 E8070D0F081E00", "impossible date"),  # month 13
-        (0x2A35, "02 7900 4F00 5C00 E8070300081E00", "date not known"),  # day 0
-        (0x2A35, "02 7900 4F00 5C00 E807021E081E00", "impossible date"),  # 30 February
-        (0x2A35, "02 7900 4F00 5C00 E807030F181E00", "impossible date"),  # hour 24
-        (0x2A35, "02 7900 4F00 5C00 E807030F083C00", "impossible date"),  # minute 60
-        (0x2A35, "02 7900 4F00 5C00 0000030F081E00", "date not known"),  # year 0
-        (0x2A35, "10 7900 4F00 5C00 4000", "reserved bits"),  # status bit 6
-        (0x2A35, "10 7900 4F00 5C00 1800", "pulse rate range"),  # range value 3
-        (0x2A35, "80 7900 4F00 5C00", "reserved flag bits"),
-        (0x2A1C, "08 6E0100FF", "reserved flag bits"),
-        (0x2A1C, "04 6E0100FF 00", "temperature type"),
-        (0x2A1C, "04 6E0100FF 0A", "temperature type"),
         (0x2A1C, "00 01008000", "reserved value 0x00800001"),
         (0x2A1C, "00 6E0100", "too short"),
-        (0x2A5E, "02 6100 4800 0100", "reserved bits"),  # measurement status bit 0
-        (0x2A5E, "04 6100 4800 000001", "reserved bits"),  # device status bit 16
-        (0x2A5E, "20 6100 4800", "reserved flag bits"),
         (0x2A5E, "01 6100 4800 E807", "too short"),
         (0x2A5F, "01 6100 4800", "too short"),  # fast pair announced, missing
-        (0x2A5F, "00 6100 4800 00", "trailing"),
-        (0x2A9D, "10 B036", "reserved flag bits"),
+        (0x2A5F, "04 6100 4800 00", "too short"),  # measurement status announced, 1 byte
+        (0x2A35, "02 7900 4F00 5C00 E807030F08", "too short"),  # time stamp cut short
+        (0x2A18, "03 0100" + STAMP + "00", "too short"),  # time offset cut short
         (0x2A9D, "08 B036 F200", "too short"),
         (0x2A18, "00 0100", "too short"),
-        (0x2A18, "02 0100" + STAMP + "38C0 10", "type: reserved"),
-        (0x2A18, "02 0100" + STAMP + "38C0 51", "sample location: reserved"),
-        (0x2A18, "08 0100" + STAMP + "0010", "reserved bits"),
-        (0x2A18, "20 0100" + STAMP, "reserved flag bits"),
         (0x2A19, "65", "reserved value 101"),
         (0x2A19, "", "too short"),
-        (0x2A19, "5A00", "trailing"),
         (0x2A00, "00", "unsupported characteristic 0x2A00"),
     ],
 )
@@ -285,8 +274,115 @@ def test_a_year_2000_date_is_fine_but_1969_is_not_storable() -> None:
     assert readings(0x2A35, "02 7900 4F00 5C00 D007030F081E00")[0].time_ms == int(
         datetime(2000, 3, 15, 8, 30, tzinfo=UTC).timestamp() * 1000
     )
-    with pytest.raises(GattDecodeError, match="outside 1970"):
-        readings(0x2A35, "02 7900 4F00 5C00 B107030F081E00")
+    # not storable on the wire: the reading keeps its value, the gateway stamps the time
+    assert readings(0x2A35, "02 7900 4F00 5C00 B107030F081E00")[0].time_ms is None
+
+
+# --- a receiver ignores what a newer version of a characteristic may add ---------------
+
+BP_PLAIN = [("bp_systolic_mmhg", 121.0, 0, None), ("bp_diastolic_mmhg", 79.0, 0, None)]
+
+
+@pytest.mark.parametrize(
+    ("char", "payload", "expected"),
+    [
+        # RFU flag bits are ignored (and announce no field we would have to skip)
+        (0x2A37, "E0 48", [("heart_rate_bpm", 72.0, 0, None)]),
+        (0x2A35, "E0 7900 4F00 5C00", BP_PLAIN),
+        (0x2A1C, "F8 6E0100FF", [("temp_c", 36.6, 0, None)]),
+        (0x2A5F, "E0 6100 4800", [("spo2_pct", 97.0, 0, None), ("heart_rate_bpm", 72.0, 0, None)]),
+        (0x2A9D, "F0 B036", [("weight_kg", 70.0, 0, None)]),
+        # RFU status bits are ignored; the defined ones still count
+        (0x2A35, "10 7900 4F00 5C00 C0FF", [*BP_PLAIN]),
+        (
+            0x2A5E,
+            "02 6100 4800 1F00",
+            [("spo2_pct", 97.0, 0, None), ("heart_rate_bpm", 72.0, 0, None)],
+        ),
+        (
+            0x2A5F,
+            "08 6100 4800 0000FF",
+            [("spo2_pct", 97.0, 0, None), ("heart_rate_bpm", 72.0, 0, None)],
+        ),
+        # reserved enumeration values: pulse rate range 3, temperature type 0 and 10
+        (0x2A35, "10 7900 4F00 5C00 1800", BP_PLAIN),
+        (0x2A1C, "04 6E0100FF 00", [("temp_c", 36.6, 0, None)]),
+        (0x2A1C, "04 6E0100FF 0A", [("temp_c", 36.6, 0, None)]),
+        # fields appended after the ones we know are ignored
+        (0x2A37, "00 48 00", [("heart_rate_bpm", 72.0, 0, None)]),
+        (
+            0x2A5F,
+            "00 6100 4800 00",
+            [("spo2_pct", 97.0, 0, None), ("heart_rate_bpm", 72.0, 0, None)],
+        ),
+        (0x2A19, "5A00", [("battery_pct", 90.0, 0, None)]),
+    ],
+)
+def test_a_receiver_ignores_rfu_bits_reserved_values_and_appended_fields(
+    char: int, payload: str, expected: list[tuple[str, float | None, int, int | None]]
+) -> None:
+    assert simple(readings(char, payload))[: len(expected)] == expected
+
+
+@pytest.mark.parametrize(
+    ("fluid_location", "kept"),
+    [("10", True), ("51", True), ("0B", True), ("4A", False), ("1A", False), ("41", False)],
+)
+def test_glucose_reserved_type_and_location_are_ignored_control_solution_is_not(
+    fluid_location: str, kept: bool
+) -> None:
+    got = readings(0x2A18, "06 0100" + STAMP + "38C0" + fluid_location)
+    assert bool(got) == kept  # 0x0B fluid / 0x5 location reserved; 10 / 4 control solution
+    if kept:
+        assert got[0].time_ms == STAMP_UTC_MS
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "0000030F081E00",  # year 0: not known
+        "E8070000081E00",  # month 0: not known
+        "E8070300081E00",  # day 0: not known
+        "E8070D0F081E00",  # month 13: reserved
+        "E807021E081E00",  # 30 February
+        "E807030F181E00",  # hour 24
+        "E807030F083C00",  # minute 60
+    ],
+)
+def test_a_time_the_device_does_not_know_leaves_the_reading_to_the_gateway_clock(
+    stamp: str,
+) -> None:
+    bp = readings(0x2A35, "02 7900 4F00 5C00" + stamp)
+    assert [r.time_ms for r in bp] == [None, None, None]
+    assert [r.value for r in bp] == [121.0, 79.0, 92.0]
+    assert readings(0x2A1C, "02 6E0100FF" + stamp)[0].time_ms is None
+    assert readings(0x2A9D, "02 B036" + stamp)[0].time_ms is None
+    assert readings(0x2A5E, "01 6100 4800" + stamp)[0].time_ms is None
+    glucose = readings(0x2A18, "07 0100" + stamp + "3C00 38C0 11")
+    assert glucose[0].time_ms is None  # the offset of an unknown base time is unknown too
+
+
+def test_a_frame_without_a_device_time_gets_the_reception_time_and_gateway_time_flag(
+    tmp_path: Path,
+) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    try:
+        frames = FrameHandler(outbox, UTC_TZ, lambda: None)
+        payload = bytes.fromhex("02 7900 4F00 5C00 E8070300081E00".replace(" ", ""))  # day 0
+        frames.handle(gatt_frame("bp-cuff-x", 0x2A35, payload, 1_700_000_000_000))
+        rows = outbox.pending_after(0, 10)
+    finally:
+        outbox.close()
+    assert {(r.time_ms, r.flags) for r in rows} == {(1_700_000_000_000, int(F.GATEWAY_TIME))}
+
+
+def test_glucose_sequence_number_is_read_for_racp() -> None:
+    assert (
+        glucose_sequence_number(bytes.fromhex("06 2A01".replace(" ", "") + STAMP + "38C011"))
+        == 0x012A
+    )
+    with pytest.raises(GattDecodeError, match="too short"):
+        glucose_sequence_number(b"\x06\x2a")
 
 
 # --- encoder -> decoder round trips ----------------------------------------------------

@@ -1,0 +1,223 @@
+"""The gateway's radio on Google's bumble host stack: any HCI controller bumble can open
+(``usb:0`` for a dongle, ``hci-socket:0`` for an onboard controller, ``tcp-client:HOST:PORT``
+for a virtual one in tests). Bonds are kept in a JSON file created 0600 in a 0700 folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bumble import att, hci
+from bumble.core import PhysicalTransport
+from bumble.device import Advertisement, Connection, Device, DeviceConfiguration, Peer
+from bumble.gatt_client import CharacteristicProxy
+from bumble.keys import JsonKeyStore
+from bumble.pairing import PairingConfig, PairingDelegate
+from bumble.transport import open_transport
+from bumble.transport.common import Transport
+
+from gateway.radio import BondLost, InsufficientSecurity, PeerLink, RadioError
+
+log = logging.getLogger(__name__)
+
+DISCONNECT_TIMEOUT_S = 3.0
+_NEEDS_SECURITY = {
+    att.ErrorCode.INSUFFICIENT_AUTHENTICATION,
+    att.ErrorCode.INSUFFICIENT_ENCRYPTION,
+}
+
+
+class PrivateJsonKeyStore(JsonKeyStore):
+    """bumble's JSON key store, written 0600 (the keys let anyone impersonate the
+    gateway to the patient's devices)."""
+
+    async def save(self, db: dict[str, dict[str, dict[str, Any]]]) -> None:
+        self.directory_name.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = self.filename.with_name(self.filename.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(db, out, sort_keys=True, indent=2)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.filename)
+
+
+def _address(text: str) -> hci.Address:
+    return hci.Address(text, hci.Address.RANDOM_DEVICE_ADDRESS)
+
+
+def _uuid16(proxy: CharacteristicProxy[Any]) -> int | None:
+    raw = proxy.uuid.to_bytes()
+    return int.from_bytes(raw, "little") if len(raw) == 2 else None
+
+
+def _radio_error(exc: BaseException) -> RadioError:
+    if isinstance(exc, att.ATT_Error):
+        if exc.error_code in _NEEDS_SECURITY:
+            return InsufficientSecurity(str(exc), int(exc.error_code))
+        return RadioError(f"ATT error 0x{int(exc.error_code):02X}", int(exc.error_code))
+    return RadioError(f"{type(exc).__name__}: {exc}")
+
+
+class BumblePeer:
+    def __init__(self, device: Device, connection: Connection, address: str) -> None:
+        self._device = device
+        self._conn = connection
+        self._peer = Peer(connection)
+        self.address = address
+        self.disconnected = asyncio.Event()
+        self._chars: dict[int, CharacteristicProxy[Any]] = {}
+        connection.on(Connection.EVENT_DISCONNECTION, lambda *_: self.disconnected.set())
+
+    async def discover(self) -> set[int]:
+        try:
+            await self._peer.discover_services()
+            for service in self._peer.services:
+                await service.discover_characteristics()
+                for c in service.characteristics:
+                    uuid = _uuid16(c)
+                    if uuid is not None:
+                        self._chars.setdefault(uuid, c)
+        except Exception as exc:
+            raise _radio_error(exc) from exc
+        return set(self._chars)
+
+    def has(self, char_uuid: int) -> bool:
+        return char_uuid in self._chars
+
+    def _char(self, char_uuid: int) -> CharacteristicProxy[Any]:
+        try:
+            return self._chars[char_uuid]
+        except KeyError:
+            raise RadioError(f"characteristic 0x{char_uuid:04X} not served") from None
+
+    async def read(self, char_uuid: int) -> bytes:
+        try:
+            return bytes(await self._peer.read_value(self._char(char_uuid)))
+        except RadioError:
+            raise
+        except Exception as exc:
+            raise _radio_error(exc) from exc
+
+    async def write(self, char_uuid: int, value: bytes) -> None:
+        try:
+            await self._peer.write_value(self._char(char_uuid), value, with_response=True)
+        except RadioError:
+            raise
+        except Exception as exc:
+            raise _radio_error(exc) from exc
+
+    async def subscribe(self, char_uuid: int, on_value: Callable[[bytes], None]) -> None:
+        try:
+            await self._peer.gatt_client.subscribe(self._char(char_uuid), on_value)
+        except RadioError:
+            raise
+        except Exception as exc:
+            raise _radio_error(exc) from exc
+
+    async def secure(self) -> bool:
+        if self._conn.is_encrypted:
+            return False
+        keystore = self._device.keystore
+        bonded = keystore is not None and await keystore.get(str(self._conn.peer_address))
+        try:
+            if bonded:
+                await self._conn.encrypt()
+                return False
+            await self._conn.pair()
+            return True
+        except Exception as exc:
+            if bonded:
+                raise BondLost(f"{self.address} refused our keys: {exc}") from exc
+            raise _radio_error(exc) from exc
+
+    async def forget_bond(self) -> None:
+        if self._device.keystore is not None:
+            with contextlib.suppress(KeyError):
+                await self._device.keystore.delete(str(self._conn.peer_address))
+
+    async def disconnect(self) -> None:
+        if not self.disconnected.is_set():
+            try:  # bounded: a controller may never confirm (virtual one, dongle pulled)
+                await asyncio.wait_for(self._conn.disconnect(), DISCONNECT_TIMEOUT_S)
+            except Exception as exc:
+                log.debug("disconnect from %s: %s", self.address, exc)
+
+
+class BumbleRadio:
+    def __init__(self, transport_spec: str, gateway_id: str, bonds_path: Path) -> None:
+        self._spec = transport_spec
+        self._gateway_id = gateway_id
+        self._bonds_path = bonds_path
+        self._transport: Transport | None = None
+        self._device: Device | None = None
+        self._seen: dict[str, float] = {}
+        self._connect_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        try:
+            self._transport = await open_transport(self._spec)
+        except Exception as exc:
+            raise _radio_error(exc) from exc
+        digest = hashlib.sha256(b"gateway:" + self._gateway_id.encode()).digest()
+        raw = bytearray(digest[:6])
+        raw[0] |= 0xC0  # a static random address, stable for this gateway
+        config = DeviceConfiguration()
+        config.name = "postop-gateway"
+        config.address = hci.Address(
+            ":".join(f"{b:02X}" for b in raw), hci.Address.RANDOM_DEVICE_ADDRESS
+        )
+        config.irk = digest[6:22]
+        device = Device.from_config_with_hci(config, self._transport.source, self._transport.sink)
+        device.keystore = PrivateJsonKeyStore(self._gateway_id, str(self._bonds_path))
+        device.pairing_config_factory = lambda _c: PairingConfig(
+            sc=True,
+            mitm=False,
+            bonding=True,
+            delegate=PairingDelegate(PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT),
+        )
+        device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
+        await device.power_on()
+        await device.start_scanning(active=False, filter_duplicates=False)
+        self._device = device
+
+    def _on_advertisement(self, adv: Advertisement) -> None:
+        self._seen[adv.address.to_string(False)] = time.monotonic()
+
+    def seen(self, address: str, within_s: float) -> bool:
+        at = self._seen.get(address.upper())
+        return at is not None and time.monotonic() - at <= within_s
+
+    async def connect(self, address: str, timeout_s: float) -> PeerLink:
+        assert self._device is not None
+        async with self._connect_lock:
+            try:
+                conn = await self._device.connect(
+                    _address(address), transport=PhysicalTransport.LE, timeout=timeout_s
+                )
+            except Exception as exc:
+                raise _radio_error(exc) from exc
+        return BumblePeer(self._device, conn, address)
+
+    async def forget(self, address: str) -> None:
+        if self._device is not None and self._device.keystore is not None:
+            with contextlib.suppress(KeyError):
+                await self._device.keystore.delete(str(_address(address)))
+
+    async def close(self) -> None:
+        if self._device is not None:
+            try:
+                await self._device.stop_scanning()
+            except Exception as exc:
+                log.debug("stop scanning: %s", exc)
+        if self._transport is not None:
+            await self._transport.close()

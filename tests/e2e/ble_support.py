@@ -1,0 +1,226 @@
+"""What the BLE end-to-end tests share: a kit provisioned in the database, its devices as
+bumble peripherals on a virtual radio (in this process, on their own loop), a gateway
+process that is a real BLE central on a virtual controller, its configuration published
+retained as the backend would, and what the database must hold afterwards.
+
+The gateway writes bumble's btsnoop trace of its HCI traffic into its work folder; the
+folder is printed when a test fails, with the gateway's log."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+from firmware_sim.ble_kit import BleKit, BleSimulation
+from firmware_sim.ble_peripheral import KEPT, SimPeripheral, ble_address
+from firmware_sim.clock import SimClock, to_ms
+from firmware_sim.devices import DeviceKind, KitSimulator, Schedule
+
+from postop.ports import free_port
+from store.provisioning import (
+    enroll,
+    ensure_patient,
+    ensure_team,
+    register_device,
+    register_gateway,
+)
+from tests.conftest import Broker
+from tests.mqtt_clients import connect
+from tests.stack import ServiceProcess, wait_for
+from vitals.catalogue import BY_NAME
+from vitals.flags import ReadingFlag
+from vitals.topics import config_topic
+
+HOME_TZ = "Europe/Paris"
+API_PASSWORD = "api-test-password"
+GLUCOSE = 0x2A18
+
+
+def dense_schedule(
+    now: datetime, tz: ZoneInfo, every_s: int, for_s: int, backfill_h: float
+) -> Schedule:
+    """The usual day, plus a measurement of every spot device every ``every_s`` seconds
+    for the next ``for_s`` seconds (so a short test sees many of them live) and every
+    five minutes over the ``backfill_h`` hours before now."""
+    local = now.astimezone(tz)
+    h0 = local.hour + local.minute / 60 + local.second / 3600
+    past = tuple(h0 - k / 12 for k in range(1, int(backfill_h * 12)))
+    dense = tuple(h0 + k * every_s / 3600 for k in range(1, for_s // every_s + 1))
+    dense = tuple(sorted(h for h in (*past, *dense) if 0.01 < h < 23.99))
+    # in time order: a glucose meter numbers its records in the order it takes them
+    return Schedule(
+        bp_h=tuple(sorted((8.0, 14.0, 20.0, *dense))),
+        temperature_h=tuple(sorted((8.25, 14.25, 20.25, *(h + 1 / 3600 for h in dense)))),
+        glucose_h=tuple(sorted((7.5, 18.5, *(h + 2 / 3600 for h in dense)))),
+        oximeter_spot_checks_h=tuple(
+            sorted((9.0, 13.0, 17.0, 21.0, *(h + 3 / 3600 for h in dense)))
+        ),
+        jitter_min=0.0,
+        oximeter_interval_s=10,
+        patch_hr_interval_s=10,
+    )
+
+
+def provision(db: str, broker: Broker, gateway_id: str, kit: KitSimulator) -> str:
+    with psycopg.connect(db, autocommit=True) as conn:
+        patient = ensure_patient(
+            conn, f"P-{gateway_id}", ensure_team(conn, "BLE team"), time_zone=HOME_TZ
+        )
+        password = register_gateway(conn, gateway_id)
+        for dev in kit.devices:
+            register_device(conn, dev.id, dev.kind.value, gateway_id)
+            enroll(conn, dev.id, patient, kit.start - timedelta(days=1))
+    broker.add_account(gateway_id, password)
+    return password
+
+
+def publish_config(broker: Broker, gateway_id: str, device_ids: Iterable[str]) -> None:
+    """The retained configuration downlink, as the backend (the ``api`` account) sends it."""
+    broker.add_account("api", API_PASSWORD)
+    client = connect(f"api-config-{gateway_id}", "api", API_PASSWORD, broker.port)
+    payload = {
+        "devices": [{"id": d, "address": ble_address(d)} for d in device_ids],
+        "upload_batch_max": 1000,
+    }
+    info = client.publish(config_topic(gateway_id), json.dumps(payload), qos=1, retain=True)
+    info.wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def ble_gateway(
+    gateway_id: str, password: str, broker: Broker, workdir: Path, hci_port: int
+) -> ServiceProcess:
+    return ServiceProcess(
+        "gateway.main",
+        {
+            "POSTOP_MQTT__PORT": str(broker.port),
+            "POSTOP_MQTT__USERNAME": gateway_id,
+            "POSTOP_MQTT__PASSWORD": password,
+            "POSTOP_GATEWAY__GATEWAY_ID": gateway_id,
+            "POSTOP_GATEWAY__DEVICE_TIMEZONE": HOME_TZ,
+            "POSTOP_GATEWAY__OUTBOX_PATH": str(workdir / "outbox.sqlite3"),
+            "POSTOP_GATEWAY__LINK_PORT": str(free_port()),
+            "POSTOP_GATEWAY__HCI_TRANSPORT": f"tcp-client:127.0.0.1:{hci_port}",
+            "POSTOP_GATEWAY__BLE_BONDS_PATH": str(workdir / "bonds" / "bonds.json"),
+            "POSTOP_GATEWAY__UPLOAD_LINGER_S": "0.2",
+            "POSTOP_GATEWAY__ACK_TIMEOUT_S": "5",
+            "BUMBLE_SNOOPER": f"btsnoop:file:{workdir / 'gateway-hci.btsnoop'}",
+        },
+        workdir,
+    )
+
+
+@dataclass
+class Expected:
+    """What the database must hold: device-stamped readings exactly (device, metric,
+    time) -> (value, flags); gateway-stamped ones by (device, metric) as sorted values
+    with the reception times they must lie near."""
+
+    exact: dict[tuple[str, str, int], tuple[float | None, int]] = field(default_factory=dict)
+    received: dict[tuple[str, str], list[tuple[float | None, int]]] = field(default_factory=dict)
+    implausible: int = 0
+
+    def count(self) -> int:
+        return len(self.exact) + sum(len(v) for v in self.received.values())
+
+
+def expected_rows(kit: KitSimulator, peripherals: dict[str, SimPeripheral]) -> Expected:
+    """Every value a device sent and the gateway received (kept and glucose records all
+    reach it; continuous values taken while nobody listened are lost on the device)."""
+    out = Expected()
+    for device_id, p in peripherals.items():
+        for _uuid, _value, frame in p.sent:
+            for v in frame.values:
+                if v.value is not None and not BY_NAME[v.metric].is_plausible(v.value):
+                    out.implausible += 1
+                    continue
+                if v.timestamped:
+                    out.exact.setdefault((device_id, v.metric, v.measured_ms), (v.value, v.flags))
+                else:
+                    flags = v.flags | int(ReadingFlag.GATEWAY_TIME)
+                    out.received.setdefault((device_id, v.metric), []).append(
+                        (v.value, frame.rx_ms)
+                    )
+                    assert flags  # gateway-stamped readings always carry GATEWAY_TIME
+    return out
+
+
+def stored_rows(db: str) -> list[tuple[str, str, int, float | None, int]]:
+    with psycopg.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT v.device_id, m.name, (extract(epoch FROM v.time) * 1000)::bigint,"
+            " v.value, v.flags FROM vitals v JOIN metrics m USING (metric_id)"
+        ).fetchall()
+    return [(d, m, int(t), v, f) for d, m, t, v, f in rows]
+
+
+def assert_stored_exactly(db: str, expected: Expected, tolerance_ms: int = 5000) -> None:
+    rows = stored_rows(db)
+    exact = {(d, m, t): (v, f) for d, m, t, v, f in rows if not f & ReadingFlag.GATEWAY_TIME}
+    assert exact.keys() == expected.exact.keys()
+    for key, (value, flags) in expected.exact.items():
+        got_value, got_flags = exact[key]
+        assert got_flags == flags, key
+        assert (got_value is None) == (value is None), key
+        if value is not None and got_value is not None:
+            assert math.isclose(got_value, value, rel_tol=1e-9), key
+    stamped: dict[tuple[str, str], list[tuple[float | None, int]]] = {}
+    for d, m, t, v, f in rows:
+        if f & ReadingFlag.GATEWAY_TIME:
+            stamped.setdefault((d, m), []).append((v, t))
+    assert stamped.keys() == expected.received.keys()
+    for pair, want_rows in expected.received.items():
+        got = sorted(stamped[pair], key=lambda r: r[1])
+        want = sorted(want_rows, key=lambda r: r[1])
+        assert len(got) == len(want), pair
+        assert sorted(v for v, _ in got if v is not None) == sorted(
+            v for v, _ in want if v is not None
+        ), pair
+        for (_, got_t), (_, want_t) in zip(got, want, strict=True):
+            assert abs(got_t - want_t) <= tolerance_ms, (pair, got_t, want_t)
+
+
+def make_kit(
+    key: str,
+    kinds: Sequence[DeviceKind],
+    *,
+    backfill_h: float,
+    live_s: int,
+    every_s: int = 8,
+) -> tuple[KitSimulator, datetime]:
+    tz = ZoneInfo(HOME_TZ)
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(hours=backfill_h)
+    schedule = dense_schedule(now, tz, every_s, live_s, backfill_h)
+    return KitSimulator(key, 11, start, kinds, tz=tz, schedule=schedule), now
+
+
+def simulation(
+    kits: Sequence[BleKit], start: datetime, now: datetime, live_s: int
+) -> BleSimulation:
+    """Backfill from ``start`` at once, then live (real time) for ``live_s`` seconds."""
+    clock = SimClock(now, 1.0)
+    return BleSimulation(kits, clock, start_ms=to_ms(start), until_ms=to_ms(now) + live_s * 1000)
+
+
+def wait_all_kept_sent(
+    sim: BleSimulation, device_ids: Iterable[str] | None = None, timeout_s: float = 60
+) -> None:
+    ids = set(sim.peripherals if device_ids is None else device_ids)
+    wait_for(
+        lambda: all(
+            not p.kept and not p._racp_busy for i, p in sim.peripherals.items() if i in ids
+        ),
+        timeout_s,
+        "every kept record to reach the gateway",
+    )
+
+
+__all__ = ["GLUCOSE", "KEPT"]
