@@ -5,7 +5,10 @@ state of each home gateway, device batteries and the rate of implausible reading
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import psycopg
@@ -13,9 +16,31 @@ from numpy.typing import NDArray
 
 from vitals.catalogue import BY_NAME
 
+DEFAULT_TIME_ZONE = "Europe/Paris"
+
+
+def _empty_f() -> NDArray[np.float64]:
+    return np.zeros(0, dtype=np.float64)
+
+
+def _empty_b() -> NDArray[np.bool_]:
+    return np.zeros(0, dtype=np.bool_)
+
+
+@lru_cache(maxsize=256)
+def _offset_s(zone: str, hour_key: int) -> int:
+    """The zone's UTC offset at that hour (cached: a zone changes offset twice a year)."""
+    at = datetime.fromtimestamp(hour_key * 3600, tz=UTC).astimezone(ZoneInfo(zone))
+    offset = at.utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
 
 @dataclass(frozen=True)
 class PatientContext:
+    """Per patient (one row each, ``patient_ids`` order). The fields after ``overrides``
+    may be left out (empty): they then mean "not recorded" for every patient (NaN, False,
+    the default time zone)."""
+
     patient_ids: NDArray[np.int64]  # sorted
     team_ids: NDArray[np.int64]
     protocols: tuple[str, ...]
@@ -23,6 +48,36 @@ class PatientContext:
     spo2_scale2: NDArray[np.bool_]
     on_oxygen: NDArray[np.bool_]
     overrides: dict[tuple[int, str, str], float]
+    # the patient's usual values as the hospital recorded them at discharge (NaN: not
+    # entered); otherwise the rules learn them from the first day's readings
+    discharge_sbp_mmhg: NDArray[np.float64] = field(default_factory=_empty_f)
+    discharge_hr_bpm: NDArray[np.float64] = field(default_factory=_empty_f)
+    discharge_weight_kg: NDArray[np.float64] = field(default_factory=_empty_f)
+    # a beta-blocker (or other rate control) blunts the pulse's rise in bleeding/sepsis
+    beta_blocker: NDArray[np.bool_] = field(default_factory=_empty_b)
+    # known obstructive sleep apnoea or obesity hypoventilation: night dips expected
+    sleep_apnoea: NDArray[np.bool_] = field(default_factory=_empty_b)
+    time_zones: tuple[str, ...] = ()  # IANA names: where "night" is for the patient
+
+    def __post_init__(self) -> None:
+        n = len(self.patient_ids)
+        for name, fill in (
+            ("discharge_sbp_mmhg", np.nan),
+            ("discharge_hr_bpm", np.nan),
+            ("discharge_weight_kg", np.nan),
+        ):
+            if len(getattr(self, name)) == 0:
+                object.__setattr__(self, name, np.full(n, fill, dtype=np.float64))
+        for name in ("beta_blocker", "sleep_apnoea"):
+            if len(getattr(self, name)) == 0:
+                object.__setattr__(self, name, np.zeros(n, dtype=np.bool_))
+        if not self.time_zones:
+            object.__setattr__(self, "time_zones", (DEFAULT_TIME_ZONE,) * n)
+
+    def utc_offset_s(self, at_ms: int) -> NDArray[np.int64]:
+        """Each patient's UTC offset (seconds) at ``at_ms``: local time is UTC plus it."""
+        hour = at_ms // 3_600_000
+        return np.asarray([_offset_s(z, hour) for z in self.time_zones], dtype=np.int64)
 
     def index(self, patient_id: int) -> int:
         return int(np.searchsorted(self.patient_ids, patient_id))
@@ -36,7 +91,10 @@ def followed_patients(conn: psycopg.Connection, only: Sequence[int] | None) -> P
     sql = (
         "SELECT patient_id, team_id, protocol,"
         " coalesce((extract(epoch FROM discharged_at) * 1000)::bigint, -1),"
-        " spo2_scale = 2, on_oxygen FROM patients"
+        " spo2_scale = 2, on_oxygen,"
+        " coalesce(discharge_sbp_mmhg, 'NaN'), coalesce(discharge_hr_bpm, 'NaN'),"
+        " coalesce(discharge_weight_kg, 'NaN'), beta_blocker, sleep_apnoea, time_zone"
+        " FROM patients"
         " WHERE (follow_up_ended_at IS NULL OR follow_up_ended_at > now())"
     )
     params: tuple[object, ...] = ()
@@ -61,6 +119,12 @@ def followed_patients(conn: psycopg.Connection, only: Sequence[int] | None) -> P
         spo2_scale2=np.asarray([bool(r[4]) for r in rows], dtype=np.bool_),
         on_oxygen=np.asarray([bool(r[5]) for r in rows], dtype=np.bool_),
         overrides=overrides,
+        discharge_sbp_mmhg=np.asarray([r[6] for r in rows], dtype=np.float64),
+        discharge_hr_bpm=np.asarray([r[7] for r in rows], dtype=np.float64),
+        discharge_weight_kg=np.asarray([r[8] for r in rows], dtype=np.float64),
+        beta_blocker=np.asarray([bool(r[9]) for r in rows], dtype=np.bool_),
+        sleep_apnoea=np.asarray([bool(r[10]) for r in rows], dtype=np.bool_),
+        time_zones=tuple(str(r[11]) for r in rows),
     )
 
 

@@ -5,7 +5,7 @@ array operation over all of them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,15 +17,21 @@ from alerts import rules as k
 from alerts.context import PatientContext
 from alerts.lifecycle import RANK, Finding
 from alerts.protocol import (
+    USUAL_FIELDS,
     BaselineRule,
     BatteryRule,
+    ConfirmedRule,
+    FallRule,
     GatewayOfflineRule,
     ImplausibleRateRule,
     MissingDataRule,
     News2Rule,
     Protocol,
+    RelativeRule,
+    RhythmRule,
     RiseRule,
     Rule,
+    SepsisScreenRule,
     ShockIndexRule,
     SustainedRule,
     TrendRule,
@@ -49,6 +55,9 @@ NEWS2_SCORED_AS = (
     "consciousness",
     "temp_c",
 )
+NIGHTS_S = 7 * 86_400  # earlier nights that make a patient's usual night
+NIGHT_EXCLUDE_S = 12 * 3600  # tonight is not part of the usual night it is judged against
+SPOT_SETTLE_S = 900  # the pulse a sepsis screen or a rhythm rule judges: its 15-min median
 
 
 def metric_of(window: Window, name: str) -> MetricWindow:
@@ -78,7 +87,7 @@ def _findings(
     firing: NDArray[np.bool_],
     evidence: Mapping[str, NDArray[Any]],
     onset_ms: NDArray[np.int64] | None = None,
-    priority: list[str] | None = None,
+    priority: Sequence[str] | None = None,
 ) -> list[Finding]:
     out = []
     for i, pid in enumerate(ids.tolist()):
@@ -157,25 +166,39 @@ def _evaluate_protocol(
 
     short_metrics = {r.metric for r in rules if isinstance(r, SustainedRule)}
     short_span = max(
-        [r.duration_s + r.max_gap_s for r in rules if isinstance(r, SustainedRule)]
+        [
+            max(r.duration_s, r.night.duration_s if r.night else 0) + r.max_gap_s + r.settle_s
+            for r in rules
+            if isinstance(r, SustainedRule)
+        ]
         + [r.freshness_s for r in rules if isinstance(r, News2Rule | ShockIndexRule)]
         + [HOUR_S]
     )
     if any(isinstance(r, News2Rule) for r in rules):
         short_metrics |= set(NEWS2_METRICS)
+        short_span = max(
+            [short_span]
+            + [r.night_spo2_settle_s + HOUR_S for r in rules if isinstance(r, News2Rule)]
+        )
     if any(isinstance(r, ShockIndexRule) for r in rules):
         short_metrics |= {"heart_rate_bpm", "bp_systolic_mmhg"}
     short = source.window(pids, sorted(short_metrics), now_ms, short_span, MINUTE_S)
 
+    night_rules = [r for r in rules if isinstance(r, SustainedRule) and r.night is not None]
+    usual_night: dict[str, NDArray[np.float64]] = {}
+    if night_rules:
+        usual_night = usual_nights(source, ctx, mask, pids, night_rules, now_ms)
     for rule in rules:
         if isinstance(rule, SustainedRule):
-            threshold = rule_param(ctx, ids, rule, "threshold", rule.threshold)
+            threshold, duration = sustained_limits(
+                ctx, mask, ids, rule, now_ms, usual_night.get(rule.metric)
+            )
             res = k.sustained(
-                metric_of(short, rule.metric),
+                k.settled(metric_of(short, rule.metric), rule.settle_s // MINUTE_S),
                 MINUTE_S,
                 rule.direction,
                 threshold,
-                rule.duration_s,
+                duration,
                 rule.max_gap_s,
             )
             out += _findings(
@@ -186,14 +209,14 @@ def _evaluate_protocol(
                 _onset(short, res.since_bin),
             )
         elif isinstance(rule, News2Rule):
-            out += _news2(ctx, mask, ids, rule, short, scores)
+            out += _news2(ctx, mask, ids, rule, short, scores, now_ms)
         elif isinstance(rule, ShockIndexRule):
             hr, sbp = metric_of(short, "heart_rate_bpm"), metric_of(short, "bp_systolic_mmhg")
             ratio, has = k.paired_ratio(hr, sbp, MINUTE_S, rule.freshness_s)
             firing = has & (np.where(has, ratio, 0.0) > rule.threshold)
             out += _findings(ids, rule, firing, {"shock_index": ratio})
 
-    long_rules = [r for r in rules if isinstance(r, TrendRule | RiseRule)]
+    long_rules = [r for r in rules if isinstance(r, TrendRule | RiseRule | FallRule)]
     if long_rules:
         span = max(r.window_s for r in long_rules) + HOUR_S
         long = source.window(pids, sorted({r.metric for r in long_rules}), now_ms, span, HOUR_S)
@@ -204,10 +227,20 @@ def _evaluate_protocol(
                     metric_of(long, rule.metric), HOUR_S, rule.window_s, rule.min_points, limit
                 )
                 out += _findings(ids, rule, res.firing, {"slope_per_h": res.value})
-            else:
+            elif isinstance(rule, RiseRule):
                 limit = rule_param(ctx, ids, rule, "rise_above", rule.rise_above)
                 res = k.rise_over(metric_of(long, rule.metric), HOUR_S, rule.window_s, limit)
                 out += _findings(ids, rule, res.firing, {"rise": res.value})
+            else:
+                limit = rule_param(ctx, ids, rule, "fall_above", rule.fall_above)
+                res = k.fall_over(
+                    metric_of(long, rule.metric),
+                    HOUR_S,
+                    rule.window_s,
+                    limit,
+                    rule.fall_pct_above,
+                )
+                out += _findings(ids, rule, res.firing, {"fall": res.value})
 
     base_rules = [r for r in rules if isinstance(r, BaselineRule)]
     if base_rules:
@@ -234,6 +267,8 @@ def _evaluate_protocol(
                 rule.min_scale,
             )
             out += _findings(ids, rule, res.firing, {"deviation": res.value})
+
+    out += _spot_rules(source, ctx, mask, ids, rules, now_ms)
 
     missing_rules = [r for r in rules if isinstance(r, MissingDataRule)]
     if missing_rules:
@@ -275,11 +310,21 @@ def _news2(
     rule: News2Rule,
     short: Window,
     scores: list[News2Score] | None,
+    now_ms: int,
 ) -> list[Finding]:
     latest = {
         m: n2.latest(metric_of(short, m), MINUTE_S, rule.freshness_s, rule.settle_s)
         for m in NEWS2_METRICS
     }
+    if rule.night_spo2_settle_s > rule.settle_s:
+        asleep = night_now(ctx, mask, now_ms, rule.night_start_h, rule.night_end_h)
+        slow = n2.latest(
+            metric_of(short, "spo2_pct"), MINUTE_S, rule.freshness_s, rule.night_spo2_settle_s
+        )
+        day = latest["spo2_pct"]
+        latest["spo2_pct"] = (np.where(asleep, slow[0], day[0]), day[1])
+    scale = news2_scale_override(ctx, ids)
+    scale2 = np.where(np.isnan(scale), ctx.spo2_scale2[mask], scale == 2)
     result = n2.news2(
         resp_rate=latest["resp_rate_per_min"][0],
         resp_rate_present=latest["resp_rate_per_min"][1],
@@ -293,7 +338,7 @@ def _news2(
         consciousness_alert=np.ones(len(ids), dtype=np.bool_),
         temp_c=latest["temp_c"][0],
         temp_present=latest["temp_c"][1],
-        spo2_scale2=ctx.spo2_scale2[mask],
+        spo2_scale2=scale2,
     )
     if scores is not None:
         scores += [
@@ -311,12 +356,16 @@ def _news2(
         n2.News2Band.MEDIUM: rule.medium,
         n2.News2Band.HIGH: rule.high,
     }
+    # a clinician may raise, per patient, the band from which NEWS2 opens an alert
+    # (override ``alert_from_band``: 1 low-medium, 2 medium, 3 high), e.g. for a patient
+    # whose chronic state already scores a 3
+    from_band = _override(ctx, ids, rule.id, "alert_from_band", np.ones(len(ids)))
     priorities: list[str] = []
     firing = np.zeros(len(ids), dtype=np.bool_)
     for i, band in enumerate(result.band.tolist()):
         prio = by_band.get(n2.News2Band(band))
         ok = bool(result.complete[i]) or not rule.require_complete
-        firing[i] = prio is not None and ok
+        firing[i] = prio is not None and ok and band >= min(from_band[i], 3)
         priorities.append(prio if prio is not None else "low")
     capped = [p if RANK[p] <= RANK[rule.priority] else rule.priority for p in priorities]
     scored = np.asarray(
@@ -339,3 +388,260 @@ def _news2(
         None,
         capped,
     )
+
+
+def scaled_threshold(
+    ctx: PatientContext,
+    mask: NDArray[np.bool_],
+    ids: NDArray[np.int64],
+    rule: SustainedRule | ConfirmedRule,
+) -> NDArray[np.float64]:
+    """The rule's limit per patient: the scale-2 limit for patients on NEWS2 SpO2 scale 2
+    (their target is 88-92%), then any clinician's override."""
+    base = np.full(len(ids), rule.threshold, dtype=np.float64)
+    if rule.scale2_threshold is not None:
+        scale2 = ctx.spo2_scale2[mask] | (news2_scale_override(ctx, ids) == 2)
+        base = np.where(scale2, rule.scale2_threshold, base)
+    return _override(ctx, ids, rule.id, "threshold", base)
+
+
+def _override(
+    ctx: PatientContext, ids: NDArray[np.int64], rule_id: str, name: str, base: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    out = base.copy()
+    if ctx.overrides:
+        for i, pid in enumerate(ids.tolist()):
+            value = ctx.overrides.get((pid, rule_id, name))
+            if value is not None:
+                out[i] = value
+    return out
+
+
+def news2_scale_override(ctx: PatientContext, ids: NDArray[np.int64]) -> NDArray[np.float64]:
+    """A clinician's per-patient choice of NEWS2 SpO2 scale (override ``news2.spo2_scale``);
+    NaN where none."""
+    return _override(ctx, ids, "news2", "spo2_scale", np.full(len(ids), np.nan))
+
+
+def night_now(
+    ctx: PatientContext, mask: NDArray[np.bool_], now_ms: int, start_h: float, end_h: float
+) -> NDArray[np.bool_]:
+    hour = k.local_hour(now_ms, ctx.utc_offset_s(now_ms)[mask])
+    return k.in_hours(hour, start_h, end_h)
+
+
+def night_threshold(
+    ctx: PatientContext,
+    mask: NDArray[np.bool_],
+    ids: NDArray[np.int64],
+    rule: SustainedRule,
+    usual_night: NDArray[np.float64] | None,
+) -> NDArray[np.float64]:
+    """The limit at the patient's night: ``below_usual_by`` beyond their usual night
+    value (only ever more lenient than the day's limit), or ``unknown_offset`` beyond the
+    day's limit while no earlier night is known."""
+    threshold = scaled_threshold(ctx, mask, ids, rule)
+    night = rule.night
+    if night is None:
+        return threshold
+    usual = usual_night if usual_night is not None else np.full(len(ids), np.nan)
+    low = not k.is_high(rule.direction)
+    sign = -1.0 if low else 1.0
+    relative = usual + sign * night.below_usual_by
+    lenient = np.minimum(threshold, relative) if low else np.maximum(threshold, relative)
+    return np.where(np.isnan(usual), threshold + sign * night.unknown_offset, lenient)
+
+
+def sustained_limits(
+    ctx: PatientContext,
+    mask: NDArray[np.bool_],
+    ids: NDArray[np.int64],
+    rule: SustainedRule,
+    now_ms: int,
+    usual_night: NDArray[np.float64] | None,
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Threshold and duration per patient now: by day the (scaled, overridden) limit; at
+    the patient's night, the night limit and duration (see NightSpec)."""
+    threshold = scaled_threshold(ctx, mask, ids, rule)
+    duration = np.full(len(ids), rule.duration_s, dtype=np.int64)
+    if rule.night is None:
+        return threshold, duration
+    asleep = night_now(ctx, mask, now_ms, rule.night.start_h, rule.night.end_h)
+    at_night = night_threshold(ctx, mask, ids, rule, usual_night)
+    return (
+        np.where(asleep, at_night, threshold),
+        np.where(asleep, rule.night.duration_s, duration).astype(np.int64),
+    )
+
+
+def usual_nights(
+    source: ReadingSource,
+    ctx: PatientContext,
+    mask: NDArray[np.bool_],
+    pids: list[int],
+    rules: list[SustainedRule],
+    now_ms: int,
+) -> dict[str, NDArray[np.float64]]:
+    """Per metric, each patient's usual value at night: the median of the hourly means of
+    their earlier nights (the last 7 days, tonight excluded); NaN with too few hours."""
+    metrics = sorted({r.metric for r in rules})
+    win = source.window(pids, metrics, now_ms, NIGHTS_S, HOUR_S)
+    start_ms = win.end_ms - win.n_bins * HOUR_S * 1000
+    mid_ms = start_ms + (np.arange(win.n_bins, dtype=np.int64) * HOUR_S + HOUR_S // 2) * 1000
+    offsets = ctx.utc_offset_s(now_ms)[mask]
+    hours = (((mid_ms[None, :] // 1000) + offsets[:, None]) % 86_400) / 3600.0
+    out = {}
+    for metric in metrics:
+        spec = next(r.night for r in rules if r.metric == metric and r.night is not None)
+        night = k.in_hours(hours, spec.start_h, spec.end_h)
+        earlier = (mid_ms < now_ms - NIGHT_EXCLUDE_S * 1000)[None, :]
+        m = metric_of(win, metric)
+        sel = m.present & night & earlier
+        med = k.masked_median(m.values, sel)
+        out[metric] = np.where(sel.sum(axis=1) >= spec.min_usual_hours, med, np.nan)
+    return out
+
+
+def _spot_rules(
+    source: ReadingSource,
+    ctx: PatientContext,
+    mask: NDArray[np.bool_],
+    ids: NDArray[np.int64],
+    rules: list[Rule],
+    now_ms: int,
+) -> list[Finding]:
+    """Rules that work on spot checks as on continuous data: confirmed limits, changes
+    from the patient's usual value, the sepsis screen and the rhythm rule."""
+    confirm = [r for r in rules if isinstance(r, ConfirmedRule | RelativeRule)]
+    sepsis = [r for r in rules if isinstance(r, SepsisScreenRule)]
+    rhythm = [r for r in rules if isinstance(r, RhythmRule)]
+    if not (confirm or sepsis or rhythm):
+        return []
+    pids = ids.tolist()
+    metrics: set[str] = {r.metric for r in confirm}
+    spans = [r.freshness_s + r.max_gap_s + r.spot_gap_s + r.settle_s for r in confirm]
+    if sepsis:
+        metrics |= {"temp_c", "heart_rate_bpm"}
+        spans += [r.freshness_s + SPOT_SETTLE_S for r in sepsis]
+    if rhythm:
+        metrics |= {"rr_irregularity", "heart_rate_bpm"}
+        spans += [r.duration_s + r.max_gap_s for r in rhythm] + [SPOT_SETTLE_S]
+    win = source.window(pids, sorted(metrics), now_ms, max(spans), MINUTE_S)
+
+    usual_metrics = {r.metric for r in rules if isinstance(r, RelativeRule)}
+    if sepsis:
+        usual_metrics.add("heart_rate_bpm")
+    usual = _usual_values(source, ctx, mask, pids, rules, usual_metrics, now_ms)
+
+    out: list[Finding] = []
+    for rule in confirm:
+        if isinstance(rule, ConfirmedRule):
+            threshold = scaled_threshold(ctx, mask, ids, rule)
+            direction: k.Direction = rule.direction
+        else:
+            base = usual[rule.metric]
+            change_abs = _override(
+                ctx, ids, rule.id, "change_abs", np.full(len(ids), rule.change_abs)
+            )
+            change = np.maximum(change_abs, base * rule.change_pct / 100)
+            threshold = base + change if rule.direction == "above" else base - change
+            direction = rule.direction
+        res = k.confirmed(
+            k.settled(metric_of(win, rule.metric), rule.settle_s // MINUTE_S),
+            MINUTE_S,
+            direction,
+            threshold,
+            rule.run_s,
+            rule.max_gap_s,
+            rule.freshness_s,
+            rule.spot_gap_s,
+            rule.remeasure_after_s,
+            rule.deadline_s,
+        )
+        evidence: dict[str, NDArray[Any]] = {
+            "value": res.value,
+            "threshold": threshold,
+            "confirmation_requested": res.requested,
+        }
+        if isinstance(rule, RelativeRule):
+            evidence["usual"] = usual[rule.metric]
+        prio = [rule.requested_priority if r else rule.priority for r in res.requested.tolist()]
+        out += _findings(ids, rule, res.firing, evidence, _onset(win, res.since_bin), prio)
+
+    hr_now, hr_has = n2.latest(
+        metric_of(win, "heart_rate_bpm"), MINUTE_S, SPOT_SETTLE_S * 16, SPOT_SETTLE_S
+    )
+    for srule in sepsis:
+        temp, t_has = k.latest_within(metric_of(win, "temp_c"), MINUTE_S, srule.freshness_s)
+        pulse, p_has = n2.latest(
+            metric_of(win, "heart_rate_bpm"), MINUTE_S, srule.freshness_s, SPOT_SETTLE_S
+        )
+        hr_above = _override(ctx, ids, srule.id, "hr_above", np.full(len(ids), srule.hr_above))
+        base = usual["heart_rate_bpm"]
+        with np.errstate(invalid="ignore"):
+            febrile = (temp >= srule.temp_at_or_above) | (temp <= srule.temp_at_or_below)
+            fast = (pulse > hr_above) | (pulse >= base + srule.hr_rise_above_usual)
+        firing = t_has & p_has & febrile & fast
+        out += _findings(ids, srule, firing, {"temp_c": temp, "pulse": pulse, "usual_pulse": base})
+
+    for rrule in rhythm:
+        irr = k.sustained(
+            metric_of(win, "rr_irregularity"),
+            MINUTE_S,
+            "above",
+            np.full(len(ids), rrule.irregularity_above),
+            rrule.duration_s,
+            rrule.max_gap_s,
+        )
+        flagged = _flagged(source, pids, rrule, now_ms)
+        firing = irr.firing | (flagged >= rrule.min_flagged)
+        fast = hr_has & (np.nan_to_num(hr_now, nan=0.0) > rrule.fast_hr_above)
+        prio = [rrule.priority if f else rrule.slow_priority for f in fast.tolist()]
+        out += _findings(
+            ids,
+            rrule,
+            firing,
+            {"irregularity": irr.value, "irregular_readings": flagged, "pulse": hr_now},
+            _onset(win, irr.since_bin),
+            prio,
+        )
+    return out
+
+
+def _flagged(
+    source: ReadingSource, pids: list[int], rule: RhythmRule, now_ms: int
+) -> NDArray[np.int64]:
+    """Hours of the trailing window with a pulse reading flagged irregular (a cuff's)."""
+    win = source.window(pids, ["heart_rate_bpm"], now_ms, rule.flag_window_s, HOUR_S)
+    return k.flagged_count(metric_of(win, "heart_rate_bpm"), HOUR_S, rule.flag_window_s)
+
+
+def _usual_values(
+    source: ReadingSource,
+    ctx: PatientContext,
+    mask: NDArray[np.bool_],
+    pids: list[int],
+    rules: list[Rule],
+    metrics: set[str],
+    now_ms: int,
+) -> dict[str, NDArray[np.float64]]:
+    """Per metric, each patient's usual value (hospital's, else their first day's)."""
+    if not metrics:
+        return {}
+    relative = [r for r in rules if isinstance(r, RelativeRule)]
+    usual_s = max([r.usual_s for r in relative] + [86_400])
+    min_points = min([r.min_usual_points for r in relative] + [2])
+    discharged = ctx.discharged_ms[mask]
+    known = discharged >= 0
+    first = int(discharged[known].min()) if known.any() else now_ms - BASELINE_MAX_S * 1000
+    span = min(max(now_ms - first, HOUR_S), BASELINE_MAX_S)
+    win = source.window(pids, sorted(metrics), now_ms, span, HOUR_S)
+    start_ms = win.end_ms - win.n_bins * HOUR_S * 1000
+    bin_start = start_ms + np.arange(win.n_bins, dtype=np.int64) * HOUR_S * 1000
+    out = {}
+    for metric in metrics:
+        entered = getattr(ctx, USUAL_FIELDS[metric])[mask]
+        out[metric] = k.usual_value(
+            metric_of(win, metric), bin_start, discharged, usual_s, min_points, entered
+        )
+    return out

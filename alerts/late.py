@@ -11,15 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from alerts import rules as k
 from alerts.context import PatientContext
-from alerts.evaluate import MINUTE_S, metric_of, rule_param
+from alerts.evaluate import (
+    MINUTE_S,
+    metric_of,
+    night_threshold,
+    scaled_threshold,
+    usual_nights,
+)
 from alerts.protocol import Priority, Protocol, ShockIndexRule, SustainedRule
+from alerts.rules import Direction
 from alerts.source import ReadingSource
 from alerts.window import MetricWindow, Window
 
@@ -44,7 +51,7 @@ class _Runs:
 
     rule: SustainedRule | ShockIndexRule
     metric: MetricWindow
-    direction: Literal["above", "below"]
+    direction: Direction
     threshold: NDArray[np.float64]
     duration_s: int
     max_gap_s: int
@@ -83,28 +90,52 @@ def late_episodes(
         if any(isinstance(r, ShockIndexRule) for r in rules):
             metrics |= {"heart_rate_bpm", "bp_systolic_mmhg"}
         win = source.window(ids.tolist(), sorted(metrics), end_ms, span_s, MINUTE_S)
+        mask = ctx.subset(name)
+        night_rules = [r for r in rules if isinstance(r, SustainedRule) and r.night is not None]
+        usual = (
+            usual_nights(source, ctx, mask, ids.tolist(), night_rules, now_ms)
+            if night_rules
+            else {}
+        )
         for rule in rules:
-            out += _episodes(win, _runs(win, rule, ctx, ids), ids, since)
+            out += _episodes(win, _runs(win, rule, ctx, mask, ids, usual), ids, since)
     return out
 
 
 def _lead_s(rule: SustainedRule | ShockIndexRule) -> int:
     if isinstance(rule, SustainedRule):
-        return rule.duration_s + rule.max_gap_s
+        night = rule.night.duration_s if rule.night else 0
+        return max(rule.duration_s, night) + rule.max_gap_s + rule.settle_s
     return rule.freshness_s + MINUTE_S
 
 
 def _runs(
-    win: Window, rule: SustainedRule | ShockIndexRule, ctx: PatientContext, ids: NDArray[np.int64]
+    win: Window,
+    rule: SustainedRule | ShockIndexRule,
+    ctx: PatientContext,
+    mask: NDArray[np.bool_],
+    ids: NDArray[np.int64],
+    usual_night: dict[str, NDArray[np.float64]],
 ) -> _Runs:
     if isinstance(rule, SustainedRule):
-        threshold = rule_param(ctx, ids, rule, "threshold", rule.threshold)
+        # as live: the settled readings, the limit per patient, and at the patient's
+        # night the night limit (bin by bin) with the longer of the two durations
+        threshold = scaled_threshold(ctx, mask, ids, rule)
+        duration = rule.duration_s
+        if rule.night is not None:
+            day_ms = win.bin_start_ms(0) + np.arange(win.n_bins, dtype=np.int64) * MINUTE_S * 1000
+            offsets = ctx.utc_offset_s(win.end_ms)[mask]
+            hours = (((day_ms[None, :] // 1000) + offsets[:, None]) % 86_400) / 3600.0
+            asleep = k.in_hours(hours, rule.night.start_h, rule.night.end_h)
+            night_thr = night_threshold(ctx, mask, ids, rule, usual_night.get(rule.metric))
+            threshold = np.where(asleep, night_thr[:, None], threshold[:, None])
+            duration = max(duration, rule.night.duration_s)
         return _Runs(
             rule,
-            metric_of(win, rule.metric),
+            k.settled(metric_of(win, rule.metric), rule.settle_s // MINUTE_S),
             rule.direction,
             threshold,
-            rule.duration_s,
+            duration,
             rule.max_gap_s,
             "value",
         )
@@ -149,7 +180,11 @@ def _episodes(
                 ended_ms=ended_ms,
                 evidence={
                     runs.evidence: e.worst,
-                    "threshold": float(runs.threshold[e.row]),
+                    "threshold": float(
+                        runs.threshold[e.row]
+                        if runs.threshold.ndim == 1
+                        else runs.threshold[e.row, e.since_bin]
+                    ),
                     "late": True,
                 },
             )

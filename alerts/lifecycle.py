@@ -10,7 +10,8 @@ what is open, now) to actions; the engine applies them in the database.
   (``late``), whatever its priority: nobody has seen it yet.
 - An unacknowledged alert escalates to the next tier after its priority's delay, and
   again after the same delay at each tier, until the last tier; a cleared condition stops
-  the escalation, except for a latched alert.
+  the escalation, except for a latched alert (judged on the alert as the round leaves it:
+  a condition that clears in this round escalates no further, one that returns may).
 - A rule that now finds a higher priority raises the open alert's priority (and notifies
   again); priorities never go down by themselves.
 """
@@ -18,7 +19,7 @@ what is open, now) to actions; the engine applies them in the database.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Priority = Literal["high", "medium", "low"]
@@ -130,10 +131,20 @@ def plan(
         elif _may_auto_resolve(alert, now_ms, policy):
             actions.append(AutoResolve(alert))
     resolved = {a.alert.alert_id for a in actions if isinstance(a, AutoResolve)}
+    cleared: dict[int, int | None] = {
+        a.alert.alert_id: now_ms for a in actions if isinstance(a, ConditionCleared)
+    }
+    cleared |= {a.alert.alert_id: None for a in actions if isinstance(a, ConditionReturned)}
     for alert in by_key.values():
         if alert.alert_id in resolved:
             continue
-        tier = _due_tier(alert, now_ms, policies.get(alert.patient_id))
+        # judge the escalation on the alert as this round leaves it, not as it was read
+        as_left = (
+            replace(alert, condition_cleared_ms=cleared[alert.alert_id])
+            if alert.alert_id in cleared
+            else alert
+        )
+        tier = _due_tier(as_left, now_ms, policies.get(alert.patient_id))
         if tier is not None:
             actions.append(Escalate(alert, tier))
     return actions

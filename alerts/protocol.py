@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from vitals.catalogue import BY_NAME
 
 Priority = Literal["high", "medium", "low"]
+Direction = Literal["above", "below", "at_or_above", "at_or_below"]
 RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,47}$")]
 
 
@@ -42,12 +43,126 @@ class _MetricRule(_Rule):
         return self
 
 
+class NightSpec(BaseModel):
+    """At night (the patient's local time), the limit follows the patient's own nights:
+    it is the day limit or, lower, ``below_usual_by`` under the median of their earlier
+    nights (``unknown_offset`` under the day limit while no earlier night is known), and
+    the condition must last ``duration_s``. Healthy older people, sleep apnoea and obesity
+    hypoventilation dip at night without deteriorating; a fall below their own nights
+    still fires."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start_h: Annotated[float, Field(ge=0, lt=24)] = 22.0
+    end_h: Annotated[float, Field(ge=0, lt=24)] = 7.0
+    duration_s: Annotated[int, Field(ge=60, le=86_400)]
+    below_usual_by: Annotated[float, Field(ge=0)]
+    unknown_offset: Annotated[float, Field(ge=0)] = 0.0
+    min_usual_hours: Annotated[int, Field(ge=1)] = 4
+
+
 class SustainedRule(_MetricRule):
     kind: Literal["sustained"]
-    direction: Literal["above", "below"]
+    direction: Direction
     threshold: float
+    # the limit for patients on NEWS2 SpO2 scale 2 (hypercapnic respiratory failure,
+    # target 88-92%): a COPD patient's usual saturation is not a fall
+    scale2_threshold: float | None = None
     duration_s: Annotated[int, Field(ge=60, le=86_400)]
     max_gap_s: Annotated[int, Field(ge=60, le=86_400)]
+    # each reading taken as the median over this span ending at it (0: as it is)
+    settle_s: Annotated[int, Field(ge=0, le=3600)] = 0
+    night: NightSpec | None = None
+
+
+class _ConfirmParams(BaseModel):
+    """How a spot reading asks for, and gets, its confirmation (see rules.confirmed)."""
+
+    run_s: Annotated[int, Field(ge=60, le=86_400)]
+    max_gap_s: Annotated[int, Field(ge=60, le=86_400)]
+    freshness_s: Annotated[int, Field(ge=60, le=86_400)]
+    spot_gap_s: Annotated[int, Field(ge=60, le=86_400)] = 600
+    remeasure_after_s: Annotated[int, Field(ge=60, le=86_400)] = 120
+    deadline_s: Annotated[int, Field(ge=60, le=86_400)]
+    # priority while a single spot reading awaits its confirmation
+    requested_priority: Priority = "low"
+    # each reading taken as the median over this span ending at it (0: as it is)
+    settle_s: Annotated[int, Field(ge=0, le=3600)] = 0
+
+
+class ConfirmedRule(_MetricRule, _ConfirmParams):
+    """A limit that works on continuous data and on spot checks (confirmation asked)."""
+
+    kind: Literal["confirmed"]
+    direction: Direction
+    threshold: float
+    scale2_threshold: float | None = None
+
+
+class RelativeRule(_MetricRule, _ConfirmParams):
+    """A change from the patient's own usual value (entered by the hospital at discharge,
+    else the median of their first ``usual_s`` of readings): beyond both ``change_abs``
+    and ``change_pct`` percent of it, confirmed as a ``confirmed`` rule is."""
+
+    kind: Literal["relative"]
+    direction: Literal["above", "below"]
+    change_abs: Annotated[float, Field(gt=0)]
+    change_pct: Annotated[float, Field(ge=0, lt=100)]
+    usual_s: Annotated[int, Field(ge=3600, le=7 * 86_400)] = 86_400
+    min_usual_points: Annotated[int, Field(ge=1)] = 2
+
+    @model_validator(mode="after")
+    def _usual_known(self) -> RelativeRule:
+        if self.metric not in USUAL_FIELDS:
+            raise ValueError(f"no usual value is kept for {self.metric!r}")
+        return self
+
+
+# which PatientContext field holds the hospital's value of a metric
+USUAL_FIELDS = {
+    "bp_systolic_mmhg": "discharge_sbp_mmhg",
+    "heart_rate_bpm": "discharge_hr_bpm",
+    "weight_kg": "discharge_weight_kg",
+}
+
+
+class FallRule(_MetricRule):
+    """The latest reading below the highest of the trailing window (e.g. weight loss in
+    dehydration), by ``fall_above`` or ``fall_pct_above`` percent, whichever is less."""
+
+    kind: Literal["fall"]
+    window_s: Annotated[int, Field(ge=3600, le=14 * 86_400)]
+    fall_above: Annotated[float, Field(gt=0)]
+    fall_pct_above: Annotated[float, Field(gt=0, lt=50)] | None = None
+
+
+class SepsisScreenRule(_Rule):
+    """Fever (or hypothermia) and a raised pulse from spot checks, without a respiratory
+    rate (most kits): the two SIRS signs a home kit measures, the pulse judged against
+    the patient's own usual pulse when known."""
+
+    kind: Literal["sepsis_screen"]
+    temp_at_or_above: float
+    temp_at_or_below: float
+    hr_above: float
+    hr_rise_above_usual: Annotated[float, Field(ge=0)]
+    freshness_s: Annotated[int, Field(ge=600, le=86_400)]
+
+
+class RhythmRule(_Rule):
+    """Atrial fibrillation suspected: the patch's beat-to-beat irregularity index above
+    ``irregularity_above`` for ``duration_s``, or at least ``min_flagged`` cuff readings
+    flagged "irregular pulse" within ``flag_window_s``. Priority by the rate: ``priority``
+    when the pulse is above ``fast_hr_above``, ``slow_priority`` otherwise."""
+
+    kind: Literal["rhythm"]
+    irregularity_above: Annotated[float, Field(gt=0, lt=2)]
+    duration_s: Annotated[int, Field(ge=60, le=86_400)]
+    max_gap_s: Annotated[int, Field(ge=60, le=86_400)]
+    min_flagged: Annotated[int, Field(ge=1)]
+    flag_window_s: Annotated[int, Field(ge=600, le=86_400)]
+    fast_hr_above: float
+    slow_priority: Priority
 
 
 class News2Rule(_Rule):
@@ -55,6 +170,11 @@ class News2Rule(_Rule):
     freshness_s: Annotated[int, Field(ge=600, le=86_400)]
     # continuous readings are taken as their median over this span (artifacts settle)
     settle_s: Annotated[int, Field(ge=0, le=3600)] = 0
+    # at night (local time), SpO2 is taken as its median over this longer span: the
+    # dips of sleep (REM, apnoeas) are not a ward observation of an awake patient
+    night_spo2_settle_s: Annotated[int, Field(ge=0, le=7200)] = 0
+    night_start_h: Annotated[float, Field(ge=0, lt=24)] = 22.0
+    night_end_h: Annotated[float, Field(ge=0, lt=24)] = 7.0
     # which NEWS2 clinical risk opens an alert, and with which priority
     low_medium: Priority | None = "low"
     medium: Priority | None = "medium"
@@ -135,6 +255,11 @@ class ImplausibleRateRule(_Rule):
 
 Rule = Annotated[
     SustainedRule
+    | ConfirmedRule
+    | RelativeRule
+    | FallRule
+    | SepsisScreenRule
+    | RhythmRule
     | News2Rule
     | ShockIndexRule
     | TrendRule

@@ -3,7 +3,8 @@ numpy operations over (patients x bins) windows; no loop over patients or readin
 
 Gaps are explicit: a bin without a reading is absent (``present`` False), never a NaN
 that might compare false and pass silently. Comparisons with thresholds are strict
-(``above`` means >, ``below`` means <).
+(``above`` means >, ``below`` means <) unless the rule says ``at_or_above`` (>=) or
+``at_or_below`` (<=), as clinical definitions such as fever (>= 38.0 °C) are.
 """
 
 from __future__ import annotations
@@ -19,6 +20,23 @@ from alerts.window import MetricWindow
 F = NDArray[np.float64]
 B = NDArray[np.bool_]
 I = NDArray[np.int64]  # noqa: E741
+Direction = Literal["above", "below", "at_or_above", "at_or_below"]
+
+
+def beyond(values: F, threshold: F, direction: Direction) -> B:
+    """Where ``values`` are past ``threshold`` (broadcast) in the rule's direction."""
+    with np.errstate(invalid="ignore"):
+        if direction == "above":
+            return np.asarray(values > threshold, dtype=np.bool_)
+        if direction == "below":
+            return np.asarray(values < threshold, dtype=np.bool_)
+        if direction == "at_or_above":
+            return np.asarray(values >= threshold, dtype=np.bool_)
+        return np.asarray(values <= threshold, dtype=np.bool_)
+
+
+def is_high(direction: Direction) -> bool:
+    return direction in ("above", "at_or_above")
 
 
 @dataclass(frozen=True)
@@ -39,18 +57,18 @@ def last_present(present: B) -> tuple[I, B]:
 def _runs(
     metric: MetricWindow,
     bin_s: int,
-    direction: Literal["above", "below"],
+    direction: Direction,
     threshold: F,
     max_gap_s: int,
 ) -> tuple[I, B, I]:
     """What both sustained kernels stand on: bin indices, where the condition holds, and
     per bin the last break before it (a reading outside the condition, or a gap longer
-    than ``max_gap_s``; -1 if none)."""
+    than ``max_gap_s``; -1 if none). ``threshold`` is per patient (P,) or per bin (P, T)."""
     present, values = metric.present, metric.values
     p, n = present.shape
     idx = np.broadcast_to(np.arange(n), (p, n))
-    thr = threshold[:, None]
-    cond = present & ((values > thr) if direction == "above" else (values < thr))
+    thr = threshold[:, None] if threshold.ndim == 1 else threshold
+    cond = present & beyond(values, thr, direction)
     last_seen = np.maximum.accumulate(np.where(present, idx, -1), axis=1)
     gap_bins = idx - last_seen  # absent bins since the previous reading (0 on a reading)
     long_gap = ~present & (gap_bins * bin_s > max_gap_s)
@@ -61,9 +79,9 @@ def _runs(
 def sustained(
     metric: MetricWindow,
     bin_s: int,
-    direction: Literal["above", "below"],
+    direction: Direction,
     threshold: F,
-    duration_s: int,
+    duration_s: int | I,
     max_gap_s: int,
 ) -> RuleResult:
     """The condition held at every reading over the trailing ``duration_s`` that ends at
@@ -83,7 +101,7 @@ def sustained(
     recent = (n - 1 - lp) * bin_s <= max_gap_s
     firing = has & recent & cond[rows, lp_safe] & (since >= 0) & (run_s >= duration_s)
     in_run = present & (idx >= since[:, None]) & (idx <= lp[:, None])
-    if direction == "above":
+    if is_high(direction):
         worst = np.where(in_run, values, -np.inf).max(axis=1)
     else:
         worst = np.where(in_run, values, np.inf).min(axis=1)
@@ -104,7 +122,7 @@ class Episode:
 def sustained_episodes(
     metric: MetricWindow,
     bin_s: int,
-    direction: Literal["above", "below"],
+    direction: Direction,
     threshold: F,
     duration_s: int,
     max_gap_s: int,
@@ -128,7 +146,7 @@ def sustained_episodes(
         run = np.nonzero(cond[row] & (since[row] == start))[0]
         last = int(run[-1])
         span = values[row, start : last + 1][present[row, start : last + 1]]
-        worst = float(span.max() if direction == "above" else span.min())
+        worst = float(span.max() if is_high(direction) else span.min())
         out.append(Episode(int(row), start, int(col), last, worst))
     return out
 
@@ -250,3 +268,162 @@ def rate_above(bad: F, total: F, min_total: int, rate: float) -> RuleResult:
     share = np.where(enough, bad / np.where(enough, total, 1.0), np.nan)
     firing = enough & (share > rate)
     return RuleResult(firing, share, np.full(len(bad), -1, dtype=np.int64))
+
+
+def settled(metric: MetricWindow, settle_bins: int) -> MetricWindow:
+    """Each reading replaced by the median of the readings over the ``settle_bins`` bins
+    ending at it: a dip of a few tens of seconds (motion, an apnoea) on a continuous
+    oximeter no longer counts as a fall; a spot reading, alone in its span, is itself."""
+    if settle_bins <= 1:
+        return metric
+    p = metric.present.shape[0]
+    pad = settle_bins - 1
+    vals = np.concatenate([np.full((p, pad), np.nan), metric.values], axis=1)
+    pres = np.concatenate([np.zeros((p, pad), dtype=np.bool_), metric.present], axis=1)
+    view = np.lib.stride_tricks.sliding_window_view(np.where(pres, vals, np.nan), settle_bins, 1)
+    data = np.sort(view, axis=2)  # NaN (absent) sort last
+    cnt = np.lib.stride_tricks.sliding_window_view(pres, settle_bins, 1).sum(axis=2)
+    lo = np.clip((cnt - 1) // 2, 0, None)[..., None]
+    hi = np.clip(cnt // 2, 0, None)[..., None]
+    mid = (np.take_along_axis(data, lo, axis=2) + np.take_along_axis(data, hi, axis=2))[..., 0] / 2
+    values = np.where(metric.present, mid, metric.values)
+    return MetricWindow(values.astype(np.float64), metric.present, metric.irregular)
+
+
+@dataclass(frozen=True)
+class ConfirmResult:
+    firing: B  # (P,)
+    requested: B  # (P,) firing on a single spot reading: a re-measurement is asked for
+    value: F  # (P,) the worst value of the run
+    since_bin: I  # (P,) first reading of the run, -1 when not firing
+    readings: I  # (P,) readings in the run
+
+
+def confirmed(
+    metric: MetricWindow,
+    bin_s: int,
+    direction: Direction,
+    threshold: F,
+    run_s: int,
+    max_gap_s: int,
+    freshness_s: int,
+    spot_gap_s: int,
+    remeasure_after_s: int,
+    deadline_s: int,
+) -> ConfirmResult:
+    """A condition that fires on continuous data and on spot checks alike.
+
+    The run is the latest readings past the threshold, with no reading inside the limit
+    between them and no gap longer than ``max_gap_s``; its latest reading must be at most
+    ``freshness_s`` old. Continuous data (the run began right after other readings) fire
+    once the run lasted ``run_s``, as a sustained rule. A run that began with a spot
+    reading (nothing in the ``spot_gap_s`` before it) fires at once but as a request for
+    confirmation (``requested``); it is confirmed by a second reading past the threshold
+    at least ``remeasure_after_s`` after the first (a re-measurement), or, failing one,
+    once ``deadline_s`` has passed since the first (the safer side: unconfirmed is not
+    dismissed). A reading back inside the limit ends the run."""
+    present, values = metric.present, metric.values
+    p, n = present.shape
+    idx, cond, breaks = _runs(metric, bin_s, direction, threshold, max_gap_s)
+    lp, has = last_present(present)
+    rows = np.arange(p)
+    lp_safe = np.maximum(lp, 0)
+    brk = breaks[rows, lp_safe]
+    after = present & (idx > brk[:, None]) & (idx <= lp_safe[:, None])
+    since = np.where(after.any(axis=1), np.argmax(after, axis=1), -1)
+    since_safe = np.maximum(since, 0)
+    # the reading before the run, and how long before its first reading it came
+    before = present & (idx < since_safe[:, None])
+    prev = np.where(before.any(axis=1), n - 1 - np.argmax(before[:, ::-1], axis=1), -1)
+    spot_start = (prev < 0) | ((since - prev) * bin_s > spot_gap_s)
+    fresh = (n - 1 - lp) * bin_s <= freshness_s
+    live = has & fresh & cond[rows, lp_safe] & (since >= 0)
+    run_len_s = (lp - since + 1) * bin_s
+    remeasured = (lp - since) * bin_s >= remeasure_after_s
+    overdue = (n - since) * bin_s >= deadline_s
+    dense_ok = run_len_s >= run_s
+    firing = live & (dense_ok | spot_start)
+    requested = firing & spot_start & ~dense_ok & ~remeasured & ~overdue
+    in_run = present & (idx >= since[:, None]) & (idx <= lp[:, None])
+    if is_high(direction):
+        worst = np.where(in_run, values, -np.inf).max(axis=1)
+    else:
+        worst = np.where(in_run, values, np.inf).min(axis=1)
+    return ConfirmResult(
+        firing,
+        requested,
+        np.where(firing, worst, np.nan),
+        np.where(firing, since, -1),
+        np.where(firing, in_run.sum(axis=1), 0).astype(np.int64),
+    )
+
+
+def usual_value(
+    metric: MetricWindow, bin_start_ms: I, from_ms: I, span_s: int, min_points: int, entered: F
+) -> F:
+    """The patient's own usual value: the one the hospital entered (``entered``, NaN if
+    none), else the median of the readings (spot checks count) of their first ``span_s``
+    from ``from_ms`` (discharge; -1 when unknown: from their first reading in the window),
+    if there are at least ``min_points``; NaN otherwise."""
+    present = metric.present
+    first, has = last_present(present[:, ::-1])
+    n = present.shape[1]
+    first_ms = np.where(has, bin_start_ms[np.clip(n - 1 - first, 0, n - 1)], -1)
+    start = np.where(from_ms >= 0, from_ms, first_ms)
+    in_span = (bin_start_ms[None, :] >= start[:, None]) & (
+        bin_start_ms[None, :] < (start + span_s * 1000)[:, None]
+    )
+    base = present & in_span & (start >= 0)[:, None]
+    learned = np.where(base.sum(axis=1) >= min_points, masked_median(metric.values, base), np.nan)
+    return np.where(np.isnan(entered), learned, entered)
+
+
+def fall_over(
+    metric: MetricWindow, bin_s: int, window_s: int, fall_above: F, fall_pct_above: float | None
+) -> RuleResult:
+    """Highest reading of the trailing window minus the latest one (e.g. weight loss),
+    beyond ``fall_above`` or, if given, ``fall_pct_above`` percent of that highest
+    reading, whichever is smaller; the highest must come before the latest."""
+    values, present = _trailing(metric, bin_s, window_s)
+    lp, _ = last_present(present)
+    rows = np.arange(len(lp))
+    idx = np.arange(values.shape[1])[None, :]
+    earlier = present & (idx < lp[:, None])
+    enough = earlier.any(axis=1)
+    latest = values[rows, np.maximum(lp, 0)]
+    highest = np.where(earlier, values, -np.inf).max(axis=1)
+    fall = np.where(enough, highest - latest, np.nan)
+    limit = fall_above
+    if fall_pct_above is not None:
+        limit = np.minimum(fall_above, np.where(enough, highest, np.inf) * fall_pct_above / 100)
+    firing = enough & (np.nan_to_num(fall, nan=-np.inf) > limit)
+    return RuleResult(firing, fall, np.full(len(lp), -1, dtype=np.int64))
+
+
+def local_hour(at_ms: int, utc_offset_s: I) -> F:
+    """Each patient's local time of day at ``at_ms``, in hours [0, 24)."""
+    return np.asarray(((at_ms // 1000 + utc_offset_s) % 86_400) / 3600.0, dtype=np.float64)
+
+
+def in_hours(hour: F, start_h: float, end_h: float) -> B:
+    """Whether ``hour`` is within [start_h, end_h), the span possibly crossing midnight."""
+    if start_h <= end_h:
+        return np.asarray((hour >= start_h) & (hour < end_h), dtype=np.bool_)
+    return np.asarray((hour >= start_h) | (hour < end_h), dtype=np.bool_)
+
+
+def latest_within(metric: MetricWindow, bin_s: int, freshness_s: int) -> tuple[F, B]:
+    """Each patient's most recent reading within the trailing ``freshness_s``."""
+    values, present = _trailing(metric, bin_s, freshness_s)
+    lp, has = last_present(present)
+    out = np.where(has, values[np.arange(len(lp)), np.maximum(lp, 0)], np.nan)
+    return out.astype(np.float64), has
+
+
+def flagged_count(metric: MetricWindow, bin_s: int, window_s: int) -> I:
+    """Bins of the trailing ``window_s`` with a reading flagged as an irregular pulse."""
+    if metric.irregular is None:
+        return np.zeros(metric.present.shape[0], dtype=np.int64)
+    n = metric.present.shape[1]
+    k = max(1, min(n, window_s // bin_s))
+    return np.asarray(metric.irregular[:, n - k :].sum(axis=1), dtype=np.int64)

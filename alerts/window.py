@@ -16,6 +16,9 @@ class MetricWindow:
 
     values: NDArray[np.float64]  # (P, T); meaningless where not present
     present: NDArray[np.bool_]  # (P, T); True where the bin holds at least one reading
+    # (P, T); True where a reading of the bin was flagged IRREGULAR_PULSE (a cuff's
+    # "irregular pulse detected"); None when the source does not say
+    irregular: NDArray[np.bool_] | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ UNRELIABLE = int(ReadingFlag.MOTION | ReadingFlag.QUESTIONABLE | ReadingFlag.EAR
 _BUCKETS = """
 SELECT patient_id, metric_id,
        ((extract(epoch FROM time) * 1000)::bigint - %(start_ms)s) / %(bin_ms)s AS bin,
-       avg(value) AS value
+       avg(value) AS value, bool_or((flags & %(irregular)s) <> 0)::int AS irregular
 FROM vitals
 WHERE patient_id = ANY(%(patients)s) AND metric_id = ANY(%(metrics)s)
   AND time >= TIMESTAMPTZ 'epoch' + %(start_ms)s * INTERVAL '1 millisecond'
@@ -55,6 +55,7 @@ def load_window(
             "patients": patients.tolist(),
             "metrics": metric_ids,
             "unreliable": UNRELIABLE,
+            "irregular": int(ReadingFlag.IRREGULAR_PULSE),
         },
     ).fetchall()
     metrics: dict[str, MetricWindow] = {}
@@ -67,7 +68,9 @@ def load_window(
             sel = m_ids == metric_id
             values = np.zeros((len(patients), n_bins), dtype=np.float64)
             present = np.zeros((len(patients), n_bins), dtype=np.bool_)
+            irregular = np.zeros((len(patients), n_bins), dtype=np.bool_)
             values[p_idx[sel], bins[sel]] = data[sel, 3]
             present[p_idx[sel], bins[sel]] = True
-            metrics[BY_ID[int(metric_id)].name] = MetricWindow(values=values, present=present)
+            irregular[p_idx[sel], bins[sel]] = data[sel, 4] > 0
+            metrics[BY_ID[int(metric_id)].name] = MetricWindow(values, present, irregular)
     return Window(patient_ids=patients, end_ms=end_ms, bin_s=bin_s, n_bins=n_bins, metrics=metrics)

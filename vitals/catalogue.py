@@ -90,6 +90,31 @@ CATALOGUE: tuple[Metric, ...] = (
         0,
     ),
     Metric(12, "battery_pct", "Device battery level", "%", None, 0, 100, MetricKind.DEVICE, 0),
+    # one minute of a heart-rate patch's beat-to-beat (RR) intervals, summarised by
+    # vitals.rhythm.summarise_rr: RMSSD, and RMSSD over the mean RR (the irregularity
+    # index that atrial fibrillation raises, Dash et al. 2009)
+    Metric(
+        13,
+        "rr_rmssd_ms",
+        "Beat-to-beat variability (RMSSD)",
+        "ms",
+        None,
+        0,
+        2000,
+        MetricKind.VITAL,
+        0,
+    ),
+    Metric(
+        14,
+        "rr_irregularity",
+        "Heart rhythm irregularity (RMSSD / mean RR)",
+        "1",
+        None,
+        0,
+        2,
+        MetricKind.VITAL,
+        3,
+    ),
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in CATALOGUE}

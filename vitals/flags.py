@@ -21,7 +21,9 @@ class ReadingFlag(IntFlag):
     QUESTIONABLE = 32  # device status says the measurement is questionable
     EARLY_ESTIMATE = 64  # pulse oximeter: early estimate, signal still settling
     MOTION = 128  # device detected body movement during measurement
-    IRREGULAR_PULSE = 256  # cuff / oximeter: irregular pulse detected (e.g. atrial fibrillation)
+    # a finding, not a quality problem: the value is good, the rhythm was irregular (a
+    # cuff's 'irregular pulse detected'); evidence for the atrial fibrillation rule
+    IRREGULAR_PULSE = 256
 
 
 SPECIAL_VALUE = (

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from firmware_sim.scenarios import (
 from numpy.typing import NDArray
 
 from vitals.catalogue import BY_NAME
+from vitals.rhythm import summarise_rr
 
 # monitoring starts at discharge, two days after surgery, at midnight UTC
 START = datetime(2026, 9, 14, tzinfo=UTC)
@@ -99,6 +101,7 @@ class Member:
     # what the hospital enters at discharge (realistic cohort): last ward vitals
     discharge_sbp_mmhg: float | None = None
     discharge_hr_bpm: float | None = None
+    discharge_weight_kg: float | None = None
 
     @property
     def has_patch(self) -> bool:
@@ -205,6 +208,7 @@ def _realistic_members(
         ward_ms = start_ms - 10 * HOUR_MS
         sbp = patient.truth("bp_systolic_mmhg", ward_ms) + float(rng.normal(0, 5))
         hr = patient.truth("heart_rate_bpm", ward_ms) + float(rng.normal(0, 3))
+        weight = patient.truth("weight_kg", ward_ms) + float(rng.normal(0, 0.3))
         out.append(
             Member(
                 index=i,
@@ -220,6 +224,7 @@ def _realistic_members(
                 profile=profile,
                 discharge_sbp_mmhg=round(sbp),
                 discharge_hr_bpm=round(hr),
+                discharge_weight_kg=round(weight, 1),
             )
         )
     return out
@@ -264,12 +269,25 @@ def simulate(member: Member, seed: int) -> Readings:
     )
     index = {device_id: i for i, device_id in enumerate(kit.device_ids())}
     rows: list[tuple[int, int, int, float, int, int]] = []
+    beats: list[NDArray[np.float64]] = []  # (beat end ms, RR ms) of the patch
+    patch = -1
+
+    def arrival_of(rx_ms: int) -> int:
+        if member.offline and member.offline[0] <= rx_ms < member.offline[1]:
+            return member.offline[1]
+        return rx_ms
+
     for day in range(int(np.ceil((member.end_ms - member.start_ms) / DAY_MS))):
         lo = member.start_ms + day * DAY_MS
         for frame in kit.frames(lo, min(lo + DAY_MS, member.end_ms)):
-            arrival = frame.rx_ms
-            if member.offline and member.offline[0] <= arrival < member.offline[1]:
-                arrival = member.offline[1]
+            arrival = arrival_of(frame.rx_ms)
+            if frame.rr_intervals_s:
+                rr_ms = np.asarray(frame.rr_intervals_s) * 1000
+                # the notification follows the last beat: each interval ends where the
+                # next one starts, counted back from reception (as the gateway does)
+                ends = frame.rx_ms - (rr_ms.sum() - np.cumsum(rr_ms))
+                beats.append(np.stack([ends, rr_ms], axis=1))
+                patch = index[frame.device_id]
             for v in frame.values:
                 rows.append(
                     (
@@ -281,6 +299,8 @@ def simulate(member: Member, seed: int) -> Readings:
                         index[frame.device_id],
                     )
                 )
+    if beats:
+        rows += _rhythm_rows(np.concatenate(beats), patch, arrival_of)
     cols: list[tuple[float, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 6
     return Readings(
         np.asarray(cols[0], dtype=np.int16),
@@ -290,6 +310,26 @@ def simulate(member: Member, seed: int) -> Readings:
         np.asarray(cols[4], dtype=np.int32),
         np.asarray(cols[5], dtype=np.int8),
     )
+
+
+def _rhythm_rows(
+    beats: NDArray[np.float64], device: int, arrival_of: Callable[[int], int]
+) -> list[tuple[int, int, int, float, int, int]]:
+    """The patch's per-minute rhythm readings (``vitals.rhythm.summarise_rr``, the
+    gateway's own function), each published once its minute is over."""
+    minutes = summarise_rr(beats[:, 0], beats[:, 1])
+    rmssd, irregularity = BY_NAME["rr_rmssd_ms"].metric_id, BY_NAME["rr_irregularity"].metric_id
+    out = []
+    for t, a, b in zip(
+        minutes.minute_ms.tolist(),
+        minutes.rmssd_ms.tolist(),
+        minutes.irregularity.tolist(),
+        strict=True,
+    ):
+        arrival = arrival_of(t + 60_000 + 500)
+        out.append((rmssd, t, arrival, a, 0, device))
+        out.append((irregularity, t, arrival, b, 0, device))
+    return out
 
 
 @functools.cache

@@ -156,3 +156,36 @@ def test_new_alert_reaches_the_care_team_as_a_decrypted_web_push(db: str) -> Non
 def _count(conn: psycopg.Connection, table: str) -> int:
     row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     return int(row[0]) if row else 0
+
+
+def test_a_medium_alert_that_clears_is_not_escalated_in_the_same_round(db: str) -> None:
+    """The field defect: one round recorded 'condition_cleared' and 'escalated_to_tier_2'
+    for a medium spo2_low alert (not latched)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    clock = {"ms": int(now.timestamp() * 1000)}
+    engine = Engine(db, builtin_protocols(), lambda _c, n: None, clock_ms=lambda: clock["ms"])
+    with psycopg.connect(db, autocommit=True) as conn:
+        patient = ensure_patient(conn, "P-NOESC", ensure_team(conn, "NoEsc"))
+        conn.execute(
+            "UPDATE patients SET protocol = 'cardiac_surgery' WHERE patient_id = %s", (patient,)
+        )
+        _spo2(conn, patient, now, [90.0] * 30)  # 15 min at 90: spo2_low, medium
+        engine.evaluate_once(conn, [patient])
+        (alert_id,) = conn.execute(
+            "SELECT alert_id FROM alerts WHERE patient_id = %s AND rule_id = 'spo2_low'",
+            (patient,),
+        ).fetchone() or (None,)
+        assert alert_id is not None
+        # nobody acknowledges; 30 min later (the medium delay) the saturation is back up
+        later = now + timedelta(minutes=30)
+        _spo2(conn, patient, later, [97.0] * 30)
+        clock["ms"] = int(later.timestamp() * 1000)
+        engine.evaluate_once(conn, [patient])
+        events = [
+            r[0]
+            for r in conn.execute(
+                "SELECT transition FROM alert_events WHERE alert_id = %s ORDER BY event_id",
+                (alert_id,),
+            )
+        ]
+    assert events == ["opened", "condition_cleared"]

@@ -118,3 +118,24 @@ def test_a_late_alert_of_any_priority_latches_and_escalates_until_acknowledged()
     assert plan([finding(False, "low")], [late], 240 * MIN, POLICY) == [Escalate(late, 1)]
     acked = replace(late, state="acknowledged")
     assert plan([finding(False, "low")], [acked], 240 * MIN, POLICY) == [AutoResolve(acked)]
+
+
+def test_a_condition_clearing_this_round_stops_the_escalation_due_this_round() -> None:
+    """Seen in the field: one round recorded both 'condition_cleared' and an escalation
+    of a medium alert (not latched), the escalation planned from the alert as it was read
+    before the clearing."""
+    a = alert(escalation_tier=1, escalated_ms=0)  # tier 2 due at 30 min
+    assert plan([finding(False)], [a], 30 * MIN, POLICY) == [ConditionCleared(a)]
+    high = alert(priority="high")  # latched: clears and still escalates
+    assert plan([finding(False, "high")], [high], 5 * MIN, POLICY) == [
+        ConditionCleared(high),
+        Escalate(high, 1),
+    ]
+
+
+def test_a_condition_returning_this_round_escalates_when_due() -> None:
+    a = alert(condition_cleared_ms=20 * MIN)
+    assert plan([finding(True)], [a], 30 * MIN, POLICY) == [
+        ConditionReturned(a, finding(True)),
+        Escalate(a, 1),
+    ]

@@ -77,7 +77,7 @@ def test_a_valid_batch_becomes_rows() -> None:
         (reading(seq=-1), "seq: Input should be greater than or equal to 0"),
         (reading(device="a/b"), "device: String should match pattern"),
         (reading(extra=1), "extra: Extra inputs are not permitted"),
-        (reading(flags=4096), "flags: Input should be less than or equal to 255"),
+        (reading(flags=4096), "flags: Input should be less than or equal to 511"),
     ],
 )
 def test_one_bad_reading_is_one_dead_letter(bad: dict[str, object], reason: str) -> None:
