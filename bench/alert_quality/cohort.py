@@ -35,6 +35,7 @@ from firmware_sim.scenarios import (
 from numpy.typing import NDArray
 
 from vitals.catalogue import BY_NAME
+from vitals.flags import ReadingFlag
 from vitals.rhythm import summarise_rr
 
 # monitoring starts at discharge, two days after surgery, at midnight UTC
@@ -281,7 +282,8 @@ def simulate(member: Member, seed: int) -> Readings:
         lo = member.start_ms + day * DAY_MS
         for frame in kit.frames(lo, min(lo + DAY_MS, member.end_ms)):
             arrival = arrival_of(frame.rx_ms)
-            if frame.rr_intervals_s:
+            contact = not frame.values or not frame.values[0].flags & ReadingFlag.QUESTIONABLE
+            if frame.rr_intervals_s and contact:  # no beats without skin contact
                 rr_ms = np.asarray(frame.rr_intervals_s) * 1000
                 # the notification follows the last beat: each interval ends where the
                 # next one starts, counted back from reception (as the gateway does)
@@ -315,10 +317,12 @@ def simulate(member: Member, seed: int) -> Readings:
 def _rhythm_rows(
     beats: NDArray[np.float64], device: int, arrival_of: Callable[[int], int]
 ) -> list[tuple[int, int, int, float, int, int]]:
-    """The patch's per-minute rhythm readings (``vitals.rhythm.summarise_rr``, the
-    gateway's own function), each published once its minute is over."""
+    """The patch's per-minute rhythm readings as the gateway makes them
+    (``gateway.rhythm_buffer``: ``vitals.rhythm.summarise_rr``, stamped at the minute's
+    last millisecond, sent with the next notification, which closes the minute)."""
     minutes = summarise_rr(beats[:, 0], beats[:, 1])
     rmssd, irregularity = BY_NAME["rr_rmssd_ms"].metric_id, BY_NAME["rr_irregularity"].metric_id
+    flags = int(ReadingFlag.GATEWAY_TIME)
     out = []
     for t, a, b in zip(
         minutes.minute_ms.tolist(),
@@ -326,9 +330,10 @@ def _rhythm_rows(
         minutes.irregularity.tolist(),
         strict=True,
     ):
-        arrival = arrival_of(t + 60_000 + 500)
-        out.append((rmssd, t, arrival, a, 0, device))
-        out.append((irregularity, t, arrival, b, 0, device))
+        at = t + 60_000 - 1
+        arrival = arrival_of(t + 60_000 + 100)
+        out.append((rmssd, at, arrival, round(a, 1), flags, device))
+        out.append((irregularity, at, arrival, round(b, 4), flags, device))
     return out
 
 
@@ -338,6 +343,7 @@ def _simulator_digest() -> str:
     h = hashlib.sha256()
     for path in sorted(Path(firmware_sim.__file__).parent.glob("*.py")):
         h.update(path.read_bytes())
+    h.update(Path(__file__).read_bytes())  # this module turns frames into readings
     return h.hexdigest()[:16]
 
 

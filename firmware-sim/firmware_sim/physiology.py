@@ -278,7 +278,9 @@ class OximeterReading:
     pulse: Observation
     motion: bool
     questionable: bool
-    irregular: bool = False  # the oximeter's own irregular-pulse sign
+    # the oximeter's own irregular-pulse sign (on its display: the PLX profile has no bit
+    # for it, so it never reaches the gateway)
+    irregular: bool = False
 
 
 @dataclass(frozen=True, slots=True)
