@@ -209,7 +209,7 @@ def _evaluate_protocol(
                 _onset(short, res.since_bin),
             )
         elif isinstance(rule, News2Rule):
-            out += _news2(ctx, mask, ids, rule, short, scores, now_ms)
+            out += _news2(ctx, mask, ids, rule, short, scores, now_ms, usual_night.get("spo2_pct"))
         elif isinstance(rule, ShockIndexRule):
             hr, sbp = metric_of(short, "heart_rate_bpm"), metric_of(short, "bp_systolic_mmhg")
             ratio, has = k.paired_ratio(hr, sbp, MINUTE_S, rule.freshness_s)
@@ -311,6 +311,7 @@ def _news2(
     short: Window,
     scores: list[News2Score] | None,
     now_ms: int,
+    usual_night_spo2: NDArray[np.float64] | None,
 ) -> list[Finding]:
     latest = {
         m: n2.latest(metric_of(short, m), MINUTE_S, rule.freshness_s, rule.settle_s)
@@ -321,8 +322,14 @@ def _news2(
         slow = n2.latest(
             metric_of(short, "spo2_pct"), MINUTE_S, rule.freshness_s, rule.night_spo2_settle_s
         )
+        # asleep, the saturation is judged as the patient's own nights allow: raised by
+        # how far their usual night runs below 96 % (at most the allowance), or by the
+        # allowance for an unknown night
+        usual = usual_night_spo2 if usual_night_spo2 is not None else np.full(len(ids), np.nan)
+        deficit = np.clip(96.0 - usual, 0.0, rule.night_spo2_allowance)
+        lift = np.where(np.isnan(usual), rule.night_spo2_unknown_allowance, deficit)
         day = latest["spo2_pct"]
-        latest["spo2_pct"] = (np.where(asleep, slow[0], day[0]), day[1])
+        latest["spo2_pct"] = (np.where(asleep, slow[0] + lift, day[0]), day[1])
     scale = news2_scale_override(ctx, ids)
     scale2 = np.where(np.isnan(scale), ctx.spo2_scale2[mask], scale == 2)
     result = n2.news2(
@@ -518,15 +525,16 @@ def _spot_rules(
     if not (confirm or sepsis or rhythm):
         return []
     pids = ids.tolist()
-    metrics: set[str] = {r.metric for r in confirm}
-    spans = [r.freshness_s + r.max_gap_s + r.spot_gap_s + r.settle_s for r in confirm]
-    if sepsis:
-        metrics |= {"temp_c", "heart_rate_bpm"}
-        spans += [r.freshness_s + SPOT_SETTLE_S for r in sepsis]
+    # one window per metric, each as long as its own rules need (a thermometer's 8 h of
+    # 1-minute bins is cheap, a patch's pulse over as long is not)
+    spans: dict[str, int] = {}
+    for r in confirm:
+        need = r.freshness_s + r.max_gap_s + r.spot_gap_s + r.settle_s
+        spans[r.metric] = max(spans.get(r.metric, 0), need)
     if rhythm:
-        metrics |= {"rr_irregularity", "heart_rate_bpm"}
-        spans += [r.duration_s + r.max_gap_s for r in rhythm] + [SPOT_SETTLE_S]
-    win = source.window(pids, sorted(metrics), now_ms, max(spans), MINUTE_S)
+        spans["rr_irregularity"] = max(r.duration_s + r.max_gap_s for r in rhythm)
+        spans["heart_rate_bpm"] = max(spans.get("heart_rate_bpm", 0), 2 * SPOT_SETTLE_S)
+    wins = {m: source.window(pids, [m], now_ms, span, MINUTE_S) for m, span in spans.items()}
 
     usual_metrics = {r.metric for r in rules if isinstance(r, RelativeRule)}
     if sepsis:
@@ -546,6 +554,7 @@ def _spot_rules(
             change = np.maximum(change_abs, base * rule.change_pct / 100)
             threshold = base + change if rule.direction == "above" else base - change
             direction = rule.direction
+        win = wins[rule.metric]
         res = k.confirmed(
             k.settled(metric_of(win, rule.metric), rule.settle_s // MINUTE_S),
             MINUTE_S,
@@ -568,13 +577,12 @@ def _spot_rules(
         prio = [rule.requested_priority if r else rule.priority for r in res.requested.tolist()]
         out += _findings(ids, rule, res.firing, evidence, _onset(win, res.since_bin), prio)
 
-    hr_now, hr_has = n2.latest(
-        metric_of(win, "heart_rate_bpm"), MINUTE_S, SPOT_SETTLE_S * 16, SPOT_SETTLE_S
-    )
     for srule in sepsis:
-        temp, t_has = k.latest_within(metric_of(win, "temp_c"), MINUTE_S, srule.freshness_s)
+        # the latest temperature, and the pulse as its 15-min median, within freshness
+        sw = source.window(pids, ["temp_c", "heart_rate_bpm"], now_ms, srule.freshness_s, 300)
+        temp, t_has = k.latest_within(metric_of(sw, "temp_c"), 300, srule.freshness_s)
         pulse, p_has = n2.latest(
-            metric_of(win, "heart_rate_bpm"), MINUTE_S, srule.freshness_s, SPOT_SETTLE_S
+            metric_of(sw, "heart_rate_bpm"), 300, srule.freshness_s, SPOT_SETTLE_S
         )
         hr_above = _override(ctx, ids, srule.id, "hr_above", np.full(len(ids), srule.hr_above))
         base = usual["heart_rate_bpm"]
@@ -584,9 +592,16 @@ def _spot_rules(
         firing = t_has & p_has & febrile & fast
         out += _findings(ids, srule, firing, {"temp_c": temp, "pulse": pulse, "usual_pulse": base})
 
+    if rhythm:
+        hr_now, hr_has = n2.latest(
+            metric_of(wins["heart_rate_bpm"], "heart_rate_bpm"),
+            MINUTE_S,
+            2 * SPOT_SETTLE_S,
+            SPOT_SETTLE_S,
+        )
     for rrule in rhythm:
         irr = k.sustained(
-            metric_of(win, "rr_irregularity"),
+            metric_of(wins["rr_irregularity"], "rr_irregularity"),
             MINUTE_S,
             "above",
             np.full(len(ids), rrule.irregularity_above),
@@ -602,7 +617,7 @@ def _spot_rules(
             rrule,
             firing,
             {"irregularity": irr.value, "irregular_readings": flagged, "pulse": hr_now},
-            _onset(win, irr.since_bin),
+            _onset(wins["rr_irregularity"], irr.since_bin),
             prio,
         )
     return out

@@ -148,6 +148,10 @@ class SepsisScreenRule(_Rule):
     hr_rise_above_usual: Annotated[float, Field(ge=0)]
     freshness_s: Annotated[int, Field(ge=600, le=86_400)]
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return ("temp_c", "heart_rate_bpm")
+
 
 class RhythmRule(_Rule):
     """Atrial fibrillation suspected: the patch's beat-to-beat irregularity index above
@@ -164,6 +168,10 @@ class RhythmRule(_Rule):
     fast_hr_above: float
     slow_priority: Priority
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return ("rr_irregularity", "heart_rate_bpm")
+
 
 class News2Rule(_Rule):
     kind: Literal["news2"]
@@ -173,6 +181,11 @@ class News2Rule(_Rule):
     # at night (local time), SpO2 is taken as its median over this longer span: the
     # dips of sleep (REM, apnoeas) are not a ward observation of an awake patient
     night_spo2_settle_s: Annotated[int, Field(ge=0, le=7200)] = 0
+    # ... and raised by how far the patient's usual night runs below 96 % (at most this
+    # allowance; ``night_spo2_unknown_allowance`` before any earlier night is known):
+    # healthy sleep runs 1-3 points below waking saturation
+    night_spo2_allowance: Annotated[float, Field(ge=0, le=6)] = 0.0
+    night_spo2_unknown_allowance: Annotated[float, Field(ge=0, le=6)] = 0.0
     night_start_h: Annotated[float, Field(ge=0, lt=24)] = 22.0
     night_end_h: Annotated[float, Field(ge=0, lt=24)] = 7.0
     # which NEWS2 clinical risk opens an alert, and with which priority

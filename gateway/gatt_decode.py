@@ -67,6 +67,9 @@ class DecodedReading:
     value: float | None
     flags: int
     time_ms: int | None
+    # Heart Rate Measurement: the beat-to-beat intervals it carried, in ms, oldest first
+    # (the gateway summarises them per minute into the rhythm metrics)
+    rr_ms: tuple[float, ...] = ()
 
 
 class _Reader:
@@ -169,7 +172,8 @@ def _check_reserved(value: int, reserved_mask: int, field: str) -> None:
 
 def decode_heart_rate(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
     """heart_rate_bpm; a sensor that reports lost skin contact makes it QUESTIONABLE.
-    Energy expended and RR-intervals are checked for shape and otherwise ignored."""
+    Energy expended is checked for shape and ignored; RR-intervals (1/1024 s) travel with
+    the reading in ms, for the rhythm summary (none when contact is lost: not a beat)."""
     r = _Reader(payload)
     flags = r.flags(0xE0)
     bpm = r.uint(2, "heart rate (uint16)") if flags & 0x01 else r.uint(1, "heart rate (uint8)")
@@ -177,19 +181,22 @@ def decode_heart_rate(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
     quality = ReadingFlag.QUESTIONABLE if contact == 0b10 else ReadingFlag.NONE
     if flags & 0x08:
         r.uint(2, "energy expended")
+    rr: list[float] = []
     if flags & 0x10:
         if r.remaining == 0:
             raise GattDecodeError("too short: RR-interval flag set but no RR-interval follows")
         while r.remaining:
-            r.uint(2, "RR-interval")
+            rr.append(r.uint(2, "RR-interval") * 1000 / 1024)
     r.finish()
-    return [DecodedReading("heart_rate_bpm", float(bpm), int(quality), None)]
+    beats = () if quality else tuple(rr)
+    return [DecodedReading("heart_rate_bpm", float(bpm), int(quality), None, beats)]
 
 
 # --- Blood Pressure Measurement (0x2A35) -----------------------------------------------
 
 _BP_BODY_MOVEMENT = 1 << 0
 _BP_CUFF_TOO_LOOSE = 1 << 1
+_BP_IRREGULAR_PULSE = 1 << 2
 _BP_IMPROPER_POSITION = 1 << 5
 _BP_PULSE_RANGE_SHIFT = 3
 _BP_STATUS_RESERVED = 0xFFC0
@@ -199,7 +206,8 @@ def decode_blood_pressure(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
     """Systolic, diastolic, mean (and heart_rate_bpm if the pulse rate is present), in
     mmHg whatever the cuff sent. Body movement is MOTION; a loose cuff or an improper
     position is QUESTIONABLE for every value; a pulse rate outside the cuff's range only
-    for the pulse rate. Irregular pulse is a finding, not a quality problem: no flag."""
+    for the pulse rate. Irregular pulse is a finding, not a quality problem: it sets
+    IRREGULAR_PULSE (evidence for the atrial fibrillation rule), which no rule discounts."""
     r = _Reader(payload)
     flags = r.flags(0xE0)
     kpa = bool(flags & 0x01)
@@ -221,6 +229,8 @@ def decode_blood_pressure(payload: bytes, tz: tzinfo) -> list[DecodedReading]:
             quality |= ReadingFlag.MOTION
         if status & (_BP_CUFF_TOO_LOOSE | _BP_IMPROPER_POSITION):
             quality |= ReadingFlag.QUESTIONABLE
+        if status & _BP_IRREGULAR_PULSE:
+            quality |= ReadingFlag.IRREGULAR_PULSE
         if pulse_range:
             pulse_quality = ReadingFlag.QUESTIONABLE
     r.finish()

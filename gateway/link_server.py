@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from gateway.gatt_decode import GattDecodeError, decode
 from gateway.outbox import Outbox, OutboxReading
+from gateway.rhythm_buffer import RhythmBuffer
 from vitals.catalogue import BY_NAME
 from vitals.flags import ReadingFlag
 from vitals.link import MAX_LINE_BYTES, LinkFrame
@@ -30,6 +31,7 @@ class FrameHandler:
         self._outbox = outbox
         self._tz = device_tz
         self._on_stored = on_stored
+        self._rhythm = RhythmBuffer()
         self.frames = 0
         self.rejected = 0
 
@@ -70,6 +72,16 @@ class FrameHandler:
             else:
                 time_ms, flags = r.time_ms, r.flags
             out.append(OutboxReading(frame.device, r.metric, time_ms, r.value, flags))
+            for summary in self._rhythm.add(frame.device, frame.rx_ms, r.rr_ms):
+                out.append(
+                    OutboxReading(
+                        frame.device,
+                        summary.metric,
+                        summary.time_ms,
+                        summary.value,
+                        int(ReadingFlag.GATEWAY_TIME),
+                    )
+                )
         return out
 
     def _reject(self, rx_ms: int, device: str | None, line: bytes, reason: str) -> None:

@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from alerts.alert_store import Notice
+from alerts.context import followed_patients
 from alerts.engine import Engine
 from alerts.protocol import builtin_protocols
 from store.alert_actions import acknowledge
 from store.provisioning import ensure_patient, ensure_team
 from vitals.catalogue import metric
+from vitals.flags import ReadingFlag
 
 
 def _spo2(conn: psycopg.Connection, patient: int, end: datetime, values: list[float]) -> None:
@@ -189,3 +191,56 @@ def test_a_medium_alert_that_clears_is_not_escalated_in_the_same_round(db: str) 
             )
         ]
     assert events == ["opened", "condition_cleared"]
+
+
+def test_own_usual_pressure_and_irregular_pulse_flags_over_sql(db: str) -> None:
+    """A beta-blocked patient bleeding: the hospital entered a usual systolic of 145; two
+    cuff readings of 104 and 102 (pulse flat at 68, both flagged 'irregular pulse') open
+    'systolic below the patient's usual' confirmed (medium) and 'irregular rhythm' (low:
+    the rate is slow); nothing crosses the fixed 90 mmHg."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    engine = Engine(
+        db, builtin_protocols(), lambda _c, n: None, clock_ms=lambda: int(now.timestamp() * 1000)
+    )
+    with psycopg.connect(db, autocommit=True) as conn:
+        patient = ensure_patient(conn, "P-USUAL", ensure_team(conn, "Usual"))
+        conn.execute(
+            "UPDATE patients SET protocol = 'orthopaedic_surgery', discharge_sbp_mmhg = 145,"
+            " beta_blocker = true, discharged_at = %s WHERE patient_id = %s",
+            (now - timedelta(days=3), patient),
+        )
+        ctx = followed_patients(conn, [patient])
+        assert ctx.discharge_sbp_mmhg.tolist() == [145.0]
+        assert ctx.beta_blocker.tolist() == [True]
+        assert ctx.time_zones == ("Europe/Paris",)
+        irregular = int(ReadingFlag.IRREGULAR_PULSE)
+        rows = []
+        for minutes, sbp in ((90, 104.0), (5, 102.0)):
+            at = now - timedelta(minutes=minutes)
+            rows += [
+                (at, patient, "cuff-usual", metric("bp_systolic_mmhg").metric_id, sbp, irregular),
+                (at, patient, "cuff-usual", metric("heart_rate_bpm").metric_id, 68.0, irregular),
+            ]
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO vitals (time, patient_id, device_id, metric_id, value, flags)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+        engine.evaluate_once(conn, [patient])
+        found = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                "SELECT rule_id, priority, evidence FROM alerts WHERE patient_id = %s"
+                " AND kind = 'clinical'",
+                (patient,),
+            )
+        }
+    assert set(found) == {"sbp_below_usual", "af_suspected"}
+    priority, evidence = found["sbp_below_usual"]
+    assert priority == "medium"
+    assert evidence["usual"] == 145.0
+    assert evidence["threshold"] == 115.0  # 145 - max(30, 20% of 145)
+    assert evidence["confirmation_requested"] is False
+    assert found["af_suspected"][0] == "low"
+    assert found["af_suspected"][1]["irregular_readings"] == 2

@@ -67,6 +67,9 @@ def test_heart_rate_known_values() -> None:
     # flags 0x16 = contact supported+detected (bits 1,2) and RR present (bit 4);
     # HR 0x4B = 75; one RR-interval 0x0400 = 1024/1024 s
     assert simple(readings(0x2A37, "16 4B 0004")) == [("heart_rate_bpm", 75.0, 0, None)]
+    assert readings(0x2A37, "16 4B 0004 0003")[0].rr_ms == (1000.0, 750.0)
+    # contact lost (flags 0x14: supported, not detected): the intervals are not beats
+    assert readings(0x2A37, "14 4B 0004")[0].rr_ms == ()
     # flags 0x09 = uint16 value (bit 0) + energy expended (bit 3); HR 0x0050 = 80;
     # energy 0x03E8 = 1000 kJ
     assert simple(readings(0x2A37, "09 5000 E803")) == [("heart_rate_bpm", 80.0, 0, None)]
@@ -111,7 +114,7 @@ def test_blood_pressure_status_bits() -> None:
     # 0x0020 improper measurement position -> QUESTIONABLE
     assert {r.flags for r in readings(0x2A35, base + "2000")} == {int(F.QUESTIONABLE)}
     # 0x0004 irregular pulse: a clinical finding, not a measurement problem
-    assert {r.flags for r in readings(0x2A35, base + "0400")} == {0}
+    assert {r.flags for r in readings(0x2A35, base + "0400")} == {int(F.IRREGULAR_PULSE)}
     # flags 0x14: pulse + status; status 0x0008 = pulse rate above range (bits 3-4 = 1):
     # only the pulse rate is questionable
     got = readings(0x2A35, "14 7900 4F00 5C00 B400 0800")

@@ -1,0 +1,181 @@
+"""``evaluate`` for real patients (issue 17), from readings held in memory: SpO2 limits
+follow the patient's NEWS2 scale, night dips are judged against the patient's own nights,
+NEWS2 can be adjusted per patient, spot checks ask for confirmation, fever is >= 38.0."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from numpy.typing import NDArray
+
+from alerts.context import PatientContext
+from alerts.evaluate import evaluate
+from alerts.lifecycle import Finding
+from alerts.protocol import builtin_protocols
+from alerts.window import MetricWindow, Window
+
+F = NDArray[np.float64]
+MIN_MS = 60_000
+# a winter day: Paris is UTC+1
+DAY_NOW = int(datetime(2026, 1, 15, 14, 0, tzinfo=UTC).timestamp() * 1000)  # 15:00 local
+NIGHT_NOW = int(datetime(2026, 1, 15, 2, 0, tzinfo=UTC).timestamp() * 1000)  # 03:00 local
+
+
+@dataclass
+class MemorySource:
+    """Readings per (patient, metric): (time_ms, value) pairs, averaged per bin."""
+
+    readings: dict[tuple[int, str], list[tuple[int, float]]] = field(default_factory=dict)
+
+    def add(
+        self, pid: int, metric: str, start_ms: int, values: Sequence[float], every_s: int = 60
+    ) -> None:
+        rows = self.readings.setdefault((pid, metric), [])
+        rows += [(start_ms + i * every_s * 1000, v) for i, v in enumerate(values)]
+
+    def window(
+        self,
+        patient_ids: Sequence[int],
+        metric_names: Sequence[str],
+        end_ms: int,
+        span_s: int,
+        bin_s: int,
+    ) -> Window:
+        ids = np.asarray(sorted(set(patient_ids)), dtype=np.int64)
+        n = max(1, span_s // bin_s)
+        start = end_ms - n * bin_s * 1000
+        metrics = {}
+        for name in metric_names:
+            sums = np.zeros((len(ids), n))
+            counts = np.zeros((len(ids), n))
+            for row, pid in enumerate(ids.tolist()):
+                for t, v in self.readings.get((pid, name), []):
+                    if start <= t < end_ms:
+                        b = (t - start) // (bin_s * 1000)
+                        sums[row, b] += v
+                        counts[row, b] += 1
+            if counts.any():
+                present = counts > 0
+                metrics[name] = MetricWindow(
+                    np.where(present, sums / np.maximum(counts, 1), 0.0), present
+                )
+        return Window(ids, end_ms, bin_s, n, metrics)
+
+    def gateway_offline_since_ms(self, ids: NDArray[np.int64], now_ms: int) -> F:
+        return np.full(len(ids), np.nan)
+
+    def lowest_battery_pct(self, ids: NDArray[np.int64], since_ms: int, now_ms: int) -> F:
+        return np.full(len(ids), np.nan)
+
+    def implausible_counts(self, ids: NDArray[np.int64], since_ms: int, now_ms: int) -> tuple[F, F]:
+        return np.zeros(len(ids)), np.zeros(len(ids))
+
+
+def _ctx(
+    n: int,
+    scale2: Sequence[bool] = (),
+    overrides: dict[tuple[int, str, str], float] | None = None,
+    discharged_ms: int = -1,
+) -> PatientContext:
+    return PatientContext(
+        patient_ids=np.arange(1, n + 1, dtype=np.int64),
+        team_ids=np.zeros(n, dtype=np.int64),
+        protocols=("digestive_surgery",) * n,
+        discharged_ms=np.full(n, discharged_ms, dtype=np.int64),
+        spo2_scale2=np.asarray(scale2 or [False] * n, dtype=np.bool_),
+        on_oxygen=np.zeros(n, dtype=np.bool_),
+        overrides=overrides or {},
+    )
+
+
+def _firing(findings: list[Finding]) -> dict[tuple[int, str], Finding]:
+    return {(f.patient_id, f.rule_id): f for f in findings if f.firing}
+
+
+def test_spo2_limits_follow_the_patients_scale() -> None:
+    """SpO2 89 % for 20 minutes by day: a fall for patient 1 (scale 1), the usual target of
+    patient 2 (COPD, scale 2: 88-92 %), and patient 3's scale set by a clinician."""
+    src = MemorySource()
+    for pid in (1, 2, 3):
+        src.add(pid, "spo2_pct", DAY_NOW - 20 * MIN_MS, [89.0] * 20)
+    ctx = _ctx(3, [False, True, False], {(3, "news2", "spo2_scale"): 2.0})
+    fired = _firing(evaluate(src, ctx, builtin_protocols(), DAY_NOW))
+    assert (1, "spo2_low") in fired
+    assert (2, "spo2_low") not in fired
+    assert (3, "spo2_low") not in fired
+    assert fired[(1, "spo2_low")].evidence["threshold"] == 92.0
+    # NEWS2: 89 scores 3 on scale 1 (a low-medium alert), 0 on scale 2
+    assert (1, "news2") in fired
+    assert (2, "news2") not in fired
+    assert (3, "news2") not in fired
+
+
+def test_night_dips_within_the_patients_own_nights_are_not_a_fall() -> None:
+    """03:00 local: SpO2 91 % for 20 minutes (sleep). By day it would be spo2_low; at night
+    the limit is 2 under the day's (no earlier night known) for 30 minutes. A patient
+    whose earlier nights ran at 95 % and who now sits at 89 % for 40 minutes: a fall."""
+    src = MemorySource()
+    src.add(1, "spo2_pct", NIGHT_NOW - 20 * MIN_MS, [91.0] * 20)
+    src.add(2, "spo2_pct", DAY_NOW - 20 * MIN_MS, [91.0] * 20)
+    # patient 3: the two previous nights at 95 %, tonight 89 % for 40 min
+    for before in (1, 2):
+        src.add(3, "spo2_pct", NIGHT_NOW - before * 86_400_000 - 3 * 3_600_000, [95.0] * 300)
+    src.add(3, "spo2_pct", NIGHT_NOW - 40 * MIN_MS, [89.0] * 40)
+    ctx = _ctx(3)
+    night = _firing(evaluate(src, ctx, builtin_protocols(), NIGHT_NOW))
+    day = _firing(evaluate(src, ctx, builtin_protocols(), DAY_NOW))
+    assert (1, "spo2_low") not in night
+    assert (2, "spo2_low") in day
+    assert (3, "spo2_low") in night
+    assert night[(3, "spo2_low")].evidence["threshold"] == 91.0  # min(92, 95 - 4)
+    # NEWS2 at night takes SpO2 over 30 minutes: 91 scores 3 only if it lasts
+    # NEWS2 asleep: SpO2 over 30 minutes, lifted by 2 (no earlier night known): 91 -> 93
+    # scores 1, no alert; by day 91 scores 3
+    assert (1, "news2") not in night
+    assert (2, "news2") in day
+
+
+def test_news2_alert_band_can_be_raised_per_patient() -> None:
+    src = MemorySource()
+    for pid in (1, 2):
+        src.add(pid, "heart_rate_bpm", DAY_NOW - 5 * MIN_MS, [132.0] * 5)  # pulse scores 3
+    ctx = _ctx(2, overrides={(2, "news2", "alert_from_band"): 2.0})
+    fired = _firing(evaluate(src, ctx, builtin_protocols(), DAY_NOW))
+    assert fired[(1, "news2")].priority == "low"
+    assert (2, "news2") not in fired
+
+
+def test_fever_at_38_asks_for_confirmation_then_escalates() -> None:
+    src = MemorySource()
+    src.add(1, "temp_c", DAY_NOW - 8 * 3_600_000, [36.9])
+    src.add(1, "temp_c", DAY_NOW - 10 * MIN_MS, [38.0])  # a thermometer's spot reading
+    ctx = _ctx(1)
+    now = _firing(evaluate(src, ctx, builtin_protocols(), DAY_NOW))
+    assert now[(1, "fever")].priority == "low"
+    assert now[(1, "fever")].evidence["confirmation_requested"] is True
+    later = _firing(evaluate(src, ctx, builtin_protocols(), DAY_NOW + 51 * MIN_MS))
+    assert later[(1, "fever")].priority == "medium"  # unconfirmed after an hour: safer side
+    assert later[(1, "fever")].evidence["confirmation_requested"] is False
+
+
+def test_weight_loss_and_the_sepsis_screen_from_spot_checks() -> None:
+    src = MemorySource()
+    day = 86_400_000
+    # patient 1: ileostomy losses, 72.0 -> 69.6 kg over two days
+    src.add(1, "weight_kg", DAY_NOW - 2 * day - 3_600_000, [72.0, 71.0, 69.6], every_s=86_400)
+    # patient 2: first day pulse 72 (usual), now 37.9 °C and 90/min (18 above usual)
+    discharge = DAY_NOW - 3 * day
+    src.add(2, "heart_rate_bpm", discharge + 3_600_000, [72.0, 71.0, 73.0], every_s=14_400)
+    src.add(2, "heart_rate_bpm", DAY_NOW - 30 * MIN_MS, [90.0])
+    src.add(2, "temp_c", DAY_NOW - 20 * MIN_MS, [37.9])
+    fired = _firing(evaluate(src, _ctx(2, discharged_ms=discharge), builtin_protocols(), DAY_NOW))
+    assert (1, "weight_loss") in fired
+    assert (
+        fired[(1, "weight_loss")].evidence["fall"] == 2.4000000000000057
+        or abs(fired[(1, "weight_loss")].evidence["fall"] - 2.4) < 1e-9
+    )
+    assert (2, "sepsis_screen") in fired
+    assert fired[(2, "sepsis_screen")].evidence["usual_pulse"] == 72.0
