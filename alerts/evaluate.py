@@ -44,9 +44,6 @@ HOUR_S = 3600
 MISSING_BIN_S = 300
 BASELINE_MAX_S = 30 * 86_400
 NEWS2_METRICS = ("resp_rate_per_min", "spo2_pct", "bp_systolic_mmhg", "heart_rate_bpm", "temp_c")
-NIGHTS_S = 7 * 86_400  # earlier nights that make a patient's usual night
-NIGHT_EXCLUDE_S = 12 * 3600  # tonight is not part of the usual night it is judged against
-SPOT_SETTLE_S = 900  # the pulse a sepsis screen or a rhythm rule judges: its 15-min median
 # the NEWS2 parameters in the order of ``news2.News2Result.scores``: a finding's evidence
 # ``scored_params`` lists those that scored (which signs made the score)
 NEWS2_SCORED_AS = (
@@ -58,6 +55,9 @@ NEWS2_SCORED_AS = (
     "consciousness",
     "temp_c",
 )
+NIGHTS_S = 7 * 86_400  # earlier nights that make a patient's usual night
+NIGHT_EXCLUDE_S = 12 * 3600  # tonight is not part of the usual night it is judged against
+SPOT_SETTLE_S = 900  # the pulse a sepsis screen or a rhythm rule judges: its 15-min median
 
 
 def metric_of(window: Window, name: str) -> MetricWindow:

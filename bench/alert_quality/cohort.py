@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,8 @@ from firmware_sim.scenarios import (
 from numpy.typing import NDArray
 
 from vitals.catalogue import BY_NAME
+from vitals.flags import ReadingFlag
+from vitals.rhythm import summarise_rr
 
 # monitoring starts at discharge, two days after surgery, at midnight UTC
 START = datetime(2026, 9, 14, tzinfo=UTC)
@@ -99,6 +102,7 @@ class Member:
     # what the hospital enters at discharge (realistic cohort): last ward vitals
     discharge_sbp_mmhg: float | None = None
     discharge_hr_bpm: float | None = None
+    discharge_weight_kg: float | None = None
 
     @property
     def has_patch(self) -> bool:
@@ -205,6 +209,7 @@ def _realistic_members(
         ward_ms = start_ms - 10 * HOUR_MS
         sbp = patient.truth("bp_systolic_mmhg", ward_ms) + float(rng.normal(0, 5))
         hr = patient.truth("heart_rate_bpm", ward_ms) + float(rng.normal(0, 3))
+        weight = patient.truth("weight_kg", ward_ms) + float(rng.normal(0, 0.3))
         out.append(
             Member(
                 index=i,
@@ -220,6 +225,7 @@ def _realistic_members(
                 profile=profile,
                 discharge_sbp_mmhg=round(sbp),
                 discharge_hr_bpm=round(hr),
+                discharge_weight_kg=round(weight, 1),
             )
         )
     return out
@@ -264,12 +270,26 @@ def simulate(member: Member, seed: int) -> Readings:
     )
     index = {device_id: i for i, device_id in enumerate(kit.device_ids())}
     rows: list[tuple[int, int, int, float, int, int]] = []
+    beats: list[NDArray[np.float64]] = []  # (beat end ms, RR ms) of the patch
+    patch = -1
+
+    def arrival_of(rx_ms: int) -> int:
+        if member.offline and member.offline[0] <= rx_ms < member.offline[1]:
+            return member.offline[1]
+        return rx_ms
+
     for day in range(int(np.ceil((member.end_ms - member.start_ms) / DAY_MS))):
         lo = member.start_ms + day * DAY_MS
         for frame in kit.frames(lo, min(lo + DAY_MS, member.end_ms)):
-            arrival = frame.rx_ms
-            if member.offline and member.offline[0] <= arrival < member.offline[1]:
-                arrival = member.offline[1]
+            arrival = arrival_of(frame.rx_ms)
+            contact = not frame.values or not frame.values[0].flags & ReadingFlag.QUESTIONABLE
+            if frame.rr_intervals_s and contact:  # no beats without skin contact
+                rr_ms = np.asarray(frame.rr_intervals_s) * 1000
+                # the notification follows the last beat: each interval ends where the
+                # next one starts, counted back from reception (as the gateway does)
+                ends = frame.rx_ms - (rr_ms.sum() - np.cumsum(rr_ms))
+                beats.append(np.stack([ends, rr_ms], axis=1))
+                patch = index[frame.device_id]
             for v in frame.values:
                 rows.append(
                     (
@@ -281,6 +301,8 @@ def simulate(member: Member, seed: int) -> Readings:
                         index[frame.device_id],
                     )
                 )
+    if beats:
+        rows += _rhythm_rows(np.concatenate(beats), patch, arrival_of)
     cols: list[tuple[float, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 6
     return Readings(
         np.asarray(cols[0], dtype=np.int16),
@@ -292,12 +314,36 @@ def simulate(member: Member, seed: int) -> Readings:
     )
 
 
+def _rhythm_rows(
+    beats: NDArray[np.float64], device: int, arrival_of: Callable[[int], int]
+) -> list[tuple[int, int, int, float, int, int]]:
+    """The patch's per-minute rhythm readings as the gateway makes them
+    (``gateway.rhythm_buffer``: ``vitals.rhythm.summarise_rr``, stamped at the minute's
+    last millisecond, sent with the next notification, which closes the minute)."""
+    minutes = summarise_rr(beats[:, 0], beats[:, 1])
+    rmssd, irregularity = BY_NAME["rr_rmssd_ms"].metric_id, BY_NAME["rr_irregularity"].metric_id
+    flags = int(ReadingFlag.GATEWAY_TIME)
+    out = []
+    for t, a, b in zip(
+        minutes.minute_ms.tolist(),
+        minutes.rmssd_ms.tolist(),
+        minutes.irregularity.tolist(),
+        strict=True,
+    ):
+        at = t + 60_000 - 1
+        arrival = arrival_of(t + 60_000 + 100)
+        out.append((rmssd, at, arrival, round(a, 1), flags, device))
+        out.append((irregularity, at, arrival, round(b, 4), flags, device))
+    return out
+
+
 @functools.cache
 def _simulator_digest() -> str:
     """Changes whenever the simulator's code does, so a cache never outlives it."""
     h = hashlib.sha256()
     for path in sorted(Path(firmware_sim.__file__).parent.glob("*.py")):
         h.update(path.read_bytes())
+    h.update(Path(__file__).read_bytes())  # this module turns frames into readings
     return h.hexdigest()[:16]
 
 

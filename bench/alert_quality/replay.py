@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from numpy.typing import NDArray
 
 from alerts.context import PatientContext
 from alerts.evaluate import evaluate
@@ -64,10 +65,17 @@ def _scored(evidence: Mapping[str, object]) -> tuple[str, ...]:
     return tuple(str(found).split(",")) if found else ()
 
 
+def _known(values: list[float | None]) -> NDArray[np.float64]:
+    return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
 def _context(members: Sequence[Member]) -> PatientContext:
-    """What the hospital entered for each patient: protocol, discharge, and the NEWS2
-    SpO2 scale 2 for COPD patients prescribed a target of 88-92 %."""
+    """What the hospital entered for each patient: protocol, discharge time, the NEWS2
+    SpO2 scale 2 for COPD patients prescribed a target of 88-92 %, the ward's last
+    systolic pressure, pulse and weight, a beta-blocker on the prescription, a sleep
+    apnoea only when it was diagnosed (most are not), and where the patient lives."""
     n = len(members)
+    profiles = [m.profile for m in members]
     return PatientContext(
         patient_ids=np.asarray([m.index for m in members], dtype=np.int64),
         team_ids=np.zeros(n, dtype=np.int64),
@@ -79,20 +87,12 @@ def _context(members: Sequence[Member]) -> PatientContext:
         ),
         on_oxygen=np.zeros(n, dtype=np.bool_),
         overrides={},
-        discharge_sbp_mmhg=np.asarray(
-            [np.nan if m.discharge_sbp_mmhg is None else m.discharge_sbp_mmhg for m in members],
-            dtype=np.float64,
-        ),
-        discharge_hr_bpm=np.asarray(
-            [np.nan if m.discharge_hr_bpm is None else m.discharge_hr_bpm for m in members],
-            dtype=np.float64,
-        ),
-        beta_blocker=np.asarray(
-            [m.profile is not None and m.profile.beta_blocker for m in members], dtype=np.bool_
-        ),
+        discharge_sbp_mmhg=_known([m.discharge_sbp_mmhg for m in members]),
+        discharge_hr_bpm=_known([m.discharge_hr_bpm for m in members]),
+        discharge_weight_kg=_known([m.discharge_weight_kg for m in members]),
+        beta_blocker=np.asarray([p is not None and p.beta_blocker for p in profiles]),
         sleep_apnoea=np.asarray(
-            [m.profile is not None and (m.profile.osa_diagnosed or m.profile.ohs) for m in members],
-            dtype=np.bool_,
+            [p is not None and (p.osa_diagnosed or p.ohs) for p in profiles], dtype=np.bool_
         ),
         time_zones=tuple(m.tz for m in members),
     )

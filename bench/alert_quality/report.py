@@ -248,14 +248,17 @@ def plot(s: Mapping[str, Any], score: Score, path: Path) -> None:
     """Three panels: detection per condition, minutes to alert, false alerts per day."""
     rows = s["overall"]["conditions"]
     names = [r["condition"].replace("_", " ") for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.5), constrained_layout=True)
+    groups = s.get("subgroups") or {}
+    panels = 4 if groups else 3
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 6), constrained_layout=True)
 
     ax = axes[0]
     rate = [100 * r["detected"] / r["events"] for r in rows]
     colours = ["#2e7d32" if x == 100 else "#c62828" for x in rate]
     ax.barh(names, rate, color=colours)
     for i, r in enumerate(rows):
-        ax.text(2, i, f"{r['detected']}/{r['events']}", va="center", color="white")
+        colour = "white" if rate[i] > 15 else "black"
+        ax.text(2, i, f"{r['detected']}/{r['events']}", va="center", color=colour)
     ax.set_xlim(0, 100)
     ax.set_xlabel("events detected in time (%)")
     ax.set_title("Detection per condition")
@@ -288,6 +291,27 @@ def plot(s: Mapping[str, Any], score: Score, path: Path) -> None:
     ax.set_ylabel("false clinical alerts per patient-day")
     ax.set_title("False alerts on uneventful recoveries")
     ax.legend()
+
+    if groups:
+        ax = axes[3]
+        labels, missed, false = [], [], []
+        for dim, block in groups.items():
+            if dim == "protocol":
+                continue
+            for name, g in block.items():
+                labels.append(f"{dim.replace('_', ' ')}: {name}")
+                n = g["clinical_events"]
+                missed.append(100 * (n - g["clinical_detected"]) / n if n else 0.0)
+                false.append(g["false_clinical_per_patient_day"] or 0.0)
+        y = np.arange(len(labels))
+        ax.barh(y - 0.2, missed, height=0.4, color="#c62828", label="% missed (related)")
+        ax2 = ax.twiny()
+        ax2.barh(y + 0.2, false, height=0.4, color="#6a1b9a", label="false / patient-day")
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("deteriorations missed by a related alert (%)", color="#c62828")
+        ax2.set_xlabel("false clinical alerts per well patient-day", color="#6a1b9a")
+        ax.set_title("Per subgroup")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -42,8 +42,10 @@ from alerts.protocol import (
     MissingDataRule,
     News2Rule,
     Protocol,
+    RhythmRule,
     RiseRule,
     Rule,
+    SepsisScreenRule,
     ShockIndexRule,
     SustainedRule,
 )
@@ -196,6 +198,11 @@ def rule_metrics(rule: Rule) -> frozenset[str]:
     metric's silence watch that metric)."""
     if isinstance(rule, ShockIndexRule):
         return frozenset({"heart_rate_bpm", "bp_systolic_mmhg"})
+    if isinstance(rule, SepsisScreenRule):
+        return frozenset({"temp_c", "heart_rate_bpm"})
+    if isinstance(rule, RhythmRule):
+        # the patch's irregularity, or the cuff's pulse readings flagged irregular
+        return frozenset({"rr_irregularity", "rr_rmssd_ms", "heart_rate_bpm"})
     names: set[str] = set()
     one = getattr(rule, "metric", None)
     if isinstance(one, str):

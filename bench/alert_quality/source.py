@@ -3,7 +3,8 @@ the engine's own rule code (alerts.evaluate) minute by minute without a database
 
 It answers what ``alerts.source.SqlSource`` answers, with the same semantics: windows
 average the reliable readings (flags and special values excluded as in
-``alerts.window_sql``) per bin of [start, end); only readings that have reached the
+``alerts.window_sql``) per bin of [start, end), and say which bins hold a reading
+flagged irregular pulse; only readings that have reached the
 database by ``now`` count, so a home offline shows nothing new until it is back; battery
 is the lowest latest level per device; implausible readings are the ones ingest would
 have refused. Per metric, per-minute sums and counts are kept as cumulative arrays, so
@@ -21,8 +22,10 @@ from alerts.window import MetricWindow, Window
 from alerts.window_sql import UNRELIABLE
 from bench.alert_quality.cohort import GATEWAY_WILL_S, Member, Readings
 from vitals.catalogue import BY_ID, BY_NAME, CATALOGUE
+from vitals.flags import ReadingFlag
 
 MINUTE_MS = 60_000
+IRREGULAR = int(ReadingFlag.IRREGULAR_PULSE)
 F = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
@@ -39,6 +42,7 @@ class ArraySource:
         self._readings = list(readings)
         self._offline = [m.offline for m in members]
         self._cum: dict[int, tuple[F, NDArray[np.int32]]] = {}
+        self._irregular: dict[int, NDArray[np.int32]] = {}  # cumulative flagged counts
         self._battery: tuple[NDArray[np.float32], NDArray[np.int32]] | None = None
         self._counts: tuple[NDArray[np.int32], NDArray[np.int32]] | None = None
 
@@ -76,6 +80,10 @@ class ArraySource:
             out[row, 1:] = np.bincount(idx[ok], weights=w, minlength=self.n_min)[: self.n_min]
         return np.cumsum(out, axis=1)
 
+    def _irregular_cum(self, metric_id: int) -> NDArray[np.int32]:
+        self._metric_cum(metric_id)
+        return self._irregular[metric_id]
+
     def _metric_cum(self, metric_id: int) -> tuple[F, NDArray[np.int32]]:
         found = self._cum.get(metric_id)
         if found is None:
@@ -92,6 +100,11 @@ class ArraySource:
                 select, [r.value[s] for r, s in zip(self._readings, select, strict=True)]
             )
             counts = self._per_minute(select, None).astype(np.int32)
+            irregular = [
+                sel & ((r.flags & IRREGULAR) != 0)
+                for r, sel in zip(self._readings, select, strict=True)
+            ]
+            self._irregular[metric_id] = self._per_minute(irregular, None).astype(np.int32)
             found = self._cum[metric_id] = (sums, counts)
         return found
 
@@ -120,7 +133,9 @@ class ArraySource:
             present = c > 0
             if present.any():
                 values = np.where(present, s / np.maximum(c, 1), 0.0)
-                metrics[name] = MetricWindow(values=values, present=present)
+                flagged = self._irregular_cum(BY_NAME[name].metric_id)
+                irregular = np.diff(flagged[rows[:, None], at], axis=1) > 0
+                metrics[name] = MetricWindow(values, present, irregular)
         return Window(
             patient_ids=patients, end_ms=end_ms, bin_s=bin_s, n_bins=n_bins, metrics=metrics
         )

@@ -381,7 +381,6 @@ class Oximeter(_Device):
                 else PlxMeasurementStatus.FULLY_QUALIFIED_DATA
             )
             flags = ReadingFlag.EARLY_ESTIMATE if early else ReadingFlag.NONE
-            pulse_flag = ReadingFlag.IRREGULAR_PULSE if reading.irregular else ReadingFlag.NONE
             if reading.questionable:
                 status |= PlxMeasurementStatus.QUESTIONABLE_MEASUREMENT
                 flags |= ReadingFlag.QUESTIONABLE
@@ -414,7 +413,7 @@ class Oximeter(_Device):
                         reading.pulse.truth,
                         rx,
                         False,
-                        flags | pulse_flag,
+                        flags,
                     ),
                 ],
             )
@@ -444,7 +443,6 @@ class Oximeter(_Device):
     def _spot_check(self, t: int, rng: np.random.Generator) -> None:
         reading = self.patient.measure_oximeter(t, rng)
         flags = ReadingFlag.MOTION if reading.motion else ReadingFlag.NONE
-        pulse_flag = ReadingFlag.IRREGULAR_PULSE if reading.irregular else ReadingFlag.NONE
         status = PlxMeasurementStatus.VALIDATED_DATA
         if reading.questionable:
             status |= PlxMeasurementStatus.QUESTIONABLE_MEASUREMENT
@@ -476,7 +474,7 @@ class Oximeter(_Device):
                     reading.pulse.truth,
                     t,
                     True,
-                    flags | pulse_flag,
+                    flags,
                 ),
             ],
         )
@@ -503,9 +501,9 @@ class BloodPressureCuff(_Device):
             if r.cuff_loose:
                 status |= BloodPressureStatus.CUFF_TOO_LOOSE
                 flags |= ReadingFlag.QUESTIONABLE
-            if r.irregular:
+            if r.irregular:  # a finding on the whole measurement, as the gateway reads it
                 status |= BloodPressureStatus.IRREGULAR_PULSE
-                pulse_flags |= ReadingFlag.IRREGULAR_PULSE
+                flags |= ReadingFlag.IRREGULAR_PULSE
             if not isinstance(r.pulse.value, Special) and round(r.pulse.value) > 180:
                 status |= BloodPressureStatus.PULSE_RATE_ABOVE_RANGE
                 pulse_flags |= ReadingFlag.QUESTIONABLE

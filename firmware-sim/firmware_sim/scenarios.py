@@ -295,7 +295,7 @@ def plan(name: str, seed: int, key: str, follow_up: FollowUp) -> Plan:
 # metrics that change with the heart's rhythm rather than its rate (beat-to-beat
 # irregularity summaries computed from a patch's RR intervals); alerts on them are
 # related to atrial fibrillation
-RHYTHM_METRICS: tuple[str, ...] = ("rr_rmssd_ms", "rr_irregularity", "hr_irregularity")
+RHYTHM_METRICS: tuple[str, ...] = ("rr_rmssd_ms", "rr_irregularity")
 BP_METRICS = ("bp_systolic_mmhg", "bp_diastolic_mmhg", "bp_mean_mmhg")
 CLINICAL_RULES = (
     "fever",

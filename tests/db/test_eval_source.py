@@ -28,13 +28,17 @@ DAYS = 3
 
 
 def _cohort() -> list[Member]:
-    """Three patients, one per protocol, one of them with an embolism on day 2."""
+    """Three patients, one per protocol, one of them with an embolism on day 2, and a
+    patient of the realistic cohort in new atrial fibrillation (cuff readings flagged
+    irregular pulse, a patch's rhythm readings if the kit has one)."""
     out = []
     for m in members(12, DAYS, SEED, cohort="legacy")[:3]:
         scenario = "pulmonary_embolism" if m.index == 1 else "uneventful"
         follow = FollowUp(m.start_ms - 2 * DAY_MS, m.start_ms, m.end_ms)
         p = plan(scenario, SEED, m.key, follow)
         out.append(replace(m, scenario=scenario, truths=p.truths, offline=None))
+    af = next(m for m in members(40, DAYS, SEED) if m.scenario == "atrial_fibrillation")
+    out.append(replace(af, index=3, key="qaf", offline=None))
     return out
 
 
@@ -94,6 +98,7 @@ def test_windows_batteries_and_findings_match_the_sql_path(
         memory = ArraySource(renumbered, readings)
         sql = SqlSource(conn)
         end = members_[0].end_ms
+        irregular_bins = 0
         for end_ms, span_s, bin_s in [
             (end, 6 * 3600, 60),
             (end - 17 * HOUR_MS, 6 * 3600, 60),
@@ -107,9 +112,15 @@ def test_windows_batteries_and_findings_match_the_sql_path(
             assert set(a.metrics) == set(b.metrics)
             for name in a.metrics:
                 assert np.array_equal(a.metrics[name].present, b.metrics[name].present), name
+                irr_a, irr_b = a.metrics[name].irregular, b.metrics[name].irregular
+                assert irr_a is not None
+                assert irr_b is not None
+                assert np.array_equal(irr_a, irr_b), name
+                irregular_bins += int(irr_a.sum())
                 pa, va, vb = a.metrics[name].present, a.metrics[name].values, b.metrics[name].values
                 assert np.allclose(va[pa], vb[pa]), name
             assert a.metrics["heart_rate_bpm"].present.sum() > 10  # not trivially equal
+        assert irregular_bins > 0  # the AF patient's cuff flagged some
         ids_arr = np.asarray(sorted(ids), dtype=np.int64)
         since = end - DAY_MS
         low_mem: np.ndarray = memory.lowest_battery_pct(ids_arr, since, end)

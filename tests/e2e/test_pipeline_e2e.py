@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from firmware_sim.devices import KitSimulator, kit_devices
 
+from gateway.rhythm_buffer import RhythmBuffer
 from postop.ports import free_port
 from store.provisioning import (
     enroll,
@@ -48,6 +49,7 @@ def test_simulated_kit_to_database_exactly_once(
     frames = kit.frames(int(start.timestamp() * 1000), int(now.timestamp() * 1000))
     expected: dict[tuple[str, str, int], tuple[float | None, int]] = {}
     implausible = 0
+    rhythm = RhythmBuffer()
     for frame in frames:
         for v in frame.values:
             flags = v.flags if v.timestamped else v.flags | int(ReadingFlag.GATEWAY_TIME)
@@ -56,6 +58,16 @@ def test_simulated_kit_to_database_exactly_once(
                 implausible += 1
                 continue
             expected.setdefault((frame.device_id, v.metric, t_ms), (v.value, flags))
+        # the gateway summarises the patch's RR intervals per minute (rhythm readings);
+        # the same buffer over the same frames says which (no beats without contact)
+        contact = frame.values and not frame.values[0].flags & ReadingFlag.QUESTIONABLE
+        if frame.rr_intervals_s and contact:
+            rr_ms = tuple(round(rr * 1024) * 1000 / 1024 for rr in frame.rr_intervals_s)
+            for r in rhythm.add(frame.device_id, frame.rx_ms, rr_ms):
+                expected[(frame.device_id, r.metric, r.time_ms)] = (
+                    r.value,
+                    int(ReadingFlag.GATEWAY_TIME),
+                )
     assert len(expected) > 1000
     assert {m for _, m, _ in expected} >= {
         "spo2_pct",

@@ -95,7 +95,7 @@ def test_the_replay_opens_a_late_alert_for_an_episode_inside_an_outage() -> None
     from vitals.catalogue import BY_NAME
 
     hour = 3_600_000
-    m = members(12, 1, 9)[0]
+    m = members(12, 1, 9, cohort="legacy")[0]
     outage = (m.start_ms + 6 * hour, m.start_ms + 12 * hour)
     m = replace(m, scenario="uneventful", truths=(), offline=outage, end_ms=m.start_ms + 14 * hour)
     times = np.arange(m.start_ms, m.end_ms, 30_000, dtype=np.int64)
@@ -220,3 +220,35 @@ def test_news2_findings_name_the_parameters_that_scored() -> None:
     assert news2[1].firing
     assert news2[1].evidence["scored_params"] == "spo2_pct,heart_rate_bpm"
     assert not news2[2].firing
+
+
+def test_the_realistic_cohort_has_every_complication_and_what_the_hospital_knows() -> None:
+    from bench.alert_quality.cohort import REALISTIC_MIX, members
+    from bench.alert_quality.replay import _context
+
+    cohort = members(60, 14, 1)
+    assert {m.scenario for m in cohort} >= set(REALISTIC_MIX)
+    assert members(60, 14, 1) == cohort  # a seed is a cohort
+    assert members(60, 14, 2) != cohort
+    for m in cohort:
+        assert m.profile is not None
+        assert m.protocol == m.profile.protocol
+        assert m.discharge_sbp_mmhg is not None
+        assert 70 < m.discharge_sbp_mmhg < 200
+        assert (m.profile.kit == "patch") == m.has_patch
+        clinical = [t for t in m.truths if t.category == "clinical"]
+        for t in clinical:
+            assert t.metrics  # what "related" is judged against
+        if m.scenario == "bleeding_beta_blocked":
+            assert m.profile.beta_blocker
+        if m.scenario == "sepsis_slow":
+            assert m.profile.age_years >= 70
+    ctx = _context(cohort)
+    for i, m in enumerate(cohort):
+        assert m.profile is not None
+        assert bool(ctx.spo2_scale2[i]) == m.profile.copd_hypoxaemic
+        assert bool(ctx.beta_blocker[i]) == m.profile.beta_blocker
+        # an undiagnosed sleep apnoea is not in the hospital's record
+        if m.profile.osa and not m.profile.osa_diagnosed and not m.profile.ohs:
+            assert not ctx.sleep_apnoea[i]
+        assert ctx.time_zones[i] == m.tz
