@@ -268,9 +268,16 @@ def create_app(settings: Settings) -> FastAPI:
             with db.connection(timeout_s=2) as conn:
                 states = broker_states(conn)
                 row = conn.execute(
-                    "SELECT count(*) FROM system_alerts WHERE resolved_at IS NULL"
+                    "SELECT (SELECT count(*) FROM system_alerts WHERE resolved_at IS NULL),"
+                    " (SELECT coalesce(sum(dropped), 0) FROM dead_letter_budget"
+                    "   WHERE hour > now() - interval '24 hours'),"
+                    " (SELECT count(DISTINCT gateway_id) FROM dead_letter_budget"
+                    "   WHERE hour > now() - interval '24 hours' AND dropped > 0),"
+                    " (SELECT count(*) FROM reading_conflicts"
+                    "   WHERE received_at > now() - interval '24 hours')"
                 ).fetchone()
-            metrics.operations(states, int(row[0]) if row else 0)
+            counts = [int(v) for v in row] if row else [0, 0, 0, 0]
+            metrics.operations(states, *counts)
         except Exception as exc:  # the process metrics still answer without a database
             log.warning("operations metrics unavailable (%s)", type(exc).__name__)
         return metrics.render(live.listeners)

@@ -55,6 +55,21 @@ class ApiMetrics:
             "Open system-level technical alerts (e.g. no data from any gateway)",
             registry=self.registry,
         )
+        self.dead_letters_dropped = Gauge(
+            "postop_dead_letters_dropped_24h",
+            "Invalid messages not kept as dead letters (over a gateway's hourly bound), 24 h",
+            registry=self.registry,
+        )
+        self.gateways_over_budget = Gauge(
+            "postop_gateways_over_dead_letter_budget_24h",
+            "Gateways that exceeded their hourly dead-letter bound in the last 24 h",
+            registry=self.registry,
+        )
+        self.reading_conflicts = Gauge(
+            "postop_reading_conflicts_24h",
+            "Readings re-sent with another value for the same device, metric and time, 24 h",
+            registry=self.registry,
+        )
 
     async def middleware(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -67,14 +82,25 @@ class ApiMetrics:
         self.latency.labels(request.method, template).observe(time.perf_counter() - start)
         return response
 
-    def operations(self, states: list[BrokerState], system_alerts_open: int) -> None:
-        """What the services recorded of the broker, and open system alerts."""
+    def operations(
+        self,
+        states: list[BrokerState],
+        system_alerts_open: int,
+        dropped_24h: int = 0,
+        gateways_over_budget_24h: int = 0,
+        conflicts_24h: int = 0,
+    ) -> None:
+        """What the services recorded of the broker, open system alerts, and what ingest
+        set aside or dropped (the hourly dead-letter bound, conflicting re-deliveries)."""
         now = time.time()
         for st in states:
             self.broker_reachable.labels(st.service, st.instance).set(1 if st.reachable else 0)
             down = now - st.down_since.timestamp() if st.down_since is not None else 0.0
             self.broker_down.labels(st.service, st.instance).set(down)
         self.system_alerts.set(system_alerts_open)
+        self.dead_letters_dropped.set(dropped_24h)
+        self.gateways_over_budget.set(gateways_over_budget_24h)
+        self.reading_conflicts.set(conflicts_24h)
 
     def render(self, live_streams: int) -> Response:
         self.live_streams.set(live_streams)

@@ -124,3 +124,27 @@ def test_metrics_show_each_service_view_of_the_broker(db: str) -> None:
     )
     assert float(down.split()[-1]) >= 119
     assert "postop_system_alerts_open 0.0" in text
+
+
+def test_metrics_count_what_ingest_dropped_or_set_aside(db: str) -> None:
+    """A gateway over its hourly dead-letter bound and a reading re-sent with another value
+    show in /metrics, so an operator sees them without reading the tables."""
+    import psycopg
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO dead_letter_budget (gateway_id, hour, stored, dropped) VALUES"
+            " ('gw-a', date_trunc('hour', now()), 1000, 37),"
+            " ('gw-b', date_trunc('hour', now()), 3, 0),"
+            " ('gw-c', date_trunc('hour', now()) - interval '3 days', 1000, 500)"
+        )
+        conn.execute(
+            "INSERT INTO reading_conflicts (gateway_id, seq, device_id, metric_id, time,"
+            " stored_value, stored_flags, value, flags)"
+            " VALUES ('gw-a', 7, 'ox-1', 1, now(), 96, 0, 91, 0)"
+        )
+    with TestClient(create_app(_settings(db)), client=("127.0.0.1", 40000)) as local:
+        text = local.get("/metrics").text
+    assert "postop_dead_letters_dropped_24h 37.0" in text
+    assert "postop_gateways_over_dead_letter_budget_24h 1.0" in text
+    assert "postop_reading_conflicts_24h 1.0" in text
