@@ -263,6 +263,20 @@ def _start_api(supervisor: Supervisor, ports: StackPorts, child_of: Callable[[in
     raise NoFreePort(f"api: no port of our own after {PORT_TRIES} tries (see {child.log_path})")
 
 
+def _prove_own(child: Child, port: int, timeout_s: float = 120.0) -> None:
+    """A gateway's link port and the simulator's controller ports are chosen free and bound
+    by the child a moment later: should another program (another stack) take one in
+    between, the kit would talk to a stranger's gateway. Stop rather than mix homes."""
+    if wait_own_listener(port, child.pid, timeout_s):
+        return
+    if not port_free(port):
+        raise NoFreePort(
+            f"{child.name}: port {port} was taken by another program while starting;"
+            " start postop up again"
+        )
+    log.warning("%s did not open port %d yet (see %s)", child.name, port, child.log_path)
+
+
 def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours: float) -> None:
     os.umask(0o077)  # what the stack and its children create is private by default
     data_dir = data_dir.resolve()
@@ -352,9 +366,10 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
         )
         kit_args = []
         publish_kit_configs(ports.current["mqtt"], api_password, kits)
+        kit_ports: list[tuple[Child, int, int]] = []
         for key, gateway_id, password in kits:
             link_port, hci_port = free_port(), free_port()
-            supervisor.add(
+            gateway = supervisor.add(
                 Child(
                     f"gateway {gateway_id}",
                     ["gateway"],
@@ -376,6 +391,7 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                     logs / f"{gateway_id}.log",
                 )
             )
+            kit_ports.append((gateway, link_port, hci_port))
             kit_args += ["--kit", f"{key}={link_port}:{hci_port}"]
         public_base_url = settings.api.public_base_url
 
@@ -396,7 +412,7 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
 
         _start_api(supervisor, ports, api_child)
         if kits:
-            supervisor.add(
+            simulator = supervisor.add(
                 Child(
                     "simulator",
                     ["sim", *kit_args, "--backfill-hours", str(backfill_hours)],
@@ -404,6 +420,9 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                     logs / "sim.log",
                 )
             )
+            for gateway, link_port, hci_port in kit_ports:
+                _prove_own(gateway, link_port)
+                _prove_own(simulator, hci_port)
         dashboard = public_base_url or f"http://127.0.0.1:{ports.current['api']}"
         _announce(pg, created, applied, ports.current, kits, data_dir, demo_password, dashboard)
         while not stop.wait(1.0):

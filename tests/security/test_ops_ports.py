@@ -77,3 +77,24 @@ def test_an_explicit_api_port_wins(workdir: Path) -> None:
     state.write_text(json.dumps({"postgres": 1, "mqtt": 2, "api": 3}))
     assert StackPorts(state, 8123).preferred["api"] == 8123
     assert StackPorts(state, None).preferred["api"] == 3  # a file from before keeps working
+
+
+def test_a_kit_port_taken_by_another_program_stops_the_stack(workdir: Path) -> None:
+    """A gateway's link port is chosen free and bound by the gateway a moment later: if
+    another program (another stack) took it meanwhile, the simulated kit would talk to a
+    stranger's gateway. The stack stops with one clear line instead of mixing homes."""
+    from postop.stack import NoFreePort, _prove_own
+    from postop.supervisor import Child
+
+    port = free_port()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        # a child that never listens (postop --help exits at once)
+        child = Child("gateway gw-x", ["--help"], {}, workdir / "gw-x.log")
+        child.start()
+        try:
+            with pytest.raises(NoFreePort, match=f"port {port} was taken"):
+                _prove_own(child, port, timeout_s=5)
+        finally:
+            child.stop()
