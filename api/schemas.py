@@ -156,6 +156,10 @@ class OpenAlertBrief(BaseModel):
         description="set while the condition has cleared and a person has not"
         " resolved the alert yet",
     )
+    confirmation_requested: bool = Field(
+        default=False,
+        description="opened by a single abnormal spot reading: a re-measurement is asked for",
+    )
 
 
 class PatientSummary(BaseModel):

@@ -140,3 +140,24 @@ def test_share_catalog_translates_every_message_of_the_shared_pages(language: st
     for msgid, text in translated.items():
         singular = msgid if isinstance(msgid, str) else msgid[0]
         assert re.findall(r"%\(\w+\)s", singular) == re.findall(r"%\(\w+\)s", str(text)), msgid
+
+
+def test_every_shipped_rule_reads_in_french_and_on_the_shared_page() -> None:
+    """A protocol's titles are message ids (the engine publishes them and the pages
+    translate them): a new or reworded rule fails here until the catalogs know it."""
+    from alerts.protocol import builtin_protocols
+    from api.labels import RULE_TITLES
+    from api.share_text import RULES
+
+    with (API_DIR / "locales" / "fr" / "LC_MESSAGES" / "messages.po").open("rb") as fh:
+        french = {m.id: m.string for m in read_po(fh) if m.id and m.string}
+    rules = [rule for proto in builtin_protocols().values() for rule in proto.rules]
+    assert len(rules) > 20
+    assert {r.title for r in rules} - set(french) == set()
+    assert {proto.title for proto in builtin_protocols().values()} - set(french) == set()
+    assert {r.id for r in rules} - set(RULE_TITLES) == set()
+    assert {r.id for r in rules} - set(RULES) == set()
+    for language in ("fr", "es", "it", "de", "pt", "ar", "zh"):
+        with (API_DIR / "locales" / language / "LC_MESSAGES" / "share.po").open("rb") as fh:
+            shared = {m.id for m in read_po(fh) if m.id and m.string}
+        assert {RULES[r.id] for r in rules} - shared == set(), language
