@@ -176,6 +176,7 @@ ACTIONS = {
     "admin_read": N_("opened the administration page"),
     "note_added": N_("added a note"),
     "discharge_info_set": N_("changed the discharge information"),
+    "usual_values_set": N_("changed the usual values at discharge"),
     "follow_up_ended": N_("ended the follow-up"),
     "patient_created": N_("created the patient"),
     "device_enrolled": N_("enrolled a device"),
