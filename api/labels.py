@@ -191,6 +191,8 @@ ACTIONS = {
     "share_code_locked": N_("locked the link (too many wrong codes)"),
     "threshold_override": N_("changed a threshold"),
 }
+# parameters of rules without a metric of their own, read in this metric's unit
+PARAM_METRIC = {"hr_above": "heart_rate_bpm"}
 # NEWS2 signs the engine names in ``scored_params`` that are not metrics
 NEWS2_SIGNS = {"on_oxygen": N_("on oxygen"), "consciousness": N_("consciousness")}
 # evidence the page does not list (the engine's bookkeeping; another item says it)
@@ -283,6 +285,7 @@ class Labels:
         """A rule parameter with its unit: "88 %", "0,08 °C/h"."""
         if value is None:
             return "—"
+        metric = PARAM_METRIC.get(param, metric)
         if metric not in BY_NAME:
             return self.evidence(float(value))
         if param == "slope_per_h_above":
@@ -343,8 +346,8 @@ class Labels:
         """(label, value) pairs a clinician reads; the engine's keys never shown."""
         out: list[tuple[str, str]] = []
         for key, value in evidence.items():
-            if key in HIDDEN_EVIDENCE:
-                continue
+            if key in HIDDEN_EVIDENCE or (key == "confirmation_requested" and value is False):
+                continue  # a confirmed alert says nothing of a request
             label = self._(EVIDENCE.get(key, N_("detail")))
             shown_as = EVIDENCE_METRIC.get(key) or metric
             if key == "scored_params" and isinstance(value, str):
