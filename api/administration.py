@@ -21,6 +21,7 @@ from api.schemas import (
     GatewayCreate,
     GatewayCredentials,
     PatientCreate,
+    UsualValues,
 )
 from api.sessions import Clinician
 from store.alert_actions import changed, event, timestamp
@@ -45,8 +46,10 @@ def create_patient(conn: psycopg.Connection, who: Clinician, body: PatientCreate
             row = conn.execute(
                 "INSERT INTO patients (pseudonym, team_id, language, time_zone, home_country,"
                 " procedure, surgery_date, discharged_at, protocol, home_physician_name,"
-                " home_physician_email, home_physician_phone)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING patient_id",
+                " home_physician_email, home_physician_phone, discharge_sbp_mmhg,"
+                " discharge_hr_bpm, discharge_weight_kg, beta_blocker, sleep_apnoea)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " RETURNING patient_id",
                 (
                     body.pseudonym,
                     body.team_id,
@@ -60,6 +63,7 @@ def create_patient(conn: psycopg.Connection, who: Clinician, body: PatientCreate
                     body.home_physician.name,
                     body.home_physician.email,
                     body.home_physician.phone,
+                    *_usual_row(body.usual_values),
                 ),
             ).fetchone()
         except psycopg.errors.UniqueViolation:
@@ -69,6 +73,31 @@ def create_patient(conn: psycopg.Connection, who: Clinician, body: PatientCreate
         assert row is not None
         audit(conn, who, "patient_created", int(row[0]), {"pseudonym": body.pseudonym})
     return int(row[0])
+
+
+def _usual_row(v: UsualValues) -> tuple[float | None, float | None, float | None, bool, bool]:
+    return (
+        v.discharge_sbp_mmhg,
+        v.discharge_hr_bpm,
+        v.discharge_weight_kg,
+        v.beta_blocker,
+        v.sleep_apnoea,
+    )
+
+
+def set_usual_values(
+    conn: psycopg.Connection, who: Clinician, patient_id: int, body: UsualValues
+) -> None:
+    """Replace the patient's discharge values the rules judge against; the audit row
+    keeps what was entered (clinical parameters, no identity)."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE patients SET discharge_sbp_mmhg = %s, discharge_hr_bpm = %s,"
+            " discharge_weight_kg = %s, beta_blocker = %s, sleep_apnoea = %s"
+            " WHERE patient_id = %s",
+            (*_usual_row(body), patient_id),
+        )
+        audit(conn, who, "usual_values_set", patient_id, body.model_dump())
 
 
 def _gateway_team(who: Clinician, team_id: int | None) -> int:

@@ -28,7 +28,8 @@ WHERE p.team_id = ANY(%(teams)s)
 """
 
 _ALERTS = """
-SELECT patient_id, alert_id, rule_id, priority, state, opened_at, condition_cleared_at
+SELECT patient_id, alert_id, rule_id, priority, state, opened_at, condition_cleared_at,
+       coalesce((evidence ->> 'confirmation_requested')::boolean, false)
 FROM alerts WHERE state <> 'resolved' AND patient_id = ANY(%(patients)s)
 """
 
@@ -89,7 +90,7 @@ def dashboard(conn: psycopg.Connection, team_ids: list[int]) -> list[PatientSumm
         return []
     params = {"patients": ids, "metrics": SHOWN_METRICS, "battery": BATTERY_ID}
     alerts: dict[int, list[OpenAlertBrief]] = {}
-    for pid, aid, rule, prio, state, opened, cleared in conn.execute(_ALERTS, params):
+    for pid, aid, rule, prio, state, opened, cleared, requested in conn.execute(_ALERTS, params):
         alerts.setdefault(pid, []).append(
             OpenAlertBrief(
                 alert_id=aid,
@@ -98,6 +99,7 @@ def dashboard(conn: psycopg.Connection, team_ids: list[int]) -> list[PatientSumm
                 state=state,
                 opened_at=opened,
                 condition_cleared_at=cleared,
+                confirmation_requested=requested,
             )
         )
     latest: dict[int, list[LatestValue]] = {}

@@ -106,6 +106,11 @@ FIELDS = {
     "param": N_("Parameter"),
     "metric": N_("Measure"),
     "endpoint": N_("Notification address"),
+    "discharge_sbp_mmhg": N_("Usual systolic pressure (mmHg)"),
+    "discharge_hr_bpm": N_("Usual heart rate (/min)"),
+    "discharge_weight_kg": N_("Weight at discharge (kg)"),
+    "beta_blocker": N_("Beta-blocker"),
+    "sleep_apnoea": N_("Known sleep apnoea"),
 }
 # pydantic's error types, as a sentence about one field
 PROBLEMS = {
@@ -120,6 +125,8 @@ PROBLEMS = {
     "float_parsing": N_("%(field)s: a number is needed."),
     "float_type": N_("%(field)s: a number is needed."),
     "finite_number": N_("%(field)s: a number is needed."),
+    "bool_type": N_("%(field)s: yes or no is needed."),
+    "bool_parsing": N_("%(field)s: yes or no is needed."),
     "greater_than_equal": N_("%(field)s: at least %(ge)s."),
     "less_than_equal": N_("%(field)s: at most %(le)s."),
     "greater_than": N_("%(field)s: more than %(gt)s."),

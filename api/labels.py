@@ -57,17 +57,25 @@ UNIT_WORDS = {"{steps}": N_("steps")}
 # so the French catalog translates them; a protocol may publish another threshold in its
 # own title (protocol_params), which is then translated if the catalog knows it
 RULE_TITLES = {
-    "spo2_critical": N_("SpO2 below 88% for 3 min"),
-    "spo2_low": N_("SpO2 below 92% for 10 min"),
+    "spo2_critical": N_("SpO2 below 88% (84% on scale 2) for 3 min"),
+    "spo2_low": N_(
+        "SpO2 below 92% (88% on scale 2) for 10 min; at night, below the patient's usual"
+        " nights for 30 min"
+    ),
+    "spo2_spot_low": N_("SpO2 below 90% (86% on scale 2) at a spot check"),
     "hr_critical": N_("Heart rate above 140/min for 5 min"),
-    "hr_high": N_("Heart rate above 120/min for 15 min"),
+    "hr_high": N_("Heart rate above 110/min (15 min, or a confirmed spot check)"),
     "hr_low": N_("Heart rate below 40/min for 10 min"),
-    "hr_above_baseline": N_("Heart rate well above the patient's baseline"),
+    "hr_above_baseline": N_("Heart rate 25/min (and 30%) above the patient's usual"),
     "sbp_low": N_("Systolic pressure below 90 mmHg"),
+    "sbp_below_usual": N_("Systolic pressure 30 mmHg (and 20%) below the patient's usual"),
     "rr_high": N_("Respiratory rate above 24/min for 15 min"),
-    "fever": N_("Temperature above 38.0 °C"),
+    "fever": N_("Temperature 38.0 °C or above"),
     "temp_rising": N_("Temperature rising over 12 h"),
+    "sepsis_screen": N_("Fever or low temperature with a raised pulse (possible infection)"),
+    "af_suspected": N_("Irregular heart rhythm (possible atrial fibrillation)"),
     "weight_gain": N_("Weight gain above 2 kg over 3 days"),
+    "weight_loss": N_("Weight loss above 2 kg (or 3%) over 3 days"),
     "news2": N_("NEWS2 clinical risk"),
     "shock_index": N_("Shock index (pulse / systolic) above 1.0"),
     "no_spo2": N_("No SpO2 reading for 10 h"),
@@ -76,7 +84,15 @@ RULE_TITLES = {
     "battery_low": N_("A device battery is below 15%"),
     "implausible_rate": N_("Many implausible readings"),
 }
-OTHER_TITLES = (N_("Heart rate above 110/min for 15 min"),)
+# titles of earlier protocol versions, still on alerts opened before an upgrade
+OTHER_TITLES = (
+    N_("Heart rate above 110/min for 15 min"),
+    N_("Heart rate above 120/min for 15 min"),
+    N_("SpO2 below 88% for 3 min"),
+    N_("SpO2 below 92% for 10 min"),
+    N_("Temperature above 38.0 °C"),
+    N_("Heart rate well above the patient's baseline"),
+)
 PROTOCOL_TITLES = {
     "digestive_surgery": N_("Digestive and oncologic surgery"),
     "cardiac_surgery": N_("Cardiac surgery"),
@@ -86,6 +102,11 @@ PARAMS = {
     "threshold": N_("Threshold"),
     "slope_per_h_above": N_("Rise per hour above"),
     "rise_above": N_("Rise above"),
+    "fall_above": N_("Fall above"),
+    "change_abs": N_("Change from the patient's usual value above"),
+    "hr_above": N_("Pulse above"),
+    "spo2_scale": N_("SpO2 scale (1 usual, 2 chronic respiratory failure)"),
+    "alert_from_band": N_("Alert from risk band (1 low-medium, 2 medium, 3 high)"),
 }
 # device kinds: the simulator's and gateway's names, and the older API names
 DEVICE_KINDS = {
@@ -131,6 +152,16 @@ EVIDENCE = {
     "band": N_("risk band"),
     "complete": N_("all parameters measured"),
     "late": N_("found late"),
+    "fall": N_("fall"),
+    "usual": N_("patient's usual value"),
+    "confirmation_requested": N_("awaiting a confirmation measurement"),
+    "temp_c": N_("temperature"),
+    "pulse": N_("pulse"),
+    "usual_pulse": N_("patient's usual pulse"),
+    "irregularity": N_("pulse irregularity"),
+    "irregular_readings": N_("readings flagged irregular"),
+    "scored_params": N_("parameters scored"),
+    "last_reading_ms": N_("last reading"),
 }
 # what the access log records, as the patient page lists it
 ACTIONS = {
@@ -145,6 +176,7 @@ ACTIONS = {
     "admin_read": N_("opened the administration page"),
     "note_added": N_("added a note"),
     "discharge_info_set": N_("changed the discharge information"),
+    "usual_values_set": N_("changed the usual values at discharge"),
     "follow_up_ended": N_("ended the follow-up"),
     "patient_created": N_("created the patient"),
     "device_enrolled": N_("enrolled a device"),
@@ -159,6 +191,14 @@ ACTIONS = {
     "share_code_locked": N_("locked the link (too many wrong codes)"),
     "threshold_override": N_("changed a threshold"),
 }
+# parameters of rules without a metric of their own, read in this metric's unit
+PARAM_METRIC = {"hr_above": "heart_rate_bpm"}
+# NEWS2 signs the engine names in ``scored_params`` that are not metrics
+NEWS2_SIGNS = {"on_oxygen": N_("on oxygen"), "consciousness": N_("consciousness")}
+# evidence the page does not list (the engine's bookkeeping; another item says it)
+HIDDEN_EVIDENCE = frozenset({"last_reading_ms"})
+# evidence read as a value of this metric whatever the rule's own metric
+EVIDENCE_METRIC = {"temp_c": "temp_c", "pulse": "heart_rate_bpm", "usual_pulse": "heart_rate_bpm"}
 NEWS2_BANDS = (N_("low"), N_("low-medium"), N_("medium"), N_("high"))
 # words that come from the database (roles, priorities, states, transitions)
 WORDS = (
@@ -245,6 +285,7 @@ class Labels:
         """A rule parameter with its unit: "88 %", "0,08 °C/h"."""
         if value is None:
             return "—"
+        metric = PARAM_METRIC.get(param, metric)
         if metric not in BY_NAME:
             return self.evidence(float(value))
         if param == "slope_per_h_above":
@@ -274,11 +315,16 @@ class Labels:
     def transition(self, name: str) -> str:
         return self._(TRANSITIONS.get(name, name.replace("_", " ")))
 
-    def alert_state(self, state: str, cleared_at: object | None) -> str:
+    def alert_state(
+        self, state: str, cleared_at: object | None, evidence: dict[str, Any] | None = None
+    ) -> str:
         """An open alert whose condition has cleared waits for a person: it is not
-        'active' any more, and the page must not say so."""
+        'active' any more, and the page must not say so. A single abnormal spot reading
+        opens a low-priority alert that asks for a re-measurement: the page says so."""
         if state != "resolved" and cleared_at is not None:
             return self._(N_("condition cleared, awaiting review"))
+        if state != "resolved" and (evidence or {}).get("confirmation_requested") is True:
+            return self._(N_("confirmation requested (re-measure)"))
         return self._(state)
 
     def duration(self, seconds: float) -> str:
@@ -300,8 +346,13 @@ class Labels:
         """(label, value) pairs a clinician reads; the engine's keys never shown."""
         out: list[tuple[str, str]] = []
         for key, value in evidence.items():
+            if key in HIDDEN_EVIDENCE or (key == "confirmation_requested" and value is False):
+                continue  # a confirmed alert says nothing of a request
             label = self._(EVIDENCE.get(key, N_("detail")))
-            if key.endswith("_s") and isinstance(value, int | float):
+            shown_as = EVIDENCE_METRIC.get(key) or metric
+            if key == "scored_params" and isinstance(value, str):
+                text = ", ".join(self._scored(name) for name in value.split(",") if name) or "—"
+            elif key.endswith("_s") and isinstance(value, int | float):
                 text = self.duration(float(value))
             elif key == "band" and isinstance(value, int) and 0 <= value < len(NEWS2_BANDS):
                 text = self._(NEWS2_BANDS[value])
@@ -313,12 +364,19 @@ class Labels:
                 text = self.value("battery_pct", float(value))
             elif key == "slope_per_h" and metric in BY_NAME and isinstance(value, int | float):
                 text = f"{self.value(metric, float(value))}/h"
-            elif key == "rise" and metric in BY_NAME and isinstance(value, int | float):
-                text = self.value(metric, float(value))
+            elif key in ("rise", "fall", "usual") and metric in BY_NAME:
+                text = self.value(metric, float(value)) if value is not None else "—"
+            elif key in EVIDENCE_METRIC and shown_as in BY_NAME:
+                text = self.value(shown_as, float(value)) if value is not None else "—"
             else:
                 text = self.evidence(value)
             out.append((label, text))
         return out
+
+    def _scored(self, name: str) -> str:
+        if name in NEWS2_SIGNS:
+            return self._(NEWS2_SIGNS[name])
+        return self.short(name) if name in SHORT else self._(N_("other sign"))
 
     def value(self, metric: str, value: float | None) -> str:
         if value is None:

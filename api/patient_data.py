@@ -22,6 +22,7 @@ from api.schemas import (
     TrendPoint,
     Trends,
     TrendSeries,
+    UsualValues,
 )
 from store.flavour import Flavour
 from store.trends import trend
@@ -65,7 +66,8 @@ def patient(conn: psycopg.Connection, patient_id: int) -> PatientOut:
     r = conn.execute(
         "SELECT patient_id, pseudonym, team_id, language, time_zone, home_country, procedure,"
         " surgery_date, discharged_at, follow_up_ended_at, protocol, home_physician_name,"
-        " home_physician_email, home_physician_phone FROM patients WHERE patient_id = %s",
+        " home_physician_email, home_physician_phone, discharge_sbp_mmhg, discharge_hr_bpm,"
+        " discharge_weight_kg, beta_blocker, sleep_apnoea FROM patients WHERE patient_id = %s",
         (patient_id,),
     ).fetchone()
     assert r is not None  # access was checked
@@ -82,6 +84,13 @@ def patient(conn: psycopg.Connection, patient_id: int) -> PatientOut:
         follow_up_ended_at=r[9],
         protocol=r[10],
         home_physician=PhysicianContact(name=r[11], email=r[12], phone=r[13]),
+        usual_values=UsualValues(
+            discharge_sbp_mmhg=r[14],
+            discharge_hr_bpm=r[15],
+            discharge_weight_kg=r[16],
+            beta_blocker=r[17],
+            sleep_apnoea=r[18],
+        ),
         devices=enrollments(conn, patient_id),
     )
 

@@ -65,6 +65,7 @@ from api.schemas import (
     TeamContact,
     Timeline,
     Trends,
+    UsualValues,
 )
 from api.sessions import COOKIE, Clinician, close_session
 from api.share_links import create_link, default_units, revoke
@@ -467,6 +468,16 @@ def put_discharge(patient_id: int, body: DischargeInfo, conn: Conn, who: Prescri
         (body.discharge_instructions, body.medications, patient_id),
     )
     audit(conn, who, "discharge_info_set", patient_id)
+    return patient_data.patient(conn, patient_id)
+
+
+@router.put("/patients/{patient_id}/usual-values", tags=["patients"])
+def put_usual_values(patient_id: int, body: UsualValues, conn: Conn, who: Who) -> PatientOut:
+    """The usual values recorded at discharge (systolic pressure, heart rate, weight) and
+    what changes how the rules read them (beta-blocker, known sleep apnoea). Any
+    clinician of the patient's team: the coordinator usually enters them at discharge."""
+    patient_in_teams(conn, who, patient_id)
+    administration.set_usual_values(conn, who, patient_id, body)
     return patient_data.patient(conn, patient_id)
 
 

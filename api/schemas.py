@@ -156,6 +156,10 @@ class OpenAlertBrief(BaseModel):
         description="set while the condition has cleared and a person has not"
         " resolved the alert yet",
     )
+    confirmation_requested: bool = Field(
+        default=False,
+        description="opened by a single abnormal spot reading: a re-measurement is asked for",
+    )
 
 
 class PatientSummary(BaseModel):
@@ -187,6 +191,27 @@ class PhysicianContact(Strict):
     phone: Annotated[str, Field(max_length=40)] | None = None
 
 
+class UsualValues(Strict):
+    """What the hospital recorded at discharge, the alert rules' reference for this
+    patient (without them the rules learn the usual values from the first day's
+    readings). A PUT replaces all five: a value left out is cleared. The ranges are the
+    database's (migration 0013), so an implausible entry is a 422, never a 500."""
+
+    discharge_sbp_mmhg: Annotated[float, Field(ge=60, le=250, allow_inf_nan=False)] | None = Field(
+        default=None, description="usual systolic pressure at discharge, mmHg"
+    )
+    discharge_hr_bpm: Annotated[float, Field(ge=30, le=180, allow_inf_nan=False)] | None = Field(
+        default=None, description="usual heart rate at discharge, /min"
+    )
+    discharge_weight_kg: Annotated[float, Field(ge=20, le=350, allow_inf_nan=False)] | None = Field(
+        default=None, description="weight at discharge, kg"
+    )
+    beta_blocker: bool = Field(default=False, description="takes a beta-blocker")
+    sleep_apnoea: bool = Field(
+        default=False, description="known sleep apnoea or obesity hypoventilation"
+    )
+
+
 class PatientCreate(Strict):
     pseudonym: Pseudonym
     team_id: int
@@ -198,6 +223,7 @@ class PatientCreate(Strict):
     discharged_at: Instant | None = None
     protocol: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,63}$")] = "digestive_surgery"
     home_physician: PhysicianContact = PhysicianContact()
+    usual_values: UsualValues = UsualValues()
 
     _zone = field_validator("time_zone")(_known_zone)
 
@@ -215,6 +241,7 @@ class PatientOut(BaseModel):
     follow_up_ended_at: datetime | None
     protocol: str
     home_physician: PhysicianContact
+    usual_values: UsualValues = UsualValues()
     devices: list[EnrollmentOut]
 
 

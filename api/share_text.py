@@ -28,6 +28,11 @@ RULES = {
     "gateway_offline": S_("Home hub offline"),
     "battery_low": S_("Device battery low"),
     "implausible_rate": S_("Many implausible readings (device problem)"),
+    "sbp_below_usual": S_("Blood pressure well below the patient's usual"),
+    "weight_loss": S_("Weight loss (possible dehydration)"),
+    "sepsis_screen": S_("Possible infection (fever with raised pulse)"),
+    "af_suspected": S_("Irregular heart rhythm (possible atrial fibrillation)"),
+    "spo2_spot_low": S_("Low oxygen saturation at a spot check"),
 }
 METRICS = {
     "heart_rate_bpm": S_("Heart rate"),

@@ -28,8 +28,9 @@ FLAGS = [
 
 def raw_identifiers() -> set[str]:
     """Words of the database and the alerts engine that must never reach a reader's eyes:
-    rule, protocol, parameter, state and device-kind ids, engine evidence keys, UCUM
-    annotations."""
+    rule, protocol, parameter, state and device-kind ids, engine evidence keys, NEWS2
+    sign and metric names, UCUM annotations. Every rule id of ``RULE_TITLES`` is in (a
+    test checks it lists every shipped protocol's rules)."""
     from api.labels import PARAMS, PROTOCOL_TITLES, RULE_TITLES
 
     return (
@@ -48,6 +49,15 @@ def raw_identifiers() -> set[str]:
             "hr_patch",
             "silent_s",
             "offline_s",
+            "confirmation_requested",
+            "usual_pulse",
+            "irregular_readings",
+            "scored_params",
+            "last_reading_ms",
+            "on_oxygen",
+            "resp_rate_per_min",
+            "heart_rate_bpm",
+            "bp_systolic_mmhg",
             "patient_read",
             "share_view",
             "{steps}",

@@ -250,3 +250,101 @@ def test_admin_actions_on_another_teams_patient_are_forbidden(
             (world.patient_b, world.patient_b),
         ).fetchone()
     assert row == (None, 0)
+
+
+USUAL = {
+    "discharge_sbp_mmhg": 128,
+    "discharge_hr_bpm": 64,
+    "discharge_weight_kg": 81.5,
+    "beta_blocker": True,
+    "sleep_apnoea": True,
+}
+
+
+def _usual_row(db: str, patient_id: int) -> tuple[object, ...] | None:
+    with psycopg.connect(db) as conn:
+        return conn.execute(
+            "SELECT discharge_sbp_mmhg, discharge_hr_bpm, discharge_weight_kg, beta_blocker,"
+            " sleep_apnoea FROM patients WHERE patient_id = %s",
+            (patient_id,),
+        ).fetchone()
+
+
+def test_coordinator_enters_the_usual_values_at_discharge(
+    login: Callable[[str], TestClient], world: World
+) -> None:
+    client = login("coordinator")
+    res = client.put(f"/api/v1/patients/{world.patient_a}/usual-values", json=USUAL)
+    assert res.status_code == 200, res.text
+    assert res.json()["usual_values"] == {
+        **USUAL,
+        "discharge_sbp_mmhg": 128.0,
+        "discharge_hr_bpm": 64.0,
+    }
+    assert _usual_row(world.db, world.patient_a) == (128.0, 64.0, 81.5, True, True)
+    rows = audit_rows(world.db, "usual_values_set")
+    assert rows[0][1] == world.patient_a
+    # the page shows them with their labels and units, in French
+    page = client.get(f"/patients/{world.patient_a}", headers={"Accept-Language": "fr"})
+    assert "Valeurs habituelles à la sortie" in page.text
+    assert "128\u00a0mmHg" in page.text
+    assert "81,5\u00a0kg" in page.text
+    # a PUT replaces them all: what is left out is cleared
+    res = client.put(f"/api/v1/patients/{world.patient_a}/usual-values", json={})
+    assert res.status_code == 200, res.text
+    assert _usual_row(world.db, world.patient_a) == (None, None, None, False, False)
+    # another team's patient
+    other = client.put(f"/api/v1/patients/{world.patient_b}/usual-values", json=USUAL)
+    assert other.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("change", "english", "french"),
+    [
+        ({"discharge_sbp_mmhg": 300}, "Usual systolic pressure (mmHg): at most 250", "au plus 250"),
+        ({"discharge_sbp_mmhg": 20}, "Usual systolic pressure (mmHg): at least 60", "au moins 60"),
+        ({"discharge_hr_bpm": 0}, "Usual heart rate (/min): at least 30", "au moins 30"),
+        ({"discharge_hr_bpm": 260}, "Usual heart rate (/min): at most 180", "au plus 180"),
+        ({"discharge_weight_kg": 5}, "Weight at discharge (kg): at least 20", "au moins 20"),
+        ({"discharge_weight_kg": 900}, "Weight at discharge (kg): at most 350", "au plus 350"),
+        (
+            {"discharge_weight_kg": "heavy"},
+            "Weight at discharge (kg): a number is needed.",
+            "un nombre est attendu",
+        ),
+        ({"beta_blocker": "perhaps"}, "Beta-blocker: yes or no is needed.", "oui ou non"),
+    ],
+)
+def test_implausible_usual_values_are_refused_in_the_readers_language(
+    login: Callable[[str], TestClient],
+    world: World,
+    change: dict[str, object],
+    english: str,
+    french: str,
+) -> None:
+    client = login("coordinator")
+    url = f"/api/v1/patients/{world.patient_a}/usual-values"
+    res = client.put(url, json={**USUAL, **change})
+    assert res.status_code == 422, res.text
+    assert english in res.json()["detail"]
+    res = client.put(url, json={**USUAL, **change}, headers={"Accept-Language": "fr"})
+    assert res.status_code == 422
+    assert french in res.json()["detail"]
+    assert _usual_row(world.db, world.patient_a) == (None, None, None, False, False)
+    # at creation too
+    res = login("admin").post(
+        "/api/v1/patients",
+        json={**NEW_PATIENT, "team_id": world.team_a, "usual_values": {**USUAL, **change}},
+    )
+    assert res.status_code == 422
+    assert english in res.json()["detail"]
+
+
+def test_a_patient_is_created_with_the_usual_values(
+    login: Callable[[str], TestClient], world: World
+) -> None:
+    res = login("admin").post(
+        "/api/v1/patients", json={**NEW_PATIENT, "team_id": world.team_a, "usual_values": USUAL}
+    )
+    assert res.status_code == 201, res.text
+    assert _usual_row(world.db, res.json()["patient_id"]) == (128.0, 64.0, 81.5, True, True)

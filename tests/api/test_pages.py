@@ -160,3 +160,24 @@ def test_patient_page_shows_what_the_gateway_last_reported_of_each_device(
         assert shown in page.text
     quiet = client.get(f"/patients/{world.patient_a2}")  # nothing reported: no table
     assert "Micrologiciel" not in quiet.text
+
+
+def test_every_shipped_rule_reads_in_french_and_on_the_shared_page() -> None:
+    """A protocol's titles are message ids (the engine publishes them and the pages
+    translate them): a new or reworded rule fails here until the catalogs know it."""
+    from alerts.protocol import builtin_protocols
+    from api.labels import RULE_TITLES
+    from api.share_text import RULES
+
+    with (API_DIR / "locales" / "fr" / "LC_MESSAGES" / "messages.po").open("rb") as fh:
+        french = {m.id: m.string for m in read_po(fh) if m.id and m.string}
+    rules = [rule for proto in builtin_protocols().values() for rule in proto.rules]
+    assert len(rules) > 20
+    assert {r.title for r in rules} - set(french) == set()
+    assert {proto.title for proto in builtin_protocols().values()} - set(french) == set()
+    assert {r.id for r in rules} - set(RULE_TITLES) == set()
+    assert {r.id for r in rules} - set(RULES) == set()
+    for language in ("fr", "es", "it", "de", "pt", "ar", "zh"):
+        with (API_DIR / "locales" / language / "LC_MESSAGES" / "share.po").open("rb") as fh:
+            shared = {m.id for m in read_po(fh) if m.id and m.string}
+        assert {RULES[r.id] for r in rules} - shared == set(), language

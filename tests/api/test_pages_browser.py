@@ -29,7 +29,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def scene(world: World) -> dict[str, int]:
-    """A cleared alert awaiting review with engine evidence, and a patient with no data."""
+    """A cleared alert awaiting review with engine evidence, alerts of the newer rules (a
+    spot reading awaiting its confirmation, the sepsis screen, the rhythm rule, NEWS2
+    with its scored signs), and a patient with no data."""
     now = datetime.now(UTC)
     with psycopg.connect(world.db, autocommit=True) as conn:
         row = conn.execute(
@@ -49,6 +51,46 @@ def scene(world: World) -> dict[str, int]:
             " (%s, %s, 'opened', 'system'), (%s, %s, 'condition_cleared', 'system')",
             (row[0], now - timedelta(hours=2), row[0], now - timedelta(minutes=30)),
         )
+        newer = [
+            (
+                "spo2_spot_low",
+                "low",
+                {"value": 87.0, "threshold": 90.0, "confirmation_requested": True},
+            ),
+            ("sepsis_screen", "high", {"temp_c": 38.6, "pulse": 112.0, "usual_pulse": 78.0}),
+            (
+                "af_suspected",
+                "medium",
+                {"irregularity": 0.21, "irregular_readings": 3, "pulse": 96.0},
+            ),
+            (
+                "news2",
+                "medium",
+                {
+                    "score": 5,
+                    "band": 2,
+                    "complete": True,
+                    "scored_params": "resp_rate_per_min,on_oxygen,temp_c",
+                },
+            ),
+            (
+                "sbp_below_usual",
+                "medium",
+                {
+                    "value": 96.0,
+                    "threshold": 104.0,
+                    "confirmation_requested": False,
+                    "usual": 135.0,
+                },
+            ),
+            ("weight_loss", "low", {"fall": 2.4}),
+        ]
+        for rule_id, priority, evidence in newer:
+            conn.execute(
+                "INSERT INTO alerts (patient_id, rule_id, kind, priority, state, opened_at,"
+                " evidence) VALUES (%s, %s, 'clinical', %s, 'active', %s, %s)",
+                (world.patient_a, rule_id, priority, now - timedelta(hours=1), Jsonb(evidence)),
+            )
         empty = ensure_patient(conn, "PA-EMPTY", world.team_a, "de", "Europe/Berlin")
     return {"cleared_alert": int(row[0]), "empty": empty}
 
@@ -128,6 +170,15 @@ def test_empty_and_cleared_states(
     assert "aucune mesure pour l\u2019instant" in row.inner_text()
     assert "partiel" not in row.inner_text()
     assert "0" not in row.locator("td").nth(2).inner_text()
+    page.goto(f"{api.base_url}/patients/{world.patient_a}")
+    alerts = page.inner_text("body")
+    assert "confirmation demandée (refaire la mesure)" in alerts
+    assert "SpO2 sous 90 % (86 % en échelle 2) lors d'une mesure ponctuelle" in alerts
+    assert "(infection possible)" in alerts
+    assert "Rythme cardiaque irrégulier (fibrillation atriale possible)" in alerts
+    assert "sous oxygène" in alerts
+    assert "pouls habituel du patient" in alerts
+    page.screenshot(path=str(SHOTS / "patient-newer-rules-fr.png"), full_page=True)
     page.goto(f"{api.base_url}/patients/{world.patient_a}")
     alert = page.locator(f"#alert-{scene['cleared_alert']}")
     text = alert.inner_text()

@@ -285,7 +285,7 @@ def test_fhir_bundle_validates_and_carries_what_the_physician_needs(
     kinds = {r["resourceType"] for r in resources}
     assert {"Procedure", "MedicationStatement", "CarePlan", "DetectedIssue"} <= kinds
     issue = next(r for r in resources if r["resourceType"] == "DetectedIssue")
-    assert issue["code"]["text"].startswith("SpO2 below 88%")  # the protocol's own title
+    assert issue["code"]["text"] == "SpO2 below 88% (84% on scale 2) for 3 min"
     assert issue["severity"] == "high"
     assert audit_rows(world.db, "share_fhir")[0][1] == world.patient_a
 

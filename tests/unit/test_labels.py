@@ -33,3 +33,26 @@ def test_evidence_and_cleared_state_read_like_a_clinician_speaks() -> None:
     assert fr.alert_state("active", None) == "active"
     assert fr.unit("steps_count") == "pas"
     assert Labels("en", CATALOGS["en"]).unit("steps_count") == "steps"
+
+
+def test_newer_rules_evidence_reads_in_words() -> None:
+    fr = Labels("fr", CATALOGS["fr"])
+    items = dict(
+        fr.evidence_items(
+            {
+                "scored_params": "resp_rate_per_min,on_oxygen,consciousness",
+                "confirmation_requested": False,
+                "last_reading_ms": 1_764_000_000_000,
+            },
+            None,
+        )
+    )
+    assert items == {"paramètres comptés": "FR, sous oxygène, conscience"}
+    sepsis = dict(fr.evidence_items({"temp_c": 38.6, "pulse": 112.0}, None))
+    assert sepsis == {"température": "38,6\u00a0°C", "pouls": "112\u00a0/min"}
+    assert fr.alert_state("active", None, {"confirmation_requested": True}) == (
+        "confirmation demandée (refaire la mesure)"
+    )
+    assert fr.alert_state("acknowledged", None, {"confirmation_requested": False}) == "acquittée"
+    assert fr.threshold(None, "hr_above", 90.0) == "90\u00a0/min"
+    assert fr.rule("sbp_below_usual").startswith("Pression systolique 30 mmHg")
