@@ -19,6 +19,18 @@ from babel.support import NullTranslations, Translations
 
 UI_LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
+# the shared pages' languages, each in its own name (the physician's switch, and the
+# clinician's choice when making a link)
+SHARE_LANGUAGE_NAMES = (
+    ("fr", "Français"),
+    ("en", "English"),
+    ("es", "Español"),
+    ("it", "Italiano"),
+    ("de", "Deutsch"),
+    ("pt", "Português"),
+    ("ar", "العربية"),
+    ("zh", "中文"),
+)
 
 
 def load_catalogs(

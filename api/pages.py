@@ -18,7 +18,7 @@ from api import patient_data
 from api.dashboard import dashboard, open_system_alerts
 from api.errors import refuse
 from api.guards import Conn, audit, csrf_ok, read_patient, require_role, signed_in
-from api.i18n import Clock, negotiate, viewer_locale
+from api.i18n import SHARE_LANGUAGE_NAMES, Clock, negotiate, viewer_locale
 from api.labels import N_, Labels
 from api.login import log_in, secure_cookies, set_session_cookie
 from api.sessions import COOKIE, Clinician, close_session, session_clinician
@@ -39,17 +39,6 @@ CHART_METRICS = (
     "pain_score",
     "glucose_mmol_l",
     "steps_count",
-)
-# each language in its own name, as the clinician picks the physician's
-SHARE_LANGUAGE_NAMES = (
-    ("fr", "Français"),
-    ("en", "English"),
-    ("es", "Español"),
-    ("it", "Italiano"),
-    ("de", "Deutsch"),
-    ("pt", "Português"),
-    ("ar", "العربية"),
-    ("zh", "中文"),
 )
 # the kinds the simulator and the gateways use (labels.DEVICE_KINDS names each one)
 DEVICE_KINDS = (

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api import fhir_export, patient_data
 from api.guards import Conn
-from api.i18n import format_instant
+from api.i18n import SHARE_LANGUAGE_NAMES, format_instant
 from api.login import client_address, secure_cookies
 from api.pages import CHART_METRICS
 from api.schemas import Instant
@@ -42,17 +42,6 @@ from vitals.catalogue import BY_NAME
 router = APIRouter(prefix="/s", include_in_schema=False)
 SESSION_COOKIE = "postop_share"
 LANG_COOKIE = "postop_share_lang"  # the language the physician switched to, per link
-# each language in its own name, for the switch at the top of the shared pages
-LANGUAGE_NAMES = (
-    ("fr", "Français"),
-    ("en", "English"),
-    ("es", "Español"),
-    ("it", "Italiano"),
-    ("de", "Deutsch"),
-    ("pt", "Português"),
-    ("ar", "العربية"),
-    ("zh", "中文"),
-)
 CODE_CSRF_COOKIE = "postop_share_form"
 NO_STORE = {
     "Cache-Control": "no-store, private",
@@ -164,7 +153,7 @@ def _render(
             "view": view,
             "lang": view.language,
             "dir": view.direction,
-            "language_names": LANGUAGE_NAMES,
+            "language_names": SHARE_LANGUAGE_NAMES,
             **context,
         },
         status_code=status_code,
