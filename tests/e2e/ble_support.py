@@ -23,6 +23,8 @@ from firmware_sim.clock import SimClock, to_ms
 from firmware_sim.devices import DeviceKind, KitSimulator, Schedule
 
 from postop.ports import free_port
+from store.broker_acl import api_account
+from store.mqtt_accounts import hash_password
 from store.provisioning import (
     enroll,
     ensure_patient,
@@ -82,8 +84,9 @@ def provision(db: str, broker: Broker, gateway_id: str, kit: KitSimulator) -> st
 
 def publish_config(broker: Broker, gateway_id: str, device_ids: Iterable[str]) -> None:
     """The retained configuration downlink, as the backend (the ``api`` account) sends it."""
-    broker.add_account("api", API_PASSWORD)
-    client = connect(f"api-config-{gateway_id}", "api", API_PASSWORD, broker.port)
+    # the web app's account, bound to its own client id like every account of the broker
+    broker.server.add_account(api_account("api", hash_password(API_PASSWORD)))
+    client = connect("api", "api", API_PASSWORD, broker.port)
     payload = {
         "devices": [{"id": d, "address": ble_address(d)} for d in device_ids],
         "upload_batch_max": 1000,
