@@ -289,7 +289,7 @@ def _evaluate_protocol(
 
     missing_rules = [r for r in rules if isinstance(r, MissingDataRule)]
     if missing_rules:
-        span = max(r.max_silence_s for r in missing_rules) + MISSING_BIN_S
+        span = max(r.span_s for r in missing_rules) + MISSING_BIN_S
         win = source.window(
             pids, sorted({r.metric for r in missing_rules}), now_ms, span, MISSING_BIN_S
         )
@@ -326,7 +326,10 @@ def _missing(
 ) -> list[Finding]:
     """Silence counts from the first enrolment of a device that measures the metric (no
     such device: nothing is missing), and not before discharge (a patient just home has
-    nothing to miss yet). The evidence is the real silence, found beyond the window."""
+    nothing to miss yet). With ``waking_hours_only``, only the silence outside the patient's
+    local night counts toward the limit (offset at ``now_ms``: a DST change within the
+    window shifts the night by an hour at most). The evidence is the real silence, found
+    beyond the window."""
     if ctx.measuring_since_ms is None:  # not recorded: expected from discharge
         first = np.zeros(len(ids), dtype=np.int64)
     else:
@@ -334,7 +337,15 @@ def _missing(
         first = enrolled[mask] if enrolled is not None else np.full(len(ids), -1, np.int64)
     start_ms = np.where(first >= 0, np.maximum(first, discharged), -1)
     counted_s = np.where(start_ms >= 0, (now_ms - start_ms) / 1000, np.nan).astype(np.float64)
-    res = k.missing_data(metric_of(win, rule.metric), MISSING_BIN_S, rule.max_silence_s, counted_s)
+    awake = None
+    if rule.waking_hours_only:
+        offsets = ctx.utc_offset_s(now_ms)[mask]
+        awake = ~k.bins_in_hours(
+            win.end_ms, win.bin_s, win.n_bins, offsets, rule.night_start_h, rule.night_end_h
+        )
+    res = k.missing_data(
+        metric_of(win, rule.metric), MISSING_BIN_S, rule.max_silence_s, counted_s, awake
+    )
     last_ms = np.full(len(ids), np.nan)
     if res.firing.any():
         last_ms[res.firing] = source.last_reading_ms(ids[res.firing], rule.metric, now_ms)

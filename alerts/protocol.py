@@ -250,6 +250,22 @@ class BaselineRule(_MetricRule):
 class MissingDataRule(_MetricRule):
     kind: Literal["missing"]
     max_silence_s: Annotated[int, Field(ge=600, le=7 * 86_400)]
+    # count only silence during the patient's waking hours (local time, outside the
+    # night below): a spot-check kit is not used overnight, and a night nurse has no use
+    # for an alert that a sleeping patient took no reading
+    waking_hours_only: bool = False
+    night_start_h: Annotated[float, Field(ge=0, lt=24)] = 22.0
+    night_end_h: Annotated[float, Field(ge=0, lt=24)] = 7.0
+
+    @property
+    def span_s(self) -> int:
+        """How far back the window must reach to hold ``max_silence_s`` of counted
+        silence: with waking hours only, the nights in between too."""
+        if not self.waking_hours_only:
+            return self.max_silence_s
+        night_s = round(((self.night_end_h - self.night_start_h) % 24) * 3600)
+        waking_s = 86_400 - night_s
+        return self.max_silence_s + night_s * (self.max_silence_s // waking_s + 1)
 
     @property
     def category(self) -> Literal["clinical", "technical"]:

@@ -249,16 +249,34 @@ def baseline_deviation(
     return RuleResult(firing, z, np.full(present.shape[0], -1, dtype=np.int64))
 
 
-def missing_data(metric: MetricWindow, bin_s: int, max_silence_s: int, counted_s: F) -> RuleResult:
+def missing_data(
+    metric: MetricWindow,
+    bin_s: int,
+    max_silence_s: int,
+    counted_s: F,
+    counts: B | None = None,
+) -> RuleResult:
     """No reading of a metric for longer than ``max_silence_s``, silence counted from the
     latest of the last reading and the start of counting (``counted_s`` ago: the first
-    enrolment of a device measuring it; NaN where none does, which never fires)."""
+    enrolment of a device measuring it; NaN where none does, which never fires).
+
+    ``counts`` (P, T), when given, marks the bins whose silence counts (the patient's
+    waking hours): the rule then fires on more than ``max_silence_s`` of counted silence,
+    while the evidence stays the real silence."""
     n = metric.present.shape[1]
     lp, has = last_present(metric.present)
     in_window_s = np.where(has, (n - 1 - lp) * bin_s, n * bin_s).astype(np.float64)
     measured = ~np.isnan(counted_s)
     silent_s = np.where(measured, np.minimum(in_window_s, np.nan_to_num(counted_s)), np.nan)
-    firing = measured & (np.nan_to_num(silent_s) > max_silence_s)
+    if counts is None:
+        judged_s = np.nan_to_num(silent_s)
+    else:
+        # bins after the last reading and no older than the start of counting
+        age_s = (n - 1 - np.arange(n, dtype=np.int64)) * bin_s
+        after = np.arange(n)[None, :] > lp[:, None]
+        since_start = age_s[None, :] < np.nan_to_num(counted_s)[:, None]
+        judged_s = (counts & after & since_start).sum(axis=1).astype(np.float64) * bin_s
+    firing = measured & (judged_s > max_silence_s)
     return RuleResult(firing, silent_s, np.full(len(lp), -1, dtype=np.int64))
 
 
@@ -414,6 +432,16 @@ def in_hours(hour: F, start_h: float, end_h: float) -> B:
     if start_h <= end_h:
         return np.asarray((hour >= start_h) & (hour < end_h), dtype=np.bool_)
     return np.asarray((hour >= start_h) | (hour < end_h), dtype=np.bool_)
+
+
+def bins_in_hours(
+    end_ms: int, bin_s: int, n_bins: int, utc_offset_s: I, start_h: float, end_h: float
+) -> B:
+    """(P, T): whether each bin of a window ending at ``end_ms`` starts within the local
+    hours [start_h, end_h) of each patient (``utc_offset_s`` per patient)."""
+    starts_s = end_ms // 1000 - (n_bins - np.arange(n_bins, dtype=np.int64)) * bin_s
+    hour = ((starts_s[None, :] + utc_offset_s[:, None]) % 86_400) / 3600.0
+    return in_hours(np.asarray(hour, dtype=np.float64), start_h, end_h)
 
 
 def latest_within(metric: MetricWindow, bin_s: int, freshness_s: int) -> tuple[F, B]:

@@ -78,7 +78,7 @@ RULE_TITLES = {
     "weight_loss": N_("Weight loss above 2 kg (or 3%) over 3 days"),
     "news2": N_("NEWS2 clinical risk"),
     "shock_index": N_("Shock index (pulse / systolic) above 1.0"),
-    "no_spo2": N_("No SpO2 reading for 10 h"),
+    "no_spo2": N_("No SpO2 reading for 8 waking hours"),
     "no_weight": N_("No weight for 36 h"),
     "gateway_offline": N_("Home gateway offline for 30 min"),
     "battery_low": N_("A device battery is below 15%"),
@@ -92,6 +92,7 @@ OTHER_TITLES = (
     N_("SpO2 below 92% for 10 min"),
     N_("Temperature above 38.0 °C"),
     N_("Heart rate well above the patient's baseline"),
+    N_("No SpO2 reading for 10 h"),
 )
 PROTOCOL_TITLES = {
     "digestive_surgery": N_("Digestive and oncologic surgery"),

@@ -185,7 +185,7 @@ def test_empty_and_cleared_states(
     assert "condition disparue, à examiner" in text
     assert "active" not in alert.locator(".state").inner_text()
     assert "10\u202fh 5\u00a0min" in text or "10 h 5 min" in text  # 36,300 s as a duration
-    assert "Aucune mesure de SpO2 depuis 10 h" in text  # the rule's title, translated
+    assert "Aucune mesure de SpO2 pendant 8 h d'éveil" in text  # the rule's title, translated
     latest = page.inner_text("section.latest")
     assert "Saturation" in latest or "SpO2" in latest
     page.context.close()

@@ -18,7 +18,10 @@ def test_a_published_title_is_never_replaced_by_another_protocols() -> None:
         title = labels.rule("hr_high", "Heart rate above 110/min for 15 min")
         assert "110" in title
         assert "120" not in title
-    assert Labels("fr", CATALOGS["fr"]).rule("no_spo2") == "Aucune mesure de SpO2 depuis 10 h"
+    fr = Labels("fr", CATALOGS["fr"])
+    assert fr.rule("no_spo2") == "Aucune mesure de SpO2 pendant 8 h d'éveil"
+    # an alert opened under the earlier title still reads it, translated
+    assert fr.rule("no_spo2", "No SpO2 reading for 10 h") == "Aucune mesure de SpO2 depuis 10 h"
     assert "_" not in Labels("en", CATALOGS["en"]).rule("some_new_rule")
 
 

@@ -3,11 +3,15 @@ thresholds, and many patients at once giving the same answers as one at a time."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 import numpy as np
 
 from alerts.rules import (
     baseline_deviation,
     below_value,
+    bins_in_hours,
     missing_data,
     paired_ratio,
     rate_above,
@@ -156,3 +160,74 @@ def test_episodes_agree_with_the_live_rule_at_every_bin() -> None:
             recent = lp >= 0 and (k - lp) * 60 <= 120
             inside = any(e.row == row and e.fired_bin <= lp <= e.last_bin for e in episodes)
             assert bool(live[row]) == (recent and inside), (row, k)
+
+
+# --- missing data over waking hours only (issue 17) ---
+
+MIDNIGHT_UTC_MS = 1_768_435_200_000  # 2026-01-15T00:00:00Z: winter, Paris UTC+1
+HOUR_MS = 3_600_000
+
+
+def _silent_since(end_ms: int, last_ms: list[int], n_bins: int) -> MetricWindow:
+    """One SpO2 reading per patient at ``last_ms`` (5-min bins ending at ``end_ms``)."""
+    start_ms = end_ms - n_bins * 300_000
+    rows = []
+    for at in last_ms:
+        row = [NAN] * n_bins
+        row[(at - start_ms) // 300_000] = 97.0
+        rows.append(row)
+    return series(*rows)
+
+
+def _awake(end_ms: int, n_bins: int, zones: list[str]) -> np.ndarray:
+    offsets = np.array(
+        [
+            int(ZoneInfo(z).utcoffset(datetime.fromtimestamp(end_ms / 1000, UTC)).total_seconds())  # type: ignore[union-attr]
+            for z in zones
+        ],
+        dtype=np.int64,
+    )
+    return ~bins_in_hours(end_ms, 300, n_bins, offsets, 22.0, 7.0)
+
+
+def test_spot_check_silent_overnight_does_not_fire_but_the_same_silence_by_day_does() -> None:
+    n = 24 * 12
+    # Paris: last reading at 20:00 local (19:00 UTC), now 08:00 local the next morning
+    night_end = MIDNIGHT_UTC_MS + 7 * HOUR_MS
+    night = _silent_since(night_end, [MIDNIGHT_UTC_MS - 5 * HOUR_MS], n)
+    counted = np.array([5 * 86_400.0])
+    overnight = missing_data(night, 300, 8 * 3600, counted, _awake(night_end, n, ["Europe/Paris"]))
+    assert overnight.firing.tolist() == [False]
+    assert overnight.value.tolist() == [12 * 3600.0 - 300]  # the real silence, as always
+    # the same 12 h of silence by day (07:00 to 19:00 local): all of it waking, it fires
+    day_end = MIDNIGHT_UTC_MS + 18 * HOUR_MS
+    day = _silent_since(day_end, [MIDNIGHT_UTC_MS + 6 * HOUR_MS], n)
+    by_day = missing_data(day, 300, 8 * 3600, counted, _awake(day_end, n, ["Europe/Paris"]))
+    assert by_day.firing.tolist() == [True]
+    assert by_day.value.tolist() == [12 * 3600.0 - 300]
+    # without the waking-hours option, the overnight silence fires as before
+    assert missing_data(night, 300, 8 * 3600, counted).firing.tolist() == [True]
+
+
+def test_waking_silence_follows_each_patients_own_time_zone() -> None:
+    # the same instants for both: last reading 12:00 UTC, now 00:00 UTC the next day
+    n = 24 * 12
+    end = MIDNIGHT_UTC_MS + 24 * HOUR_MS
+    win = _silent_since(end, [MIDNIGHT_UTC_MS + 12 * HOUR_MS] * 2, n)
+    awake = _awake(end, n, ["Europe/Paris", "Asia/Shanghai"])
+    counted = np.array([5 * 86_400.0] * 2)
+    res = missing_data(win, 300, 8 * 3600, counted, awake)
+    # Paris (13:00 -> 01:00): 9 h awake, 13:00-22:00, fires; Shanghai (20:00 -> 08:00):
+    # 2 h before its night and 1 h after, does not
+    assert res.firing.tolist() == [True, False]
+    assert ((awake & (np.arange(n) > 144)).sum(axis=1) * 300).tolist() == [
+        9 * 3600 - 300,
+        3 * 3600 - 300,
+    ]
+    # silence counts from the start of counting (first enrolment), waking hours only:
+    # enrolled 10 h ago in Paris (15:00 local) -> 7 h awake: not yet
+    fresh = missing_data(
+        _silent_since(end, [MIDNIGHT_UTC_MS], n), 300, 8 * 3600, np.array([10 * 3600.0]), awake[:1]
+    )
+    assert fresh.firing.tolist() == [False]
+    assert fresh.value.tolist() == [10 * 3600.0]
