@@ -172,9 +172,7 @@ def publish_kit_configs(
 
     from vitals.topics import config_topic
 
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id="postop-up-config", protocol=mqtt.MQTTv5
-    )
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="api", protocol=mqtt.MQTTv5)
     client.username_pw_set("api", api_password)
     client.connect("127.0.0.1", mqtt_port)
     client.loop_start()
