@@ -82,11 +82,15 @@ def provision(db: str, broker: Broker, gateway_id: str, kit: KitSimulator) -> st
     return password
 
 
+CONFIG_ACCOUNT = "api-ble-config"
+
+
 def publish_config(broker: Broker, gateway_id: str, device_ids: Iterable[str]) -> None:
     """The retained configuration downlink, as the backend (the ``api`` account) sends it."""
-    # the web app's account, bound to its own client id like every account of the broker
-    broker.server.add_account(api_account("api", hash_password(API_PASSWORD)))
-    client = connect("api", "api", API_PASSWORD, broker.port)
+    # an account with the web app's rights, bound to its own client id like every account
+    # of the broker (named apart: other tests of the session make a gateway called "api")
+    broker.server.add_account(api_account(CONFIG_ACCOUNT, hash_password(API_PASSWORD)))
+    client = connect(CONFIG_ACCOUNT, CONFIG_ACCOUNT, API_PASSWORD, broker.port)
     payload = {
         "devices": [{"id": d, "address": ble_address(d)} for d in device_ids],
         "upload_batch_max": 1000,
