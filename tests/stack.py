@@ -81,3 +81,23 @@ class ServiceProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def start_up(
+    data_dir: Path, log: Path, patients: int, backfill_hours: float, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """``postop up`` in its own process, as a person runs it: no POSTOP_ setting of ours
+    leaks in but ``env``; its output goes to ``log``."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("POSTOP_")}
+    full.update({**env, "PYTHONPATH": str(ROOT)})
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                *(sys.executable, "-m", "postop.cli", "up", "--data-dir", str(data_dir)),
+                *("--patients", str(patients), "--backfill-hours", str(backfill_hours)),
+            ],
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=data_dir,
+        )

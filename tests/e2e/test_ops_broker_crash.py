@@ -13,7 +13,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -24,33 +23,19 @@ import psutil
 import psycopg
 
 from postop.ports import free_port
-from tests.stack import ROOT, wait_for
+from tests.stack import start_up, wait_for
 
 STALE_S = 60
 
 
 def _start(data_dir: Path, api_port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTOP_")}
-    env.update(
-        {
-            "POSTOP_API__PORT": str(api_port),
-            "POSTOP_ALERTS__TICK_S": "2",
-            "POSTOP_ALERTS__STALE_DATA_S": str(STALE_S),
-            "POSTOP_MQTT__DOWN_LOG_S": "3",
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                *(sys.executable, "-m", "postop.cli", "up", "--data-dir", str(data_dir)),
-                *("--patients", "1", "--backfill-hours", "0.05"),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=data_dir,
-        )
+    env = {
+        "POSTOP_API__PORT": str(api_port),
+        "POSTOP_ALERTS__TICK_S": "2",
+        "POSTOP_ALERTS__STALE_DATA_S": str(STALE_S),
+        "POSTOP_MQTT__DOWN_LOG_S": "3",
+    }
+    return start_up(data_dir, log, 1, 0.05, env)
 
 
 def _listener_pid(port: int) -> int | None:

@@ -5,11 +5,9 @@ cleanly; a second start finds the same data."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -17,31 +15,11 @@ from pathlib import Path
 import psycopg
 
 from postop.ports import free_port
-from tests.stack import ROOT, wait_for
+from tests.stack import start_up, wait_for
 
 
 def _start(data_dir: Path, api_port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTOP_")}
-    env.update({"POSTOP_API__PORT": str(api_port), "PYTHONPATH": str(ROOT)})
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "postop.cli",
-                "up",
-                "--data-dir",
-                str(data_dir),
-                "--patients",
-                "2",
-                "--backfill-hours",
-                "6",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=data_dir,
-        )
+    return start_up(data_dir, log, 2, 6, {"POSTOP_API__PORT": str(api_port)})
 
 
 def _get(url: str) -> dict[str, object]:
