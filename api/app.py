@@ -23,15 +23,16 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import pages, rest, share_pages
-from api.database import Database
-from api.errors import BUSY, reader_language, translate, validation_sentence
-from api.guards import NotSignedIn
-from api.i18n import load_catalogs
-from api.live import Broadcaster
+from api.care_team import pages, rest
+from api.care_team.live import Broadcaster
+from api.common.database import Database
+from api.common.errors import BUSY, reader_language, translate, validation_sentence
+from api.common.guards import NotSignedIn
+from api.common.i18n import load_catalogs
+from api.common.share_links import SHARE_LANGUAGES
+from api.home_physician import share_pages
+from api.home_physician.share_pages import RateLimiter
 from api.metrics import ApiMetrics
-from api.share_links import SHARE_LANGUAGES
-from api.share_pages import RateLimiter
 from store.service_status import broker_states
 from vitals.broker_probe import BrokerWatch
 from vitals.settings import Settings

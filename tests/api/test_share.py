@@ -16,7 +16,7 @@ from fhir.resources.R4B.bundle import Bundle
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.share_links import CODE_MAX_FAILURES
+from api.common.share_links import CODE_MAX_FAILURES
 from tests.api.conftest import World, add_vitals, audit_rows
 from vitals.settings import ApiSettings, Settings
 

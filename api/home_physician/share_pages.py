@@ -20,13 +20,13 @@ from babel.support import NullTranslations
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from api import fhir_export, patient_data
-from api.guards import Conn
-from api.i18n import SHARE_LANGUAGE_NAMES, format_instant
-from api.login import client_address, secure_cookies
-from api.pages import CHART_METRICS
-from api.schemas import Instant
-from api.share_links import (
+from api.common import patient_data
+from api.common.guards import Conn
+from api.common.i18n import SHARE_LANGUAGE_NAMES, format_instant
+from api.common.patient_data import CHART_METRICS
+from api.common.schemas import Instant
+from api.common.sessions import client_address, secure_cookies
+from api.common.share_links import (
     CODE_MAX_FAILURES,
     SHARE_LANGUAGES,
     Link,
@@ -35,8 +35,9 @@ from api.share_links import (
     record_use,
     resolve,
 )
-from api.share_text import METRICS, OTHER_RULE, PRIORITIES, RULES, UNIT_WORDS
-from api.units import convert, unit_label
+from api.common.units import convert, unit_label
+from api.home_physician import fhir_export
+from api.home_physician.share_text import METRICS, OTHER_RULE, PRIORITIES, RULES, UNIT_WORDS
 from vitals.catalogue import BY_NAME
 
 router = APIRouter(prefix="/s", include_in_schema=False)
