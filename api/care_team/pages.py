@@ -254,6 +254,14 @@ def dashboard_rows(request: Request, conn: Conn, who: Page) -> HTMLResponse:
     return render(request, "_dashboard_rows.html", context, who)
 
 
+@router.get("/fragments/system-alerts")
+def system_alerts_fragment(request: Request, conn: Conn, who: Page) -> HTMLResponse:
+    """The banner of the team's open system alerts, for the dashboard to replace live
+    (no patient data: nothing to audit)."""
+    system = open_system_alerts(conn, list(who.team_ids))
+    return render(request, "_system_alerts.html", {"system_alerts": system}, who)
+
+
 @router.get("/patients/{patient_id}")
 def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HTMLResponse:
     read_patient(conn, who, patient_id, "patient_read", page=True)

@@ -281,7 +281,8 @@ async def events(
     request: Request, who: Annotated[Clinician, Depends(signed_in)]
 ) -> StreamingResponse:
     """Server-Sent Events: ``alert`` and ``vitals`` name the patients whose data changed,
-    ``resync`` asks the page to reload its data. No clinical content is sent."""
+    ``system`` says the team's system alerts changed, ``resync`` asks the page to reload
+    its data. No clinical content is sent."""
     live: Broadcaster = request.app.state.live
     db: Database = request.app.state.db
 
@@ -294,7 +295,7 @@ async def events(
 
     patients = await anyio.to_thread.run_sync(team_patients)
     return StreamingResponse(
-        live.stream(patients),
+        live.stream(patients, frozenset(who.team_ids)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -17,7 +17,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_decimal
 from babel.support import NullTranslations
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.common import patient_data
@@ -37,7 +37,15 @@ from api.common.share_links import (
 )
 from api.common.units import convert, unit_label
 from api.home_physician import fhir_export
-from api.home_physician.share_text import METRICS, OTHER_RULE, PRIORITIES, RULES, UNIT_WORDS
+from api.home_physician.share_text import (
+    LINK_UNUSABLE,
+    METRICS,
+    OTHER_RULE,
+    PRIORITIES,
+    RULES,
+    UNIT_WORDS,
+    UNKNOWN_METRIC,
+)
 from vitals.catalogue import BY_NAME
 
 router = APIRouter(prefix="/s", include_in_schema=False)
@@ -350,11 +358,11 @@ def shared_trends(
 ) -> Response:
     try:
         link, view = _open(request, conn, token)
-    except (_Closed, _NeedsCode):
-        return JSONResponse({"detail": "this link cannot be used"}, 403, headers=NO_STORE)
+    except (_Closed, _NeedsCode) as exc:
+        return JSONResponse({"detail": exc.view.t(LINK_UNUSABLE)}, 403, headers=NO_STORE)
     unknown = [m for m in metric if m not in METRICS]
     if unknown:
-        raise HTTPException(422, f"unknown metric {unknown[0]!r}")
+        return JSONResponse({"detail": view.t(UNKNOWN_METRIC)}, 422, headers=NO_STORE)
     now = datetime.now(UTC)
     if start is not None and end is not None and start.tzinfo and end.tzinfo and start < end:
         pass
@@ -396,8 +404,8 @@ def shared_print(token: str, request: Request, conn: Conn) -> Response:
 def shared_fhir(token: str, request: Request, conn: Conn) -> Response:
     try:
         link, _view = _open(request, conn, token)
-    except (_Closed, _NeedsCode):
-        return JSONResponse({"detail": "this link cannot be used"}, 403, headers=NO_STORE)
+    except (_Closed, _NeedsCode) as exc:
+        return JSONResponse({"detail": exc.view.t(LINK_UNUSABLE)}, 403, headers=NO_STORE)
     now = datetime.now(UTC)
     start = patient_data.follow_up_start(conn, link.patient_id) or now - RANGES["30d"]
     bundle = fhir_export.bundle(

@@ -179,7 +179,13 @@ function followDashboard() {
   source.addEventListener("open", () => { state.textContent = state.dataset.on || "live"; state.className = "live on"; });
   source.addEventListener("error", () => { state.className = "live off"; });
   source.addEventListener("alert", (ev) => refresh(JSON.parse(ev.data).patients));
-  source.addEventListener("resync", () => refresh([]));
+  const banner = document.getElementById("system-alerts");
+  const refreshBanner = async () => {
+    const res = await fetch(banner.dataset.url, { credentials: "same-origin" });
+    if (res.ok) banner.innerHTML = await res.text();
+  };
+  source.addEventListener("system", refreshBanner);
+  source.addEventListener("resync", () => { refresh([]); refreshBanner(); });
   source.addEventListener("vitals", () => {
     // new readings arrive often: fold them into one refresh every few seconds
     if (pending) return;
