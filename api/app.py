@@ -29,6 +29,7 @@ from api.common.database import Database
 from api.common.errors import BUSY, reader_language, translate, validation_sentence
 from api.common.guards import NotSignedIn
 from api.common.i18n import load_catalogs
+from api.common.second_factor import SecretBox
 from api.common.share_links import SHARE_LANGUAGES
 from api.home_physician import share_pages
 from api.home_physician.share_pages import RateLimiter
@@ -85,6 +86,13 @@ def _local_unproxied(request: Request) -> bool:
 
 def create_app(settings: Settings) -> FastAPI:
     db = Database(settings.database_url.get_secret_value(), settings.api.pool_max_size)
+    if settings.api.second_factor_key is None:
+        log.warning(
+            "POSTOP_API__SECOND_FACTOR_KEY is not set: clinicians' TOTP secrets are stored"
+            " unencrypted (`postop second-factor-key` makes a key)"
+        )
+    else:
+        SecretBox(settings.api.second_factor_key).check()  # a malformed key stops here
     live = Broadcaster(settings.database_url.get_secret_value())
     metrics = ApiMetrics()
     broker = BrokerWatch(

@@ -121,6 +121,8 @@ class Strict(BaseModel):
 class LoginRequest(Strict):
     email: Annotated[str, Field(min_length=3, max_length=254)]
     password: Annotated[str, Field(min_length=1, max_length=1024)]
+    # the authenticator app's 6 digits, or one of the account's recovery codes
+    code: Annotated[str | None, Field(max_length=32)] = None
 
 
 class Me(BaseModel):

@@ -232,6 +232,7 @@ async function setUpPush() {
 document.addEventListener("DOMContentLoaded", () => {
   // the server checks every form and answers in the reader's language
   document.querySelectorAll("form.api-form").forEach((f) => { f.noValidate = true; });
+  copyButtons(document);
   followDashboard();
   setUpPush().catch((err) => console.warn("push unavailable:", err.message));
 });
