@@ -24,7 +24,7 @@ from api.care_team.login import (
     secret_box,
     set_session_cookie,
 )
-from api.common import patient_data, second_factor
+from api.common import patient_data, questions, second_factor
 from api.common.errors import refuse
 from api.common.guards import Conn, audit, csrf_ok, read_patient, require_role, signed_in
 from api.common.i18n import SHARE_LANGUAGE_NAMES, Clock, negotiate, viewer_locale
@@ -339,10 +339,23 @@ def dashboard_page(request: Request, conn: Conn, who: Page) -> HTMLResponse:
     patients = dashboard(conn, list(who.team_ids))
     audit(conn, who, "dashboard_read", None, {"patients": [p.patient_id for p in patients]})
     system = open_system_alerts(conn, list(who.team_ids))
+    asked = questions.open_for_teams(conn, list(who.team_ids))
+    audit(
+        conn,
+        who,
+        "questions_read",
+        None,
+        {"patients": sorted({q.patient_id for q in asked}), "questions": len(asked)},
+    )
     return render(
         request,
         "dashboard.html",
-        {"patients": patients, "system_alerts": system, "titles": published_titles(conn)},
+        {
+            "patients": patients,
+            "system_alerts": system,
+            "titles": published_titles(conn),
+            "questions": asked,
+        },
         who,
     )
 
@@ -361,6 +374,7 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
     patient = patient_data.patient(conn, patient_id)
     alerts = patient_data.alerts(conn, patient_id)
     notes = patient_data.notes(conn, patient_id)
+    asked = questions.of_patient(conn, patient_id)
     timeline = sorted(
         [{"kind": "alert", "at": a.opened_at, "alert": a} for a in alerts]
         + [{"kind": "note", "at": n.at, "note": n} for n in notes],
@@ -391,6 +405,7 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
         {
             "patient": patient,
             "timeline": timeline,
+            "questions": asked,
             "overrides": overrides,
             "rule_titles": {
                 a.rule_id: labels.rule(a.rule_id, published.get(a.rule_id, (None, None))[0])

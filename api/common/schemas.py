@@ -396,6 +396,25 @@ class Timeline(BaseModel):
     notes: list[NoteOut]
 
 
+class QuestionOut(BaseModel):
+    """A home physician's question or news, and the team's answer once given."""
+
+    question_id: int
+    patient_id: int
+    pseudonym: str
+    kind: Literal["question", "news"]
+    body: str
+    asked_at: datetime
+    physician: str | None
+    answer: str | None
+    answered_at: datetime | None
+    answered_by: str | None
+
+
+class AnswerCreate(Strict):
+    answer: Note
+
+
 class ResolveRequest(Strict):
     note: Note
 

@@ -162,6 +162,13 @@ document.addEventListener("submit", async (ev) => {
 });
 
 // Dashboard: reload the rows when the server says a patient's alerts or data changed.
+async function refreshQuestions() {
+  const section = document.getElementById("questions");
+  if (!section || !section.dataset.url) return;
+  const res = await fetch(section.dataset.url, { credentials: "same-origin" });
+  if (res.ok) document.getElementById("question-rows").innerHTML = await res.text();
+}
+
 function followDashboard() {
   const table = document.getElementById("dashboard");
   if (!table) return;
@@ -179,7 +186,9 @@ function followDashboard() {
   source.addEventListener("open", () => { state.textContent = state.dataset.on || "live"; state.className = "live on"; });
   source.addEventListener("error", () => { state.className = "live off"; });
   source.addEventListener("alert", (ev) => refresh(JSON.parse(ev.data).patients));
-  source.addEventListener("resync", () => refresh([]));
+  source.addEventListener("resync", () => { refresh([]); refreshQuestions(); });
+  // a home physician asked (or a colleague answered): the worklist is read again
+  source.addEventListener("question", () => refreshQuestions());
   source.addEventListener("vitals", () => {
     // new readings arrive often: fold them into one refresh every few seconds
     if (pending) return;
