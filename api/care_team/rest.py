@@ -16,7 +16,13 @@ from pydantic import AfterValidator, WithJsonSchema
 from api.care_team import administration
 from api.care_team.dashboard import dashboard
 from api.care_team.live import Broadcaster
-from api.care_team.login import check_code, check_password, open_signed_in, set_session_cookie
+from api.care_team.login import (
+    check_code,
+    check_password,
+    open_signed_in,
+    set_session_cookie,
+    throttle_of,
+)
 from api.common import patient_data
 from api.common.database import Database
 from api.common.errors import refuse
@@ -68,7 +74,7 @@ from api.common.schemas import (
     Trends,
     UsualValues,
 )
-from api.common.sessions import COOKIE, Clinician, close_session
+from api.common.sessions import COOKIE, Clinician, client_address, close_session
 from api.common.share_links import create_link, default_units, revoke
 from store.alert_actions import AlertStateError, acknowledge, resolve
 from store.overrides import set_override
@@ -126,6 +132,10 @@ def create_session(
     token for changes. An account without a second factor enrols on the sign-in page."""
     passed = check_password(request, conn, body.email, body.password)
     if not passed.enrolled:
+        # the password was right: not a failure to count against the account
+        throttle_of(request.app.state.settings).succeeded(
+            conn, passed.email, client_address(request)
+        )
         raise refuse(
             403,
             N_(
