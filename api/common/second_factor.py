@@ -179,8 +179,10 @@ def enrol(
 
 
 def reset(conn: psycopg.Connection, clinician_id: int) -> None:
-    """Forget the account's second factor (a lost phone): it enrols again at next sign-in."""
+    """Forget the account's second factor (a lost phone): it enrols again at next sign-in,
+    and its open sessions end (the phone may be in someone else's hands)."""
     with conn.transaction():
+        conn.execute("DELETE FROM web_sessions WHERE clinician_id = %s", (clinician_id,))
         conn.execute(
             "UPDATE clinicians SET totp_secret = NULL, totp_enrolled_at = NULL,"
             " totp_last_step = NULL WHERE clinician_id = %s",

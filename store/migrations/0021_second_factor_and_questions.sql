@@ -7,6 +7,10 @@ ALTER TABLE clinicians ADD COLUMN IF NOT EXISTS totp_secret text;
 ALTER TABLE clinicians ADD COLUMN IF NOT EXISTS totp_enrolled_at timestamptz;
 ALTER TABLE clinicians ADD COLUMN IF NOT EXISTS totp_last_step bigint;
 
+-- Sessions opened by a password alone before the second factor existed end now.
+DELETE FROM web_sessions s USING clinicians c
+ WHERE c.clinician_id = s.clinician_id AND c.totp_enrolled_at IS NULL;
+
 -- One-time recovery codes, argon2id hashes like the passwords; used_at set on use.
 CREATE TABLE IF NOT EXISTS clinician_recovery_codes (
     code_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
