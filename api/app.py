@@ -23,13 +23,14 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.care_team import pages, rest
+from api.care_team import pages, questions, rest
 from api.care_team.live import Broadcaster
 from api.common.database import Database
 from api.common.errors import BUSY, reader_language, translate, validation_sentence
 from api.common.guards import NotSignedIn
 from api.common.i18n import load_catalogs
 from api.common.labels import N_
+from api.common.second_factor import SecretBox
 from api.common.share_links import SHARE_LANGUAGES
 from api.home_physician import share_pages
 from api.home_physician.share_pages import RateLimiter
@@ -90,6 +91,13 @@ def _local_unproxied(request: Request) -> bool:
 
 def create_app(settings: Settings) -> FastAPI:
     db = Database(settings.database_url.get_secret_value(), settings.api.pool_max_size)
+    if settings.api.second_factor_key is None:
+        log.warning(
+            "POSTOP_API__SECOND_FACTOR_KEY is not set: clinicians' TOTP secrets are stored"
+            " unencrypted (`postop second-factor-key` makes a key)"
+        )
+    else:
+        SecretBox(settings.api.second_factor_key).check()  # a malformed key stops here
     live = Broadcaster(settings.database_url.get_secret_value())
     metrics = ApiMetrics()
     broker = BrokerWatch(
@@ -203,6 +211,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     app.include_router(rest.router)
+    app.include_router(questions.router)
     app.include_router(pages.router)
     app.include_router(share_pages.router)
 

@@ -11,6 +11,7 @@ import errno
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -119,6 +120,31 @@ def up(
 
         settings = _settings()
         run_stack(settings, data_dir or settings.data_dir, patients, backfill_hours)
+
+
+@app.command("demo-code")
+def demo_code(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="the data folder of `postop up`",
+            show_default=".postop in the current folder, or POSTOP_DATA_DIR",
+        ),
+    ] = None,
+) -> None:
+    """The current second-factor code of `postop up`'s demo accounts. It reads only the
+    demo secret that `postop up` kept in its data folder: no real account has one."""
+    import pyotp
+
+    from postop.stack import demo_totp_secret
+
+    secret = demo_totp_secret(data_dir or _settings().data_dir)
+    if secret is None:
+        typer.echo("no demo accounts here: `postop up` makes them in its data folder", err=True)
+        raise typer.Exit(1)
+    totp = pyotp.TOTP(secret)
+    left_s = totp.interval - int(datetime.now(UTC).timestamp()) % totp.interval
+    typer.echo(f"{totp.now()}   (valid {left_s} s more; each code signs in once)")
 
 
 app.add_typer(db_app, name="db")
@@ -338,7 +364,46 @@ def clinician_add(
             cid = create_clinician(conn, email, name, role, hashed, teams, language, time_zone)
         except DuplicateAccountError as exc:
             raise typer.BadParameter(str(exc)) from None
-    typer.echo(f"account {cid} created for {email} ({role})")
+    typer.echo(
+        f"account {cid} created for {email} ({role}); it sets up its second factor"
+        " (an authenticator app) at its first sign-in on the web page"
+    )
+
+
+@app.command("second-factor-key")
+def second_factor_key() -> None:
+    """Make a key that encrypts the clinicians' TOTP secrets in the database
+    (POSTOP_API__SECOND_FACTOR_KEY, the same for every API process)."""
+    from api.common.second_factor import new_key
+
+    typer.echo(new_key())
+
+
+@app.command("second-factor-reset")
+def second_factor_reset(
+    email: Annotated[str, typer.Option(help="the account's sign-in address")],
+) -> None:
+    """Forget an account's second factor and recovery codes (a lost phone): the person
+    sets up a new one at their next sign-in. Written to the access log."""
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    from api.common import second_factor
+
+    settings = _settings()
+    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT clinician_id FROM clinicians WHERE lower(email) = lower(%s)", (email,)
+        ).fetchone()
+        if row is None:
+            raise typer.BadParameter(f"no account for {email}")
+        second_factor.reset(conn, int(row[0]))
+        conn.execute(
+            "INSERT INTO audit_log (actor, action, patient_id, detail)"
+            " VALUES ('operator', 'second_factor_reset', NULL, %s)",
+            (Jsonb({"clinician_id": int(row[0])}),),
+        )
+    typer.echo(f"second factor of {email} forgotten; it enrols again at its next sign-in")
 
 
 @app.command(epilog=settings_help("api", "mqtt", "broker"))

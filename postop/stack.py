@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -56,6 +57,7 @@ DEMO_HOMES = (  # language, time zone, country, procedure, home physician
     ("es", "Europe/Madrid", "ES", "Total hip replacement", "Dra. Lucía García"),
     ("it", "Europe/Rome", "IT", "Coronary artery bypass", "Dott. Marco Rossi"),
 )
+DEMO_TOTP_FILE = "demo-totp-secret.txt"
 DEFAULT_PORTS = {"postgres": 55432, "mqtt": 18830}
 PORT_TRIES = 5
 
@@ -192,26 +194,62 @@ def publish_kit_configs(
         client.loop_stop()
 
 
-def _demo_login(conn: psycopg.Connection, data_dir: Path) -> str:
-    """The demo accounts' password: made at the first start, kept in the data folder."""
+def _private_file(path: Path, make: Callable[[], str]) -> str:
+    """A secret made at the first start and kept in the data folder (0600)."""
+    if not path.exists():
+        path.write_text(make(), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def second_factor_key(data_dir: Path) -> str:
+    """The key the stack's API seals TOTP secrets with (kept in the data folder)."""
+    from api.common.second_factor import new_key
+
+    return _private_file(data_dir / "second-factor.key", new_key)
+
+
+def demo_totp_secret(data_dir: Path) -> str | None:
+    """The demo accounts' TOTP secret, if this data folder's `postop up` made one."""
+    path = data_dir / DEMO_TOTP_FILE
+    return path.read_text(encoding="utf-8").strip() if path.exists() else None
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    password: str
+    totp_secret: str
+
+
+def _demo_login(conn: psycopg.Connection, data_dir: Path, key: str) -> DemoLogin:
+    """The demo accounts' password and second factor: made at the first start, kept in the
+    data folder, so that a newcomer signs in with `postop demo-code` (or the otpauth URI
+    in any authenticator app). Only these demo accounts, made here, are enrolled so:
+    `postop api` (production) makes no account and enrols none."""
+    from pydantic import SecretStr
+
+    from api.common import second_factor
     from api.common.passwords import hash_password as hash_clinician_password
     from store.clinicians import create_clinician
 
-    path = data_dir / "demo-password.txt"
-    if not path.exists():
-        path.write_text(new_secret()[:20], encoding="utf-8")
-        path.chmod(0o600)
-    password = path.read_text(encoding="utf-8").strip()
+    password = _private_file(data_dir / "demo-password.txt", lambda: new_secret()[:20])
+    totp = _private_file(data_dir / DEMO_TOTP_FILE, second_factor.new_secret)
+    box = second_factor.SecretBox(SecretStr(key))
     team = ensure_team(conn, DEMO_TEAM)
     for email, name, role, language in DEMO_ACCOUNTS:
-        exists = conn.execute(
-            "SELECT 1 FROM clinicians WHERE lower(email) = %s", (email,)
+        row = conn.execute(
+            "SELECT clinician_id, totp_enrolled_at IS NOT NULL FROM clinicians"
+            " WHERE lower(email) = %s",
+            (email,),
         ).fetchone()
-        if exists is None:
-            create_clinician(
+        if row is None:
+            cid = create_clinician(
                 conn, email, name, role, hash_clinician_password(password), [team], language
             )
-    return password
+            second_factor.enrol(conn, box, cid, totp, None)
+        elif not row[1]:  # a data folder from before the second factor
+            second_factor.enrol(conn, box, int(row[0]), totp, None)
+    return DemoLogin(password, totp)
 
 
 def _vapid_key(data_dir: Path) -> str:
@@ -310,7 +348,9 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
         ingest_password, api_password = new_secret(), new_secret()
         with psycopg.connect(conninfo, autocommit=True) as conn:
             kits = _demo_kits(conn, patients, backfill_hours)
-            demo_password = _demo_login(conn, data_dir)
+            factor_key = settings.api.second_factor_key
+            api_key = factor_key.get_secret_value() if factor_key else second_factor_key(data_dir)
+            demo = _demo_login(conn, data_dir, api_key)
             # each ingest worker has its own account, bound to its client id
             conn.execute("DELETE FROM mqtt_service_accounts WHERE name = 'ingest'")  # shared once
             set_service_account(conn, "ingest-1", ingest_password, "ingest")
@@ -402,6 +442,7 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                     "POSTOP_API__PORT": str(port),
                     "POSTOP_API__PUBLIC_BASE_URL": public_base_url or f"http://127.0.0.1:{port}",
                     "POSTOP_API__VAPID_PUBLIC_KEY": _vapid_public(vapid_pem),
+                    "POSTOP_API__SECOND_FACTOR_KEY": api_key,
                     "POSTOP_MQTT__USERNAME": "api",
                     "POSTOP_MQTT__PASSWORD": api_password,
                 },
@@ -422,7 +463,7 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                 _prove_own(gateway, link_port)
                 _prove_own(simulator, hci_port)
         dashboard = public_base_url or f"http://127.0.0.1:{ports.current['api']}"
-        _announce(pg, created, applied, ports.current, kits, data_dir, demo_password, dashboard)
+        _announce(pg, created, applied, ports.current, kits, data_dir, demo, dashboard)
         while not stop.wait(1.0):
             supervisor.check()
     finally:
@@ -441,15 +482,20 @@ def _announce(
     ports: dict[str, int],
     kits: list[tuple[str, str, str]],
     data_dir: Path,
-    demo_password: str,
+    demo: DemoLogin,
     dashboard: str,
 ) -> None:
+    from api.common.second_factor import provisioning_uri
+
     lines = [
         "",
         "postop is running",
         f"  dashboard   {dashboard.rstrip('/')}/   (health: /health, readiness: /ready)",
         f"  login       {DEMO_ACCOUNTS[0][0]} (admin), {DEMO_ACCOUNTS[1][0]} (coordinator),"
-        f" {DEMO_ACCOUNTS[2][0]} (physician); password {demo_password}",
+        f" {DEMO_ACCOUNTS[2][0]} (physician); password {demo.password}",
+        "  2nd factor  `postop demo-code` prints the current code; or add this to an"
+        " authenticator app (demo accounts only):",
+        f"              {provisioning_uri(demo.totp_secret, 'demo accounts')}",
         f"  PostgreSQL  127.0.0.1:{ports['postgres']} database postop "
         f"({pg.binaries.origin} binaries; {'new' if created else 'existing'} cluster, "
         f"{len(applied)} migrations applied now)",

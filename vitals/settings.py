@@ -119,6 +119,9 @@ class ApiSettings(BaseModel):
     hsts_max_age_s: int = Field(default=31_536_000, ge=0)
     # Web Push endpoints on private addresses or plain http (tests' local endpoint only)
     push_allow_private_endpoints: bool = False
+    # encrypts the clinicians' TOTP secrets in the database (a Fernet key: `postop
+    # second-factor-key` makes one); without it they are stored as is (a warning at start)
+    second_factor_key: SecretStr | None = None
 
     def link(self, path: str) -> str:
         """``path`` on the public base URL; the bare path when none is configured."""

@@ -1,6 +1,7 @@
 """Live updates for open dashboards: one LISTEN connection per API process (alert
 changes and newly ingested readings), fanned out to each browser's Server-Sent Events
-stream, filtered to the patients of that clinician's teams. Events carry ids only;
+stream, filtered to the patients of that clinician's teams (and home physicians'
+questions, asked or answered). Events carry ids only;
 the page fetches what changed through the audited API."""
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ import psycopg
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("alerts_changed", "vitals_ingested", "system_alerts_changed")
+CHANNELS = ("alerts_changed", "vitals_ingested", "system_alerts_changed", "questions_changed")
 QUEUE_MAX = 256
 KEEPALIVE_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
 class LiveEvent:
-    kind: str  # "alert", "vitals", "system" (or "resync" when a slow browser missed events)
+    # "alert", "vitals", "question", "system" (or "resync" when a slow browser missed events)
+    kind: str
     patient_ids: tuple[int, ...]
     data: dict[str, object]
     team_id: int | None = None  # a system alert concerns a care team, not a patient
@@ -38,6 +40,8 @@ def _parse(channel: str, payload: str) -> LiveEvent | None:
         return LiveEvent("alert", (int(body["patient_id"]),), body)
     if channel == "system_alerts_changed":
         return LiveEvent("system", (), {}, int(body["team_id"]))
+    if channel == "questions_changed":  # a home physician's question, or its answer
+        return LiveEvent("question", (int(body["patient_id"]),), {})
     return LiveEvent("vitals", tuple(int(p) for p in body.get("patients", [])), {})
 
 

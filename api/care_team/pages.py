@@ -15,8 +15,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.care_team.dashboard import dashboard, open_system_alerts
-from api.care_team.login import log_in, set_session_cookie
-from api.common import patient_data
+from api.care_team.login import (
+    PasswordPassed,
+    check_code,
+    check_enrolment_code,
+    check_password,
+    open_signed_in,
+    secret_box,
+    set_session_cookie,
+)
+from api.common import patient_data, questions, second_factor
 from api.common.errors import refuse
 from api.common.guards import Conn, audit, csrf_ok, read_patient, require_role, signed_in
 from api.common.i18n import SHARE_LANGUAGE_NAMES, Clock, negotiate, viewer_locale
@@ -26,6 +34,8 @@ from api.common.sessions import COOKIE, Clinician, close_session, secure_cookies
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "postop_login_csrf"
+# the sign-in whose password passed, waiting for its second factor
+CHALLENGE_COOKIE = "postop_login_step"
 LANG_COOKIE = "postop_lang"
 Page = Annotated[Clinician, Depends(signed_in)]
 # the kinds the simulator and the gateways use (labels.DEVICE_KINDS names each one)
@@ -145,14 +155,7 @@ def login_form(request: Request, next: str = "/") -> HTMLResponse:
         "login.html",
         {"login_csrf": token, "next": _safe_next(next), "error": None, "email": ""},
     )
-    page.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        path="/login",
-        secure=secure_cookies(request),
-    )
+    _login_csrf_cookie(request, page, token)
     if request.query_params.get("lang") in request.app.state.catalogs:
         page.set_cookie(
             LANG_COOKIE,
@@ -164,6 +167,61 @@ def login_form(request: Request, next: str = "/") -> HTMLResponse:
     return page
 
 
+def _login_csrf_cookie(request: Request, page: Response, token: str) -> None:
+    page.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        path="/login",
+        secure=secure_cookies(request),
+    )
+
+
+def _login_again(request: Request, next: str, email: str, message: str, status: int) -> Response:
+    """The sign-in form again with a sentence, a fresh form token and no pending step."""
+    fresh = secrets.token_urlsafe(24)
+    page = render(
+        request,
+        "login.html",
+        {"login_csrf": fresh, "next": _safe_next(next), "error": message, "email": email},
+        status_code=status,
+    )
+    _login_csrf_cookie(request, page, fresh)
+    page.delete_cookie(CHALLENGE_COOKIE, path="/login")
+    return page
+
+
+def _code_page(
+    request: Request,
+    challenge: second_factor.Challenge,
+    login_csrf: str,
+    next: str,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    """The second step: the authenticator's code, or its enrolment (QR code and secret)
+    when the account has none yet."""
+    context: dict[str, Any] = {
+        "login_csrf": login_csrf,
+        "next": _safe_next(next),
+        "error": error,
+        "enrol": challenge.enrol_secret is not None,
+    }
+    if challenge.enrol_secret is not None:
+        uri = second_factor.provisioning_uri(challenge.enrol_secret, challenge.email)
+        context["qr"] = second_factor.qr_svg_data_uri(uri)
+        secret = challenge.enrol_secret
+        context["secret_groups"] = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    return render(request, "login_code.html", context, status_code=status)
+
+
+def _login_form_ok(request: Request, csrf_token: str) -> None:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected, csrf_token):
+        raise refuse(403, N_("The sign-in form expired; reload the page and try again."))
+
+
 @router.post("/login")
 def login_submit(
     request: Request,
@@ -173,44 +231,87 @@ def login_submit(
     csrf_token: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not secrets.compare_digest(expected, csrf_token):
-        raise refuse(403, N_("The sign-in form expired; reload the page and try again."))
+    """The password; then the page asks for the second factor (or enrols it)."""
+    _login_form_ok(request, csrf_token)
+    catalog = request.app.state.catalogs[_visitor_language(request)]
     try:
-        token, _who = log_in(request, conn, email, password)
+        passed = check_password(request, conn, email, password)
     except HTTPException as exc:
-        fresh = secrets.token_urlsafe(24)
-        catalog = request.app.state.catalogs[_visitor_language(request)]
         message = (
             catalog.gettext("Too many failed sign-ins; wait a few minutes.")
             if exc.status_code == 429
             else catalog.gettext("Wrong e-mail address or password.")
         )
-        page = render(
-            request,
-            "login.html",
-            {"login_csrf": fresh, "next": _safe_next(next), "error": message, "email": email},
-            status_code=exc.status_code,
-        )
-        page.set_cookie(
-            LOGIN_CSRF_COOKIE,
-            fresh,
-            httponly=True,
-            samesite="strict",
-            path="/login",
-            secure=secure_cookies(request),
-        )
-        return page
+        return _login_again(request, next, email, message, exc.status_code)
+    box = secret_box(request)
+    enrol_secret = None if passed.enrolled else second_factor.new_secret()
+    token = second_factor.open_challenge(conn, box, passed.clinician_id, enrol_secret)
+    challenge = second_factor.Challenge(passed.clinician_id, passed.email, enrol_secret)
+    page = _code_page(request, challenge, csrf_token, next)
+    page.set_cookie(
+        CHALLENGE_COOKIE,
+        token,
+        max_age=int(second_factor.CHALLENGE_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="strict",
+        path="/login",
+        secure=secure_cookies(request),
+    )
+    return page
+
+
+@router.post("/login/code")
+def login_code(
+    request: Request,
+    conn: Conn,
+    code: Annotated[str, Form(max_length=32)],
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    """The second factor: a code of the authenticator app (or a recovery code); at
+    enrolment, the first code of the new secret, then the recovery codes, shown once."""
+    _login_form_ok(request, csrf_token)
+    catalog = request.app.state.catalogs[_visitor_language(request)]
+    box = secret_box(request)
+    pending = request.cookies.get(CHALLENGE_COOKIE, "")
+    challenge = second_factor.find_challenge(conn, box, pending) if pending else None
+    if challenge is None:
+        message = catalog.gettext("The sign-in expired; enter your password again.")
+        return _login_again(request, next, "", message, 401)
+    passed = PasswordPassed(challenge.clinician_id, challenge.email, challenge.enrol_secret is None)
+    recovery: list[str] = []
+    try:
+        if challenge.enrol_secret is not None:
+            recovery = check_enrolment_code(request, conn, passed, challenge.enrol_secret, code)
+            how = "enrolled"
+        else:
+            how = check_code(request, conn, passed, code)
+    except HTTPException as exc:
+        if exc.status_code == 429:
+            message = catalog.gettext("Too many failed sign-ins; wait a few minutes.")
+            return _login_again(request, next, challenge.email, message, 429)
+        second_factor.challenge_failed(conn, pending)
+        message = catalog.gettext("Wrong or already used code.")
+        return _code_page(request, challenge, csrf_token, next, message, 401)
+    second_factor.close_challenge(conn, pending)
+    token, who = open_signed_in(request, conn, passed, how)
     chosen = request.cookies.get(LANG_COOKIE)
-    if chosen in request.app.state.catalogs and chosen != _who.language:
+    if chosen in request.app.state.catalogs and chosen != who.language:
         # the language picked on the sign-in page is the one the app goes on speaking
         conn.execute(
             "UPDATE clinicians SET language = %s WHERE clinician_id = %s",
-            (chosen, _who.clinician_id),
+            (chosen, who.clinician_id),
         )
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response: Response
+    if recovery:
+        response = render(
+            request, "recovery_codes.html", {"codes": recovery, "next": _safe_next(next)}
+        )
+    else:
+        response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookie(request, response, token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    response.delete_cookie(CHALLENGE_COOKIE, path="/login")
     return response
 
 
@@ -238,10 +339,23 @@ def dashboard_page(request: Request, conn: Conn, who: Page) -> HTMLResponse:
     patients = dashboard(conn, list(who.team_ids))
     audit(conn, who, "dashboard_read", None, {"patients": [p.patient_id for p in patients]})
     system = open_system_alerts(conn, list(who.team_ids))
+    asked = questions.open_for_teams(conn, list(who.team_ids))
+    audit(
+        conn,
+        who,
+        "questions_read",
+        None,
+        {"patients": sorted({q.patient_id for q in asked}), "questions": len(asked)},
+    )
     return render(
         request,
         "dashboard.html",
-        {"patients": patients, "system_alerts": system, "titles": published_titles(conn)},
+        {
+            "patients": patients,
+            "system_alerts": system,
+            "titles": published_titles(conn),
+            "questions": asked,
+        },
         who,
     )
 
@@ -268,6 +382,7 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
     patient = patient_data.patient(conn, patient_id)
     alerts = patient_data.alerts(conn, patient_id)
     notes = patient_data.notes(conn, patient_id)
+    asked = questions.of_patient(conn, patient_id)
     timeline = sorted(
         [{"kind": "alert", "at": a.opened_at, "alert": a} for a in alerts]
         + [{"kind": "note", "at": n.at, "note": n} for n in notes],
@@ -298,6 +413,7 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
         {
             "patient": patient,
             "timeline": timeline,
+            "questions": asked,
             "overrides": overrides,
             "rule_titles": {
                 a.rule_id: labels.rule(a.rule_id, published.get(a.rule_id, (None, None))[0])

@@ -16,7 +16,13 @@ from pydantic import AfterValidator, WithJsonSchema
 from api.care_team import administration
 from api.care_team.dashboard import dashboard
 from api.care_team.live import Broadcaster
-from api.care_team.login import log_in, set_session_cookie
+from api.care_team.login import (
+    check_code,
+    check_password,
+    open_signed_in,
+    set_session_cookie,
+    throttle_of,
+)
 from api.common import patient_data
 from api.common.database import Database
 from api.common.errors import refuse
@@ -68,7 +74,7 @@ from api.common.schemas import (
     Trends,
     UsualValues,
 )
-from api.common.sessions import COOKIE, Clinician, close_session
+from api.common.sessions import COOKIE, Clinician, client_address, close_session
 from api.common.share_links import create_link, default_units, revoke
 from store.alert_actions import AlertStateError, acknowledge, resolve
 from store.overrides import set_override
@@ -112,13 +118,33 @@ def me_of(who: Clinician) -> Me:
 @router.post(
     "/session",
     tags=["session"],
-    responses={429: {"model": Message, "description": "too many failed logins"}},
+    responses={
+        401: {"model": Message, "description": "wrong password or code"},
+        403: {"model": Message, "description": "no second factor enrolled yet"},
+        429: {"model": Message, "description": "too many failed logins"},
+    },
 )
 def create_session(
     body: LoginRequest, request: Request, response: Response, conn: Conn
 ) -> SessionOut:
-    """Sign in; sets the session cookie and returns the CSRF token for changes."""
-    token, who = log_in(request, conn, body.email, body.password)
+    """Sign in with the password and the second factor (``code``: the authenticator
+    app's 6 digits, or a recovery code); sets the session cookie and returns the CSRF
+    token for changes. An account without a second factor enrols on the sign-in page."""
+    passed = check_password(request, conn, body.email, body.password)
+    if not passed.enrolled:
+        # the password was right: not a failure to count against the account
+        throttle_of(request.app.state.settings).succeeded(
+            conn, passed.email, client_address(request)
+        )
+        raise refuse(
+            403,
+            N_(
+                "This account has no second factor yet: sign in once on the sign-in page"
+                " to set up your authenticator app."
+            ),
+        )
+    how = check_code(request, conn, passed, body.code or "", counted=True)
+    token, who = open_signed_in(request, conn, passed, how)
     set_session_cookie(request, response, token)
     return SessionOut(clinician=me_of(who), csrf_token=who.csrf_token)
 

@@ -191,6 +191,10 @@ ACTIONS = {
     "share_code_wrong": N_("entered a wrong second code"),
     "share_code_locked": N_("locked the link (too many wrong codes)"),
     "threshold_override": N_("changed a threshold"),
+    "share_question": N_("sent a question to the team"),
+    "share_question_refused": N_("sent too many messages (refused)"),
+    "questions_read": N_("read the home physicians' questions"),
+    "question_answered": N_("answered the home physician"),
 }
 # parameters of rules without a metric of their own, read in this metric's unit
 PARAM_METRIC = {"hr_above": "heart_rate_bpm"}

@@ -121,6 +121,8 @@ class Strict(BaseModel):
 class LoginRequest(Strict):
     email: Annotated[str, Field(min_length=3, max_length=254)]
     password: Annotated[str, Field(min_length=1, max_length=1024)]
+    # the authenticator app's 6 digits, or one of the account's recovery codes
+    code: Annotated[str | None, Field(max_length=32)] = None
 
 
 class Me(BaseModel):
@@ -392,6 +394,25 @@ class Timeline(BaseModel):
     patient_id: int
     alerts: list[AlertOut]
     notes: list[NoteOut]
+
+
+class QuestionOut(BaseModel):
+    """A home physician's question or news, and the team's answer once given."""
+
+    question_id: int
+    patient_id: int
+    pseudonym: str
+    kind: Literal["question", "news"]
+    body: str
+    asked_at: datetime
+    physician: str | None
+    answer: str | None
+    answered_at: datetime | None
+    answered_by: str | None
+
+
+class AnswerCreate(Strict):
+    answer: Note
 
 
 class ResolveRequest(Strict):

@@ -20,7 +20,7 @@ from babel.support import NullTranslations
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from api.common import patient_data
+from api.common import patient_data, questions
 from api.common.guards import Conn
 from api.common.i18n import SHARE_LANGUAGE_NAMES, format_instant
 from api.common.patient_data import CHART_METRICS
@@ -52,6 +52,7 @@ router = APIRouter(prefix="/s", include_in_schema=False)
 SESSION_COOKIE = "postop_share"
 LANG_COOKIE = "postop_share_lang"  # the language the physician switched to, per link
 CODE_CSRF_COOKIE = "postop_share_form"
+ASK_CSRF_COOKIE = "postop_share_ask"  # the question form's token
 NO_STORE = {
     "Cache-Control": "no-store, private",
     "Pragma": "no-cache",
@@ -277,10 +278,107 @@ def shared_page(token: str, request: Request, conn: Conn) -> Response:
         return opened
     link, view = opened
     summary = _summary(conn, link, view)
-    record_use(conn, link, "share_view", client_address(request), ["summary", "latest", "alerts"])
-    page = _render(request, "page.html", view, {"token": token, **summary})
+    shown = ["summary", "latest", "alerts", "questions"]
+    record_use(conn, link, "share_view", client_address(request), shown)
+    return _page_with_questions(request, conn, token, link, view, summary)
+
+
+def _page_with_questions(
+    request: Request,
+    conn: Conn,
+    token: str,
+    link: Link,
+    view: View,
+    summary: dict[str, Any],
+    ask_error: str | None = None,
+    draft: tuple[str, str] = ("question", ""),
+    status_code: int = 200,
+) -> Response:
+    """The shared page with this link's questions and a fresh form to ask (its token in
+    a cookie of this link's path, checked on sending: no other site can post it)."""
+    form_token = secrets.token_urlsafe(24)
+    context = {
+        "token": token,
+        "questions": questions.of_link(conn, link.link_id),
+        "ask": {
+            "form_token": form_token,
+            "request_key": secrets.token_urlsafe(16),
+            "error": ask_error,
+            "kind": draft[0],
+            "body": draft[1],
+            "max_chars": questions.MAX_CHARS,
+        },
+        **summary,
+    }
+    page = _render(request, "page.html", view, context, status_code)
+    page.set_cookie(
+        ASK_CSRF_COOKIE,
+        form_token,
+        httponly=True,
+        samesite="strict",
+        path=f"/s/{token}",
+        secure=secure_cookies(request),
+    )
     _keep_language(request, page, token)
     return page
+
+
+@router.post("/{token}/questions")
+def ask_question(
+    token: str,
+    request: Request,
+    conn: Conn,
+    body: Annotated[str, Form(max_length=20_000)] = "",
+    kind: Annotated[str, Form(max_length=20)] = "question",
+    form_token: Annotated[str, Form(max_length=100)] = "",
+    request_key: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """The physician's question or news to the team: stored, audited, on the team's
+    worklist at once; the page then shows it (and later the answer)."""
+    opened = _open_page(request, conn, token)
+    if isinstance(opened, Response):
+        return opened
+    link, view = opened
+
+    def again(message: str, status: int) -> Response:
+        summary = _summary(conn, link, view)
+        draft = (kind if kind in questions.KINDS else "question", body[: questions.MAX_CHARS])
+        return _page_with_questions(
+            request, conn, token, link, view, summary, message, draft, status
+        )
+
+    expected = request.cookies.get(ASK_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected, form_token):
+        return again(view.t("The form expired; please try again."), 403)
+    text = body.strip()
+    if kind not in questions.KINDS or not text:
+        return again(view.t("Write your message before sending it."), 422)
+    if len(text) > questions.MAX_CHARS:
+        return again(
+            view.t(
+                "Your message is too long: at most %(max)s characters.", max=questions.MAX_CHARS
+            ),
+            422,
+        )
+    if not 8 <= len(request_key) <= 64:
+        return again(view.t("The form expired; please try again."), 403)
+    if questions.recent_count(conn, link.link_id, timedelta(hours=1)) >= questions.PER_HOUR or (
+        questions.recent_count(conn, link.link_id, timedelta(days=1)) >= questions.PER_DAY
+    ):
+        record_use(conn, link, "share_question_refused", client_address(request), [])
+        return again(
+            view.t(
+                "You have sent several messages recently; please wait a little, or call the"
+                " care team if it is urgent."
+            ),
+            429,
+        )
+    question_id, new = questions.ask(conn, link.link_id, link.patient_id, kind, text, request_key)
+    if new:
+        record_use(
+            conn, link, "share_question", client_address(request), [f"question:{question_id}"]
+        )
+    return Response(status_code=303, headers={"Location": f"/s/{token}#questions", **NO_STORE})
 
 
 def _keep_language(request: Request, response: Response, token: str) -> None:

@@ -186,6 +186,13 @@ document.addEventListener("submit", async (ev) => {
 });
 
 // Dashboard: reload the rows when the server says a patient's alerts or data changed.
+async function refreshQuestions() {
+  const section = document.getElementById("questions");
+  if (!section || !section.dataset.url) return;
+  const res = await fetch(section.dataset.url, { credentials: "same-origin" });
+  if (res.ok) document.getElementById("question-rows").innerHTML = await res.text();
+}
+
 function followDashboard() {
   const table = document.getElementById("dashboard");
   if (!table) return;
@@ -209,7 +216,9 @@ function followDashboard() {
     if (res.ok) banner.innerHTML = await res.text();
   };
   source.addEventListener("system", refreshBanner);
-  source.addEventListener("resync", () => { refresh([]); refreshBanner(); });
+  source.addEventListener("resync", () => { refresh([]); refreshBanner(); refreshQuestions(); });
+  // a home physician asked (or a colleague answered): the worklist is read again
+  source.addEventListener("question", () => refreshQuestions());
   source.addEventListener("vitals", () => {
     // new readings arrive often: fold them into one refresh every few seconds
     if (pending) return;
@@ -262,6 +271,7 @@ async function setUpPush() {
 document.addEventListener("DOMContentLoaded", () => {
   // the server checks every form and answers in the reader's language
   document.querySelectorAll("form.api-form").forEach((f) => { f.noValidate = true; });
+  copyButtons(document);
   followDashboard();
   setUpPush().catch((err) => console.warn("push unavailable:", err.message));
 });

@@ -26,6 +26,8 @@ from store.provisioning import (
     register_device,
     register_gateway,
 )
+from tests import second_factor
+from tests.second_factor import TEST_KEY
 from vitals.catalogue import BY_NAME
 from vitals.settings import ApiSettings, Settings
 
@@ -130,8 +132,21 @@ def world(db: str) -> World:
 def app_settings(world: World) -> Settings:
     return Settings(
         database_url=SecretStr(world.db),
-        api=ApiSettings(vapid_public_key="BPublicKeyForTests", login_max_failures=3),
+        api=ApiSettings(
+            vapid_public_key="BPublicKeyForTests",
+            login_max_failures=3,
+            second_factor_key=TEST_KEY,
+        ),
     )
+
+
+def credentials(settings: Settings, email: str, password: str = PASSWORD) -> dict[str, str]:
+    """The sign-in body: e-mail, password and the authenticator's current code."""
+    return {
+        "email": email,
+        "password": password,
+        "code": second_factor.code(settings.database_url.get_secret_value(), email),
+    }
 
 
 @pytest.fixture
@@ -157,7 +172,7 @@ def login(app_settings: Settings) -> Iterator[Callable[[str], TestClient]]:
             "physician": "medecin@hopital.example",
             "other": "other@hopital.example",
         }
-        res = client.post("/api/v1/session", json={"email": emails[role], "password": PASSWORD})
+        res = client.post("/api/v1/session", json=credentials(app_settings, emails[role]))
         assert res.status_code == 200, res.text
         client.headers["X-CSRF-Token"] = res.json()["csrf_token"]
         return client
@@ -208,9 +223,7 @@ def live_api(app_settings: Settings) -> Iterator[Callable[[str], LiveApi]]:
             "physician": "medecin@hopital.example",
             "other": "other@hopital.example",
         }
-        res = httpx.post(
-            f"{base}/api/v1/session", json={"email": emails[role], "password": PASSWORD}
-        )
+        res = httpx.post(f"{base}/api/v1/session", json=credentials(app_settings, emails[role]))
         res.raise_for_status()
         return LiveApi(base, dict(res.cookies), res.json()["csrf_token"])
 

@@ -9,7 +9,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import PASSWORD, World, audit_rows
+from tests.api.conftest import PASSWORD, World, audit_rows, credentials
+from vitals.settings import Settings
 
 # every endpoint that reads or changes one patient's data: (method, path template, body)
 PATIENT_ENDPOINTS = [
@@ -37,9 +38,11 @@ ALERT_ENDPOINTS = [
 ]
 
 
-def test_sign_in_sets_an_httponly_session_cookie(anonymous: TestClient, world: World) -> None:
+def test_sign_in_sets_an_httponly_session_cookie(
+    anonymous: TestClient, world: World, app_settings: Settings
+) -> None:
     res = anonymous.post(
-        "/api/v1/session", json={"email": world.emails["coordinator"], "password": PASSWORD}
+        "/api/v1/session", json=credentials(app_settings, world.emails["coordinator"])
     )
     assert res.status_code == 200
     cookie = res.headers["set-cookie"]
@@ -55,20 +58,20 @@ def test_sign_in_sets_an_httponly_session_cookie(anonymous: TestClient, world: W
     assert anonymous.get("/api/v1/me").status_code == 401
 
 
-def test_wrong_password_then_throttled(anonymous: TestClient, world: World) -> None:
+def test_wrong_password_then_throttled(
+    anonymous: TestClient, world: World, app_settings: Settings
+) -> None:
     email = world.emails["physician"]
     for _ in range(3):  # login_max_failures=3 in these tests
         res = anonymous.post("/api/v1/session", json={"email": email, "password": "nope"})
         assert res.status_code == 401
         assert res.json()["detail"] == "Wrong e-mail address or password."
-    res = anonymous.post("/api/v1/session", json={"email": email, "password": PASSWORD})
+    res = anonymous.post("/api/v1/session", json=credentials(app_settings, email))
     assert res.status_code == 429  # even the right password waits out the lockout
     assert int(res.headers["Retry-After"]) > 0
     assert "try again" in res.json()["detail"]
     # another account from the same address is not locked yet
-    other = anonymous.post(
-        "/api/v1/session", json={"email": world.emails["admin"], "password": PASSWORD}
-    )
+    other = anonymous.post("/api/v1/session", json=credentials(app_settings, world.emails["admin"]))
     assert other.status_code == 200
 
 

@@ -18,6 +18,7 @@ from postop.broker_accounts import follow_broker_accounts
 from postop.local_mosquitto import LocalMosquitto
 from postop.ports import free_port
 from store.mqtt_accounts import verify_password
+from tests import second_factor
 from tests.api.conftest import PASSWORD, World, audit_rows
 from tests.mqtt_clients import Publisher
 from tests.stack import wait_for
@@ -216,9 +217,20 @@ def test_admin_creates_an_account_that_can_sign_in(
     )
     assert short.status_code == 422
     assert "Password: too short" in short.json()["detail"]
-    res = anonymous.post(
+    # the new account has no second factor: it enrols at its first sign-in on the page
+    first = anonymous.post(
         "/api/v1/session",
         json={"email": "IDE.Nuit@hopital.example", "password": "nuit-" + PASSWORD},
+    )
+    assert first.status_code == 403
+    assert "second factor" in first.json()["detail"]
+    res = anonymous.post(
+        "/api/v1/session",
+        json={
+            "email": "IDE.Nuit@hopital.example",
+            "password": "nuit-" + PASSWORD,
+            "code": second_factor.code(world.db, "ide.nuit@hopital.example"),
+        },
     )
     assert res.status_code == 200
     assert res.json()["clinician"]["team_ids"] == [world.team_a]

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from store.aggregates import AGGREGATE_VIEWS, refresh_aggregates
 from store.flavour import Flavour
-from tests.api.conftest import PASSWORD, World, add_vitals, audit_rows, open_alert
+from tests.api.conftest import World, add_vitals, audit_rows, credentials, open_alert
 from vitals.settings import Settings
 
 
@@ -308,8 +308,7 @@ def test_metrics_name_routes_not_patients(app_settings: Settings, world: World) 
     # /metrics without a token answers only on this machine: a loopback client here
     with TestClient(create_app(app_settings), client=("127.0.0.1", 50000)) as client:
         signed = client.post(
-            "/api/v1/session",
-            json={"email": world.emails["coordinator"], "password": PASSWORD},
+            "/api/v1/session", json=credentials(app_settings, world.emails["coordinator"])
         )
         assert signed.status_code == 200
         client.get(f"/api/v1/patients/{world.patient_a}")

@@ -14,6 +14,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
 
+from tests import second_factor
 from tests.api.conftest import PASSWORD, World
 
 API_DIR = Path(__file__).resolve().parents[2] / "api"
@@ -26,12 +27,22 @@ def _browser_without_language(anonymous: TestClient) -> None:
 
 
 def _sign_in(client: TestClient, email: str, next_path: str = "/") -> TestClient:
+    """The form's two steps: the password, then the authenticator's code."""
+    db = client.app.state.settings.database_url.get_secret_value()  # type: ignore[attr-defined]
+    code = second_factor.code(db, email)  # (enrolled before the password step)
     form = client.get(f"/login?next={next_path}")
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
     assert token is not None
     res = client.post(
         "/login",
         data={"email": email, "password": PASSWORD, "csrf_token": token[1], "next": next_path},
+        follow_redirects=False,
+    )
+    assert res.status_code == 200, res.text
+    assert 'action="/login/code"' in res.text
+    res = client.post(
+        "/login/code",
+        data={"code": code, "csrf_token": token[1], "next": next_path},
         follow_redirects=False,
     )
     assert res.status_code == 303, res.text
@@ -87,6 +98,7 @@ def test_sign_in_form_without_its_csrf_cookie_is_refused(
 
 
 def test_no_open_redirect_after_sign_in(anonymous: TestClient, world: World) -> None:
+    code = second_factor.code(world.db, world.emails["admin"])
     form = anonymous.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
     assert token is not None
@@ -95,6 +107,16 @@ def test_no_open_redirect_after_sign_in(anonymous: TestClient, world: World) -> 
         data={
             "email": world.emails["admin"],
             "password": PASSWORD,
+            "csrf_token": token[1],
+            "next": "//evil.example/",
+        },
+        follow_redirects=False,
+    )
+    assert 'name="next" value="/"' in res.text  # the second step carries the safe target
+    res = anonymous.post(
+        "/login/code",
+        data={
+            "code": code,
             "csrf_token": token[1],
             "next": "//evil.example/",
         },

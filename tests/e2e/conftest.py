@@ -22,6 +22,7 @@ from store.provisioning import (
     register_gateway,
 )
 from tests.conftest import INGEST_PASSWORD, Broker
+from tests.second_factor import TEST_KEY
 from tests.stack import ServiceProcess, wait_for
 from vitals.settings import ApiSettings, Settings
 
@@ -91,7 +92,7 @@ def api_server(db: str) -> Iterator[str]:
     keys_public = "BPlaceholderKeyTheBrowserCannotUseHere"
     settings = Settings(
         database_url=db,  # type: ignore[arg-type]
-        api=ApiSettings(vapid_public_key=keys_public),
+        api=ApiSettings(vapid_public_key=keys_public, second_factor_key=TEST_KEY),
     )
     port = free_port()
     server = uvicorn.Server(

@@ -28,6 +28,7 @@ from store.provisioning import (
     register_device,
     register_gateway,
 )
+from tests import second_factor
 from tests.browser import ARTIFACTS, chromium
 from tests.conftest import Broker
 from tests.e2e.test_alert_e2e import Desaturation
@@ -101,10 +102,13 @@ def test_live_alert_push_chart_and_acknowledge_in_chromium(
         with chromium() as browser:
             context = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
             page = context.new_page()
+            code = second_factor.code(db, EMAIL)  # enrolled before, as at a first sign-in
             page.goto(f"{api_server}/")
             expect(page).to_have_url(f"{api_server}/login?next=%2F")
             page.fill("input[name=email]", EMAIL)
             page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.fill("input[name=code]", code)
             page.click("button[type=submit]")
             row = page.locator("tr[data-patient-id]", has_text="P-WEB-01")
             expect(row).to_be_visible()

@@ -15,6 +15,8 @@ from api.common.passwords import hash_password
 from postop.ports import free_port, wait_port
 from store.clinicians import create_clinician
 from store.provisioning import ensure_patient, ensure_team
+from tests import second_factor
+from tests.second_factor import TEST_KEY
 from tests.stack import ServiceProcess
 
 PASSWORD = "a long clinician password"
@@ -30,15 +32,22 @@ def test_tokens_codes_and_passwords_never_reach_the_log(db: str, workdir: Path) 
     port = free_port()
     api = ServiceProcess(
         "api.main",
-        {"POSTOP_DATABASE_URL": db, "POSTOP_API__PORT": str(port), "POSTOP_LOG_LEVEL": "DEBUG"},
+        {
+            "POSTOP_DATABASE_URL": db,
+            "POSTOP_API__PORT": str(port),
+            "POSTOP_LOG_LEVEL": "DEBUG",
+            "POSTOP_API__SECOND_FACTOR_KEY": TEST_KEY.get_secret_value(),
+        },
         workdir / "api",
     ).start()
     try:
         assert wait_port(port, 30)
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base) as clinician:
+            code = second_factor.code(db, "dr@hopital.example")
             res = clinician.post(
-                "/api/v1/session", json={"email": "dr@hopital.example", "password": PASSWORD}
+                "/api/v1/session",
+                json={"email": "dr@hopital.example", "password": PASSWORD, "code": code},
             )
             res.raise_for_status()
             session = clinician.cookies["postop_session"]
@@ -68,5 +77,7 @@ def test_tokens_codes_and_passwords_never_reach_the_log(db: str, workdir: Path) 
         api.stop()
     log = api.log()
     assert "Application startup complete" in log  # the log was written at all
-    for secret in (token, link["code"], session, PASSWORD, share_session):
+    with psycopg.connect(db) as conn:
+        totp_secret = second_factor.secret_of(conn, "dr@hopital.example")
+    for secret in (token, link["code"], session, PASSWORD, share_session, totp_secret, code):
         assert secret not in log

@@ -1,7 +1,8 @@
 """The home physician's page in Debian's Chromium: every language renders (a screenshot
 each, kept in tests/artifacts/), Arabic lays out right to left, times move to the
 viewer's own zone with the patient's beside them, the trend chart draws, and the
-printable summary renders to a PDF."""
+printable summary renders to a PDF; the physician's question reaches the team, whose
+clinician signs in with a second factor, and the answer comes back."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pyotp
 import pytest
 from playwright.sync_api import Browser, expect
 
@@ -22,6 +24,7 @@ from store.provisioning import (
     register_device,
     register_gateway,
 )
+from tests import second_factor
 from tests.api.conftest import add_vitals, open_alert
 from tests.browser import ARTIFACTS, chromium, visible_raw
 
@@ -157,3 +160,78 @@ def test_printable_summary_renders_to_pdf(
     (ARTIFACTS / "share-summary-en.pdf").write_bytes(pdf)
     assert pdf.startswith(b"%PDF-")
     assert len(pdf) > 20_000
+
+
+def test_physician_asks_team_answers_with_a_second_factor_sign_in(
+    browser: Browser, api_server: str, shared: dict[str, str], db: str
+) -> None:
+    """The clinician's first sign-in enrols the authenticator (QR code and key on the
+    page, the code computed from that key as an app would); the physician's question
+    reaches the open dashboard live; the team answers on the patient page; the physician
+    reads the answer. A later sign-in needs the code: the password alone opens nothing."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    team = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+    desk = team.new_page()
+    desk.goto(f"{api_server}/")
+    desk.fill("input[name=email]", "dr@hopital.example")
+    desk.fill("input[name=password]", "x" * 16)
+    desk.click("button[type=submit]")
+    expect(desk.locator("img.totp-qr")).to_be_visible()
+    secret = desk.locator("code.totp-secret").inner_text().replace(" ", "")
+    desk.screenshot(path=str(ARTIFACTS / "second-factor-enrol.png"), full_page=True)
+    desk.fill("input[name=code]", pyotp.TOTP(secret).now())
+    desk.click("button[type=submit]")
+    expect(desk.locator(".recovery-codes li")).to_have_count(10)
+    desk.click("a.button")
+    expect(desk.locator("#live-state.on")).to_be_visible(timeout=10_000)
+    expect(desk.locator("#question-rows")).to_contain_text("Aucune question en attente")
+    desk.evaluate("window.__sameDocument = 'yes'")
+
+    physician = browser.new_context(locale="en-US", timezone_id="America/Chicago")
+    shared_page = physician.new_page()
+    shared_page.goto(f"{api_server}/s/{shared['en']}")
+    shared_page.check("input[name=kind][value=news]")
+    news = "Started bisoprolol 2.5 mg today.\nSeen in clinic <b>Monday</b>."
+    shared_page.fill("textarea[name=body]", news)
+    shared_page.click(".ask-form button[type=submit]")
+    expect(shared_page.locator(".asked-item .question-body")).to_have_text(news)
+    expect(shared_page.locator(".asked-item .awaiting")).to_be_visible()
+
+    # the team's open dashboard shows it without a reload, escaped, with the patient
+    item = desk.locator("#question-rows .question-item")
+    expect(item).to_contain_text("P-SHARE-01", timeout=15_000)
+    expect(item).to_contain_text("<b>Monday</b>")
+    assert desk.evaluate("window.__sameDocument") == "yes"
+    desk.screenshot(path=str(ARTIFACTS / "questions-worklist.png"), full_page=True)
+    item.locator("a").click()
+    answer = "Noted, thank you. Please check the heart rate on day 10."
+    desk.fill("#questions textarea[name=answer]", answer)
+    desk.click("#questions .answer-form button[type=submit]")
+    expect(desk.locator("#questions .answer")).to_contain_text(answer)
+    assert visible_raw(desk.inner_text("body")) == set()
+
+    shared_page.reload()
+    expect(shared_page.locator(".asked-item .answer-body")).to_have_text(answer)
+    expect(shared_page.locator(".asked-item")).to_contain_text("Dr Martin")
+    shared_page.screenshot(path=str(ARTIFACTS / "questions-answered-en.png"), full_page=True)
+    physician.close()
+    team.close()
+
+    # a later sign-in: the password, then the code of the enrolled app
+    later = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+    page = later.new_page()
+    page.goto(f"{api_server}/login")
+    page.fill("input[name=email]", "dr@hopital.example")
+    page.fill("input[name=password]", "x" * 16)
+    page.click("button[type=submit]")
+    expect(page.locator("input[name=code]")).to_be_visible()
+    assert page.locator("img.totp-qr").count() == 0
+    page.goto(f"{api_server}/")  # the password alone opens nothing
+    expect(page).to_have_url(f"{api_server}/login?next=%2F")
+    page.fill("input[name=email]", "dr@hopital.example")
+    page.fill("input[name=password]", "x" * 16)
+    page.click("button[type=submit]")
+    page.fill("input[name=code]", second_factor.code(db, "dr@hopital.example"))
+    page.click("button[type=submit]")
+    expect(page.locator("#dashboard")).to_be_visible()
+    later.close()

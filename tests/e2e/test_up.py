@@ -12,8 +12,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 import psycopg
+from typer.testing import CliRunner
 
+from postop import cli
 from postop.ports import free_port
 from tests.stack import start_up, wait_for
 
@@ -60,6 +63,7 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_data(workdir: Path) -> N
         )
         conninfo = _conninfo(data_dir)
         _assert_private(data_dir)
+        _demo_login_works(data_dir, api_port, log)
         first_ports = _ports(data_dir)
         wait_for(
             lambda: (
@@ -98,6 +102,33 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_data(workdir: Path) -> N
         print(log.read_text()[-5000:])
 
 
+def _demo_login_works(data_dir: Path, api_port: int, log: Path) -> None:
+    """A newcomer signs in as the announcement says: the demo password and the code that
+    `postop demo-code` prints (the second factor is needed, and its secret is sealed in
+    the database and absent from every log)."""
+    assert "postop demo-code" in log.read_text()
+    printed = CliRunner().invoke(cli.app, ["demo-code", "--data-dir", str(data_dir)])
+    assert printed.exit_code == 0, printed.output
+    code = printed.output.split()[0]
+    assert len(code) == 6
+    assert code.isdigit()
+    password = (data_dir / "demo-password.txt").read_text().strip()
+    base = f"http://127.0.0.1:{api_port}/api/v1/session"
+    body = {"email": "coordination@postop.example", "password": password}
+    assert httpx.post(base, json=body).status_code == 401  # no code: no session
+    signed = httpx.post(base, json={**body, "code": code})
+    assert signed.status_code == 200, signed.text
+    secret = (data_dir / "demo-totp-secret.txt").read_text().strip()
+    with psycopg.connect(_conninfo(data_dir)) as conn:
+        stored = conn.execute(
+            "SELECT totp_secret FROM clinicians WHERE email = 'coordination@postop.example'"
+        ).fetchone()
+    assert stored is not None
+    assert stored[0].startswith("fernet:")
+    for path in (data_dir / "logs").glob("*.log"):
+        assert secret not in path.read_text(errors="replace"), path
+
+
 def _ports(data_dir: Path) -> dict[str, int]:
     stored = json.loads((data_dir / "stack.json").read_text())
     return {k: stored[k] for k in ("postgres", "mqtt", "api")}
@@ -109,6 +140,8 @@ def _assert_private(data_dir: Path) -> None:
     assert stat.S_IMODE(data_dir.stat().st_mode) & 0o007 == 0
     files = [
         data_dir / "demo-password.txt",
+        data_dir / "demo-totp-secret.txt",
+        data_dir / "second-factor.key",
         data_dir / "vapid-private.pem",
         data_dir / "stack.json",
         *(data_dir / "logs").glob("*.log"),

@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
-from tests.api.conftest import World, world  # noqa: F401 - the API tests' small world
+from tests.api.conftest import World, credentials, world  # noqa: F401 - the API tests' small world
 from tests.conftest import Broker
+from tests.second_factor import TEST_KEY
 from vitals.settings import ApiSettings, MqttSettings, Settings
 
 API_PASSWORD = "api-account-test-password"
@@ -27,7 +28,11 @@ def _settings(db: str, broker: Broker | None = None, **api: object) -> Settings:
     return Settings(
         database_url=SecretStr(db),
         mqtt=mqtt,
-        api=ApiSettings(ready_broker_every_s=0.01, **api),  # type: ignore[arg-type]
+        api=ApiSettings(
+            ready_broker_every_s=0.01,
+            second_factor_key=TEST_KEY,
+            **api,  # type: ignore[arg-type]
+        ),
     )
 
 
@@ -82,8 +87,7 @@ def test_share_links_use_the_public_base_url(world: World, base: str) -> None:  
     settings = _settings(world.db, public_base_url=base)
     with TestClient(create_app(settings)) as physician:
         res = physician.post(
-            "/api/v1/session",
-            json={"email": world.emails["physician"], "password": "correct horse battery staple"},
+            "/api/v1/session", json=credentials(settings, world.emails["physician"])
         )
         physician.headers["X-CSRF-Token"] = res.json()["csrf_token"]
         made = physician.post(

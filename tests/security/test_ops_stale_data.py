@@ -18,10 +18,11 @@ from alerts.stale_data import KIND, SystemNotice
 from alerts.vapid import generate
 from alerts.webpush import PushNotifier
 from api.app import create_app
-from tests.api.conftest import PASSWORD, World, world  # noqa: F401 - the API tests' world
+from tests.api.conftest import World, credentials, world  # noqa: F401 - the API tests' world
 from tests.push_endpoint import PushEndpoint
+from tests.second_factor import TEST_KEY
 from tests.stack import wait_for
-from vitals.settings import Settings
+from vitals.settings import ApiSettings, Settings
 
 STALE_S = 900
 
@@ -89,10 +90,12 @@ def test_no_data_from_any_gateway_alerts_the_enrolled_teams(world: World) -> Non
             assert [n.team_id for n in told] == [world.team_a]
             wait_for(lambda: len(endpoint.received) >= 2, 15, "the pushes")
 
-            with TestClient(create_app(Settings(database_url=SecretStr(world.db)))) as coordinator:
+            settings = Settings(
+                database_url=SecretStr(world.db), api=ApiSettings(second_factor_key=TEST_KEY)
+            )
+            with TestClient(create_app(settings)) as coordinator:
                 signed = coordinator.post(
-                    "/api/v1/session",
-                    json={"email": world.emails["coordinator"], "password": PASSWORD},
+                    "/api/v1/session", json=credentials(settings, world.emails["coordinator"])
                 )
                 assert signed.status_code == 200, signed.text
                 page = coordinator.get("/")
@@ -183,10 +186,12 @@ def test_the_banner_changes_live_on_the_affected_teams_dashboards_only(world: Wo
     assert seen_a == ["event: system"]
     assert seen_b == []
 
-    with TestClient(create_app(Settings(database_url=SecretStr(world.db)))) as coordinator:
+    settings = Settings(
+        database_url=SecretStr(world.db), api=ApiSettings(second_factor_key=TEST_KEY)
+    )
+    with TestClient(create_app(settings)) as coordinator:
         signed = coordinator.post(
-            "/api/v1/session",
-            json={"email": world.emails["coordinator"], "password": PASSWORD},
+            "/api/v1/session", json=credentials(settings, world.emails["coordinator"])
         )
         assert signed.status_code == 200, signed.text
         banner = coordinator.get("/fragments/system-alerts")

@@ -19,7 +19,17 @@ from pydantic import SecretStr
 
 from api.main import server_config
 from postop.ports import free_port, wait_port
-from tests.security.webapp_world import PASSWORD, Clients, World, app_settings, clients, world
+from tests import second_factor
+from tests.second_factor import TEST_KEY
+from tests.security.webapp_world import (
+    PASSWORD,
+    Clients,
+    World,
+    app_settings,
+    clients,
+    credentials,
+    world,
+)
 from vitals.settings import ApiSettings, Settings
 
 __all__ = ["app_settings", "clients", "world"]
@@ -38,7 +48,12 @@ def serve(world: World) -> Iterator[Serve]:
         settings = Settings(
             database_url=SecretStr(world.db),
             log_level="WARNING",
-            api=ApiSettings(host="127.0.0.1", port=port, **api),  # type: ignore[arg-type]
+            api=ApiSettings(
+                host="127.0.0.1",
+                port=port,
+                second_factor_key=TEST_KEY,
+                **api,  # type: ignore[arg-type]
+            ),
         )
         server = uvicorn.Server(server_config(settings))
         thread = threading.Thread(target=server.run, daemon=True)
@@ -53,11 +68,17 @@ def serve(world: World) -> Iterator[Serve]:
         thread.join(10)
 
 
-def _sign_in(base: str, email: str, password: str, forged: str | None = None) -> httpx.Response:
+def _sign_in(
+    base: str, email: str, password: str, forged: str | None = None, db: str | None = None
+) -> httpx.Response:
+    """``db``: also send the account's current second-factor code."""
     headers = {"X-Forwarded-For": forged} if forged else {}
+    body = {"email": email, "password": password}
+    if db is not None:
+        body["code"] = second_factor.code(db, email)
     return httpx.post(
         f"{base}/api/v1/session",
-        json={"email": email, "password": password},
+        json=body,
         headers=headers,
         timeout=60,
     )
@@ -75,8 +96,8 @@ def test_a_forged_forwarded_for_does_not_escape_the_address_ceiling(
     assert set(statuses[6:]) == {429}, statuses
 
 
-def _share_link(base: str, email: str, patient_id: int) -> str:
-    signed = _sign_in(base, email, PASSWORD)
+def _share_link(base: str, db: str, email: str, patient_id: int) -> str:
+    signed = _sign_in(base, email, PASSWORD, db=db)
     assert signed.status_code == 200, signed.text
     res = httpx.post(
         f"{base}/api/v1/patients/{patient_id}/share-links",
@@ -98,7 +119,7 @@ def _addresses(db: str) -> list[str]:
 
 def test_shared_pages_limit_and_audit_the_real_peer(world: World, serve: Serve) -> None:
     base = serve(share_requests_per_minute=3)
-    url = _share_link(base, world.emails["physician"], world.patient_a)
+    url = _share_link(base, world.db, world.emails["physician"], world.patient_a)
     statuses = [
         httpx.get(url, headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code for n in range(6)
     ]
@@ -109,7 +130,7 @@ def test_shared_pages_limit_and_audit_the_real_peer(world: World, serve: Serve) 
 
 def test_a_configured_proxy_is_believed(world: World, serve: Serve) -> None:
     base = serve(trusted_proxies=["127.0.0.1/32", "::1"])
-    url = _share_link(base, world.emails["physician"], world.patient_a)
+    url = _share_link(base, world.db, world.emails["physician"], world.patient_a)
     assert httpx.get(url, headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 200
     assert _addresses(world.db) == ["203.0.113.7"]
 
@@ -125,7 +146,7 @@ def test_other_accounts_failures_do_not_lock_out_a_right_password(
         )
         assert res.status_code == 401
     res = client.post(
-        "/api/v1/session", json={"email": world.emails["coordinator"], "password": PASSWORD}
+        "/api/v1/session", json=credentials(clients.settings, world.emails["coordinator"])
     )
     assert res.status_code == 200, res.text
 

@@ -13,10 +13,19 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.common.passwords import hash_password
 from store.clinicians import create_clinician
-from tests.api.conftest import PASSWORD, World, app_settings, world
+from tests.api.conftest import PASSWORD, World, app_settings, credentials, world
 from vitals.settings import Settings
 
-__all__ = ["PASSWORD", "Clients", "World", "add_clinician", "app_settings", "clients", "world"]
+__all__ = [
+    "PASSWORD",
+    "Clients",
+    "World",
+    "add_clinician",
+    "app_settings",
+    "clients",
+    "credentials",
+    "world",
+]
 
 
 def add_clinician(db: str, email: str, role: str, teams: list[int], language: str = "fr") -> int:
@@ -40,7 +49,7 @@ class Clients:
 
     def signed_in(self, email: str) -> TestClient:
         client = self.anonymous()
-        res = client.post("/api/v1/session", json={"email": email, "password": PASSWORD})
+        res = client.post("/api/v1/session", json=credentials(self.settings, email))
         assert res.status_code == 200, res.text
         client.headers["X-CSRF-Token"] = res.json()["csrf_token"]
         return client
