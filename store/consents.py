@@ -259,9 +259,7 @@ def record_usual_consents(
     records each decision through the API."""
     now = datetime.now(UTC)
     lang = language if language in NOTICE_LANGUAGES else "en"
-    record(
-        conn, patient_id, NewConsent("monitoring", "given", notice_version, lang, now), by, now
-    )
+    record(conn, patient_id, NewConsent("monitoring", "given", notice_version, lang, now), by, now)
     if physician is None:
         return
     name, country = physician
@@ -284,9 +282,7 @@ def record_usual_consents(
         record(
             conn,
             patient_id,
-            NewConsent(
-                "transfer", "given", notice_version, lang, now, sharing_consent_id=sharing
-            ),
+            NewConsent("transfer", "given", notice_version, lang, now, sharing_consent_id=sharing),
             by,
             now,
         )
