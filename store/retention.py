@@ -353,8 +353,11 @@ def purge(conn: psycopg.Connection, now: datetime, rules: RetentionRules) -> Pur
 
 
 def due(conn: psycopg.Connection, now: datetime, every: timedelta) -> bool:
-    """Whether the last finished run is older than ``every`` (restarts do not re-run)."""
-    row = conn.execute("SELECT max(finished_at) FROM purge_runs").fetchone()
+    """Whether the last finished run is older than ``every`` (restarts do not re-run),
+    by the runs' own clock."""
+    row = conn.execute(
+        "SELECT max(clock_at) FROM purge_runs WHERE finished_at IS NOT NULL"
+    ).fetchone()
     return row is None or row[0] is None or row[0] <= now - every
 
 
