@@ -386,6 +386,18 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                 logs / "alerts.log",
             )
         )
+        supervisor.add(
+            Child(
+                "retention",
+                ["retention"],
+                {
+                    **common,
+                    "POSTOP_RETENTION__RECORD_YEARS": str(settings.retention.record_years),
+                    "POSTOP_RETENTION__ADDRESS_DAYS": str(settings.retention.address_days),
+                },
+                logs / "retention.log",
+            )
+        )
         kit_args = []
         publish_kit_configs(ports.current["mqtt"], api_password, kits)
         kit_ports: list[tuple[Child, int, int]] = []

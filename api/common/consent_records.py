@@ -24,11 +24,14 @@ ORDER BY c.decided_at DESC, c.consent_id DESC
 def consent_records(conn: psycopg.Connection, patient_id: int) -> Consents:
     rows = conn.execute(_CONSENTS, (patient_id,)).fetchall()
     latest_monitoring = next((r[0] for r in rows if r[1] == "monitoring"), None)
+    sharing_alive = {r[0] for r in rows if r[1] == "sharing" and r[12] is None}
     records = []
     for r in rows:
         alive = r[2] == "given" and r[12] is None
         if r[1] == "monitoring":
             alive = alive and r[0] == latest_monitoring
+        if r[1] == "transfer":  # no effect once the sharing it covers is withdrawn
+            alive = alive and r[11] in sharing_alive
         records.append(
             ConsentOut(
                 consent_id=r[0],

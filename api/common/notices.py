@@ -32,9 +32,13 @@ class Notice:
         return "rtl" if self.language in RTL else "ltr"
 
 
-@cache
 def versions(kind: str) -> tuple[int, ...]:
     """The published versions of a kind, oldest first."""
+    return _versions(kind) if kind in NOTICE_KINDS else ()
+
+
+@cache
+def _versions(kind: str) -> tuple[int, ...]:
     root = resources.files("api") / "notices" / kind
     if not root.is_dir():
         return ()
@@ -46,14 +50,19 @@ def current_version(kind: str) -> int:
     return versions(kind)[-1]
 
 
-@cache
 def notice(kind: str, version: int, language: str) -> Notice | None:
     """The notice as published, or None when that kind, version or language does not
-    exist (the caller answers with a refusal, never a 500)."""
+    exist (the caller answers with a refusal, never a 500). Only published notices are
+    cached: what a request names is checked first."""
     if kind not in NOTICE_KINDS or language not in NOTICE_LANGUAGES:
         return None
     if version not in versions(kind):
         return None
+    return _load(kind, version, language)
+
+
+@cache
+def _load(kind: str, version: int, language: str) -> Notice | None:
     path = resources.files("api") / "notices" / kind / f"v{version}" / f"{language}.txt"
     if not path.is_file():
         return None

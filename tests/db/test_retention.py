@@ -334,3 +334,46 @@ def test_a_patient_within_the_period_is_kept_whole(db: str) -> None:
         assert row is not None
         assert purge(conn, row[0], RULES).patients_purged == 1
         assert {t: n for t, n in _holdings(conn, pid).items() if n} == {}
+
+
+def test_purge_command_and_the_daily_service(db: str) -> None:
+    """``postop purge`` runs once and prints counts; ``postop retention`` runs the purge
+    at start-up when a day has passed since the last run, and not again at a restart."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTOP_")}
+    env["POSTOP_DATABASE_URL"] = db
+    once = subprocess.run(
+        [sys.executable, "-m", "postop.cli", "purge"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert once.stdout.startswith("purge: 0 patients past 20 years")
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE purge_runs SET clock_at = clock_at - interval '2 days'")
+    service = subprocess.Popen(
+        [sys.executable, "-m", "postop.cli", "retention"],
+        env={**env, "POSTOP_RETENTION__CHECK_S": "0.5"},
+    )
+    try:
+        with psycopg.connect(db, autocommit=True) as conn:
+            deadline = time.monotonic() + 30
+            count = 1
+            while time.monotonic() < deadline and count < 2:
+                row = conn.execute(
+                    "SELECT count(*) FROM purge_runs WHERE finished_at IS NOT NULL"
+                ).fetchone()
+                count = int(row[0]) if row else 0
+                time.sleep(0.2)
+            assert count == 2
+            time.sleep(2)  # four more checks: the run of today is not repeated
+            assert conn.execute("SELECT count(*) FROM purge_runs").fetchone() == (2,)
+    finally:
+        service.terminate()
+        assert service.wait(10) == 0
