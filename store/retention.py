@@ -42,19 +42,19 @@ log = logging.getLogger(__name__)
 _LOCK_KEY = 0x7075726765  # "purge": one run at a time across every process
 ADDRESS_KEYS = ("address", "ip", "client_address")
 
+# patients whose last care is older than the cutoff; each NOT EXISTS is an index probe
+# (and on TimescaleDB the vitals one excludes every chunk older than the cutoff)
 _LAST_CARE = """
 SELECT p.patient_id FROM patients p
-WHERE NOT EXISTS (
-    SELECT 1 FROM enrollments e WHERE e.patient_id = p.patient_id
-      AND (upper_inf(e.valid) OR upper(e.valid) > %(now)s))
-  AND greatest(
-    p.created_at, p.discharged_at, p.follow_up_ended_at,
-    (SELECT max(upper(e.valid)) FROM enrollments e WHERE e.patient_id = p.patient_id),
-    (SELECT max(v.time) FROM vitals v WHERE v.patient_id = p.patient_id),
-    (SELECT max(greatest(a.opened_at, a.updated_at, a.resolved_at)) FROM alerts a
-       WHERE a.patient_id = p.patient_id),
-    (SELECT max(n.at) FROM clinician_notes n WHERE n.patient_id = p.patient_id)
-  ) < %(now)s - make_interval(years => %(years)s)
+WHERE greatest(p.created_at, p.discharged_at, p.follow_up_ended_at) < %(cutoff)s
+  AND NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.patient_id = p.patient_id
+                  AND (upper_inf(e.valid) OR upper(e.valid) >= %(cutoff)s))
+  AND NOT EXISTS (SELECT 1 FROM vitals v WHERE v.patient_id = p.patient_id
+                  AND v.time >= %(cutoff)s)
+  AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.patient_id = p.patient_id
+                  AND greatest(a.opened_at, a.updated_at, a.resolved_at) >= %(cutoff)s)
+  AND NOT EXISTS (SELECT 1 FROM clinician_notes n WHERE n.patient_id = p.patient_id
+                  AND n.at >= %(cutoff)s)
 ORDER BY p.patient_id
 """
 
@@ -308,11 +308,13 @@ def purge(conn: psycopg.Connection, now: datetime, rules: RetentionRules) -> Pur
         ).fetchone()
         assert row is not None
         run_id = int(row[0])
-        due = [
-            int(r[0]) for r in conn.execute(_LAST_CARE, {"now": now, "years": rules.record_years})
-        ]
+        row = conn.execute(
+            "SELECT %s::timestamptz - make_interval(years => %s)", (now, rules.record_years)
+        ).fetchone()
+        assert row is not None
+        expired = [int(r[0]) for r in conn.execute(_LAST_CARE, {"cutoff": row[0]})]
         plan = deletion_plan(conn)
-        for patient_id in due:
+        for patient_id in expired:
             with conn.transaction():
                 conn.execute(
                     "SELECT 1 FROM patients WHERE patient_id = %s FOR UPDATE", (patient_id,)
