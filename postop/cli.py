@@ -323,6 +323,54 @@ def eval_alerts(
     typer.echo(" ".join(f"{kind}: {path}" for kind, path in outcome.paths.items()))
 
 
+@app.command(epilog=settings_help("retention"))
+def purge() -> None:
+    """Run the retention purge once now: records past their retention (20 years after the
+    last care by default) are deleted everywhere, and client addresses leave audit rows
+    after their own period. Prints what was purged (counts only)."""
+    from datetime import UTC, datetime
+
+    import psycopg
+
+    from store.retention import RetentionRules
+    from store.retention import purge as run_purge
+
+    with clear_failures("purge"):
+        settings = _settings()
+        rules = RetentionRules(settings.retention.record_years, settings.retention.address_days)
+        with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+            report = run_purge(conn, datetime.now(UTC), rules)
+    rows = ", ".join(f"{t} {n}" for t, n in sorted(report.rows_deleted.items())) or "none"
+    typer.echo(
+        f"purge: {report.patients_purged} patients past {rules.record_years} years"
+        f" (rows: {rows}); {report.addresses_cleared} client addresses cleared"
+    )
+
+
+@app.command(epilog=settings_help("retention"))
+def retention() -> None:
+    """Run the retention service: the purge once a day (checked every
+    POSTOP_RETENTION__CHECK_S; a restart does not run it twice)."""
+    import signal
+    import threading
+
+    from store.retention import RetentionRules, run_daily
+
+    def serve(settings: Settings) -> None:
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        rules = RetentionRules(settings.retention.record_years, settings.retention.address_days)
+        run_daily(
+            settings.database_url.get_secret_value(),
+            rules,
+            stop,
+            check_s=settings.retention.check_s,
+        )
+
+    _serve("retention", serve)
+
+
 @app.command()
 def vapid() -> None:
     """Make a VAPID key pair for Web Push: the private key goes in the alerts settings

@@ -150,6 +150,9 @@ def _demo_kits(
         except OtherTeamsKitError:
             log.warning("demo gateway %s belongs to another care team; kit skipped", gateway_id)
             continue
+        if not _demo_consents(conn, patient, language, (physician, country)):
+            log.warning("demo patient %s has not consented to monitoring; kit skipped", key)
+            continue
         for device_id, kind in kit_devices(key):
             register_device(conn, device_id, kind, gateway_id)
             has = conn.execute(
@@ -160,6 +163,27 @@ def _demo_kits(
                 enroll(conn, device_id, patient, since)
         kits.append((key, gateway_id, password))
     return kits
+
+
+def _demo_consents(
+    conn: psycopg.Connection, patient: int, language: str, physician: tuple[str, str]
+) -> bool:
+    """The demo patient's consents, recorded by the demo coordinator at the first start
+    (the devices are enrolled only under a monitoring consent, the links only under a
+    sharing one). A decision recorded since in the app is kept: a withdrawal stays one.
+    True when monitoring is consented."""
+    from store.consents import Monitoring, monitoring_state, record_usual_consents
+
+    state = monitoring_state(conn, patient)
+    if state is Monitoring.NONE:
+        by = conn.execute(
+            "SELECT clinician_id FROM clinicians WHERE lower(email) = %s",
+            (DEMO_ACCOUNTS[1][0],),
+        ).fetchone()
+        assert by is not None, "demo accounts are made before the demo patients"
+        record_usual_consents(conn, patient, int(by[0]), language, physician)
+        return True
+    return state is Monitoring.GIVEN
 
 
 def publish_kit_configs(
@@ -347,10 +371,10 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
         applied = migrate(conninfo)
         ingest_password, api_password = new_secret(), new_secret()
         with psycopg.connect(conninfo, autocommit=True) as conn:
-            kits = _demo_kits(conn, patients, backfill_hours)
             factor_key = settings.api.second_factor_key
             api_key = factor_key.get_secret_value() if factor_key else second_factor_key(data_dir)
-            demo = _demo_login(conn, data_dir, api_key)
+            demo = _demo_login(conn, data_dir, api_key)  # the consents' recorder first
+            kits = _demo_kits(conn, patients, backfill_hours)
             # each ingest worker has its own account, bound to its client id
             conn.execute("DELETE FROM mqtt_service_accounts WHERE name = 'ingest'")  # shared once
             set_service_account(conn, "ingest-1", ingest_password, "ingest")
@@ -400,6 +424,18 @@ def run_stack(settings: Settings, data_dir: Path, patients: int, backfill_hours:
                     "POSTOP_ALERTS__VAPID_PRIVATE_KEY": vapid_pem,
                 },
                 logs / "alerts.log",
+            )
+        )
+        supervisor.add(
+            Child(
+                "retention",
+                ["retention"],
+                {
+                    **common,
+                    "POSTOP_RETENTION__RECORD_YEARS": str(settings.retention.record_years),
+                    "POSTOP_RETENTION__ADDRESS_DAYS": str(settings.retention.address_days),
+                },
+                logs / "retention.log",
             )
         )
         kit_args = []

@@ -128,6 +128,19 @@ class ApiSettings(BaseModel):
         return self.public_base_url.rstrip("/") + path if self.public_base_url else path
 
 
+class RetentionSettings(BaseModel):
+    """How long records are kept (store/retention.py). French rules keep a medical record
+    20 years after the last stay or consultation (Code de la santé publique R1112-7;
+    longer for a minor: raise it for paediatric teams, postop stores no birth date)."""
+
+    record_years: int = Field(default=20, ge=1, le=100)
+    # client addresses in audit rows and sign-in counters: the CNIL recommends keeping
+    # access logs 6 months to 1 year (recommandation journalisation, 2021)
+    address_days: int = Field(default=365, ge=1)
+    # the service checks this often whether a day has passed since the last run
+    check_s: float = Field(default=600.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="POSTOP_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -142,3 +155,4 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     broker: BrokerSettings = BrokerSettings()
     alerts: AlertsSettings = AlertsSettings()
+    retention: RetentionSettings = RetentionSettings()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from api.care_team.consents import require_monitoring_consent
 from api.common.errors import refuse
 from api.common.guards import audit
 from api.common.labels import N_
@@ -172,6 +173,10 @@ def create_enrollment(
         device=body.device_id,
     )
     with conn.transaction():
+        # the consent is read under the patient's row lock: a withdrawal recorded at the
+        # same moment waits for this enrolment, then ends it
+        conn.execute("SELECT 1 FROM patients WHERE patient_id = %s FOR UPDATE", (patient_id,))
+        require_monitoring_consent(conn, patient_id)
         dev = conn.execute(
             "SELECT d.kind, d.gateway_id FROM devices d JOIN gateways g USING (gateway_id)"
             " JOIN patients p ON p.team_id = g.team_id"

@@ -10,7 +10,8 @@ from typing import Any
 
 import psycopg
 
-from api.common.schemas import LatestValue, OpenAlertBrief, PatientSummary
+from api.common.schemas import LatestValue, OpenAlertBrief, PatientSummary, PendingAccessRequest
+from store.access_requests import legal_today, open_access_requests
 from vitals.catalogue import BY_ID, BY_NAME
 
 _PRIORITY = {"high": 3, "medium": 2, "low": 1}
@@ -24,7 +25,10 @@ SELECT p.patient_id, p.pseudonym, p.time_zone, p.protocol, p.follow_up_ended_at,
        s.score, s.band, s.complete
 FROM patients p LEFT JOIN patient_news2 s USING (patient_id)
 WHERE p.team_id = ANY(%(teams)s)
-  AND (p.follow_up_ended_at IS NULL OR p.follow_up_ended_at > now() - interval '2 days')
+  AND (p.follow_up_ended_at IS NULL OR p.follow_up_ended_at > now() - interval '2 days'
+       -- a request of access often comes after the follow-up: it stays until answered
+       OR EXISTS (SELECT 1 FROM access_requests r WHERE r.patient_id = p.patient_id
+                  AND r.fulfilled_at IS NULL))
 """
 
 _ALERTS = """
@@ -110,6 +114,8 @@ def dashboard(conn: psycopg.Connection, team_ids: list[int]) -> list[PatientSumm
         )
     battery: dict[int, float] = dict(conn.execute(_BATTERY, params).fetchall())
     online: dict[int, bool] = dict(conn.execute(_GATEWAYS, params).fetchall())
+    requests = open_access_requests(conn, ids)
+    today = legal_today(now)
     out = []
     for pid, pseudonym, tz, protocol, ended, score, band, complete in patients:
         values = sorted(latest.get(pid, []), key=lambda v: BY_NAME[v.metric].metric_id)
@@ -133,6 +139,16 @@ def dashboard(conn: psycopg.Connection, team_ids: list[int]) -> list[PatientSumm
                 battery_min_pct=battery.get(pid),
                 gateways_online=online.get(pid),
                 follow_up_ended=ended is not None and ended <= now,
+                access_requests=[
+                    PendingAccessRequest(
+                        request_id=r.request_id,
+                        kind=r.kind,  # type: ignore[arg-type]
+                        received_on=r.received_on,
+                        due_on=r.due_on,
+                        overdue=r.overdue(today),
+                    )
+                    for r in requests.get(pid, [])
+                ],
             )
         )
     out.sort(key=attention_key)

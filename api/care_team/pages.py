@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import available_timezones
 
+from babel import Locale
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -25,12 +26,15 @@ from api.care_team.login import (
     set_session_cookie,
 )
 from api.common import patient_data, questions, second_factor
+from api.common.consent_records import consent_records
 from api.common.errors import refuse
 from api.common.guards import Conn, audit, csrf_ok, read_patient, require_role, signed_in
 from api.common.i18n import SHARE_LANGUAGE_NAMES, Clock, negotiate, viewer_locale
 from api.common.labels import N_, Labels
+from api.common.notices import NOTICE_KINDS, current_version
 from api.common.patient_data import CHART_METRICS
 from api.common.sessions import COOKIE, Clinician, close_session, secure_cookies, session_clinician
+from store.access_requests import access_requests, legal_today
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "postop_login_csrf"
@@ -431,9 +435,37 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
             "share_links": patient_data.share_links(conn, patient_id),
             "share_languages": SHARE_LANGUAGE_NAMES,
             "access_log": patient_data.access_log(conn, patient_id, 50),
+            **consent_context(conn, patient_id, who.language),
         },
         who,
     )
+
+
+def consent_context(conn: Conn, patient_id: int, lang: str) -> dict[str, Any]:
+    """What the patient page's consent panel shows (read under the page's own audit row)."""
+    records = consent_records(conn, patient_id)
+    sharing = [r for r in records.records if r.kind == "sharing" and r.in_force]
+    acknowledged = {
+        r.sharing_consent_id for r in records.records if r.kind == "transfer" and r.in_force
+    }
+    now = datetime.now(UTC)
+    today = legal_today(now)
+    territories = Locale.parse(lang).territories
+    return {
+        "consents": records,
+        "sharing_in_force": sharing,
+        "transfer_needed": [
+            r for r in sharing if not r.physician_in_eea and r.consent_id not in acknowledged
+        ],
+        "notice_versions": {k: current_version(k) for k in NOTICE_KINDS},
+        "notice_languages": SHARE_LANGUAGE_NAMES,
+        "countries": sorted(
+            ((c, n) for c, n in territories.items() if len(c) == 2 and c.isalpha()),
+            key=lambda cn: cn[1],
+        ),
+        "access_requests": [(r, r.overdue(today)) for r in access_requests(conn, patient_id)],
+        "today": today,
+    }
 
 
 @router.get("/alerts/{alert_id}")

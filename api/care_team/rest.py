@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator, WithJsonSchema
 
 from api.care_team import administration
+from api.care_team.consents import sharing_consent_for_link
 from api.care_team.dashboard import dashboard
 from api.care_team.live import Broadcaster
 from api.care_team.login import (
@@ -426,11 +427,18 @@ def post_clinician(body: ClinicianCreate, conn: Conn, who: Admin) -> Message:
     return Message(detail=f"account {clinician_id} created")
 
 
-@router.post("/patients/{patient_id}/share-links", tags=["sharing"], status_code=201)
+@router.post(
+    "/patients/{patient_id}/share-links",
+    tags=["sharing"],
+    status_code=201,
+    responses={409: {"model": Message, "description": "no sharing consent in force"}},
+)
 def post_share_link(
     patient_id: int, body: ShareLinkCreate, request: Request, conn: Conn, who: Who
 ) -> ShareLinkCreated:
-    """A read-only link for the home physician; token and code are in this answer only."""
+    """A read-only link for the home physician; token and code are in this answer only.
+    Made under a sharing consent in force naming the physician (409 otherwise); a
+    physician outside the EU/EEA also needs the transfer acknowledged."""
     patient_in_teams(conn, who, patient_id)
     row = conn.execute(
         "SELECT home_country, follow_up_ended_at IS NOT NULL FROM patients WHERE patient_id = %s",
@@ -438,28 +446,34 @@ def post_share_link(
     ).fetchone()
     assert row is not None
     units = body.units or default_units(row[0])
-    link = create_link(
-        conn,
-        patient_id,
-        who.clinician_id,
-        body.language,
-        units,
-        timedelta(days=body.days),
-        body.second_code,
-        body.recipient,
-    )
-    audit(
-        conn,
-        who,
-        "share_link_created",
-        patient_id,
-        {
-            "link_id": link.link_id,
-            "language": body.language,
-            "days": body.days,
-            "second_code": body.second_code,
-        },
-    )
+    with conn.transaction():
+        # under the patient's lock: a withdrawal of the consent waits, then revokes this link
+        conn.execute("SELECT 1 FROM patients WHERE patient_id = %s FOR UPDATE", (patient_id,))
+        consent = sharing_consent_for_link(conn, patient_id, body.consent_id)
+        link = create_link(
+            conn,
+            patient_id,
+            who.clinician_id,
+            body.language,
+            units,
+            timedelta(days=body.days),
+            body.second_code,
+            body.recipient or consent.physician_name,
+            consent.consent_id,
+        )
+        audit(
+            conn,
+            who,
+            "share_link_created",
+            patient_id,
+            {
+                "link_id": link.link_id,
+                "language": body.language,
+                "days": body.days,
+                "second_code": body.second_code,
+                "consent_id": consent.consent_id,
+            },
+        )
     expires = conn.execute(
         "SELECT expires_at FROM share_links WHERE link_id = %s", (link.link_id,)
     ).fetchone()

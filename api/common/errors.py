@@ -111,6 +111,14 @@ FIELDS = {
     "discharge_weight_kg": N_("Weight at discharge (kg)"),
     "beta_blocker": N_("Beta-blocker"),
     "sleep_apnoea": N_("Known sleep apnoea"),
+    "notice_language": N_("Notice language"),
+    "notice_version": N_("Notice version"),
+    "decision": N_("Decision"),
+    "decided_at": N_("Decided"),
+    "country": N_("Country where they practise"),
+    "sharing_consent_id": N_("Physician"),
+    "consent_id": N_("Physician (patient's consent)"),
+    "received_on": N_("Received on"),
 }
 # pydantic's error types, as a sentence about one field
 PROBLEMS = {

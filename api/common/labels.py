@@ -195,6 +195,28 @@ ACTIONS = {
     "share_question_refused": N_("sent too many messages (refused)"),
     "questions_read": N_("read the home physicians' questions"),
     "question_answered": N_("answered the home physician"),
+    "consents_read": N_("read the consents"),
+    "consent_recorded": N_("recorded a consent"),
+    "consent_withdrawn": N_("recorded a withdrawal of consent"),
+    "access_requests_read": N_("read the access requests"),
+    "access_request_recorded": N_("recorded an access request"),
+    "access_request_fulfilled": N_("marked an access request answered"),
+}
+# the consents a patient gives, and the notice each one is given on
+CONSENT_KINDS = {
+    "monitoring": N_("Remote monitoring"),
+    "sharing": N_("Sharing with a home physician"),
+    "transfer": N_("Transfer outside the EU/EEA"),
+}
+CONSENT_STATES = {
+    "none": N_("not recorded"),
+    "given": N_("given"),
+    "refused": N_("refused"),
+    "withdrawn": N_("withdrawn"),
+}
+ACCESS_REQUEST_KINDS = {
+    "access": N_("access to the record"),
+    "portability": N_("portability (copy of the data)"),
 }
 # parameters of rules without a metric of their own, read in this metric's unit
 PARAM_METRIC = {"hr_above": "heart_rate_bpm"}
@@ -313,6 +335,15 @@ class Labels:
         if not code:
             return "—"
         return str(Locale.parse(self.language).territories.get(code.upper(), code))
+
+    def consent_kind(self, kind: str) -> str:
+        return self._(CONSENT_KINDS.get(kind, N_("Consent")))
+
+    def consent_state(self, state: str) -> str:
+        return self._(CONSENT_STATES.get(state, N_("not recorded")))
+
+    def access_request_kind(self, kind: str) -> str:
+        return self._(ACCESS_REQUEST_KINDS.get(kind, N_("access to the record")))
 
     def action(self, name: str) -> str:
         return self._(ACTIONS.get(name, N_("other access")))

@@ -164,6 +164,14 @@ class OpenAlertBrief(BaseModel):
     )
 
 
+class PendingAccessRequest(BaseModel):
+    request_id: int
+    kind: Literal["access", "portability"]
+    received_on: date
+    due_on: date = Field(description="received_on + 8 days (CSP L1111-7)")
+    overdue: bool
+
+
 class PatientSummary(BaseModel):
     patient_id: int
     pseudonym: str
@@ -180,6 +188,9 @@ class PatientSummary(BaseModel):
     battery_min_pct: float | None
     gateways_online: bool | None = Field(description="null when no gateway status is known")
     follow_up_ended: bool
+    access_requests: list[PendingAccessRequest] = Field(
+        default_factory=list, description="unanswered access or portability requests"
+    )
 
 
 class Dashboard(BaseModel):
@@ -473,6 +484,10 @@ class ShareLinkCreate(Strict):
         default=None, description="default: from the patient's home country"
     )
     recipient: Annotated[str | None, Field(max_length=200), OptionalText] = None
+    consent_id: int | None = Field(
+        default=None,
+        description="the sharing consent naming the physician; default: the only one in force",
+    )
 
 
 class ShareLinkCreated(BaseModel):
@@ -516,3 +531,100 @@ class AccessOut(BaseModel):
     role: str | None = Field(
         default=None, description="coordinator, physician, admin, or share_link (a home physician)"
     )
+
+
+ConsentKind = Literal["monitoring", "sharing", "transfer"]
+NoticeLanguage = Literal["fr", "en", "es", "it", "de", "pt", "ar", "zh"]
+
+
+class ConsentPhysician(Strict):
+    name: ShortText
+    email: EmailStr | None = None
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$", examples=["MA"])]
+
+
+class ConsentCreate(Strict):
+    """One decision of the patient, on the notice shown to them."""
+
+    kind: ConsentKind
+    decision: Literal["given", "refused"] = Field(
+        default="given", description="refused: monitoring only"
+    )
+    notice_version: Annotated[int, Field(ge=1, le=999)]
+    notice_language: NoticeLanguage
+    decided_at: Instant | None = Field(default=None, description="default: now")
+    physician: ConsentPhysician | None = Field(default=None, description="sharing: required")
+    sharing_consent_id: int | None = Field(
+        default=None, description="transfer: the sharing consent (physician) it covers"
+    )
+
+
+class ConsentWithdraw(Strict):
+    note: Annotated[str | None, Field(max_length=1000), OptionalText] = None
+
+
+class ConsentOut(BaseModel):
+    consent_id: int
+    kind: ConsentKind
+    decision: Literal["given", "refused"]
+    notice_version: int
+    notice_language: str
+    decided_at: datetime
+    recorded_at: datetime
+    recorded_by: str
+    physician_name: str | None
+    physician_email: str | None
+    physician_country: str | None
+    physician_in_eea: bool | None
+    sharing_consent_id: int | None
+    withdrawn_at: datetime | None
+    withdrawn_by: str | None
+    withdrawal_note: str | None
+    in_force: bool
+
+
+class Consents(BaseModel):
+    patient_id: int
+    monitoring: Literal["none", "given", "refused", "withdrawn"]
+    records: list[ConsentOut] = Field(description="every record, newest first")
+
+
+class ConsentRecorded(BaseModel):
+    consent: ConsentOut
+    enrollments_ended: int
+    links_revoked: list[int]
+
+
+class NoticeOut(BaseModel):
+    kind: ConsentKind
+    version: int
+    language: str
+    direction: Literal["ltr", "rtl"]
+    title: str
+    paragraphs: list[str]
+
+
+class NoticeIndex(BaseModel):
+    kind: ConsentKind
+    current_version: int
+    versions: list[int]
+    languages: list[str]
+
+
+class AccessRequestCreate(Strict):
+    kind: Literal["access", "portability"]
+    received_on: Day
+    note: Annotated[str | None, Field(max_length=1000), OptionalText] = None
+
+
+class AccessRequestOut(BaseModel):
+    request_id: int
+    kind: Literal["access", "portability"]
+    received_on: date
+    due_on: date
+    overdue: bool
+    note: str | None
+    recorded_at: datetime
+    recorded_by: str
+    fulfilled_at: datetime | None
+    fulfilled_by: str | None

@@ -64,13 +64,14 @@ def create_link(
     valid_for: timedelta,
     with_code: bool,
     recipient: str | None,
+    consent_id: int | None = None,
 ) -> NewLink:
     token = secrets.token_urlsafe(32)
     code = f"{secrets.randbelow(1_000_000):06d}" if with_code else None
     row = conn.execute(
         "INSERT INTO share_links (patient_id, token_sha256, language, units, recipient,"
-        " created_by, expires_at, code_hash) VALUES (%s, %s, %s, %s, %s, %s, now() + %s, %s)"
-        " RETURNING link_id",
+        " created_by, expires_at, code_hash, consent_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s, now() + %s, %s, %s) RETURNING link_id",
         (
             patient_id,
             digest(token),
@@ -80,6 +81,7 @@ def create_link(
             clinician_id,
             valid_for,
             hash_code(code) if code else None,
+            consent_id,
         ),
     ).fetchone()
     assert row is not None

@@ -19,6 +19,7 @@ from alerts.published import publish_protocols
 from api.app import create_app
 from api.common.passwords import hash_password
 from store.clinicians import create_clinician
+from store.consents import record_usual_consents
 from store.provisioning import (
     enroll,
     ensure_patient,
@@ -92,15 +93,20 @@ def world(db: str) -> World:
             "other": "other@hopital.example",
         }
         pw = hash_password(PASSWORD)
-        create_clinician(conn, emails["admin"], "Admin A", "admin", pw, [team_a])
+        admin_a = create_clinician(conn, emails["admin"], "Admin A", "admin", pw, [team_a])
         create_clinician(conn, emails["coordinator"], "Infirmière A", "coordinator", pw, [team_a])
         create_clinician(
             conn, emails["physician"], "Dr A", "physician", pw, [team_a], "en", "America/New_York"
         )
-        create_clinician(conn, emails["other"], "Dr B", "physician", pw, [team_b])
+        other_b = create_clinician(conn, emails["other"], "Dr B", "physician", pw, [team_b])
         patient_a = ensure_patient(conn, "PA-001", team_a, "en", "America/New_York")
         patient_a2 = ensure_patient(conn, "PA-002", team_a, "es", "Europe/Madrid")
         patient_b = ensure_patient(conn, "PB-001", team_b, "it", "Europe/Rome")
+        # the patients' consents, as the team records them at discharge (monitoring,
+        # sharing with their physician at home, the transfer for one outside the EU)
+        record_usual_consents(conn, patient_a, admin_a, "en", ("Dr Jane Miller", "US"))
+        record_usual_consents(conn, patient_a2, admin_a, "es", ("Dra. Lucía García", "ES"))
+        record_usual_consents(conn, patient_b, other_b, "it", ("Dott. Marco Rossi", "IT"))
         register_gateway(conn, "gw-a-001", team_a)
         register_device(conn, "ox-a-001", "pulse_oximeter", "gw-a-001")
         enroll(conn, "ox-a-001", patient_a, now - timedelta(days=3))

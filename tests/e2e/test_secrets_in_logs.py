@@ -14,6 +14,7 @@ import psycopg
 from api.common.passwords import hash_password
 from postop.ports import free_port, wait_port
 from store.clinicians import create_clinician
+from store.consents import record_usual_consents
 from store.provisioning import ensure_patient, ensure_team
 from tests import second_factor
 from tests.second_factor import TEST_KEY
@@ -25,10 +26,11 @@ PASSWORD = "a long clinician password"
 def test_tokens_codes_and_passwords_never_reach_the_log(db: str, workdir: Path) -> None:
     with psycopg.connect(db, autocommit=True) as conn:
         team = ensure_team(conn, "Team")
-        create_clinician(
+        dr = create_clinician(
             conn, "dr@hopital.example", "Dr", "physician", hash_password(PASSWORD), [team]
         )
         patient = ensure_patient(conn, "P-LOG-01", team, "en", "Europe/London")
+        record_usual_consents(conn, patient, dr, "en", ("Dr Home", "GB"))
     port = free_port()
     api = ServiceProcess(
         "api.main",

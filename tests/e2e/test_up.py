@@ -80,6 +80,28 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_data(workdir: Path) -> N
                 "SELECT count(*) FROM alerts WHERE rule_id IN ('no_spo2', 'no_weight')"
             ).fetchone()
         assert missing == (0,)
+        # the demo patients were enrolled under their recorded consents (issue 21), and
+        # the retention service ran its first purge at start-up (nothing to purge)
+        with psycopg.connect(conninfo) as conn:
+            consents = conn.execute(
+                "SELECT p.pseudonym, array_agg(c.kind ORDER BY c.kind) FROM patients p"
+                " JOIN consents c USING (patient_id) WHERE c.withdrawn_at IS NULL GROUP BY 1"
+                " ORDER BY 1"
+            ).fetchall()
+            wait_for(
+                lambda: (
+                    conn.execute(
+                        "SELECT count(*) FROM purge_runs WHERE finished_at IS NOT NULL"
+                    ).fetchone()
+                    == (1,)
+                ),
+                30,
+                "the retention service's first run",
+            )
+        assert consents == [
+            ("DEMO-001", ["monitoring", "sharing", "transfer"]),  # a physician in the US
+            ("DEMO-002", ["monitoring", "sharing"]),  # one in Spain
+        ]
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert proc.wait(timeout=60) == 0
         text = log.read_text()
@@ -94,6 +116,10 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_data(workdir: Path) -> N
         assert _ports(data_dir) == first_ports  # links and bookmarks keep working
         after = _readings_per_patient(_conninfo(data_dir))
         assert sum(after.values()) >= before
+        with psycopg.connect(_conninfo(data_dir)) as conn:
+            # a restart neither records the consents again nor purges twice in a day
+            assert conn.execute("SELECT count(*) FROM consents").fetchone() == (5,)
+            assert conn.execute("SELECT count(*) FROM purge_runs").fetchone() == (1,)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
     finally:
