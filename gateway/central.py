@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from gateway.gatt_decode import GLUCOSE_MEASUREMENT, glucose_sequence_number
 from gateway.link_server import FrameHandler
 from gateway.outbox import Outbox
-from gateway.radio import BondLost, InsufficientSecurity, PeerLink, Radio, RadioError
+from gateway.radio import BondLost, InsufficientSecurity, LinkLost, PeerLink, Radio, RadioError
 from vitals.gateway_config import ConfiguredDevice
 from vitals.link import gatt_frame
 from vitals.wire import DeviceInfo
@@ -203,6 +203,9 @@ class Central:
             except BondLost as exc:
                 log.warning("%s: %s; forgetting the bond, pairing again", dev.id, exc)
                 await link.forget_bond()
+            except LinkLost as exc:  # it left mid-session: wait for it to advertise again
+                log.info("%s: %s", dev.id, exc)
+                delay = self._backoff_initial_s
             except RadioError as exc:
                 log.info("%s: session ended (%s); retry in %.1f s", dev.id, exc, delay)
                 await asyncio.sleep(delay)
@@ -257,6 +260,8 @@ class Central:
         """Note how far the device's clock was off, then set it to ours."""
         try:
             theirs = read_exact_time_256(await link.read(CURRENT_TIME))
+        except LinkLost:
+            raise
         except (RadioError, ValueError) as exc:
             log.info("%s: could not read its clock: %s", state.config.id, exc)
         else:
@@ -312,10 +317,17 @@ class Central:
                 if exc.att_error != RACP_BUSY_ERROR or attempt == RACP_BUSY_RETRIES:
                     raise
                 await asyncio.sleep(0.5)
-        try:
-            response = await asyncio.wait_for(done, RACP_TIMEOUT_S)
-        except TimeoutError:
-            raise RadioError("no RACP response") from None
+        lost = asyncio.ensure_future(link.disconnected.wait())
+        try:  # the response, or the end of the link (it will never come then)
+            await asyncio.wait((done, lost), timeout=RACP_TIMEOUT_S, return_when="FIRST_COMPLETED")
+        finally:
+            lost.cancel()
+        if not done.done():
+            done.cancel()
+            if link.disconnected.is_set():
+                raise LinkLost("RACP: link lost")
+            raise RadioError("no RACP response")
+        response = done.result()
         if len(response) >= 4 and response[0] == 0x06:
             return response[3]
         return None
@@ -363,11 +375,15 @@ class Central:
             if uuid in chars:
                 try:
                     info[name] = (await link.read(uuid)).decode("utf-8", "replace")
+                except LinkLost:
+                    raise
                 except RadioError as exc:
                     log.info("%s: could not read %s: %s", dev.id, name, exc)
         if BATTERY_LEVEL in chars:  # the value itself arrives as notifications
             try:
                 info["battery_pct"] = str((await link.read(BATTERY_LEVEL))[0])
+            except LinkLost:
+                raise
             except (RadioError, IndexError) as exc:
                 log.info("%s: could not read the battery level: %s", dev.id, exc)
         if info:

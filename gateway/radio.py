@@ -25,6 +25,11 @@ class InsufficientSecurity(RadioError):
     encryption': the operation needs a paired, encrypted link."""
 
 
+class LinkLost(RadioError):
+    """The link dropped before the operation ended (device out of range, switched off,
+    controller gone): what was asked of the device will not be answered."""
+
+
 class BondLost(RadioError):
     """We hold keys for this device but it no longer accepts them (it was reset or lost
     its bonds): forget ours and pair again."""

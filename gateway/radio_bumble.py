@@ -12,9 +12,9 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bumble import att, hci
 from bumble.core import PhysicalTransport
@@ -25,11 +25,13 @@ from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport import open_transport
 from bumble.transport.common import Transport
 
-from gateway.radio import BondLost, InsufficientSecurity, PeerLink, RadioError
+from gateway.radio import BondLost, InsufficientSecurity, LinkLost, PeerLink, RadioError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DISCONNECT_TIMEOUT_S = 3.0
+_MIC_FAILURE = hci.HCI_ErrorCode.CONNECTION_TERMINATED_DUE_TO_MIC_FAILURE_ERROR
 _NEEDS_SECURITY = {
     att.ErrorCode.INSUFFICIENT_AUTHENTICATION,
     att.ErrorCode.INSUFFICIENT_ENCRYPTION,
@@ -69,17 +71,61 @@ def _radio_error(exc: BaseException) -> RadioError:
 
 
 class BumblePeer:
+    """One connection. Every operation ends with the link: bumble's host silently drops
+    a request sent on a connection it has already forgotten, and its GATT client then
+    waits its 30 s ATT timeout (a request already sent is cancelled on disconnection,
+    one sent after is not). A session that went on reading after the device left (device
+    information after RACP) stalled the device's next connection that way; here such an
+    operation raises ``LinkLost`` at once."""
+
     def __init__(self, device: Device, connection: Connection, address: str) -> None:
         self._device = device
         self._conn = connection
         self._peer = Peer(connection)
         self.address = address
         self.disconnected = asyncio.Event()
+        self.disconnect_reason: int | None = None
         self._chars: dict[int, CharacteristicProxy[Any]] = {}
-        connection.on(Connection.EVENT_DISCONNECTION, lambda *_: self.disconnected.set())
+        connection.on(Connection.EVENT_DISCONNECTION, self._on_disconnection)
+        if device.connections.get(connection.handle) is not connection:
+            self.disconnected.set()  # gone before we listened
+
+    def _on_disconnection(self, reason: int) -> None:
+        self.disconnect_reason = reason
+        self.disconnected.set()
+
+    async def _op(self, what: str, operation: Awaitable[T]) -> T:
+        """Run one operation on the link; ``LinkLost`` as soon as the link drops."""
+        if self._device.connections.get(self._conn.handle) is not self._conn:
+            self.disconnected.set()
+        task = asyncio.ensure_future(operation)
+        if self.disconnected.is_set():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            raise LinkLost(f"{what}: link lost")
+        lost = asyncio.ensure_future(self.disconnected.wait())
+        try:
+            await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        if task.cancelled():
+            raise LinkLost(f"{what}: link lost")
+        exc = task.exception()
+        if exc is None:
+            return task.result()
+        if isinstance(exc, RadioError):
+            raise exc
+        if self.disconnected.is_set():
+            raise LinkLost(f"{what}: link lost ({type(exc).__name__})") from exc
+        raise _radio_error(exc) from exc
 
     async def discover(self) -> set[int]:
-        try:
+        async def discover_all() -> None:
             await self._peer.discover_services()
             for service in self._peer.services:
                 await service.discover_characteristics()
@@ -87,8 +133,8 @@ class BumblePeer:
                     uuid = _uuid16(c)
                     if uuid is not None:
                         self._chars.setdefault(uuid, c)
-        except Exception as exc:
-            raise _radio_error(exc) from exc
+
+        await self._op("discover", discover_all())
         return set(self._chars)
 
     def has(self, char_uuid: int) -> bool:
@@ -101,28 +147,20 @@ class BumblePeer:
             raise RadioError(f"characteristic 0x{char_uuid:04X} not served") from None
 
     async def read(self, char_uuid: int) -> bytes:
-        try:
-            return bytes(await self._peer.read_value(self._char(char_uuid)))
-        except RadioError:
-            raise
-        except Exception as exc:
-            raise _radio_error(exc) from exc
+        char = self._char(char_uuid)
+        return bytes(await self._op(f"read 0x{char_uuid:04X}", self._peer.read_value(char)))
 
     async def write(self, char_uuid: int, value: bytes) -> None:
-        try:
-            await self._peer.write_value(self._char(char_uuid), value, with_response=True)
-        except RadioError:
-            raise
-        except Exception as exc:
-            raise _radio_error(exc) from exc
+        char = self._char(char_uuid)
+        await self._op(
+            f"write 0x{char_uuid:04X}", self._peer.write_value(char, value, with_response=True)
+        )
 
     async def subscribe(self, char_uuid: int, on_value: Callable[[bytes], None]) -> None:
-        try:
-            await self._peer.gatt_client.subscribe(self._char(char_uuid), on_value)
-        except RadioError:
-            raise
-        except Exception as exc:
-            raise _radio_error(exc) from exc
+        char = self._char(char_uuid)
+        await self._op(
+            f"subscribe 0x{char_uuid:04X}", self._peer.gatt_client.subscribe(char, on_value)
+        )
 
     async def secure(self) -> bool:
         if self._conn.is_encrypted:
@@ -131,14 +169,19 @@ class BumblePeer:
         bonded = keystore is not None and await keystore.get(str(self._conn.peer_address))
         try:
             if bonded:
-                await self._conn.encrypt()
+                await self._op("encrypt", self._conn.encrypt())
                 return False
-            await self._conn.pair()
+            await self._op("pair", self._conn.pair())
             return True
-        except Exception as exc:
+        except LinkLost as exc:
+            # a device that no longer has our key may end the link (MIC failure)
+            if bonded and self.disconnect_reason == _MIC_FAILURE:
+                raise BondLost(f"{self.address} refused our keys: {exc}") from exc
+            raise
+        except RadioError as exc:
             if bonded:
                 raise BondLost(f"{self.address} refused our keys: {exc}") from exc
-            raise _radio_error(exc) from exc
+            raise
 
     async def forget_bond(self) -> None:
         if self._device.keystore is not None:

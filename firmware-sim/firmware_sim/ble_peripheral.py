@@ -140,6 +140,8 @@ class SimPeripheral:
         self.clock_offset = timedelta(seconds=clock_offset_s)
         self.in_range = True
         self.connection: Connection | None = None
+        self._link_gone = asyncio.Event()  # the current connection ended
+        self.answer_delay_s = 0.0  # a slow device: its clock is read that much later
         # (characteristic, value as sent, the measurement), oldest first
         self.kept: deque[tuple[int, bytes, EmittedFrame]] = deque()
         # the meter's memory: (sequence number, value as sent, the measurement)
@@ -264,9 +266,11 @@ class SimPeripheral:
         log.info("%s: connected to %s", self.id, connection.peer_address)
         self.connection = connection
         self.connections += 1
+        link_gone = self._link_gone = asyncio.Event()
 
         def gone(_reason: int) -> None:
             log.info("%s: disconnected", self.id)
+            link_gone.set()
             self.connection = None
             self._racp_busy = False
             self._glucose_sent_upto = -1
@@ -304,7 +308,9 @@ class SimPeripheral:
     def device_clock(self) -> datetime:
         return self.wall_clock() + self.clock_offset
 
-    def _read_time(self, _connection: Connection) -> bytes:
+    async def _read_time(self, _connection: Connection) -> bytes:
+        if self.answer_delay_s:
+            await asyncio.sleep(self.answer_delay_s)
         return exact_time_256(self.device_clock().replace(microsecond=0))
 
     def _write_time(self, _connection: Connection, value: bytes) -> None:
@@ -376,12 +382,28 @@ class SimPeripheral:
         conn = self.connection
         if conn is None:
             return False
+        # bumble's server waits 30 s for the confirmation of an indication sent just before
+        # the link dropped (it does not fail it on disconnection): a real device knows its
+        # link is gone, so the wait ends with the link
+        link_gone = self._link_gone
+        if indicate:
+            sending = asyncio.ensure_future(
+                self.device.indicate_subscriber(conn, self.chars[uuid], value)
+            )
+        else:
+            sending = asyncio.ensure_future(
+                self.device.notify_subscriber(conn, self.chars[uuid], value)
+            )
+        gone = asyncio.ensure_future(link_gone.wait())
         try:
-            if indicate:
-                await self.device.indicate_subscriber(conn, self.chars[uuid], value)
-            else:
-                await self.device.notify_subscriber(conn, self.chars[uuid], value)
-        except Exception as exc:  # the link went away mid-way: the value stays kept
+            await asyncio.wait((sending, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not sending.done():
+            sending.cancel()
+            log.info("%s: link lost while sending 0x%04X", self.id, uuid)
+            return False
+        if (exc := sending.exception()) is not None:  # the value stays kept
             log.info("%s: could not send 0x%04X: %s", self.id, uuid, exc)
             return False
         self.notified += 1

@@ -24,6 +24,7 @@ from tests.e2e.ble_support import (
     assert_stored_exactly,
     ble_gateway,
     expected_rows,
+    keep_artifacts,
     make_kit,
     provision,
     publish_config,
@@ -44,17 +45,22 @@ ALL_KINDS = (
 
 
 @pytest.fixture
-def running() -> Iterator[list[tuple[BleSimulation | None, ServiceProcess | None]]]:
-    """Stops what a test started, and prints where the gateway's HCI trace is."""
+def running(
+    request: pytest.FixtureRequest,
+) -> Iterator[list[tuple[BleSimulation | None, ServiceProcess | None]]]:
+    """Stops what a test started; when the test failed, keeps the gateway's HCI trace
+    (btsnoop) and log in the test artifacts (the work folder is deleted)."""
     started: list[tuple[BleSimulation | None, ServiceProcess | None]] = []
+    failed_before = request.session.testsfailed
     yield started
+    failed = request.session.testsfailed > failed_before  # counted before the teardown
     for sim, gw in started:
         if gw is not None:
             gw.stop()
             print(f"--- gateway log (tail) ---\n{gw.log()[-6000:]}")
-            trace = gw.workdir / "gateway-hci.btsnoop"
-            if trace.exists():
-                print(f"--- gateway HCI trace (btsnoop, open with Wireshark): {trace}")
+            if failed:
+                kept = keep_artifacts(request.node.name, gw.workdir)
+                print(f"--- gateway HCI trace (btsnoop, open with Wireshark) kept in {kept}")
         if sim is not None:
             sim.stop()
 
@@ -118,12 +124,6 @@ def device_info(db: str) -> dict[str, tuple[object, ...]]:
     return {r[0]: tuple(r[1:]) for r in rows}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known flake under investigation (issue 18): after the second absence the"
-    " meter's ATT channel sometimes stalls (GATT read timeouts after RACP), so its last"
-    " records are not all fetched within the wait; passes alone most runs",
-)
 def test_out_of_range_for_two_hours_then_back_nothing_lost_nothing_doubled(
     db: str,
     broker: Broker,
