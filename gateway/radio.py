@@ -78,6 +78,11 @@ class Radio(Protocol):
 
     async def connect(self, address: str, timeout_s: float) -> PeerLink: ...
 
+    async def wait_lost(self) -> None:
+        """Return when the controller is gone (its transport closed: USB dongle
+        unplugged, virtual radio stopped); every open link is then lost too."""
+        ...
+
     async def forget(self, address: str) -> None:
         """Delete our bond with a device (no longer ours to serve)."""
         ...

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DISCONNECT_TIMEOUT_S = 3.0
+POWER_ON_TIMEOUT_S = 15.0
 _MIC_FAILURE = hci.HCI_ErrorCode.CONNECTION_TERMINATED_DUE_TO_MIC_FAILURE_ERROR
 _NEEDS_SECURITY = {
     att.ErrorCode.INSUFFICIENT_AUTHENTICATION,
@@ -205,12 +207,22 @@ class BumbleRadio:
         self._device: Device | None = None
         self._seen: dict[str, float] = {}
         self._connect_lock = asyncio.Lock()
+        self._peers: weakref.WeakSet[BumblePeer] = weakref.WeakSet()
+        self._lost = asyncio.Event()
 
     async def open(self) -> None:
+        """Open the controller (again, after ``wait_lost``: a new host on a new transport;
+        the bonds stay in their file)."""
+        self._lost = asyncio.Event()
+        self._seen.clear()
         try:
             self._transport = await open_transport(self._spec)
         except Exception as exc:
             raise _radio_error(exc) from exc
+        transport = self._transport
+        transport.source.terminated.add_done_callback(
+            lambda _done: self._on_transport_lost(transport)
+        )
         digest = hashlib.sha256(b"gateway:" + self._gateway_id.encode()).digest()
         raw = bytearray(digest[:6])
         raw[0] |= 0xC0  # a static random address, stable for this gateway
@@ -229,27 +241,59 @@ class BumbleRadio:
             delegate=PairingDelegate(PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT),
         )
         device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
-        await device.power_on()
-        await device.start_scanning(active=False, filter_duplicates=False)
+
+        async def start() -> None:
+            await device.power_on()
+            await device.start_scanning(active=False, filter_duplicates=False)
+
+        try:  # bounded: a controller that accepts the transport may still never answer
+            await asyncio.wait_for(start(), POWER_ON_TIMEOUT_S)
+        except Exception as exc:  # the controller went away while starting
+            self._transport = None
+            with contextlib.suppress(Exception):
+                await transport.close()
+            raise _radio_error(exc) from exc
         self._device = device
+
+    def _on_transport_lost(self, transport: Transport) -> None:
+        """The controller is gone: no link on it lives on (bumble says nothing of them).
+        A transport we closed ourselves, or an earlier one, says nothing here."""
+        if transport is not self._transport or self._lost.is_set():
+            return
+        log.warning("the Bluetooth controller's transport closed (%s)", self._spec)
+        self._lost.set()
+        self._seen.clear()
+        for peer in list(self._peers):
+            peer.disconnected.set()
+
+    async def wait_lost(self) -> None:
+        await self._lost.wait()
 
     def _on_advertisement(self, adv: Advertisement) -> None:
         self._seen[adv.address.to_string(False)] = time.monotonic()
 
     def seen(self, address: str, within_s: float) -> bool:
+        if self._lost.is_set():
+            return False
         at = self._seen.get(address.upper())
         return at is not None and time.monotonic() - at <= within_s
 
     async def connect(self, address: str, timeout_s: float) -> PeerLink:
-        assert self._device is not None
+        device = self._device
+        if device is None or self._lost.is_set():
+            raise RadioError("no Bluetooth controller")
         async with self._connect_lock:
             try:
-                conn = await self._device.connect(
+                conn = await device.connect(
                     _address(address), transport=PhysicalTransport.LE, timeout=timeout_s
                 )
             except Exception as exc:
                 raise _radio_error(exc) from exc
-        return BumblePeer(self._device, conn, address)
+        peer = BumblePeer(device, conn, address)
+        self._peers.add(peer)
+        if self._lost.is_set():
+            peer.disconnected.set()
+        return peer
 
     async def forget(self, address: str) -> None:
         if self._device is not None and self._device.keystore is not None:
@@ -257,10 +301,13 @@ class BumbleRadio:
                 await self._device.keystore.delete(str(_address(address)))
 
     async def close(self) -> None:
-        if self._device is not None:
+        device, transport = self._device, self._transport
+        self._device = self._transport = None
+        if device is not None and not self._lost.is_set():
             try:
-                await self._device.stop_scanning()
+                await device.stop_scanning()
             except Exception as exc:
                 log.debug("stop scanning: %s", exc)
-        if self._transport is not None:
-            await self._transport.close()
+        if transport is not None:
+            with contextlib.suppress(Exception):
+                await transport.close()

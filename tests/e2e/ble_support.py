@@ -45,6 +45,7 @@ from vitals.topics import config_topic
 HOME_TZ = "Europe/Paris"
 API_PASSWORD = "api-test-password"
 GLUCOSE = 0x2A18
+PLX_SPOT_CHECK = 0x2A5E
 
 
 def dense_schedule(
@@ -236,11 +237,13 @@ def wait_all_kept_sent(
     ids = set(sim.peripherals if device_ids is None else device_ids)
     wait_for(
         lambda: all(
-            not p.kept and not p._racp_busy for i, p in sim.peripherals.items() if i in ids
+            not p.kept and not p.spot_records and not p._racp_busy
+            for i, p in sim.peripherals.items()
+            if i in ids
         ),
         timeout_s,
         "every kept record to reach the gateway",
     )
 
 
-__all__ = ["GLUCOSE", "KEPT"]
+__all__ = ["GLUCOSE", "KEPT", "PLX_SPOT_CHECK"]
