@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DISCONNECT_TIMEOUT_S = 3.0
-POWER_ON_TIMEOUT_S = 15.0
+POWER_ON_TIMEOUT_S = 60.0  # generous: a loaded host answers late, a dead one never
 _MIC_FAILURE = hci.HCI_ErrorCode.CONNECTION_TERMINATED_DUE_TO_MIC_FAILURE_ERROR
 _NEEDS_SECURITY = {
     att.ErrorCode.INSUFFICIENT_AUTHENTICATION,
