@@ -7,6 +7,7 @@ Evaluated on the engine's tick, from the database alone."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,6 +86,12 @@ def check_stale_data(
             " RETURNING system_alert_id, team_id",
             (KIND, PRIORITY, now_s, Jsonb(evidence), affected),
         ).fetchall()
+        # open dashboards show the banner when it changes, after commit (ids only)
+        for team_id in sorted({int(r[0]) for r in resolved} | {int(r[1]) for r in opened}):
+            conn.execute(
+                "SELECT pg_notify('system_alerts_changed', %s)",
+                (json.dumps({"team_id": team_id}),),
+            )
     if opened:
         log.error(
             "no reading from any of %d enrolled gateway(s) for %.0f s: technical alert opened"

@@ -23,15 +23,17 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import pages, rest, share_pages
-from api.database import Database
-from api.errors import BUSY, reader_language, translate, validation_sentence
-from api.guards import NotSignedIn
-from api.i18n import load_catalogs
-from api.live import Broadcaster
+from api.care_team import pages, rest
+from api.care_team.live import Broadcaster
+from api.common.database import Database
+from api.common.errors import BUSY, reader_language, translate, validation_sentence
+from api.common.guards import NotSignedIn
+from api.common.i18n import load_catalogs
+from api.common.labels import N_
+from api.common.share_links import SHARE_LANGUAGES
+from api.home_physician import share_pages
+from api.home_physician.share_pages import RateLimiter
 from api.metrics import ApiMetrics
-from api.share_links import SHARE_LANGUAGES
-from api.share_pages import RateLimiter
 from store.service_status import broker_states
 from vitals.broker_probe import BrokerWatch
 from vitals.settings import Settings
@@ -42,6 +44,10 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 # Swagger UI's bundle and style as the fastapi-offline package on PyPI ships them (no CDN:
 # the pages' Content-Security-Policy allows scripts from this site only)
 SWAGGER_UI = Path(fastapi_offline.__file__).parent / "static"
+METRICS_NEED_TOKEN = N_("The metrics need the configured bearer token.")
+METRICS_LOCAL_ONLY = N_(
+    "The metrics answer only on this machine unless POSTOP_API__METRICS_TOKEN is set."
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';"
@@ -259,11 +265,9 @@ def create_app(settings: Settings) -> FastAPI:
         if token is not None:
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given, f"Bearer {token.get_secret_value()}"):
-                raise HTTPException(401, "metrics need the configured bearer token")
+                raise HTTPException(401, METRICS_NEED_TOKEN)
         elif not _local_unproxied(request):
-            raise HTTPException(
-                403, "metrics answer only on this machine unless POSTOP_API__METRICS_TOKEN is set"
-            )
+            raise HTTPException(403, METRICS_LOCAL_ONLY)
         try:
             with db.connection(timeout_s=2) as conn:
                 states = broker_states(conn)

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.passwords import hash_password
+from api.common.passwords import hash_password
 from bench.private_services import private_services
 from store.aggregates import refresh_aggregates
 from store.clinicians import create_clinician

@@ -320,7 +320,7 @@ def clinician_add(
     """Create a clinician account; the password is asked twice and never echoed."""
     import psycopg
 
-    from api.passwords import hash_password
+    from api.common.passwords import hash_password
     from store.clinicians import DuplicateAccountError, create_clinician
     from store.provisioning import ensure_team
 

@@ -198,7 +198,7 @@ def publish_kit_configs(
 
 def _demo_login(conn: psycopg.Connection, data_dir: Path) -> str:
     """The demo accounts' password: made at the first start, kept in the data folder."""
-    from api.passwords import hash_password as hash_clinician_password
+    from api.common.passwords import hash_password as hash_clinician_password
     from store.clinicians import create_clinician
 
     path = data_dir / "demo-password.txt"

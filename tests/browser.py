@@ -31,7 +31,7 @@ def raw_identifiers() -> set[str]:
     rule, protocol, parameter, state and device-kind ids, engine evidence keys, NEWS2
     sign and metric names, UCUM annotations. Every rule id of ``RULE_TITLES`` is in (a
     test checks it lists every shipped protocol's rules)."""
-    from api.labels import PARAMS, PROTOCOL_TITLES, RULE_TITLES
+    from api.common.labels import PARAMS, PROTOCOL_TITLES, RULE_TITLES
 
     return (
         (set(RULE_TITLES) - {"fever"})  # an English word, free text may hold it

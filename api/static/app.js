@@ -115,18 +115,42 @@ function showShareLink(form, data) {
   }
 }
 
+// Dates are typed as the viewer's locale writes them (data-pattern: dd/MM/yyyy, M/d/yyyy...),
+// not as the browser's own language would; a value that does not parse goes as typed, and
+// the server answers which field is wrong.
+function parseTyped(value, pattern, withTime) {
+  const order = (pattern.match(/[dMy]+/g) || []).map((t) => t[0]);
+  const m = value.trim().match(/^(\d{1,4})\D(\d{1,2})\D(\d{1,4})(?:[ T,]+(\d{1,2})[:h.](\d{2})\s*([AaPp][Mm])?)?$/);
+  if (!m || order.length !== 3 || (withTime && m[4] === undefined)) return null;
+  const part = {};
+  order.forEach((k, i) => { part[k] = Number(m[i + 1]); });
+  let hour = m[4] === undefined ? 0 : Number(m[4]);
+  const minute = m[5] === undefined ? 0 : Number(m[5]);
+  if (m[6]) hour = (hour % 12) + (m[6].toLowerCase() === "pm" ? 12 : 0);
+  if (part.y < 1000 || part.M < 1 || part.M > 12 || part.d < 1 || hour > 23 || minute > 59) return null;
+  const at = new Date(part.y, part.M - 1, part.d, hour, minute);
+  if (at.getDate() !== part.d) return null;  // 31/02 and the like
+  return at;
+}
+
 function formBody(form) {
   const body = {};
   let path = form.dataset.url;
   for (const el of form.elements) {
     if (!el.name || el.value === "") continue;
-    if (el.type === "checkbox") { body[el.name] = el.checked; continue; }
-    let value = el.value;
+    let value = el.type === "checkbox" ? el.checked : el.value;
     if (el.dataset.path) { path = path.replace(`{${el.dataset.path}}`, encodeURIComponent(value)); continue; }
     if (el.type === "number" || el.dataset.type === "int") value = Number(value);
-    if (el.dataset.type === "local-time") value = new Date(value).toISOString();
+    if (el.dataset.type === "local-time") {
+      const at = parseTyped(value, el.dataset.pattern || "dd/MM/yyyy", true);
+      if (at) value = at.toISOString();
+    }
+    if (el.dataset.type === "date") {
+      const at = parseTyped(value, el.dataset.pattern || "dd/MM/yyyy", false);
+      if (at) value = `${at.getFullYear()}-${String(at.getMonth() + 1).padStart(2, "0")}-${String(at.getDate()).padStart(2, "0")}`;
+    }
     const names = el.name.split("|");
-    const values = names.length > 1 ? value.split("|") : [value];
+    const values = names.length > 1 ? String(value).split("|") : [value];
     names.forEach((name, i) => {
       const keys = name.split(".");
       let target = body;
@@ -179,7 +203,13 @@ function followDashboard() {
   source.addEventListener("open", () => { state.textContent = state.dataset.on || "live"; state.className = "live on"; });
   source.addEventListener("error", () => { state.className = "live off"; });
   source.addEventListener("alert", (ev) => refresh(JSON.parse(ev.data).patients));
-  source.addEventListener("resync", () => refresh([]));
+  const banner = document.getElementById("system-alerts");
+  const refreshBanner = async () => {
+    const res = await fetch(banner.dataset.url, { credentials: "same-origin" });
+    if (res.ok) banner.innerHTML = await res.text();
+  };
+  source.addEventListener("system", refreshBanner);
+  source.addEventListener("resync", () => { refresh([]); refreshBanner(); });
   source.addEventListener("vitals", () => {
     // new readings arrive often: fold them into one refresh every few seconds
     if (pending) return;

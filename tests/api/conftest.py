@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from alerts.protocol import builtin_protocols
 from alerts.published import publish_protocols
 from api.app import create_app
-from api.passwords import hash_password
+from api.common.passwords import hash_password
 from store.clinicians import create_clinician
 from store.provisioning import (
     enroll,

@@ -247,3 +247,45 @@ def test_docs_render_under_the_csp(browser: Browser, live_api: Callable[[str], L
     page.screenshot(path=str(SHOTS / "docs.png"))
     assert "cdn" not in page.content().lower()
     assert blocked == []
+
+
+def test_dates_are_typed_as_the_viewers_locale_writes_them(
+    browser: Browser, live_api: Callable[[str], LiveApi], world: World
+) -> None:
+    """A French coordinator whose browser speaks US English types 28/11/2026, as every
+    page of the app writes dates for them; the browser's own date widget would ask for
+    11/28/2026. An impossible date is refused in their language."""
+    _set_language(world.db, world.emails["admin"], "fr")
+    api = live_api("admin")
+    context = browser.new_context(locale="en-US", timezone_id="Europe/Paris")
+    context.add_cookies(
+        [{"name": k, "value": v, "url": api.base_url} for k, v in api.cookies.items()]
+    )
+    page = context.new_page()
+    page.goto(f"{api.base_url}/admin")
+    form = page.locator("#form-patient")
+    assert form.locator('[name="surgery_date"]').get_attribute("placeholder", timeout=5000)
+    assert form.locator('[name="surgery_date"]').get_attribute("data-pattern") == "dd/MM/yyyy"
+    form.locator('[name="pseudonym"]').fill("PA-DATES")
+    form.locator('[name="surgery_date"]').fill("31/02/2026")
+    form.locator("button[type=submit]").click()
+    form.locator(".error").filter(has_text="Date de l").wait_for(timeout=10_000)
+    form.locator('[name="surgery_date"]').fill("28/11/2026")
+    form.locator('[name="discharged_at"]').fill("29/11/2026 14:30")
+    form.locator('[name="usual_values.beta_blocker"]').check()
+    form.locator("button[type=submit]").click()
+    form.locator(".result").wait_for(timeout=10_000)
+    page.screenshot(path=str(SHOTS / "admin-dates-fr-on-en-us.png"), full_page=True)
+    context.close()
+    with psycopg.connect(world.db) as conn:
+        row = conn.execute(
+            "SELECT surgery_date, discharged_at AT TIME ZONE 'Europe/Paris', patient_id"
+            " FROM patients WHERE pseudonym = 'PA-DATES'"
+        ).fetchone()
+        assert row is not None
+        assert (row[0].isoformat(), row[1].isoformat()) == ("2026-11-28", "2026-11-29T14:30:00")
+        # the form's checkboxes reach their nested fields (they were sent flat, refused)
+        usual = conn.execute(
+            "SELECT beta_blocker FROM patients WHERE patient_id = %s", (row[2],)
+        ).fetchone()
+    assert usual == (True,)

@@ -16,7 +16,7 @@ from fhir.resources.R4B.bundle import Bundle
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.share_links import CODE_MAX_FAILURES
+from api.common.share_links import CODE_MAX_FAILURES
 from tests.api.conftest import World, add_vitals, audit_rows
 from vitals.settings import ApiSettings, Settings
 
@@ -378,3 +378,17 @@ def test_an_alert_found_late_says_so_to_the_team_and_the_home_physician(
     link = make_link(physician, world.patient_a, language="de")
     shared = anonymous.get(link["url"]).text
     assert "Nachträglich erkannt" in shared
+
+
+def test_the_data_requests_refuse_in_the_links_language(
+    physician: TestClient, anonymous: TestClient, world: World
+) -> None:
+    """The page's script shows these answers as they are: in the physician's language."""
+    de = make_link(physician, world.patient_a, language="de")
+    res = anonymous.get(f"{de['url']}/trends", params={"metric": "mood_level"})
+    assert res.status_code == 422
+    assert res.json()["detail"] == "Dieser Messwert wird auf geteilten Seiten nicht angezeigt."
+    coded = make_link(physician, world.patient_a, language="ar", second_code=True)
+    res = anonymous.get(f"{coded['url']}/trends", params={"metric": "spo2_pct"})
+    assert res.status_code == 403
+    assert res.json()["detail"] == "لا يمكن استخدام هذا الرابط الآن. أعد تحميل الصفحة."

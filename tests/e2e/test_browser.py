@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 from alerts.protocol import builtin_protocols
 from alerts.published import publish_protocols
 from alerts.vapid import generate
-from api.passwords import hash_password
+from api.common.passwords import hash_password
 from postop.ports import free_port
 from store.clinicians import create_clinician
 from store.provisioning import (

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from api.passwords import hash_password
+from api.common.passwords import hash_password
 from postop.ports import free_port, wait_port
 from store.clinicians import create_clinician
 from store.provisioning import ensure_patient, ensure_team

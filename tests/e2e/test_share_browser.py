@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, expect
 
-from api.passwords import hash_password
-from api.share_links import create_link, default_units
+from api.common.passwords import hash_password
+from api.common.share_links import create_link, default_units
 from store.clinicians import create_clinician
 from store.provisioning import (
     enroll,

@@ -44,7 +44,9 @@ def test_metrics_without_a_token_answer_only_on_this_machine(db: str) -> None:
 def test_metrics_with_a_token_need_it_even_locally(db: str) -> None:
     app = create_app(_settings(db, metrics_token=SecretStr("s3cret-metrics-token")))
     with TestClient(app, client=("127.0.0.1", 40000)) as local:
-        assert local.get("/metrics").status_code == 401
+        refused = local.get("/metrics", headers={"Accept-Language": "fr"})
+        assert refused.status_code == 401
+        assert refused.json()["detail"] == "Les métriques demandent le jeton (bearer) configuré."
         ok = local.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics-token"})
         assert ok.status_code == 200
         assert "postop_api_requests_total" in ok.text

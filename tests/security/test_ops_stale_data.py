@@ -114,3 +114,83 @@ def test_no_data_from_any_gateway_alerts_the_enrolled_teams(world: World) -> Non
     assert all(r.payload["tag"].startswith("system-") for r in endpoint.received)
     assert endpoint.received[0].payload["url"] == "https://postop.example.org/"
     assert endpoint.rejected == []
+
+
+def test_the_banner_changes_live_on_the_affected_teams_dashboards_only(world: World) -> None:  # noqa: F811
+    """An open dashboard learns at once that its team's system alerts changed (SSE
+    ``system``), and fetches the banner; another team's dashboards hear nothing."""
+    import asyncio
+
+    from api.care_team.live import Broadcaster
+
+    start = datetime.now(UTC)
+    clock = [int(start.timestamp() * 1000)]
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        live = Broadcaster(world.db)
+        live.start()
+        await asyncio.wait_for(live.connected.wait(), 15)
+        team_a = live.stream(set(), frozenset({world.team_a}))
+        team_b = live.stream(set(), frozenset({world.team_b}))
+        seen_a: list[str] = []
+        seen_b: list[str] = []
+
+        async def drain(stream: object, into: list[str]) -> None:
+            async for chunk in stream:  # type: ignore[attr-defined]
+                if chunk.startswith("event:"):
+                    into.append(chunk.split("\n")[0])
+
+        tasks = [
+            asyncio.create_task(drain(team_a, seen_a)),
+            asyncio.create_task(drain(team_b, seen_b)),
+        ]
+        await asyncio.sleep(0.5)  # both streams registered
+        seen_a.clear()
+        seen_b.clear()
+
+        def engine_tick() -> None:
+            with psycopg.connect(world.db, autocommit=True) as conn:
+                conn.execute(
+                    "INSERT INTO gateway_progress (gateway_id, last_seq, last_batch_at)"
+                    " VALUES ('gw-a-001', 10, %s) ON CONFLICT (gateway_id)"
+                    " DO UPDATE SET last_batch_at = EXCLUDED.last_batch_at",
+                    (start - timedelta(minutes=20),),
+                )
+                engine = Engine(
+                    world.db,
+                    builtin_protocols(),
+                    lambda _c, _n: None,
+                    clock_ms=lambda: clock[0],
+                    stale_after_s=STALE_S,
+                )
+                engine.evaluate_once(conn, None)
+                clock[0] += (STALE_S + 60) * 1000
+                engine.evaluate_once(conn, None)
+                assert _open(conn) == [(world.team_a, KIND)]
+
+        await asyncio.to_thread(engine_tick)
+        for _ in range(100):
+            if seen_a:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # time for a wrong delivery to team B to show
+        for t in tasks:
+            t.cancel()
+        await live.stop()
+        return seen_a, seen_b
+
+    seen_a, seen_b = asyncio.run(scenario())
+    assert seen_a == ["event: system"]
+    assert seen_b == []
+
+    with TestClient(create_app(Settings(database_url=SecretStr(world.db)))) as coordinator:
+        signed = coordinator.post(
+            "/api/v1/session",
+            json={"email": world.emails["coordinator"], "password": PASSWORD},
+        )
+        assert signed.status_code == 200, signed.text
+        banner = coordinator.get("/fragments/system-alerts")
+    assert banner.status_code == 200
+    assert "Aucune mesure n&#39;arrive plus d&#39;aucune passerelle" in banner.text
+    with psycopg.connect(world.db, autocommit=True) as conn:
+        conn.execute("UPDATE system_alerts SET resolved_at = now() WHERE resolved_at IS NULL")

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.passwords import hash_password
+from api.common.passwords import hash_password
 from store.clinicians import create_clinician
 from tests.api.conftest import PASSWORD, World, app_settings, world
 from vitals.settings import Settings

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from api.i18n import load_catalogs
-from api.labels import Labels
+from api.common.i18n import load_catalogs
+from api.common.labels import Labels
 
 CATALOGS = load_catalogs()
 

@@ -12,10 +12,10 @@ import psycopg
 from fastapi import Depends, Request
 from psycopg.types.json import Jsonb
 
-from api.database import Database
-from api.errors import refuse
-from api.labels import N_
-from api.sessions import COOKIE, Clinician, session_clinician
+from api.common.database import Database
+from api.common.errors import refuse
+from api.common.labels import N_
+from api.common.sessions import COOKIE, Clinician, session_clinician
 
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

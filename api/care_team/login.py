@@ -9,18 +9,20 @@ from datetime import timedelta
 import psycopg
 from fastapi import Request, Response
 
-from api.errors import refuse
-from api.labels import N_
-from api.passwords import hash_password, needs_rehash, verify_password
-from api.sessions import COOKIE, Clinician, Throttle, open_session, session_clinician
+from api.common.errors import refuse
+from api.common.labels import N_
+from api.common.passwords import hash_password, needs_rehash, verify_password
+from api.common.sessions import (
+    COOKIE,
+    Clinician,
+    Throttle,
+    client_address,
+    open_session,
+    secure_cookies,
+    session_clinician,
+)
 from store.clinicians import set_password_hash
 from vitals.settings import Settings
-
-
-def client_address(request: Request) -> str:
-    """The socket peer, or the client a trusted proxy names: forwarded headers are read
-    only from ``api.trusted_proxies`` (uvicorn's proxy middleware, see ``api.main``)."""
-    return request.client.host if request.client else "unknown"
 
 
 def throttle_of(settings: Settings) -> Throttle:
@@ -63,13 +65,6 @@ def log_in(
     who = session_clinician(conn, token)
     assert who is not None
     return token, who
-
-
-def secure_cookies(request: Request) -> bool:
-    """Every cookie of the app is Secure on TLS, or always with ``api.secure_cookies``
-    (behind a TLS-terminating proxy the app sees http)."""
-    settings: Settings = request.app.state.settings
-    return settings.api.secure_cookies or request.url.scheme == "https"
 
 
 def set_session_cookie(request: Request, response: Response, token: str) -> None:

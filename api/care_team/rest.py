@@ -13,11 +13,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator, WithJsonSchema
 
-from api import administration, patient_data
-from api.dashboard import dashboard
-from api.database import Database
-from api.errors import refuse
-from api.guards import (
+from api.care_team import administration
+from api.care_team.dashboard import dashboard
+from api.care_team.live import Broadcaster
+from api.care_team.login import log_in, set_session_cookie
+from api.common import patient_data
+from api.common.database import Database
+from api.common.errors import refuse
+from api.common.guards import (
     Conn,
     Who,
     alert_patient,
@@ -28,10 +31,8 @@ from api.guards import (
     require_role,
     signed_in,
 )
-from api.labels import N_
-from api.live import Broadcaster
-from api.login import log_in, set_session_cookie
-from api.schemas import (
+from api.common.labels import N_
+from api.common.schemas import (
     AccessOut,
     AlertOut,
     ClinicianCreate,
@@ -67,8 +68,8 @@ from api.schemas import (
     Trends,
     UsualValues,
 )
-from api.sessions import COOKIE, Clinician, close_session
-from api.share_links import create_link, default_units, revoke
+from api.common.sessions import COOKIE, Clinician, close_session
+from api.common.share_links import create_link, default_units, revoke
 from store.alert_actions import AlertStateError, acknowledge, resolve
 from store.overrides import set_override
 from vitals.catalogue import BY_NAME
@@ -280,7 +281,8 @@ async def events(
     request: Request, who: Annotated[Clinician, Depends(signed_in)]
 ) -> StreamingResponse:
     """Server-Sent Events: ``alert`` and ``vitals`` name the patients whose data changed,
-    ``resync`` asks the page to reload its data. No clinical content is sent."""
+    ``system`` says the team's system alerts changed, ``resync`` asks the page to reload
+    its data. No clinical content is sent."""
     live: Broadcaster = request.app.state.live
     db: Database = request.app.state.db
 
@@ -293,7 +295,7 @@ async def events(
 
     patients = await anyio.to_thread.run_sync(team_patients)
     return StreamingResponse(
-        live.stream(patients),
+        live.stream(patients, frozenset(who.team_ids)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -17,16 +17,16 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_decimal
 from babel.support import NullTranslations
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from api import fhir_export, patient_data
-from api.guards import Conn
-from api.i18n import SHARE_LANGUAGE_NAMES, format_instant
-from api.login import client_address, secure_cookies
-from api.pages import CHART_METRICS
-from api.schemas import Instant
-from api.share_links import (
+from api.common import patient_data
+from api.common.guards import Conn
+from api.common.i18n import SHARE_LANGUAGE_NAMES, format_instant
+from api.common.patient_data import CHART_METRICS
+from api.common.schemas import Instant
+from api.common.sessions import client_address, secure_cookies
+from api.common.share_links import (
     CODE_MAX_FAILURES,
     SHARE_LANGUAGES,
     Link,
@@ -35,8 +35,17 @@ from api.share_links import (
     record_use,
     resolve,
 )
-from api.share_text import METRICS, OTHER_RULE, PRIORITIES, RULES, UNIT_WORDS
-from api.units import convert, unit_label
+from api.common.units import convert, unit_label
+from api.home_physician import fhir_export
+from api.home_physician.share_text import (
+    LINK_UNUSABLE,
+    METRICS,
+    OTHER_RULE,
+    PRIORITIES,
+    RULES,
+    UNIT_WORDS,
+    UNKNOWN_METRIC,
+)
 from vitals.catalogue import BY_NAME
 
 router = APIRouter(prefix="/s", include_in_schema=False)
@@ -349,11 +358,11 @@ def shared_trends(
 ) -> Response:
     try:
         link, view = _open(request, conn, token)
-    except (_Closed, _NeedsCode):
-        return JSONResponse({"detail": "this link cannot be used"}, 403, headers=NO_STORE)
+    except (_Closed, _NeedsCode) as exc:
+        return JSONResponse({"detail": exc.view.t(LINK_UNUSABLE)}, 403, headers=NO_STORE)
     unknown = [m for m in metric if m not in METRICS]
     if unknown:
-        raise HTTPException(422, f"unknown metric {unknown[0]!r}")
+        return JSONResponse({"detail": view.t(UNKNOWN_METRIC)}, 422, headers=NO_STORE)
     now = datetime.now(UTC)
     if start is not None and end is not None and start.tzinfo and end.tzinfo and start < end:
         pass
@@ -395,8 +404,8 @@ def shared_print(token: str, request: Request, conn: Conn) -> Response:
 def shared_fhir(token: str, request: Request, conn: Conn) -> Response:
     try:
         link, _view = _open(request, conn, token)
-    except (_Closed, _NeedsCode):
-        return JSONResponse({"detail": "this link cannot be used"}, 403, headers=NO_STORE)
+    except (_Closed, _NeedsCode) as exc:
+        return JSONResponse({"detail": exc.view.t(LINK_UNUSABLE)}, 403, headers=NO_STORE)
     now = datetime.now(UTC)
     start = patient_data.follow_up_start(conn, link.patient_id) or now - RANGES["30d"]
     bundle = fhir_export.bundle(

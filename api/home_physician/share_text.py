@@ -49,3 +49,7 @@ METRICS = {
 UNIT_WORDS = {"steps": S_("steps")}
 OTHER_RULE = S_("Other alert")
 PRIORITIES = {"high": S_("high"), "medium": S_("medium"), "low": S_("low")}
+
+# answers of the shared pages' data requests (the page shows them as they are)
+LINK_UNUSABLE = S_("This link cannot be used now. Reload the page.")
+UNKNOWN_METRIC = S_("This measurement is not shown on shared pages.")

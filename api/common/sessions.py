@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import psycopg
+from fastapi import Request
+
+from vitals.settings import Settings
 
 COOKIE = "postop_session"
 
@@ -117,3 +120,16 @@ class Throttle:
             "UPDATE login_attempts SET attempts = greatest(attempts - 1, 0) WHERE key = %s",
             (address,),
         )
+
+
+def client_address(request: Request) -> str:
+    """The socket peer, or the client a trusted proxy names: forwarded headers are read
+    only from ``api.trusted_proxies`` (uvicorn's proxy middleware, see ``api.main``)."""
+    return request.client.host if request.client else "unknown"
+
+
+def secure_cookies(request: Request) -> bool:
+    """Every cookie of the app is Secure on TLS, or always with ``api.secure_cookies``
+    (behind a TLS-terminating proxy the app sees http)."""
+    settings: Settings = request.app.state.settings
+    return settings.api.secure_cookies or request.url.scheme == "https"

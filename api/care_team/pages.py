@@ -14,32 +14,20 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api import patient_data
-from api.dashboard import dashboard, open_system_alerts
-from api.errors import refuse
-from api.guards import Conn, audit, csrf_ok, read_patient, require_role, signed_in
-from api.i18n import SHARE_LANGUAGE_NAMES, Clock, negotiate, viewer_locale
-from api.labels import N_, Labels
-from api.login import log_in, secure_cookies, set_session_cookie
-from api.sessions import COOKIE, Clinician, close_session, session_clinician
+from api.care_team.dashboard import dashboard, open_system_alerts
+from api.care_team.login import log_in, set_session_cookie
+from api.common import patient_data
+from api.common.errors import refuse
+from api.common.guards import Conn, audit, csrf_ok, read_patient, require_role, signed_in
+from api.common.i18n import SHARE_LANGUAGE_NAMES, Clock, negotiate, viewer_locale
+from api.common.labels import N_, Labels
+from api.common.patient_data import CHART_METRICS
+from api.common.sessions import COOKIE, Clinician, close_session, secure_cookies, session_clinician
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "postop_login_csrf"
 LANG_COOKIE = "postop_lang"
 Page = Annotated[Clinician, Depends(signed_in)]
-# what the trend charts show, in this order, when the patient has such readings
-CHART_METRICS = (
-    "spo2_pct",
-    "heart_rate_bpm",
-    "resp_rate_per_min",
-    "bp_systolic_mmhg",
-    "bp_diastolic_mmhg",
-    "temp_c",
-    "weight_kg",
-    "pain_score",
-    "glucose_mmol_l",
-    "steps_count",
-)
 # the kinds the simulator and the gateways use (labels.DEVICE_KINDS names each one)
 DEVICE_KINDS = (
     "oximeter",
@@ -264,6 +252,14 @@ def dashboard_rows(request: Request, conn: Conn, who: Page) -> HTMLResponse:
     audit(conn, who, "dashboard_read", None, {"patients": [p.patient_id for p in patients]})
     context = {"patients": patients, "titles": published_titles(conn)}
     return render(request, "_dashboard_rows.html", context, who)
+
+
+@router.get("/fragments/system-alerts")
+def system_alerts_fragment(request: Request, conn: Conn, who: Page) -> HTMLResponse:
+    """The banner of the team's open system alerts, for the dashboard to replace live
+    (no patient data: nothing to audit)."""
+    system = open_system_alerts(conn, list(who.team_ids))
+    return render(request, "_system_alerts.html", {"system_alerts": system}, who)
 
 
 @router.get("/patients/{patient_id}")

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from api.schemas import LatestValue, OpenAlertBrief, PatientSummary
+from api.common.schemas import LatestValue, OpenAlertBrief, PatientSummary
 from vitals.catalogue import BY_ID, BY_NAME
 
 _PRIORITY = {"high": 3, "medium": 2, "low": 1}

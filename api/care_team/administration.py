@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from api.errors import refuse
-from api.guards import audit
-from api.labels import N_
-from api.passwords import hash_password
-from api.schemas import (
+from api.common.errors import refuse
+from api.common.guards import audit
+from api.common.labels import N_
+from api.common.passwords import hash_password
+from api.common.schemas import (
     ClinicianCreate,
     DeviceCreate,
     EnrollmentCreate,
@@ -23,7 +23,7 @@ from api.schemas import (
     PatientCreate,
     UsualValues,
 )
-from api.sessions import Clinician
+from api.common.sessions import Clinician
 from store.alert_actions import changed, event, timestamp
 from store.clinicians import DuplicateAccountError, create_clinician
 from store.provisioning import enroll, register_gateway

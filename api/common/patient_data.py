@@ -8,8 +8,8 @@ from datetime import datetime
 
 import psycopg
 
-from api.labels import KIND_METRICS
-from api.schemas import (
+from api.common.labels import KIND_METRICS
+from api.common.schemas import (
     AccessOut,
     AlertEventOut,
     AlertOut,
@@ -32,6 +32,20 @@ from vitals.catalogue import BY_ID, BY_NAME
 _ACTOR = (
     "coalesce((SELECT c.display_name FROM clinicians c"
     " WHERE 'clinician:' || c.clinician_id = {col}), {col})"
+)
+
+# what the trend charts show, in this order, when the patient has such readings
+CHART_METRICS = (
+    "spo2_pct",
+    "heart_rate_bpm",
+    "resp_rate_per_min",
+    "bp_systolic_mmhg",
+    "bp_diastolic_mmhg",
+    "temp_c",
+    "weight_kg",
+    "pain_score",
+    "glucose_mmol_l",
+    "steps_count",
 )
 
 

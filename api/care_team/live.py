@@ -16,16 +16,17 @@ import psycopg
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("alerts_changed", "vitals_ingested")
+CHANNELS = ("alerts_changed", "vitals_ingested", "system_alerts_changed")
 QUEUE_MAX = 256
 KEEPALIVE_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
 class LiveEvent:
-    kind: str  # "alert" or "vitals" (or "resync" when a slow browser missed events)
+    kind: str  # "alert", "vitals", "system" (or "resync" when a slow browser missed events)
     patient_ids: tuple[int, ...]
     data: dict[str, object]
+    team_id: int | None = None  # a system alert concerns a care team, not a patient
 
 
 def _parse(channel: str, payload: str) -> LiveEvent | None:
@@ -35,6 +36,8 @@ def _parse(channel: str, payload: str) -> LiveEvent | None:
         return None
     if channel == "alerts_changed":
         return LiveEvent("alert", (int(body["patient_id"]),), body)
+    if channel == "system_alerts_changed":
+        return LiveEvent("system", (), {}, int(body["team_id"]))
     return LiveEvent("vitals", tuple(int(p) for p in body.get("patients", [])), {})
 
 
@@ -88,7 +91,7 @@ class Broadcaster:
                     queue.get_nowait()
                 queue.put_nowait(LiveEvent("resync", (), {}))
 
-    async def stream(self, patient_ids: set[int]) -> AsyncIterator[str]:
+    async def stream(self, patient_ids: set[int], team_ids: frozenset[int]) -> AsyncIterator[str]:
         """SSE lines for one browser, forever (the response ends when it disconnects)."""
         queue: asyncio.Queue[LiveEvent] = asyncio.Queue(QUEUE_MAX)
         self._queues.add(queue)
@@ -101,7 +104,10 @@ class Broadcaster:
                     yield ": keep-alive\n\n"
                     continue
                 shown = [p for p in event.patient_ids if p in patient_ids]
-                if event.kind != "resync" and not shown:
+                if event.kind == "system":
+                    if event.team_id not in team_ids:
+                        continue
+                elif event.kind != "resync" and not shown:
                     continue
                 body = json.dumps({"patients": shown, **event.data})
                 yield f"event: {event.kind}\ndata: {body}\n\n"

@@ -15,7 +15,7 @@ from enum import StrEnum
 import psycopg
 from psycopg.types.json import Jsonb
 
-from api.passwords import hash_code, verify_code
+from api.common.passwords import hash_code, verify_code
 
 CODE_MAX_FAILURES = 5
 SHARE_SESSION = timedelta(hours=12)

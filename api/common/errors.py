@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import HTTPException, Request
 from pydantic_core import ErrorDetails
 
-from api.i18n import negotiate
-from api.labels import N_
+from api.common.i18n import negotiate
+from api.common.labels import N_
 
 
 class Refusal(HTTPException):

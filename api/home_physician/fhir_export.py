@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from api.labels import RULE_TITLES  # the protocols' English titles
+from api.common.labels import RULE_TITLES  # the protocols' English titles
 from store.flavour import Flavour
 from store.trends import trend
 from vitals.catalogue import BY_NAME

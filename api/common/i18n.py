@@ -6,6 +6,7 @@ Dates and numbers are formatted with Babel in the viewer's locale and time zone.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -101,6 +102,21 @@ class Clock:
         if value is None:
             return "—"
         return format_instant(value, self.viewer_zone, self.locale or self.language)
+
+    @property
+    def date_pattern(self) -> str:
+        """The locale's short date with a four-digit year (dd/MM/yyyy, M/d/yyyy...): what
+        the forms' date fields read, whatever language the browser itself speaks."""
+        loc = Locale.parse(self.locale or self.language)
+        pattern = str(loc.date_formats["short"].pattern)
+        return re.sub(r"y+", "yyyy", pattern).replace("'", "")
+
+    def date_example(self, value: datetime) -> str:
+        return format_date(value.date(), self.date_pattern, locale=self.locale or self.language)
+
+    def datetime_example(self, value: datetime) -> str:
+        loc = self.locale or self.language
+        return f"{self.date_example(value)} {format_time(value, 'short', locale=loc)}"
 
     def local(self, value: datetime | None, zone: str) -> str:
         """The time at the patient's home, with the zone's name."""

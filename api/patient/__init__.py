@@ -1,0 +1,1 @@
+"""The patient's own app on their phone."""
