@@ -24,6 +24,7 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.care_team import consents, pages, questions, rest
+from api.care_team.gateway_configs import ConfigPublisher
 from api.care_team.live import Broadcaster
 from api.common.database import Database
 from api.common.errors import BUSY, reader_language, translate, validation_sentence
@@ -103,12 +104,15 @@ def create_app(settings: Settings) -> FastAPI:
     broker = BrokerWatch(
         settings.mqtt, settings.mqtt.username or "api", settings.api.ready_broker_every_s
     )
+    gateway_configs = ConfigPublisher(settings.database_url.get_secret_value(), settings.mqtt)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         db.open()
         live.start()
+        gateway_configs.start()  # and publishes what an earlier run left pending
         yield
+        gateway_configs.stop()
         await live.stop()
         db.close()
 
@@ -124,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     app.state.live = live
+    app.state.gateway_configs = gateway_configs
     app.state.catalogs = load_catalogs()
     app.state.share_catalogs = load_catalogs("share", SHARE_LANGUAGES)
     app.state.share_limiter = RateLimiter(settings.api.share_requests_per_minute, 60.0)

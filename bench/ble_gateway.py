@@ -117,7 +117,10 @@ def _run(kit: KitSimulator, workdir: Path, now: datetime, bring_in: str) -> dict
             time.sleep(0.1)
         time.sleep(2.0)  # the central is up and scanning
         peripherals = sim.peripherals
-        backlog = {i: len(p.kept) + len(p.glucose_records) for i, p in peripherals.items()}
+        backlog = {
+            i: len(p.kept) + len(p.glucose_records) + len(p.spot_records)
+            for i, p in peripherals.items()
+        }
         first_ms: dict[str, float] = {}
         if bring_in == "one by one":
             for device_id, p in peripherals.items():
@@ -133,7 +136,7 @@ def _run(kit: KitSimulator, workdir: Path, now: datetime, bring_in: str) -> dict
             sim.call(p.set_in_range(True))
         kept_devices = [p for p in peripherals.values() if p.kind is not DeviceKind.HR_PATCH]
         while time.monotonic() - t0 < 300:
-            done = all(not p.kept for p in kept_devices) and all(
+            done = all(not p.kept and not p.spot_records for p in kept_devices) and all(
                 len({v for u, v, _ in p.sent if u == 0x2A18}) >= len(p.glucose_records)
                 for p in kept_devices
                 if p.kind is DeviceKind.GLUCOSE_METER

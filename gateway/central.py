@@ -6,7 +6,8 @@ every measurement characteristic it serves (one callback per characteristic, so 
 retried subscribe never doubles a value) -> pair and bond when the device answers
 'insufficient authentication/encryption' -> write Current Time (the device's clock
 follows the gateway's) -> fetch the glucose records newer than the last sequence number
-kept (RACP) -> read Device Information and battery -> wait for the link to drop.
+kept (RACP), or the oximeter's stored spot checks (RACP 'all', then 'delete' once they
+are in the outbox) -> read Device Information and battery -> wait for the link to drop.
 
 Every value goes through the same path as a local-link frame (``FrameHandler``): decoded,
 committed to the outbox (before an indication is confirmed), or kept aside with a reason.
@@ -16,6 +17,7 @@ A device that lost its bond is unpaired here and paired again on the next connec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -24,10 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from gateway.gatt_decode import GLUCOSE_MEASUREMENT, glucose_sequence_number
+from gateway.gatt_decode import (
+    GLUCOSE_MEASUREMENT,
+    PLX_SPOT_CHECK_MEASUREMENT,
+    glucose_sequence_number,
+)
 from gateway.link_server import FrameHandler
 from gateway.outbox import Outbox
-from gateway.radio import BondLost, InsufficientSecurity, PeerLink, Radio, RadioError
+from gateway.radio import BondLost, InsufficientSecurity, LinkLost, PeerLink, Radio, RadioError
 from vitals.gateway_config import ConfiguredDevice
 from vitals.link import gatt_frame
 from vitals.wire import DeviceInfo
@@ -111,6 +117,7 @@ class Central:
         self.on_info: Callable[[], None] | None = None  # device information changed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self.controller_losses = 0  # times the controller went away (tests, status)
 
     # -- configuration (any thread) -----------------------------------------------
     def configure(self, devices: list[ConfiguredDevice]) -> None:
@@ -151,23 +158,48 @@ class Central:
         log.info("forgot the bond with %s", address)
 
     # -- the loop ---------------------------------------------------------------
-    async def run(self, stop: asyncio.Event) -> None:
-        self._loop = asyncio.get_running_loop()
+    async def _open_radio(self, stop: asyncio.Event) -> bool:
+        """Open the controller, with backoff until it is there (dongle plugged in, virtual
+        radio started); False if asked to stop meanwhile."""
         delay = self._backoff_initial_s
-        while True:  # the controller may not be there yet (dongle, virtual radio)
+        while not stop.is_set():
             try:
                 await self._radio.open()
-                break
+                return True
             except (OSError, RadioError) as exc:
                 log.warning("Bluetooth controller not available (%s); retry in %.1f s", exc, delay)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
-                    return
-                except TimeoutError:
-                    delay = min(delay * 2, self._backoff_max_s)
-        self._apply(self.stored_configuration())
+                delay = min(delay * 2, self._backoff_max_s)
+        return False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve the configured devices until ``stop``. When the controller goes away
+        (transport closed: dongle unplugged, virtual radio restarted) the links on it are
+        lost and the controller is opened again with backoff; the devices' tasks wait
+        meanwhile (nothing advertises on a closed radio) and connect again after."""
+        self._loop = asyncio.get_running_loop()
         try:
-            await stop.wait()
+            applied = False
+            while await self._open_radio(stop):
+                if not applied:
+                    self._apply(self.stored_configuration())
+                    applied = True
+                lost = asyncio.ensure_future(self._radio.wait_lost())
+                stopping = asyncio.ensure_future(stop.wait())
+                try:
+                    await asyncio.wait((lost, stopping), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    lost.cancel()
+                    stopping.cancel()
+                if stop.is_set():
+                    break
+                self.controller_losses += 1
+                log.warning("the Bluetooth controller is gone; opening it again")
+                try:
+                    await asyncio.wait_for(self._radio.close(), 2.0)
+                except TimeoutError:
+                    log.info("the lost controller's transport did not close in time")
         finally:
             self._stopping = True
             tasks = [s.task for s in self._devices.values() if s.task is not None]
@@ -203,6 +235,9 @@ class Central:
             except BondLost as exc:
                 log.warning("%s: %s; forgetting the bond, pairing again", dev.id, exc)
                 await link.forget_bond()
+            except LinkLost as exc:  # it left mid-session: wait for it to advertise again
+                log.info("%s: %s", dev.id, exc)
+                delay = self._backoff_initial_s
             except RadioError as exc:
                 log.info("%s: session ended (%s); retry in %.1f s", dev.id, exc, delay)
                 await asyncio.sleep(delay)
@@ -237,6 +272,8 @@ class Central:
             await self._guarded(state, link, lambda: self._set_time(state, link))
         if RACP in chars and GLUCOSE_MEASUREMENT in chars:
             await self._fetch_records(state, link)
+        elif RACP in chars and PLX_SPOT_CHECK_MEASUREMENT in chars:
+            await self._fetch_spot_checks(state, link)
         await self._read_info(dev, link, chars)
         await link.disconnected.wait()
 
@@ -257,6 +294,8 @@ class Central:
         """Note how far the device's clock was off, then set it to ours."""
         try:
             theirs = read_exact_time_256(await link.read(CURRENT_TIME))
+        except LinkLost:
+            raise
         except (RadioError, ValueError) as exc:
             log.info("%s: could not read its clock: %s", state.config.id, exc)
         else:
@@ -312,23 +351,52 @@ class Central:
                 if exc.att_error != RACP_BUSY_ERROR or attempt == RACP_BUSY_RETRIES:
                     raise
                 await asyncio.sleep(0.5)
-        try:
-            response = await asyncio.wait_for(done, RACP_TIMEOUT_S)
-        except TimeoutError:
-            raise RadioError("no RACP response") from None
+        lost = asyncio.ensure_future(link.disconnected.wait())
+        try:  # the response, or the end of the link (it will never come then)
+            await asyncio.wait((done, lost), timeout=RACP_TIMEOUT_S, return_when="FIRST_COMPLETED")
+        finally:
+            lost.cancel()
+        if not done.done():
+            done.cancel()
+            if link.disconnected.is_set():
+                raise LinkLost("RACP: link lost")
+            raise RadioError("no RACP response")
+        response = done.result()
         if len(response) >= 4 and response[0] == 0x06:
             return response[3]
         return None
 
-    async def _fetch_records(self, state: _DeviceState, link: PeerLink) -> None:
-        dev = state.config
-
+    async def _subscribe_racp(self, state: _DeviceState, link: PeerLink) -> None:
         def on_racp(value: bytes) -> None:
             if state.racp_waiter is not None:
                 state.racp_waiter(value)
 
         racp_callback = state.callbacks.setdefault(RACP, on_racp)
         await self._guarded(state, link, lambda: link.subscribe(RACP, racp_callback))
+
+    async def _fetch_spot_checks(self, state: _DeviceState, link: PeerLink) -> None:
+        """The pulse oximeter's stored spot checks. The PLX service's RACP knows only
+        'all records' and a spot check carries no sequence number, so the equivalent of
+        'greater than the last one held' is: report all, then delete them on the device.
+        Each arrives as an indication confirmed only once committed to the outbox, and the
+        delete is written only after the report's success: a link or a gateway lost midway
+        leaves them on the device, to come again (a repeat is stored once: same device,
+        metric and time)."""
+        dev = state.config
+        await self._subscribe_racp(state, link)
+        code = await self._racp(state, link, bytes((0x01, 0x01)))  # report stored: all
+        if code == 0x06:  # no records found
+            return
+        if code != 0x01:
+            log.warning("%s: RACP answered %s to 'report stored spot checks'", dev.id, code)
+            return
+        code = await self._racp(state, link, bytes((0x02, 0x01)))  # delete stored: all
+        if code != 0x01:
+            log.warning("%s: RACP answered %s to 'delete stored spot checks'", dev.id, code)
+
+    async def _fetch_records(self, state: _DeviceState, link: PeerLink) -> None:
+        dev = state.config
+        await self._subscribe_racp(state, link)
         floor = state.glucose_floor
         if floor is not None:
             # a meter that was reset numbers its records from the start again: its last
@@ -363,11 +431,15 @@ class Central:
             if uuid in chars:
                 try:
                     info[name] = (await link.read(uuid)).decode("utf-8", "replace")
+                except LinkLost:
+                    raise
                 except RadioError as exc:
                     log.info("%s: could not read %s: %s", dev.id, name, exc)
         if BATTERY_LEVEL in chars:  # the value itself arrives as notifications
             try:
                 info["battery_pct"] = str((await link.read(BATTERY_LEVEL))[0])
+            except LinkLost:
+                raise
             except (RadioError, IndexError) as exc:
                 log.info("%s: could not read the battery level: %s", dev.id, exc)
         if info:

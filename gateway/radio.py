@@ -25,6 +25,11 @@ class InsufficientSecurity(RadioError):
     encryption': the operation needs a paired, encrypted link."""
 
 
+class LinkLost(RadioError):
+    """The link dropped before the operation ended (device out of range, switched off,
+    controller gone): what was asked of the device will not be answered."""
+
+
 class BondLost(RadioError):
     """We hold keys for this device but it no longer accepts them (it was reset or lost
     its bonds): forget ours and pair again."""
@@ -72,6 +77,11 @@ class Radio(Protocol):
         ...
 
     async def connect(self, address: str, timeout_s: float) -> PeerLink: ...
+
+    async def wait_lost(self) -> None:
+        """Return when the controller is gone (its transport closed: USB dongle
+        unplugged, virtual radio stopped); every open link is then lost too."""
+        ...
 
     async def forget(self, address: str) -> None:
         """Delete our bond with a device (no longer ours to serve)."""

@@ -12,9 +12,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bumble import att, hci
 from bumble.core import PhysicalTransport
@@ -25,11 +26,14 @@ from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport import open_transport
 from bumble.transport.common import Transport
 
-from gateway.radio import BondLost, InsufficientSecurity, PeerLink, RadioError
+from gateway.radio import BondLost, InsufficientSecurity, LinkLost, PeerLink, RadioError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DISCONNECT_TIMEOUT_S = 3.0
+POWER_ON_TIMEOUT_S = 60.0  # generous: a loaded host answers late, a dead one never
+_MIC_FAILURE = hci.HCI_ErrorCode.CONNECTION_TERMINATED_DUE_TO_MIC_FAILURE_ERROR
 _NEEDS_SECURITY = {
     att.ErrorCode.INSUFFICIENT_AUTHENTICATION,
     att.ErrorCode.INSUFFICIENT_ENCRYPTION,
@@ -69,17 +73,61 @@ def _radio_error(exc: BaseException) -> RadioError:
 
 
 class BumblePeer:
+    """One connection. Every operation ends with the link: bumble's host silently drops
+    a request sent on a connection it has already forgotten, and its GATT client then
+    waits its 30 s ATT timeout (a request already sent is cancelled on disconnection,
+    one sent after is not). A session that went on reading after the device left (device
+    information after RACP) stalled the device's next connection that way; here such an
+    operation raises ``LinkLost`` at once."""
+
     def __init__(self, device: Device, connection: Connection, address: str) -> None:
         self._device = device
         self._conn = connection
         self._peer = Peer(connection)
         self.address = address
         self.disconnected = asyncio.Event()
+        self.disconnect_reason: int | None = None
         self._chars: dict[int, CharacteristicProxy[Any]] = {}
-        connection.on(Connection.EVENT_DISCONNECTION, lambda *_: self.disconnected.set())
+        connection.on(Connection.EVENT_DISCONNECTION, self._on_disconnection)
+        if device.connections.get(connection.handle) is not connection:
+            self.disconnected.set()  # gone before we listened
+
+    def _on_disconnection(self, reason: int) -> None:
+        self.disconnect_reason = reason
+        self.disconnected.set()
+
+    async def _op(self, what: str, operation: Awaitable[T]) -> T:
+        """Run one operation on the link; ``LinkLost`` as soon as the link drops."""
+        if self._device.connections.get(self._conn.handle) is not self._conn:
+            self.disconnected.set()
+        task = asyncio.ensure_future(operation)
+        if self.disconnected.is_set():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            raise LinkLost(f"{what}: link lost")
+        lost = asyncio.ensure_future(self.disconnected.wait())
+        try:
+            await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        if task.cancelled():
+            raise LinkLost(f"{what}: link lost")
+        exc = task.exception()
+        if exc is None:
+            return task.result()
+        if isinstance(exc, RadioError):
+            raise exc
+        if self.disconnected.is_set():
+            raise LinkLost(f"{what}: link lost ({type(exc).__name__})") from exc
+        raise _radio_error(exc) from exc
 
     async def discover(self) -> set[int]:
-        try:
+        async def discover_all() -> None:
             await self._peer.discover_services()
             for service in self._peer.services:
                 await service.discover_characteristics()
@@ -87,8 +135,8 @@ class BumblePeer:
                     uuid = _uuid16(c)
                     if uuid is not None:
                         self._chars.setdefault(uuid, c)
-        except Exception as exc:
-            raise _radio_error(exc) from exc
+
+        await self._op("discover", discover_all())
         return set(self._chars)
 
     def has(self, char_uuid: int) -> bool:
@@ -101,28 +149,20 @@ class BumblePeer:
             raise RadioError(f"characteristic 0x{char_uuid:04X} not served") from None
 
     async def read(self, char_uuid: int) -> bytes:
-        try:
-            return bytes(await self._peer.read_value(self._char(char_uuid)))
-        except RadioError:
-            raise
-        except Exception as exc:
-            raise _radio_error(exc) from exc
+        char = self._char(char_uuid)
+        return bytes(await self._op(f"read 0x{char_uuid:04X}", self._peer.read_value(char)))
 
     async def write(self, char_uuid: int, value: bytes) -> None:
-        try:
-            await self._peer.write_value(self._char(char_uuid), value, with_response=True)
-        except RadioError:
-            raise
-        except Exception as exc:
-            raise _radio_error(exc) from exc
+        char = self._char(char_uuid)
+        await self._op(
+            f"write 0x{char_uuid:04X}", self._peer.write_value(char, value, with_response=True)
+        )
 
     async def subscribe(self, char_uuid: int, on_value: Callable[[bytes], None]) -> None:
-        try:
-            await self._peer.gatt_client.subscribe(self._char(char_uuid), on_value)
-        except RadioError:
-            raise
-        except Exception as exc:
-            raise _radio_error(exc) from exc
+        char = self._char(char_uuid)
+        await self._op(
+            f"subscribe 0x{char_uuid:04X}", self._peer.gatt_client.subscribe(char, on_value)
+        )
 
     async def secure(self) -> bool:
         if self._conn.is_encrypted:
@@ -131,14 +171,19 @@ class BumblePeer:
         bonded = keystore is not None and await keystore.get(str(self._conn.peer_address))
         try:
             if bonded:
-                await self._conn.encrypt()
+                await self._op("encrypt", self._conn.encrypt())
                 return False
-            await self._conn.pair()
+            await self._op("pair", self._conn.pair())
             return True
-        except Exception as exc:
+        except LinkLost as exc:
+            # a device that no longer has our key may end the link (MIC failure)
+            if bonded and self.disconnect_reason == _MIC_FAILURE:
+                raise BondLost(f"{self.address} refused our keys: {exc}") from exc
+            raise
+        except RadioError as exc:
             if bonded:
                 raise BondLost(f"{self.address} refused our keys: {exc}") from exc
-            raise _radio_error(exc) from exc
+            raise
 
     async def forget_bond(self) -> None:
         if self._device.keystore is not None:
@@ -162,12 +207,22 @@ class BumbleRadio:
         self._device: Device | None = None
         self._seen: dict[str, float] = {}
         self._connect_lock = asyncio.Lock()
+        self._peers: weakref.WeakSet[BumblePeer] = weakref.WeakSet()
+        self._lost = asyncio.Event()
 
     async def open(self) -> None:
+        """Open the controller (again, after ``wait_lost``: a new host on a new transport;
+        the bonds stay in their file)."""
+        self._lost = asyncio.Event()
+        self._seen.clear()
         try:
             self._transport = await open_transport(self._spec)
         except Exception as exc:
             raise _radio_error(exc) from exc
+        transport = self._transport
+        transport.source.terminated.add_done_callback(
+            lambda _done: self._on_transport_lost(transport)
+        )
         digest = hashlib.sha256(b"gateway:" + self._gateway_id.encode()).digest()
         raw = bytearray(digest[:6])
         raw[0] |= 0xC0  # a static random address, stable for this gateway
@@ -186,27 +241,59 @@ class BumbleRadio:
             delegate=PairingDelegate(PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT),
         )
         device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
-        await device.power_on()
-        await device.start_scanning(active=False, filter_duplicates=False)
+
+        async def start() -> None:
+            await device.power_on()
+            await device.start_scanning(active=False, filter_duplicates=False)
+
+        try:  # bounded: a controller that accepts the transport may still never answer
+            await asyncio.wait_for(start(), POWER_ON_TIMEOUT_S)
+        except Exception as exc:  # the controller went away while starting
+            self._transport = None
+            with contextlib.suppress(Exception):
+                await transport.close()
+            raise _radio_error(exc) from exc
         self._device = device
+
+    def _on_transport_lost(self, transport: Transport) -> None:
+        """The controller is gone: no link on it lives on (bumble says nothing of them).
+        A transport we closed ourselves, or an earlier one, says nothing here."""
+        if transport is not self._transport or self._lost.is_set():
+            return
+        log.warning("the Bluetooth controller's transport closed (%s)", self._spec)
+        self._lost.set()
+        self._seen.clear()
+        for peer in list(self._peers):
+            peer.disconnected.set()
+
+    async def wait_lost(self) -> None:
+        await self._lost.wait()
 
     def _on_advertisement(self, adv: Advertisement) -> None:
         self._seen[adv.address.to_string(False)] = time.monotonic()
 
     def seen(self, address: str, within_s: float) -> bool:
+        if self._lost.is_set():
+            return False
         at = self._seen.get(address.upper())
         return at is not None and time.monotonic() - at <= within_s
 
     async def connect(self, address: str, timeout_s: float) -> PeerLink:
-        assert self._device is not None
+        device = self._device
+        if device is None or self._lost.is_set():
+            raise RadioError("no Bluetooth controller")
         async with self._connect_lock:
             try:
-                conn = await self._device.connect(
+                conn = await device.connect(
                     _address(address), transport=PhysicalTransport.LE, timeout=timeout_s
                 )
             except Exception as exc:
                 raise _radio_error(exc) from exc
-        return BumblePeer(self._device, conn, address)
+        peer = BumblePeer(device, conn, address)
+        self._peers.add(peer)
+        if self._lost.is_set():
+            peer.disconnected.set()
+        return peer
 
     async def forget(self, address: str) -> None:
         if self._device is not None and self._device.keystore is not None:
@@ -214,10 +301,13 @@ class BumbleRadio:
                 await self._device.keystore.delete(str(_address(address)))
 
     async def close(self) -> None:
-        if self._device is not None:
+        device, transport = self._device, self._transport
+        self._device = self._transport = None
+        if device is not None and not self._lost.is_set():
             try:
-                await self._device.stop_scanning()
+                await device.stop_scanning()
             except Exception as exc:
                 log.debug("stop scanning: %s", exc)
-        if self._transport is not None:
-            await self._transport.close()
+        if transport is not None:
+            with contextlib.suppress(Exception):
+                await transport.close()

@@ -123,6 +123,7 @@ def _demo_kits(
     """(patient key, gateway id, gateway password) for each demo patient, provisioned.
     A new kit is enrolled from the start of the simulated history it is about to send
     (missing-data rules count from the enrolment: nothing is missing before it)."""
+    from firmware_sim.ble_peripheral import SERVICES, ble_address
     from firmware_sim.devices import kit_devices
 
     team = ensure_team(conn, DEMO_TEAM)
@@ -154,7 +155,10 @@ def _demo_kits(
             log.warning("demo patient %s has not consented to monitoring; kit skipped", key)
             continue
         for device_id, kind in kit_devices(key):
-            register_device(conn, device_id, kind, gateway_id)
+            # the simulator's Bluetooth address, as an admin enters a real device's: the
+            # API publishes the same list as publish_kit_configs when the kit changes
+            address = ble_address(device_id) if kind in SERVICES else None
+            register_device(conn, device_id, kind, gateway_id, address)
             has = conn.execute(
                 "SELECT 1 FROM enrollments WHERE device_id = %s AND upper_inf(valid)", (device_id,)
             ).fetchone()

@@ -64,12 +64,21 @@ def register_gateway(conn: psycopg.Connection, gateway_id: str, team_id: int | N
     return password
 
 
-def register_device(conn: psycopg.Connection, device_id: str, kind: str, gateway_id: str) -> None:
+def register_device(
+    conn: psycopg.Connection,
+    device_id: str,
+    kind: str,
+    gateway_id: str,
+    ble_address: str | None = None,
+) -> None:
+    """Register (or move) a device; ``ble_address`` (``AA:BB:...``) for one the gateway
+    pairs with over Bluetooth (kept when registered again without one)."""
     conn.execute(
-        "INSERT INTO devices (device_id, kind, gateway_id) VALUES (%s, %s, %s)"
+        "INSERT INTO devices (device_id, kind, gateway_id, ble_address) VALUES (%s, %s, %s, %s)"
         " ON CONFLICT (device_id) DO UPDATE SET kind = EXCLUDED.kind,"
-        " gateway_id = EXCLUDED.gateway_id",
-        (device_id, kind, gateway_id),
+        " gateway_id = EXCLUDED.gateway_id,"
+        " ble_address = coalesce(EXCLUDED.ble_address, devices.ble_address)",
+        (device_id, kind, gateway_id, ble_address.upper() if ble_address else None),
     )
 
 

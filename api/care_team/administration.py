@@ -27,6 +27,7 @@ from api.common.schemas import (
 from api.common.sessions import Clinician
 from store.alert_actions import changed, event, timestamp
 from store.clinicians import DuplicateAccountError, create_clinician
+from store.gateway_configs import mark_changed
 from store.provisioning import enroll, register_gateway
 
 
@@ -136,6 +137,9 @@ def create_gateway(
 
 
 def create_device(conn: psycopg.Connection, who: Clinician, body: DeviceCreate) -> None:
+    """Register a device; one with a Bluetooth address joins its gateway's configuration
+    (marked pending in this transaction, published after the commit: the caller wakes
+    the publisher)."""
     with conn.transaction():
         gw = conn.execute(
             "SELECT 1 FROM gateways WHERE gateway_id = %s AND team_id = ANY(%s)",
@@ -148,14 +152,24 @@ def create_device(conn: psycopg.Connection, who: Clinician, body: DeviceCreate) 
                 gateway=body.gateway_id,
             )
         try:
-            conn.execute(
-                "INSERT INTO devices (device_id, kind, gateway_id) VALUES (%s, %s, %s)",
-                (body.device_id, body.kind, body.gateway_id),
-            )
-        except psycopg.errors.UniqueViolation:
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO devices (device_id, kind, gateway_id, ble_address)"
+                    " VALUES (%s, %s, %s, %s)",
+                    (body.device_id, body.kind, body.gateway_id, body.ble_address),
+                )
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "devices_ble_address":
+                raise refuse(
+                    409,
+                    N_("The Bluetooth address %(address)s is already another device's."),
+                    address=body.ble_address,
+                ) from None
             raise refuse(
                 409, N_("The device id %(device)s is taken."), device=body.device_id
             ) from None
+        if body.ble_address is not None:
+            mark_changed(conn, body.gateway_id)
         audit(conn, who, "device_registered", None, body.model_dump())
 
 

@@ -390,9 +390,18 @@ def post_gateway(body: GatewayCreate, conn: Conn, who: Admin) -> GatewayCredenti
 
 
 @router.post("/devices", tags=["admin"], status_code=201)
-def post_device(body: DeviceCreate, conn: Conn, who: Admin) -> DeviceOut:
-    administration.create_device(conn, who, body)
-    return DeviceOut(device_id=body.device_id, kind=body.kind, gateway_id=body.gateway_id)
+def post_device(request: Request, body: DeviceCreate, conn: Conn, who: Admin) -> DeviceOut:
+    """Register a device. One with a Bluetooth address is added to its gateway's retained
+    configuration after the commit; with the broker unreachable the device is registered
+    all the same and the configuration follows when the broker answers."""
+    administration.create_device(conn, who, body)  # committed when it returns
+    request.app.state.gateway_configs.wake()
+    return DeviceOut(
+        device_id=body.device_id,
+        kind=body.kind,
+        gateway_id=body.gateway_id,
+        ble_address=body.ble_address,
+    )
 
 
 @router.post("/patients/{patient_id}/enrollments", tags=["admin"], status_code=201)

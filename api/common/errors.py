@@ -90,6 +90,7 @@ FIELDS = {
     "phone": N_("Physician's phone"),
     "gateway_id": N_("Gateway id"),
     "device_id": N_("Device id"),
+    "ble_address": N_("Bluetooth address"),
     "kind": N_("Kind"),
     "start": N_("From"),
     "end": N_("Until"),

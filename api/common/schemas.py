@@ -18,6 +18,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from vitals.gateway_config import BLE_ADDRESS_PATTERN
+
 Role = Literal["coordinator", "physician", "admin"]
 Priority = Literal["high", "medium", "low"]
 AlertState = Literal["active", "acknowledged", "resolved"]
@@ -26,6 +28,12 @@ PatientLanguage = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$", exam
 Pseudonym = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")]
 GatewayId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")]
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,63}$")]
+# a Bluetooth LE device address as scanners show it; kept in upper case
+BleAddress = Annotated[
+    str,
+    Field(pattern=BLE_ADDRESS_PATTERN, examples=["C4:93:98:DB:C9:E5"]),
+    AfterValidator(str.upper),
+]
 
 
 def _not_blank(value: str) -> str:
@@ -291,12 +299,16 @@ class DeviceCreate(Strict):
         "hr_patch",
     ]
     gateway_id: GatewayId
+    # what the gateway pairs with (its retained configuration lists it); none for a device
+    # that is not paired over Bluetooth (a pain diary typed into the hub)
+    ble_address: BleAddress | None = None
 
 
 class DeviceOut(BaseModel):
     device_id: str
     kind: str
     gateway_id: str
+    ble_address: str | None = None
 
 
 class EnrollmentCreate(Strict):

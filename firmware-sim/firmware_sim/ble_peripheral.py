@@ -9,8 +9,12 @@ What a real device of each kind does, and what the gateway must cope with:
   the gateway has to pair (LE Secure Connections, Just Works) and bond.
 - Measurements that carry their own Date Time (BP, temperature, weight, SpO2 spot check,
   glucose) are kept while no gateway listens and sent on reconnection: by indication
-  (BP, temperature, weight, spot check, oldest first, each removed once confirmed) or,
-  for glucose, through RACP 'report stored records' (the meter's memory keeps them).
+  (BP, temperature, weight, oldest first, each removed once confirmed) or through the
+  Record Access Control Point: glucose records (the meter's memory keeps them, numbered;
+  'report stored records' by sequence number) and the oximeter's stored spot checks
+  (PLX service: 'all records' is the only operator, a spot check carries no sequence
+  number; the hub asks for all of them, then deletes them once it holds them). A spot
+  check taken while the hub listens is indicated at once and not stored.
   Continuous values (heart rate, continuous SpO2) taken while nobody listens are lost,
   as on a real device.
 - Its wall clock can be wrong (``clock_offset_s``): its Date Times are stamped with
@@ -56,6 +60,8 @@ CURRENT_TIME_SERVICE = 0x1805
 CURRENT_TIME = 0x2A2B
 RACP = 0x2A52
 GLUCOSE_FEATURE = 0x2A51
+PLX_FEATURES = 0x2A60
+PLX_SPOT_CHECK_STORAGE = 0x0004  # PLX Features: measurement storage for spot checks
 CCCD = 0x2902
 
 R = Characteristic.Properties
@@ -75,17 +81,11 @@ SERVICES: dict[DeviceKind, tuple[int, tuple[tuple[int, R], ...], bool]] = {
     DeviceKind.GLUCOSE_METER: (0x1808, ((GLUCOSE_MEASUREMENT, R.NOTIFY),), True),
 }
 # measurements a device keeps when nobody listens and indicates on reconnection
-KEPT = frozenset(
-    {
-        BLOOD_PRESSURE_MEASUREMENT,
-        TEMPERATURE_MEASUREMENT,
-        PLX_SPOT_CHECK_MEASUREMENT,
-        WEIGHT_MEASUREMENT,
-    }
-)
+KEPT = frozenset({BLOOD_PRESSURE_MEASUREMENT, TEMPERATURE_MEASUREMENT, WEIGHT_MEASUREMENT})
 
 # Record Access Control Point (GATT Specification Supplement, RACP)
 RACP_REPORT_STORED = 0x01
+RACP_DELETE_STORED = 0x02
 RACP_REPORT_NUMBER = 0x04
 RACP_NUMBER_RESPONSE = 0x05
 RACP_RESPONSE = 0x06
@@ -140,10 +140,15 @@ class SimPeripheral:
         self.clock_offset = timedelta(seconds=clock_offset_s)
         self.in_range = True
         self.connection: Connection | None = None
+        self._link_gone = asyncio.Event()  # the current connection ended
+        self.answer_delay_s = 0.0  # a slow device: its clock is read that much later
         # (characteristic, value as sent, the measurement), oldest first
         self.kept: deque[tuple[int, bytes, EmittedFrame]] = deque()
         # the meter's memory: (sequence number, value as sent, the measurement)
         self.glucose_records: list[tuple[int, bytes, EmittedFrame]] = []
+        # the oximeter's stored spot checks (taken while no hub listened), oldest first
+        self.spot_records: list[tuple[bytes, EmittedFrame]] = []
+        self._spot_reported = 0  # how many of them were reported on this connection
         self.battery_pct = 100
         self.notified = 0
         # every value the gateway received, and the continuous values taken while nobody
@@ -177,14 +182,23 @@ class SimPeripheral:
             c.on(Characteristic.EVENT_SUBSCRIPTION, self._on_subscription)
             self.chars[uuid] = c
             main_chars.append(c)
-        if kind is DeviceKind.GLUCOSE_METER:
-            feature = Characteristic(
-                UUID.from_16_bits(GLUCOSE_FEATURE), R.READ, P.READABLE, b"\x00\x00"
-            )
+        if kind in (DeviceKind.GLUCOSE_METER, DeviceKind.OXIMETER):
+            if kind is DeviceKind.GLUCOSE_METER:
+                feature = Characteristic(
+                    UUID.from_16_bits(GLUCOSE_FEATURE), R.READ, P.READABLE, b"\x00\x00"
+                )
+            else:
+                feature = Characteristic(
+                    UUID.from_16_bits(PLX_FEATURES),
+                    R.READ,
+                    P.READABLE,
+                    PLX_SPOT_CHECK_STORAGE.to_bytes(2, "little"),
+                )
+            racp_perm = P.WRITEABLE | (P.WRITE_REQUIRES_ENCRYPTION if secure else P(0))
             racp: Characteristic[Any] = Characteristic(
                 UUID.from_16_bits(RACP),
                 R.WRITE | R.INDICATE,
-                P.WRITEABLE | P.WRITE_REQUIRES_ENCRYPTION,
+                racp_perm,
                 CharacteristicValue(write=self._on_racp_write),
             )
             racp.descriptors = [
@@ -264,12 +278,15 @@ class SimPeripheral:
         log.info("%s: connected to %s", self.id, connection.peer_address)
         self.connection = connection
         self.connections += 1
+        link_gone = self._link_gone = asyncio.Event()
 
         def gone(_reason: int) -> None:
             log.info("%s: disconnected", self.id)
+            link_gone.set()
             self.connection = None
             self._racp_busy = False
             self._glucose_sent_upto = -1
+            self._spot_reported = 0
             if self.in_range:
                 asyncio.get_running_loop().create_task(self._advertise())
 
@@ -297,6 +314,7 @@ class SimPeripheral:
         """Bonds and memory gone: a meter numbers its records from 1 again."""
         await self.forget_bonds()
         self.glucose_records.clear()
+        self.spot_records.clear()
         self.kept.clear()
         self._next_seq = 1
 
@@ -304,7 +322,9 @@ class SimPeripheral:
     def device_clock(self) -> datetime:
         return self.wall_clock() + self.clock_offset
 
-    def _read_time(self, _connection: Connection) -> bytes:
+    async def _read_time(self, _connection: Connection) -> bytes:
+        if self.answer_delay_s:
+            await asyncio.sleep(self.answer_delay_s)
         return exact_time_256(self.device_clock().replace(microsecond=0))
 
     def _write_time(self, _connection: Connection, value: bytes) -> None:
@@ -362,6 +382,16 @@ class SimPeripheral:
             if self._subscribed(GLUCOSE_MEASUREMENT) and not self._racp_busy:
                 await self._send_glucose(seq, value, frame)
             return
+        if uuid == PLX_SPOT_CHECK_MEASUREMENT:
+            # indicated at once to a hub that listens, else stored for RACP; during a
+            # RACP procedure it is stored and goes out at the end of the report
+            if not (
+                self._subscribed(uuid)
+                and not self._racp_busy
+                and await self._send(uuid, value, frame, indicate=True)
+            ):
+                self.spot_records.append((value, frame))
+            return
         if uuid in KEPT:
             self.kept.append((uuid, value, frame))
             self._pump_wake.set()
@@ -376,12 +406,28 @@ class SimPeripheral:
         conn = self.connection
         if conn is None:
             return False
+        # bumble's server waits 30 s for the confirmation of an indication sent just before
+        # the link dropped (it does not fail it on disconnection): a real device knows its
+        # link is gone, so the wait ends with the link
+        link_gone = self._link_gone
+        if indicate:
+            sending = asyncio.ensure_future(
+                self.device.indicate_subscriber(conn, self.chars[uuid], value)
+            )
+        else:
+            sending = asyncio.ensure_future(
+                self.device.notify_subscriber(conn, self.chars[uuid], value)
+            )
+        gone = asyncio.ensure_future(link_gone.wait())
         try:
-            if indicate:
-                await self.device.indicate_subscriber(conn, self.chars[uuid], value)
-            else:
-                await self.device.notify_subscriber(conn, self.chars[uuid], value)
-        except Exception as exc:  # the link went away mid-way: the value stays kept
+            await asyncio.wait((sending, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not sending.done():
+            sending.cancel()
+            log.info("%s: link lost while sending 0x%04X", self.id, uuid)
+            return False
+        if (exc := sending.exception()) is not None:  # the value stays kept
             log.info("%s: could not send 0x%04X: %s", self.id, uuid, exc)
             return False
         self.notified += 1
@@ -430,6 +476,9 @@ class SimPeripheral:
                 await self._send_glucose(seq, value, frame)
 
     async def _racp_procedure(self, request: bytes) -> None:
+        if self.kind is DeviceKind.OXIMETER:
+            await self._plx_racp_procedure(request)
+            return
         if len(request) < 2:
             await self._racp_reply(request[:1] or b"\x00", RACP_INVALID_OPERATOR)
             return
@@ -463,6 +512,44 @@ class SimPeripheral:
                 if not await self._send_glucose(seq, value, frame):
                     return
                 reported.add(seq)
+        await self._racp_reply(request[:1], RACP_SUCCESS)
+
+    async def _plx_racp_procedure(self, request: bytes) -> None:
+        """PLX service: report, count or delete the stored spot checks; 'all records' is
+        the only operator it knows."""
+        if len(request) < 2:
+            await self._racp_reply(request[:1] or b"\x00", RACP_INVALID_OPERATOR)
+            return
+        opcode, operator = request[0], request[1]
+        if opcode not in (RACP_REPORT_STORED, RACP_REPORT_NUMBER, RACP_DELETE_STORED):
+            await self._racp_reply(request[:1], RACP_NOT_SUPPORTED)
+            return
+        if operator != OP_ALL:
+            await self._racp_reply(request[:1], RACP_OPERATOR_NOT_SUPPORTED)
+            return
+        if opcode == RACP_REPORT_NUMBER:
+            body = bytes((RACP_NUMBER_RESPONSE, 0x00)) + len(self.spot_records).to_bytes(
+                2, "little"
+            )
+            self._racp_busy = False
+            await self._send(RACP, body, None, indicate=True)
+            return
+        if opcode == RACP_DELETE_STORED:
+            # what was reported on this link: one taken during the delete stays stored
+            del self.spot_records[: self._spot_reported]
+            self._spot_reported = 0
+            await self._racp_reply(request[:1], RACP_SUCCESS)
+            return
+        if not self.spot_records:
+            await self._racp_reply(request[:1], RACP_NO_RECORDS)
+            return
+        reported = 0
+        while reported < len(self.spot_records):  # spot checks taken meanwhile follow
+            value, frame = self.spot_records[reported]
+            if not await self._send(PLX_SPOT_CHECK_MEASUREMENT, value, frame, indicate=True):
+                return  # the link dropped: all stay stored
+            reported += 1
+        self._spot_reported = reported
         await self._racp_reply(request[:1], RACP_SUCCESS)
 
     async def _racp_reply(self, opcode: bytes, code: int) -> None:

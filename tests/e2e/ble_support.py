@@ -3,13 +3,15 @@ bumble peripherals on a virtual radio (in this process, on their own loop), a ga
 process that is a real BLE central on a virtual controller, its configuration published
 retained as the backend would, and what the database must hold afterwards.
 
-The gateway writes bumble's btsnoop trace of its HCI traffic into its work folder; the
-folder is printed when a test fails, with the gateway's log."""
+The gateway writes bumble's btsnoop trace of its HCI traffic into its work folder; when a
+test fails, the trace and the gateway's log are copied to the test artifacts
+(``tests/artifacts/ble/TEST/``, or under ``POSTOP_TEST_ARTIFACTS``), which CI keeps."""
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +34,7 @@ from store.provisioning import (
     register_device,
     register_gateway,
 )
+from tests.browser import ARTIFACTS
 from tests.conftest import Broker
 from tests.mqtt_clients import connect
 from tests.stack import ServiceProcess, wait_for
@@ -42,6 +45,7 @@ from vitals.topics import config_topic
 HOME_TZ = "Europe/Paris"
 API_PASSWORD = "api-test-password"
 GLUCOSE = 0x2A18
+PLX_SPOT_CHECK = 0x2A5E
 
 
 def dense_schedule(
@@ -217,17 +221,29 @@ def simulation(
     return BleSimulation(kits, clock, start_ms=to_ms(start), until_ms=to_ms(now) + live_s * 1000)
 
 
+def keep_artifacts(test_name: str, gateway_workdir: Path) -> Path:
+    """Copy the gateway's HCI trace and log out of its (temporary) work folder."""
+    target = ARTIFACTS / "ble" / test_name
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("gateway-hci.btsnoop", "gateway_main.log"):
+        if (gateway_workdir / name).exists():
+            shutil.copy2(gateway_workdir / name, target / name)
+    return target
+
+
 def wait_all_kept_sent(
     sim: BleSimulation, device_ids: Iterable[str] | None = None, timeout_s: float = 60
 ) -> None:
     ids = set(sim.peripherals if device_ids is None else device_ids)
     wait_for(
         lambda: all(
-            not p.kept and not p._racp_busy for i, p in sim.peripherals.items() if i in ids
+            not p.kept and not p.spot_records and not p._racp_busy
+            for i, p in sim.peripherals.items()
+            if i in ids
         ),
         timeout_s,
         "every kept record to reach the gateway",
     )
 
 
-__all__ = ["GLUCOSE", "KEPT"]
+__all__ = ["GLUCOSE", "KEPT", "PLX_SPOT_CHECK"]

@@ -21,9 +21,11 @@ from firmware_sim.devices import DeviceKind
 from postop.ports import free_port
 from tests.conftest import Broker
 from tests.e2e.ble_support import (
+    PLX_SPOT_CHECK,
     assert_stored_exactly,
     ble_gateway,
     expected_rows,
+    keep_artifacts,
     make_kit,
     provision,
     publish_config,
@@ -44,17 +46,22 @@ ALL_KINDS = (
 
 
 @pytest.fixture
-def running() -> Iterator[list[tuple[BleSimulation | None, ServiceProcess | None]]]:
-    """Stops what a test started, and prints where the gateway's HCI trace is."""
+def running(
+    request: pytest.FixtureRequest,
+) -> Iterator[list[tuple[BleSimulation | None, ServiceProcess | None]]]:
+    """Stops what a test started; when the test failed, keeps the gateway's HCI trace
+    (btsnoop) and log in the test artifacts (the work folder is deleted)."""
     started: list[tuple[BleSimulation | None, ServiceProcess | None]] = []
+    failed_before = request.session.testsfailed
     yield started
+    failed = request.session.testsfailed > failed_before  # counted before the teardown
     for sim, gw in started:
         if gw is not None:
             gw.stop()
             print(f"--- gateway log (tail) ---\n{gw.log()[-6000:]}")
-            trace = gw.workdir / "gateway-hci.btsnoop"
-            if trace.exists():
-                print(f"--- gateway HCI trace (btsnoop, open with Wireshark): {trace}")
+            if failed:
+                kept = keep_artifacts(request.node.name, gw.workdir)
+                print(f"--- gateway HCI trace (btsnoop, open with Wireshark) kept in {kept}")
         if sim is not None:
             sim.stop()
 
@@ -118,12 +125,6 @@ def device_info(db: str) -> dict[str, tuple[object, ...]]:
     return {r[0]: tuple(r[1:]) for r in rows}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known flake under investigation (issue 18): after the second absence the"
-    " meter's ATT channel sometimes stalls (GATT read timeouts after RACP), so its last"
-    " records are not all fetched within the wait; passes alone most runs",
-)
 def test_out_of_range_for_two_hours_then_back_nothing_lost_nothing_doubled(
     db: str,
     broker: Broker,
@@ -132,10 +133,18 @@ def test_out_of_range_for_two_hours_then_back_nothing_lost_nothing_doubled(
     running: list[tuple[BleSimulation | None, ServiceProcess | None]],
 ) -> None:
     """Two hours out of range: the cuff, thermometer and scale indicate what they kept,
-    the meter answers RACP; then a short second absence: only what is new comes, and
-    the meter is asked only for records after the last one the gateway holds."""
+    the meter and the oximeter (its stored spot checks) answer RACP; then a short second
+    absence: only what is new comes, the meter is asked only for records after the last
+    one the gateway holds, and the oximeter's stored spot checks, deleted once fetched,
+    come once."""
     live_s = 45
-    kinds = (DeviceKind.BP_CUFF, DeviceKind.THERMOMETER, DeviceKind.SCALE, DeviceKind.GLUCOSE_METER)
+    kinds = (
+        DeviceKind.BP_CUFF,
+        DeviceKind.THERMOMETER,
+        DeviceKind.SCALE,
+        DeviceKind.GLUCOSE_METER,
+        DeviceKind.OXIMETER,
+    )
     kit, now = make_kit("ble-away", kinds, backfill_h=2, live_s=live_s)
     gateway_id = "gw-ble-away"
     password = provision(db, broker, gateway_id, kit)
@@ -154,8 +163,10 @@ def test_out_of_range_for_two_hours_then_back_nothing_lost_nothing_doubled(
     kept_while_away = sum(len(p.kept) for p in peripherals.values())
     meter = next(p for p in peripherals.values() if p.kind is DeviceKind.GLUCOSE_METER)
     stored_in_meter = len(meter.glucose_records)
+    oximeter = next(p for p in peripherals.values() if p.kind is DeviceKind.OXIMETER)
     assert kept_while_away > 20
     assert stored_in_meter > 20
+    assert len(oximeter.spot_records) > 20
     assert all(p.connections == 0 for p in peripherals.values())
 
     for p in peripherals.values():  # back in range
@@ -167,6 +178,7 @@ def test_out_of_range_for_two_hours_then_back_nothing_lost_nothing_doubled(
         sim.call(p.set_in_range(False))
     time.sleep(12)
     assert sum(len(p.kept) for p in peripherals.values()) > 0
+    assert oximeter.spot_records  # stored again while away
     for p in peripherals.values():
         sim.call(p.set_in_range(True))
 
@@ -182,6 +194,12 @@ def test_out_of_range_for_two_hours_then_back_nothing_lost_nothing_doubled(
     assert len(set(sent_seqs)) == len(meter.glucose_records)
     assert len(sent_seqs) - len(set(sent_seqs)) <= meter.connections - 1
     assert all(p.connections >= 2 for p in peripherals.values())
+    # PLX RACP 'report all' then 'delete': every spot check the oximeter took reached the
+    # gateway once (by RACP when stored, by indication when taken in range)
+    spot_checks = [f for f in kit.emitted if f.char_uuid == PLX_SPOT_CHECK]
+    spot_sent = [f for u, _, f in oximeter.sent if u == PLX_SPOT_CHECK]
+    assert len(spot_sent) == len({id(f) for f in spot_sent}) == len(spot_checks)
+    assert not oximeter.spot_records
 
 
 def test_lost_bond_wrong_clock_and_a_neighbours_device(

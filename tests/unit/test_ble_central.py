@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from firmware_sim.devices import DeviceKind, KitSimulator, Schedule
 from pydantic import ValidationError
 
 from gateway.central import exact_time_256
+from gateway.radio import LinkLost
 from gateway.radio_bumble import BumbleRadio, PrivateJsonKeyStore
 from postop.ports import free_port
 from vitals.gateway_config import GatewayConfig
@@ -88,3 +90,78 @@ def test_subscribing_twice_with_the_same_callback_delivers_each_value_once(
     assert received[: len(sent)] == sent[: len(received)]
     assert len(received) <= len(sent)  # never twice
     assert len(received) >= len(sent) - 1  # (the last may still be on its way)
+
+
+def test_a_request_on_a_link_that_dropped_fails_at_once(tmp_path: Path) -> None:
+    """bumble drops a request sent on a connection the host has already forgotten and
+    waits its 30 s ATT timeout: the gateway's link says 'link lost' at once instead, so a
+    session that goes on reading (device information after RACP) never stalls the device's
+    next connection (the out-of-range e2e flake)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    kit = KitSimulator("unit-lost", 1, now, (DeviceKind.THERMOMETER,))
+    port = free_port()
+    sim = BleSimulation([BleKit(kit, port)], SimClock(now, 1.0)).start()
+    thermometer = sim.peripherals[kit.device_ids()[0]]
+    elapsed: dict[str, float] = {}
+
+    async def central() -> None:
+        radio = BumbleRadio(f"tcp-client:127.0.0.1:{port}", "gw-unit-lost", tmp_path / "b.json")
+        await radio.open()
+        address = ble_address(kit.device_ids()[0])
+        for _ in range(100):
+            if radio.seen(address, 1.0):
+                break
+            await asyncio.sleep(0.05)
+        link = await radio.connect(address, 10)
+        await link.discover()
+        assert await link.read(0x2A29) == b"postop simulated devices"
+        await asyncio.to_thread(sim.call, thermometer.set_in_range(False))
+        await asyncio.wait_for(link.disconnected.wait(), 10)
+        started = time.monotonic()
+        with pytest.raises(LinkLost):
+            await link.read(0x2A24)
+        elapsed["after"] = time.monotonic() - started
+        await radio.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(central(), 90))
+    finally:
+        sim.stop()
+    assert elapsed["after"] < 1.0
+
+
+def test_a_request_in_flight_when_the_link_drops_fails_at_once(tmp_path: Path) -> None:
+    """A read sent just before the device leaves (the device never answers it) ends when
+    the link drops, not 30 s later."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    kit = KitSimulator("unit-flight", 1, now, (DeviceKind.THERMOMETER,))
+    port = free_port()
+    sim = BleSimulation([BleKit(kit, port)], SimClock(now, 1.0)).start()
+    thermometer = sim.peripherals[kit.device_ids()[0]]
+    elapsed: dict[str, float] = {}
+
+    async def central() -> None:
+        radio = BumbleRadio(f"tcp-client:127.0.0.1:{port}", "gw-unit-flight", tmp_path / "b.json")
+        await radio.open()
+        address = ble_address(kit.device_ids()[0])
+        for _ in range(100):
+            if radio.seen(address, 1.0):
+                break
+            await asyncio.sleep(0.05)
+        link = await radio.connect(address, 10)
+        await link.discover()
+        thermometer.answer_delay_s = 5.0  # the device is slow to answer this one
+        started = time.monotonic()
+        read = asyncio.ensure_future(link.read(0x2A2B))
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(sim.call, thermometer.set_in_range(False))
+        with pytest.raises(LinkLost):
+            await read
+        elapsed["read"] = time.monotonic() - started
+        await radio.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(central(), 90))
+    finally:
+        sim.stop()
+    assert elapsed["read"] < 3.0
