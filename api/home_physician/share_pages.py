@@ -20,7 +20,7 @@ from babel.support import NullTranslations
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from api.common import patient_data
+from api.common import fhir_export, patient_data
 from api.common.guards import Conn
 from api.common.i18n import SHARE_LANGUAGE_NAMES, format_instant
 from api.common.patient_data import CHART_METRICS
@@ -36,7 +36,6 @@ from api.common.share_links import (
     resolve,
 )
 from api.common.units import convert, unit_label
-from api.home_physician import fhir_export
 from api.home_physician.share_text import METRICS, OTHER_RULE, PRIORITIES, RULES, UNIT_WORDS
 from vitals.catalogue import BY_NAME
 
