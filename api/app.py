@@ -23,12 +23,13 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.care_team import pages, rest
+from api.care_team import documents, pages, rest
 from api.care_team.live import Broadcaster
 from api.common.database import Database
 from api.common.errors import BUSY, reader_language, translate, validation_sentence
 from api.common.guards import NotSignedIn
 from api.common.i18n import load_catalogs
+from api.common.monitoring_report import DocumentTools
 from api.common.share_links import SHARE_LANGUAGES
 from api.home_physician import share_pages
 from api.home_physician.share_pages import RateLimiter
@@ -116,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.share_limiter = RateLimiter(settings.api.share_requests_per_minute, 60.0)
     # autoescapes .html templates
     app.state.templates = Jinja2Templates(directory=str(resources.files("api") / "templates"))
+    app.state.documents = DocumentTools(app.state.templates.env, app.state.share_catalogs)
 
     security_headers = dict(SECURITY_HEADERS)
     if settings.api.hsts:
@@ -198,6 +200,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     app.include_router(rest.router)
+    app.include_router(documents.router)
     app.include_router(pages.router)
     app.include_router(share_pages.router)
 

@@ -191,6 +191,11 @@ ACTIONS = {
     "share_code_wrong": N_("entered a wrong second code"),
     "share_code_locked": N_("locked the link (too many wrong codes)"),
     "threshold_override": N_("changed a threshold"),
+    "documents_read": N_("listed the documents"),
+    "document_downloaded": N_("downloaded a document"),
+    "report_made": N_("made the end-of-monitoring report available"),
+    "patient_export": N_("exported the patient's data"),
+    "share_report": N_("downloaded the end-of-monitoring report"),
 }
 # parameters of rules without a metric of their own, read in this metric's unit
 PARAM_METRIC = {"hr_above": "heart_rate_bpm"}

@@ -1,0 +1,77 @@
+"""Trend charts drawn for print (matplotlib, SVG with its text as outlines, embedded in the
+PDF as a data: URL): the mean as a line, the spread of each bucket (minimum to maximum) as
+a band, so a short desaturation is not averaged away, and the patient's alert thresholds
+as dashed lines. The chart carries only numbers and dates; its title is written by the
+document in the reader's language, where text shaping applies."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from babel.dates import format_skeleton
+from matplotlib.dates import AutoDateLocator, date2num, num2date
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+
+@dataclass(frozen=True, slots=True)
+class ChartPoint:
+    at: datetime
+    mean: float | None
+    low: float | None
+    high: float | None
+
+
+def trend_chart(
+    points: Sequence[ChartPoint],
+    thresholds: Sequence[float],
+    zone: str,
+    locale: str,
+) -> str:
+    """A data: URL of the chart (values already in the reader's units)."""
+    tz = ZoneInfo(zone)
+    # Arabic digits and marks are not shaped by matplotlib: day/month in Latin digits
+    tick_locale = "fr" if locale.startswith("ar") else locale
+    fig = Figure(figsize=(7.0, 2.1), dpi=100)
+    ax = fig.add_subplot()
+    shown = [p for p in points if p.mean is not None]
+    xs = date2num([p.at for p in shown])  # type: ignore[no-untyped-call]
+    ax.fill_between(
+        xs,
+        np.array([p.low if p.low is not None else p.mean for p in shown], dtype=float),
+        np.array([p.high if p.high is not None else p.mean for p in shown], dtype=float),
+        color="#9ecae1",
+        linewidth=0,
+        step="mid",
+    )
+    ax.plot(
+        xs,
+        np.array([p.mean for p in shown], dtype=float),
+        color="#08519c",
+        linewidth=1.0,
+        marker="." if len(xs) < 60 else "",
+    )
+    for value in thresholds:
+        ax.axhline(value, color="#cb181d", linewidth=0.8, linestyle="--")
+    locator = AutoDateLocator(tz=tz, minticks=3, maxticks=9)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+
+    def tick(x: float, _pos: int) -> str:
+        day = num2date(x, tz=tz).date()  # type: ignore[no-untyped-call]
+        return str(format_skeleton("Md", day, locale=tick_locale))
+
+    ax.xaxis.set_major_formatter(FuncFormatter(tick))
+    ax.grid(True, color="#ddd", linewidth=0.5)
+    ax.tick_params(labelsize=7)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout(pad=0.3)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
