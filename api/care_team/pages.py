@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 
 from api.care_team.dashboard import dashboard, open_system_alerts
 from api.care_team.login import log_in, set_session_cookie
-from api.common import patient_data
+from api.common import documents, patient_data
 from api.common.errors import refuse
 from api.common.guards import Conn, audit, csrf_ok, read_patient, require_role, signed_in
 from api.common.i18n import SHARE_LANGUAGE_NAMES, Clock, negotiate, viewer_locale
@@ -307,6 +307,7 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
             "share_links": patient_data.share_links(conn, patient_id),
             "share_languages": SHARE_LANGUAGE_NAMES,
             "access_log": patient_data.access_log(conn, patient_id, 50),
+            "documents": documents.listed(conn, patient_id),
         },
         who,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from babel.dates import format_skeleton
-from matplotlib.dates import AutoDateLocator, date2num, num2date
+from matplotlib.dates import AutoDateLocator, DayLocator, date2num, num2date
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, Locator
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +32,12 @@ class ChartPoint:
 def trend_chart(
     points: Sequence[ChartPoint],
     thresholds: Sequence[float],
+    span: tuple[datetime, datetime],
     zone: str,
     locale: str,
 ) -> str:
-    """A data: URL of the chart (values already in the reader's units)."""
+    """A data: URL of the chart over ``span`` (the whole monitoring period, so days
+    without readings show as gaps), values already in the reader's units."""
     tz = ZoneInfo(zone)
     # Arabic digits and marks are not shaped by matplotlib: day/month in Latin digits
     tick_locale = "fr" if locale.startswith("ar") else locale
@@ -59,12 +62,22 @@ def trend_chart(
     )
     for value in thresholds:
         ax.axhline(value, color="#cb181d", linewidth=0.8, linestyle="--")
-    locator = AutoDateLocator(tz=tz, minticks=3, maxticks=9)  # type: ignore[no-untyped-call]
+    start, end = span
+    ax.set_xlim(date2num(start), date2num(end))  # type: ignore[no-untyped-call]
+    days = (end - start).total_seconds() / 86400
+    locator: Locator
+    if days >= 2:  # one tick a day (or every few days), written as the day
+        every = max(1, math.ceil(days / 8))
+        locator = DayLocator(interval=every, tz=tz)  # type: ignore[no-untyped-call]
+        skeleton = "Md"
+    else:  # a short follow-up: the hours
+        locator = AutoDateLocator(tz=tz, minticks=3, maxticks=8)  # type: ignore[no-untyped-call]
+        skeleton = "MdHm"
     ax.xaxis.set_major_locator(locator)
 
     def tick(x: float, _pos: int) -> str:
-        day = num2date(x, tz=tz).date()  # type: ignore[no-untyped-call]
-        return str(format_skeleton("Md", day, locale=tick_locale))
+        at = num2date(x, tz=tz)  # type: ignore[no-untyped-call]
+        return str(format_skeleton(skeleton, at, tzinfo=tz, locale=tick_locale))
 
     ax.xaxis.set_major_formatter(FuncFormatter(tick))
     ax.grid(True, color="#ddd", linewidth=0.5)

@@ -35,13 +35,16 @@ class StoredDocument:
     period_start: datetime
     period_end: datetime
     created_at: datetime
-    created_by: str
+    created_by: str  # the clinician's name
     replaced_at: datetime | None
     pdf_bytes: int
 
 
+# who made it, by name (the actor as the audit log writes it otherwise)
 _COLUMNS = (
-    "document_id, kind, language, period_start, period_end, created_at, created_by,"
+    "document_id, kind, language, period_start, period_end, created_at,"
+    " coalesce((SELECT c.display_name FROM clinicians c"
+    " WHERE 'clinician:' || c.clinician_id = created_by), created_by),"
     " replaced_at, octet_length(pdf)"
 )
 
@@ -111,7 +114,7 @@ def store_export(
 def listed(conn: psycopg.Connection, patient_id: int) -> list[StoredDocument]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM patient_documents WHERE patient_id = %s"
-        " ORDER BY created_at DESC, document_id DESC",
+        " ORDER BY created_at DESC, document_id",
         (patient_id,),
     ).fetchall()
     return [StoredDocument(*r) for r in rows]

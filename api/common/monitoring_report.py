@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -32,6 +34,7 @@ from store.trends import trend
 from vitals.catalogue import BY_NAME
 from vitals.device_kinds import KIND_METRICS
 
+log = logging.getLogger(__name__)
 # Readings a day the team asks for, per spot metric: a starting point for the clinicians
 # to review. Continuous recordings (an oximeter or a patch) have no count to expect:
 # their adherence is the days with readings.
@@ -119,6 +122,7 @@ def make_reports(
     actor: str,
 ) -> list[int]:
     """Make and store every edition (replacing the previous ones); the ids made."""
+    began = time.perf_counter()
     span = period(conn, patient_id)
     assert span is not None, "the follow-up has not ended"
     start, end = span
@@ -131,16 +135,26 @@ def make_reports(
         editions.append(
             Edition(language, pdf, document_reference(content["pseudonym"], language, pdf, span))
         )
-    return documents.store_reports(conn, patient_id, editions, start, end, actor)
+    ids = documents.store_reports(conn, patient_id, editions, start, end, actor)
+    log.info(
+        "end-of-monitoring report of patient %s: %d editions, %d bytes, %.2f s",
+        patient_id,
+        len(editions),
+        sum(len(e.pdf) for e in editions),
+        time.perf_counter() - began,
+    )
+    return ids
 
 
 def render_report(tools: DocumentTools, reader: Reader, content: dict[str, Any]) -> bytes:
+    span = (content["start"], content["end"])
     charts = [
         (
             metric,
             trend_chart(
                 _points(reader, metric, pts),
                 _bands(reader, metric, content),
+                span,
                 reader.zone,
                 reader.locale,
             ),

@@ -14,7 +14,6 @@ import functools
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 # font family -> (Debian package, files where Debian puts it)
 FONTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -87,27 +86,20 @@ def check_fonts() -> None:
         )
 
 
-def _only_data_urls(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """The documents embed their charts as data: URLs; nothing is fetched from elsewhere
-    (a note typed by a clinician can never make the server fetch an address)."""
-    from weasyprint.urls import default_url_fetcher
-
-    if not url.startswith("data:"):
-        raise ValueError("documents fetch nothing outside themselves")
-    result: dict[str, Any] = default_url_fetcher(url, *args, **kwargs)
-    return result
-
-
 def render_pdf(html: str) -> bytes:
     """The PDF of one HTML document (its CSS gives the page layout, see PAGE_CSS)."""
     check_fonts()
     try:
         from weasyprint import HTML
+        from weasyprint.urls import URLFetcher
     except OSError as exc:  # Pango's shared libraries are missing
         raise PdfUnavailable(
             f"PDF documents need Pango (Debian packages {PANGO_PACKAGES}): {exc}"
         ) from None
-    pdf = HTML(string=html, url_fetcher=_only_data_urls).write_pdf()
+    # the charts are data: URLs; nothing is fetched from elsewhere (a note typed by a
+    # clinician can never make the server fetch an address or read a file)
+    fetcher = URLFetcher(allowed_protocols=("data",))
+    pdf = HTML(string=html, url_fetcher=fetcher).write_pdf()
     assert pdf is not None
     return bytes(pdf)
 
@@ -115,10 +107,15 @@ def render_pdf(html: str) -> bytes:
 def page_css(language: str, header: str, page_word: str) -> str:
     """A4 with print margins, the team's name in the running header, "page n / N" at the
     foot, in the document's language and direction. ``header`` and ``page_word`` are
-    quoted here, so they must be plain text."""
+    text (a team's name): every character that could end the CSS string, the rule or
+    the <style> element is escaped, so the result may go into <style> unescaped."""
 
     def quoted(text: str) -> str:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+        # a CSS string that cannot end the string, the rule or the <style> element
+        escaped = "".join(
+            c if c.isalnum() or c in " .,:;()'-—_/" else f"\\{ord(c):x} " for c in text
+        )
+        return f'"{escaped}"'
 
     return f"""
 @page {{

@@ -6,6 +6,7 @@ names."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -79,6 +80,18 @@ class Reader:
     def unit(self, metric: str) -> str:
         label = unit_label(metric, BY_NAME[metric].ucum, self.units)
         return self.t(UNIT_WORDS[label]) if label in UNIT_WORDS else label
+
+    @staticmethod
+    def dir_of(text: str | None) -> str:
+        """The direction of a text typed by a person (a note in French inside an Arabic
+        report keeps its full stop at its end): its first strong character's."""
+        for c in text or "":
+            kind = unicodedata.bidirectional(c)
+            if kind in ("R", "AL"):
+                return "rtl"
+            if kind == "L":
+                return "ltr"
+        return "ltr"
 
     @property
     def direction(self) -> str:
