@@ -67,6 +67,14 @@ def make_reports_after_end(request: Request, conn: Conn, who: Clinician, patient
     except PdfUnavailable as exc:
         log.error("end-of-monitoring report not made: %s", exc)
         return
+    except Exception as exc:  # the follow-up has ended (committed): answer so
+        log.error(
+            "end-of-monitoring report of patient %s not made (%s); the team can make it"
+            " again from the patient page",
+            patient_id,
+            type(exc).__name__,
+        )
+        return
     audit(conn, who, "report_made", patient_id, {"document_ids": ids, "reason": "follow_up_ended"})
 
 

