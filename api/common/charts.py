@@ -20,7 +20,6 @@ from matplotlib.dates import AutoDateLocator, DayLocator, date2num, num2date
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, Locator
 
-
 # a raster for print: sharp at A4 width (7 in), and ten times quicker to draw and to lay
 # out than the same chart as SVG outlines (measured: 0.1 s against 2 s a chart)
 DPI = 200

@@ -430,3 +430,20 @@ def test_the_export_reads_the_sibling_features_tables_when_they_exist(
     assert row is not None
     assert row[0] is True
     assert row[1] is not None
+
+
+def test_the_patient_page_lists_the_documents_in_the_clinicians_words(
+    ended_with_arabic_link: tuple[TestClient, str], world: World
+) -> None:
+    admin, _url = ended_with_arabic_link  # a French account
+    page = admin.get(f"/patients/{world.patient_a}", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert "Rapport de fin de télésurveillance" in page.text
+    assert "Renvoyer le rapport" in page.text
+    assert "Exporter les données du patient" in page.text
+    assert "Admin A" in page.text  # who made it, by name
+    for raw in ("end_of_monitoring", "patient_export", "clinician:"):
+        assert raw not in page.text.replace("/end-of-monitoring-report", "")
+    quiet = admin.get(f"/patients/{world.patient_a2}", headers={"Accept": "text/html"})
+    assert "Aucun document pour l&#39;instant." in quiet.text
+    assert "est produit à la fin du suivi" in quiet.text
