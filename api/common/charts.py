@@ -33,6 +33,12 @@ class ChartPoint:
     high: float | None
 
 
+def chart_locale(locale: str) -> str:
+    """The locale of the dates under a chart: Arabic digits and marks are not shaped by
+    matplotlib, so an Arabic chart writes day/month in Latin digits, as French does."""
+    return "fr" if locale.startswith("ar") else locale
+
+
 def trend_chart(
     points: Sequence[ChartPoint],
     thresholds: Sequence[float],
@@ -43,8 +49,7 @@ def trend_chart(
     """A data: URL of the chart over ``span`` (the whole monitoring period, so days
     without readings show as gaps), values already in the reader's units."""
     tz = ZoneInfo(zone)
-    # Arabic digits and marks are not shaped by matplotlib: day/month in Latin digits
-    tick_locale = "fr" if locale.startswith("ar") else locale
+    tick_locale = chart_locale(locale)
     fig = Figure(figsize=(7.0, 2.1), dpi=DPI)
     ax = fig.add_subplot()
     shown = [p for p in points if p.mean is not None]

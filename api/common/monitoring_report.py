@@ -23,7 +23,7 @@ import psycopg
 from babel.support import NullTranslations
 
 from api.common import documents, patient_data
-from api.common.charts import ChartPoint, trend_chart
+from api.common.charts import ChartPoint, chart_locale, trend_chart
 from api.common.documents import Edition
 from api.common.pdf import page_css, render_pdf
 from api.common.reader import Reader, locale_for
@@ -128,10 +128,11 @@ def make_reports(
     start, end = span
     content = _content(conn, flavour, patient_id, start, end)
     editions = []
+    charts: dict[tuple[str, str, str], str] = {}  # the editions share most charts
     for language in report_languages(conn, patient_id):
         units = "metric" if language == "fr" else content["physician_units"]
         reader = tools.reader(language, content["country"], units, content["zone"])
-        pdf = render_report(tools, reader, content)
+        pdf = render_report(tools, reader, content, charts)
         editions.append(
             Edition(language, pdf, document_reference(content["pseudonym"], language, pdf, span))
         )
@@ -146,21 +147,28 @@ def make_reports(
     return ids
 
 
-def render_report(tools: DocumentTools, reader: Reader, content: dict[str, Any]) -> bytes:
+def render_report(
+    tools: DocumentTools,
+    reader: Reader,
+    content: dict[str, Any],
+    drawn: dict[tuple[str, str, str], str] | None = None,
+) -> bytes:
+    """One edition's PDF; ``drawn`` keeps the charts already drawn for another edition
+    (same metric, units and date locale)."""
+    drawn = {} if drawn is None else drawn
     span = (content["start"], content["end"])
-    charts = [
-        (
-            metric,
-            trend_chart(
+    charts = []
+    for metric, pts in content["series"]:
+        key = (metric, reader.units, chart_locale(reader.locale))
+        if key not in drawn:
+            drawn[key] = trend_chart(
                 _points(reader, metric, pts),
                 _bands(reader, metric, content),
                 span,
                 reader.zone,
                 reader.locale,
-            ),
-        )
-        for metric, pts in content["series"]
-    ]
+            )
+        charts.append((metric, drawn[key]))
     title = reader.t("End-of-monitoring report")
     html = tools.templates.get_template("documents/report.html").render(
         t=reader.t,
