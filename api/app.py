@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.care_team import consents, pages, questions, rest
+from api.care_team import consents, documents, pages, questions, rest
 from api.care_team.gateway_configs import ConfigPublisher
 from api.care_team.live import Broadcaster
 from api.common.database import Database
@@ -31,6 +31,7 @@ from api.common.errors import BUSY, reader_language, translate, validation_sente
 from api.common.guards import NotSignedIn
 from api.common.i18n import load_catalogs
 from api.common.labels import N_
+from api.common.monitoring_report import DocumentTools
 from api.common.second_factor import SecretBox
 from api.common.share_links import SHARE_LANGUAGES
 from api.home_physician import share_pages
@@ -134,6 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.share_limiter = RateLimiter(settings.api.share_requests_per_minute, 60.0)
     # autoescapes .html templates
     app.state.templates = Jinja2Templates(directory=str(resources.files("api") / "templates"))
+    app.state.documents = DocumentTools(app.state.templates.env, app.state.share_catalogs)
 
     security_headers = dict(SECURITY_HEADERS)
     if settings.api.hsts:
@@ -219,6 +221,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(questions.router)
     app.include_router(consents.router)
     app.include_router(consents.pages)
+    app.include_router(documents.router)
     app.include_router(pages.router)
     app.include_router(share_pages.router)
 

@@ -25,7 +25,7 @@ from api.care_team.login import (
     secret_box,
     set_session_cookie,
 )
-from api.common import patient_data, questions, second_factor
+from api.common import documents, patient_data, questions, second_factor
 from api.common.consent_records import consent_records
 from api.common.errors import refuse
 from api.common.guards import Conn, audit, csrf_ok, read_patient, require_role, signed_in
@@ -436,6 +436,7 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
             "share_languages": SHARE_LANGUAGE_NAMES,
             "access_log": patient_data.access_log(conn, patient_id, 50),
             **consent_context(conn, patient_id, who.language),
+            "documents": documents.listed(conn, patient_id),
         },
         who,
     )

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, WithJsonSchema
 from api.care_team import administration
 from api.care_team.consents import sharing_consent_for_link
 from api.care_team.dashboard import dashboard
+from api.care_team.documents import make_reports_after_end
 from api.care_team.live import Broadcaster
 from api.care_team.login import (
     check_code,
@@ -424,9 +425,14 @@ def post_enrollment_end(
 
 
 @router.post("/patients/{patient_id}/end-follow-up", tags=["admin"])
-def post_end_follow_up(patient_id: int, body: EndFollowUp, conn: Conn, who: Admin) -> PatientOut:
+def post_end_follow_up(
+    patient_id: int, body: EndFollowUp, request: Request, conn: Conn, who: Admin
+) -> PatientOut:
+    """End the follow-up; the end-of-monitoring report is made at once (its documents
+    are listed under ``/documents``)."""
     patient_in_teams(conn, who, patient_id)
     administration.end_follow_up(conn, who, patient_id, body.at or datetime.now(UTC), body.note)
+    make_reports_after_end(request, conn, who, patient_id)
     return patient_data.patient(conn, patient_id)
 
 

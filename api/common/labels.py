@@ -201,6 +201,11 @@ ACTIONS = {
     "access_requests_read": N_("read the access requests"),
     "access_request_recorded": N_("recorded an access request"),
     "access_request_fulfilled": N_("marked an access request answered"),
+    "documents_read": N_("listed the documents"),
+    "document_downloaded": N_("downloaded a document"),
+    "report_made": N_("made the end-of-monitoring report available"),
+    "patient_export": N_("exported the patient's data"),
+    "share_report": N_("downloaded the end-of-monitoring report"),
 }
 # the consents a patient gives, and the notice each one is given on
 CONSENT_KINDS = {

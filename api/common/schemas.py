@@ -640,3 +640,31 @@ class AccessRequestOut(BaseModel):
     recorded_by: str
     fulfilled_at: datetime | None
     fulfilled_by: str | None
+
+
+class DocumentOut(BaseModel):
+    """A stored document of the patient: an end-of-monitoring report (one per language)
+    or a data export; ``pdf_url`` and ``fhir_url`` download it (each download audited)."""
+
+    document_id: int
+    kind: Literal["end_of_monitoring", "patient_export"]
+    language: str
+    period_start: datetime
+    period_end: datetime
+    created_at: datetime
+    created_by: str
+    current: bool = Field(description="false once a newer edition replaced it")
+    pdf_bytes: int
+    pdf_url: str
+    fhir_url: str
+
+
+class ExportOut(BaseModel):
+    """The patient's data export (right of access and portability): a complete FHIR R4
+    Bundle and a readable PDF in the patient's language."""
+
+    document: DocumentOut
+    resources: int = Field(description="entries of the FHIR Bundle")
+    access_request_fulfilled: bool = Field(
+        description="an open access request of the patient was marked fulfilled"
+    )

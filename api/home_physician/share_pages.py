@@ -20,7 +20,7 @@ from babel.support import NullTranslations
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from api.common import patient_data, questions
+from api.common import documents, fhir_export, patient_data, questions
 from api.common.guards import Conn
 from api.common.i18n import SHARE_LANGUAGE_NAMES, format_instant
 from api.common.patient_data import CHART_METRICS
@@ -35,9 +35,7 @@ from api.common.share_links import (
     record_use,
     resolve,
 )
-from api.common.units import convert, unit_label
-from api.home_physician import fhir_export
-from api.home_physician.share_text import (
+from api.common.share_text import (
     LINK_UNUSABLE,
     METRICS,
     OTHER_RULE,
@@ -46,6 +44,7 @@ from api.home_physician.share_text import (
     UNIT_WORDS,
     UNKNOWN_METRIC,
 )
+from api.common.units import convert, unit_label
 from vitals.catalogue import BY_NAME
 
 router = APIRouter(prefix="/s", include_in_schema=False)
@@ -556,6 +555,8 @@ def _summary(conn: Conn, link: Link, view: View) -> dict[str, Any]:
         "metrics": METRICS,
         "priorities": PRIORITIES,
         "contact": _team_contact(conn, link.team_id),
+        "reports": documents.current_reports(conn, link.patient_id),
+        "language_names_map": dict(SHARE_LANGUAGE_NAMES),
         "expires_at": link.expires_at,
         "now": datetime.now(UTC),
     }
@@ -574,3 +575,53 @@ def _daily(conn: Conn, link: Link, view: View) -> list[dict[str, Any]]:
     for day, name, n, avg, lo, hi in rows:
         days.setdefault(day, {"day": day, "values": {}})["values"][name] = (n, avg, lo, hi)
     return list(days.values())
+
+
+@router.get("/{token}/report/{language}")
+def shared_report(token: str, language: str, request: Request, conn: Conn) -> Response:
+    """The end-of-monitoring report in one language (PDF), audited."""
+    return _report(token, language, request, conn, "pdf")
+
+
+@router.get("/{token}/report/{language}/fhir")
+def shared_report_fhir(token: str, language: str, request: Request, conn: Conn) -> Response:
+    """The same edition as a FHIR DocumentReference carrying the PDF, audited."""
+    return _report(token, language, request, conn, "fhir")
+
+
+def _report(token: str, language: str, request: Request, conn: Conn, form: str) -> Response:
+    opened = _open_page(request, conn, token)
+    if isinstance(opened, Response):
+        return opened
+    link, view = opened
+    found = next(
+        (d for d in documents.current_reports(conn, link.patient_id) if d.language == language),
+        None,
+    )
+    if found is None:
+        return closed_page(request, conn, _Closed(view, "no_report", link, 404))
+    record_use(
+        conn,
+        link,
+        "share_report",
+        client_address(request),
+        [f"end_of_monitoring:{found.document_id}:{language}:{form}"],
+    )
+    if form == "fhir":
+        return JSONResponse(
+            documents.fhir(conn, link.patient_id, found.document_id),
+            media_type="application/fhir+json",
+            headers={
+                **NO_STORE,
+                "Content-Disposition": f'attachment; filename="report-{language}.fhir.json"',
+            },
+        )
+    body = documents.pdf(conn, link.patient_id, found.document_id)
+    return Response(
+        body,
+        media_type="application/pdf",
+        headers={
+            **NO_STORE,
+            "Content-Disposition": f'attachment; filename="report-{language}.pdf"',
+        },
+    )

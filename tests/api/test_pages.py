@@ -189,7 +189,7 @@ def test_every_shipped_rule_reads_in_french_and_on_the_shared_page() -> None:
     translate them): a new or reworded rule fails here until the catalogs know it."""
     from alerts.protocol import builtin_protocols
     from api.common.labels import RULE_TITLES
-    from api.home_physician.share_text import RULES
+    from api.common.share_text import RULES
 
     with (API_DIR / "locales" / "fr" / "LC_MESSAGES" / "messages.po").open("rb") as fh:
         french = {m.id: m.string for m in read_po(fh) if m.id and m.string}

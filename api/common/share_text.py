@@ -47,6 +47,22 @@ METRICS = {
     "steps_count": S_("Steps"),
 }
 UNIT_WORDS = {"steps": S_("steps")}
+# device kinds (both spellings in use), for the documents made for physicians and patients
+DEVICE_KINDS = {
+    "oximeter": S_("Pulse oximeter"),
+    "pulse_oximeter": S_("Pulse oximeter"),
+    "bp-cuff": S_("Blood-pressure cuff"),
+    "bp_cuff": S_("Blood-pressure cuff"),
+    "thermometer": S_("Thermometer"),
+    "scale": S_("Scale"),
+    "hr-patch": S_("Heart-rate patch"),
+    "hr_patch": S_("Heart-rate patch"),
+    "glucose-meter": S_("Glucose meter"),
+    "glucose_meter": S_("Glucose meter"),
+    "pain-diary": S_("Pain diary"),
+    "pain_diary": S_("Pain diary"),
+}
+OTHER_DEVICE = S_("Other device")
 OTHER_RULE = S_("Other alert")
 PRIORITIES = {"high": S_("high"), "medium": S_("medium"), "low": S_("low")}
 

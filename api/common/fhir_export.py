@@ -34,14 +34,23 @@ SEVERITY = {"high": "high", "medium": "moderate", "low": "low"}
 UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
 ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
-CATEGORY = {
-    "coding": [
-        {
-            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-            "code": "vital-signs",
-            "display": "Vital Signs",
-        }
-    ]
+CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
+CATEGORY_NAMES = {
+    "vital-signs": "Vital Signs",
+    "laboratory": "Laboratory",
+    "survey": "Survey",
+    "activity": "Activity",
+    "procedure": "Procedure",
+}
+# metrics outside the vital signs, in the complete export; a device's own state (battery)
+# and the rhythm analysis computed from a patch are filed under "procedure"
+CATEGORIES = {
+    "glucose_mmol_l": "laboratory",
+    "pain_score": "survey",
+    "steps_count": "activity",
+    "battery_pct": "procedure",
+    "rr_rmssd_ms": "procedure",
+    "rr_irregularity": "procedure",
 }
 VITAL_SIGNS = ("heart_rate_bpm", "spo2_pct", "temp_c", "resp_rate_per_min", "weight_kg")
 # the vital-signs profile asks for 2708-6 beside the pulse-oximetry code
@@ -57,15 +66,18 @@ def _iso(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
+def _category(code: str) -> dict[str, Any]:
+    return {"coding": [{"system": CATEGORY_SYSTEM, "code": code, "display": CATEGORY_NAMES[code]}]}
+
+
 def _code(metric: str) -> dict[str, Any]:
     m = BY_NAME[metric]
-    return {
-        "coding": [
-            {"system": LOINC, "code": m.loinc, "display": m.label_en},
-            *EXTRA_CODINGS.get(metric, []),
-        ],
-        "text": m.label_en,
-    }
+    coding = (
+        {"system": LOINC, "code": m.loinc, "display": m.label_en}
+        if m.loinc
+        else {"system": "urn:postop:metric", "code": m.name, "display": m.label_en}
+    )
+    return {"coding": [coding, *EXTRA_CODINGS.get(metric, [])], "text": m.label_en}
 
 
 def _quantity(metric: str, value: float) -> dict[str, Any]:
@@ -99,7 +111,11 @@ def bundle(
     patient_id: int,
     start: datetime,
     end: datetime,
+    complete: bool = False,
 ) -> dict[str, Any]:
+    """The follow-up between ``start`` and ``end``. ``complete`` (the patient's own export,
+    L1111-7): every reading of every metric as its own Observation, never hourly
+    summaries, and the technical alerts too (as Flags on the device)."""
     row = conn.execute(
         "SELECT pseudonym, language, home_country FROM patients WHERE patient_id = %s",
         (patient_id,),
@@ -134,22 +150,27 @@ def bundle(
         )
     counter = iter(range(1, 10**9))
 
-    def observation(body: dict[str, Any]) -> dict[str, Any]:
+    def observation(body: dict[str, Any], category: str = "vital-signs") -> dict[str, Any]:
         return {
             "resourceType": "Observation",
             "id": f"{pseudonym}-obs-{next(counter)}",
             "status": "final",
-            "category": [CATEGORY],
+            "category": [_category(category)],
             "subject": {"reference": patient_ref},
             **body,
         }
 
-    for metric in VITAL_SIGNS:
+    metrics = (
+        [m for m in BY_NAME if m not in ("bp_systolic_mmhg", "bp_diastolic_mmhg")]
+        if complete
+        else list(VITAL_SIGNS)
+    )
+    for metric in metrics:
         mid = BY_NAME[metric].metric_id
         count = _count(conn, patient_id, mid, start, end)
         if count == 0:
             continue
-        if count <= RAW_LIMIT:
+        if complete or count <= RAW_LIMIT:
             for at, value, flags, device_id in conn.execute(
                 "SELECT time, value, flags, device_id FROM vitals WHERE patient_id = %s"
                 " AND metric_id = %s AND time >= %s AND time < %s ORDER BY time",
@@ -162,7 +183,8 @@ def bundle(
                             "effectiveDateTime": _iso(at),
                             "device": {"reference": f"Device/{_safe_id(device_id)}"},
                             **_value(metric, value, flags),
-                        }
+                        },
+                        CATEGORIES.get(metric, "vital-signs"),
                     )
                 )
         else:
@@ -198,6 +220,8 @@ def bundle(
     entries += [observation(o) for o in _blood_pressure(conn, patient_id, start, end)]
     entries += _care(conn, patient_id, patient_ref, pseudonym)
     entries += _alerts(conn, patient_id, patient_ref, pseudonym, start, end)
+    if complete:
+        entries += _technical(conn, patient_id, patient_ref, pseudonym, start, end)
     return {
         "resourceType": "Bundle",
         "type": "collection",
@@ -394,3 +418,42 @@ def _alerts(
             }
         )
     return out
+
+
+def _technical(
+    conn: psycopg.Connection,
+    patient_id: int,
+    patient_ref: str,
+    pseudonym: str,
+    start: datetime,
+    end: datetime,
+) -> list[dict[str, Any]]:
+    """Device and connection problems of the period, as Flags (a warning about the kit,
+    active while the team had it open)."""
+    rows = conn.execute(
+        "SELECT alert_id, rule_id, opened_at, resolved_at FROM alerts WHERE patient_id = %s"
+        " AND kind = 'technical' AND opened_at >= %s AND opened_at < %s ORDER BY opened_at",
+        (patient_id, start, end),
+    ).fetchall()
+    return [
+        {
+            "resourceType": "Flag",
+            "id": f"{pseudonym}-technical-{alert_id}",
+            "status": "inactive" if resolved is not None else "active",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/flag-category",
+                            "code": "admin",
+                            "display": "Administrative",
+                        }
+                    ]
+                }
+            ],
+            "code": {"text": RULE_TITLES.get(rule_id, "Device or connection problem")},
+            "subject": {"reference": patient_ref},
+            "period": {"start": _iso(opened), **({"end": _iso(resolved)} if resolved else {})},
+        }
+        for alert_id, rule_id, opened, resolved in rows
+    ]
