@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.common.guards import Conn
 from api.patient.access import PREFIX, Patient, PatientRefused, audit_patient
+from api.patient.screen import patient_page
 from api.patient.view import NO_STORE, T_, PatientView, browser_view, render
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -38,5 +39,4 @@ REFUSAL_SENTENCES = {
 @router.get("/")
 def home(request: Request, conn: Conn, caller: Patient) -> Response:
     audit_patient(conn, caller, "patient_app_home")
-    view = PatientView(request, caller.language, caller.zone)
-    return render(request, "patient/home.html", view, {"nav": "home"})
+    return patient_page(request, conn, caller, "patient/home.html", nav="home")
