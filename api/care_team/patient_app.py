@@ -4,6 +4,7 @@ The token appears once, in the answer to the POST; the database keeps its SHA-25
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import psycopg
@@ -40,6 +41,13 @@ def _absolute(request: Request, path: str) -> str:
     return base.rstrip("/") + path
 
 
+def _svg(qr: segno.QRCode) -> str:
+    """A standalone SVG document (with its namespace, so that it also loads as an image)."""
+    out = io.BytesIO()
+    qr.save(out, kind="svg", xmldecl=False, scale=5, border=4, dark="#000", light="#fff")
+    return out.getvalue().decode()
+
+
 @router.post("/patients/{patient_id}/patient-app/links", status_code=201)
 def post_patient_app_link(
     patient_id: int, request: Request, conn: Conn, who: Who
@@ -60,7 +68,7 @@ def post_patient_app_link(
     return PatientAppLinkCreated(
         link_id=link.link_id,
         url=request.app.state.settings.api.link(path),
-        qr_svg=qr.svg_inline(scale=5, border=4, dark="#000", light="#fff"),
+        qr_svg=_svg(qr),
         expires_at=link.expires_at,
     )
 

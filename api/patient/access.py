@@ -54,8 +54,14 @@ class PatientRefused(Exception):
 
 
 def same_origin(request: Request) -> bool:
+    """Whether a browser sent this from the app's own pages: its ``Sec-Fetch-Site``, else
+    its ``Origin`` (the patient pages' referrer policy, same-origin, lets browsers send
+    it; "null" is another site's). A client that sends neither is no browser."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("origin")
-    if origin is None:  # not a browser, or a same-origin GET
+    if origin is None:
         return True
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
