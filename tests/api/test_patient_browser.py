@@ -18,12 +18,17 @@ from tests.api.conftest import LiveApi, World
 from tests.browser import ARTIFACTS, chromium, visible_raw
 from tests.patient_phone import enroll_phone
 
-PHONE = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 2,
-    "is_mobile": True,
-    "has_touch": True,
-}
+
+def phone_screen(browser: Browser, locale: str, zone: str) -> BrowserContext:
+    """A phone-sized, touch screen (about an iPhone 13's)."""
+    return browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale=locale,
+        timezone_id=zone,
+    )
 
 
 @pytest.fixture
@@ -81,7 +86,7 @@ def test_enroll_read_a_message_in_arabic_and_the_team_sees_when(
     assert url.startswith(f"{api.base_url}/p/enroll/")
 
     # the patient's phone opens the link (from the QR code) and connects
-    phone_context = browser.new_context(**PHONE, locale="ar-SA", timezone_id="Asia/Riyadh")
+    phone_context = phone_screen(browser, "ar-SA", "Asia/Riyadh")
     phone = phone_context.new_page()
     phone.goto(url)
     expect(phone.locator("h1")).to_have_text("ربط هذا الهاتف بمتابعتك")
@@ -142,7 +147,6 @@ def test_enroll_read_a_message_in_arabic_and_the_team_sees_when(
 def test_home_screen_in_other_languages(
     browser: Browser,
     live_api: Callable[[str], LiveApi],
-    login: Callable[[str], object],
     world: World,
     language: str,
     country: str,
@@ -164,7 +168,7 @@ def test_home_screen_in_other_languages(
             " %s), (%s, 'go_to_emergency', %s)",
             (world.patient_a2, clinician[0], world.patient_a2, clinician[0]),
         )
-    context = browser.new_context(**PHONE, locale=language, timezone_id=zone)
+    context = phone_screen(browser, language, zone)
     context.add_cookies([phone_credential.playwright_cookie(api.base_url)])
     page = context.new_page()
     page.goto(f"{api.base_url}/p/")
