@@ -234,3 +234,17 @@ def test_another_site_cannot_enroll_a_browser(
     # what Chromium sends from the app's own button (it says so in Sec-Fetch-Site)
     res = phone.post(link["url"], headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
     assert res.status_code == 303
+
+
+def test_the_phone_cookie_is_secure_on_tls(
+    coordinator: TestClient, app_settings: Settings, world: World
+) -> None:
+    link = make_link(coordinator, world.patient_a2)
+    with TestClient(
+        create_app(app_settings), base_url="https://testserver", follow_redirects=False
+    ) as phone:
+        res = phone.post(link["url"])
+    assert res.status_code == 303
+    cookie = res.headers["set-cookie"]
+    assert "Secure" in cookie
+    assert "HttpOnly" in cookie
