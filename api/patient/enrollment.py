@@ -49,7 +49,9 @@ def enroll_page(token: str, request: Request, conn: Conn) -> Response:
     state, holder = link_state(conn, token)
     if state is not LinkState.OK:
         return link_refused(request, conn, state, holder)
-    return render(request, "patient/enroll.html", _view(request, holder), {"token": token})
+    assert holder is not None
+    context = {"token": token, "help": help_for(conn, holder.patient_id)}
+    return render(request, "patient/enroll.html", _view(request, holder), context)
 
 
 @router.post("/enroll/{token}")

@@ -93,6 +93,7 @@ def test_enrollment_binds_the_phone_once(
         assert page.status_code == 200
         assert 'method="post"' in page.text
         assert '<html lang="es" dir="ltr">' in page.text
+        assert 'id="what-to-do"' in page.text  # what to do now, on this screen too
     assert phone.get("/p/").status_code == 401
     res = phone.post(link["url"])
     assert res.status_code == 303
