@@ -30,7 +30,6 @@ from api.common.database import Database
 from api.common.errors import BUSY, reader_language, translate, validation_sentence
 from api.common.guards import NotSignedIn
 from api.common.i18n import load_catalogs
-from api.common.patient_app import PATIENT_LANGUAGES
 from api.common.share_links import SHARE_LANGUAGES
 from api.home_physician import share_pages
 from api.home_physician.share_pages import RateLimiter
@@ -39,6 +38,7 @@ from api.patient import enrollment, pwa
 from api.patient import messages as patient_messages
 from api.patient import pages as patient_pages
 from api.patient.access import PatientRefused
+from api.patient.view import patient_catalogs
 from store.service_status import broker_states
 from vitals.broker_probe import BrokerWatch
 from vitals.settings import Settings
@@ -119,7 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.live = live
     app.state.catalogs = load_catalogs()
     app.state.share_catalogs = load_catalogs("share", SHARE_LANGUAGES)
-    app.state.patient_catalogs = load_catalogs("patient", PATIENT_LANGUAGES)
+    app.state.patient_catalogs = patient_catalogs()
     app.state.share_limiter = RateLimiter(settings.api.share_requests_per_minute, 60.0)
     # autoescapes .html templates
     app.state.templates = Jinja2Templates(directory=str(resources.files("api") / "templates"))

@@ -13,7 +13,7 @@ from babel.support import NullTranslations
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from api.common.i18n import SHARE_LANGUAGE_NAMES, format_instant
+from api.common.i18n import SHARE_LANGUAGE_NAMES, format_instant, load_catalogs
 from api.common.patient_app import PATIENT_LANGUAGES
 
 RTL = frozenset({"ar"})
@@ -26,6 +26,12 @@ NO_STORE = {
     "Referrer-Policy": "same-origin",
 }
 LANGUAGE_NAMES = tuple((c, n) for c, n in SHARE_LANGUAGE_NAMES if c in PATIENT_LANGUAGES)
+
+
+def patient_catalogs() -> dict[str, NullTranslations]:
+    """The ``patient`` catalog of each language (English: the message ids), for
+    ``app.state.patient_catalogs``."""
+    return load_catalogs("patient", PATIENT_LANGUAGES)
 
 
 def T_(message: str) -> str:
