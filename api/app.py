@@ -24,6 +24,7 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.care_team import consents, documents, pages, questions, rest
+from api.care_team import patient_app as team_patient_app
 from api.care_team.gateway_configs import ConfigPublisher
 from api.care_team.live import Broadcaster
 from api.common.database import Database
@@ -37,6 +38,11 @@ from api.common.share_links import SHARE_LANGUAGES
 from api.home_physician import share_pages
 from api.home_physician.share_pages import RateLimiter
 from api.metrics import ApiMetrics
+from api.patient import enrollment, pwa
+from api.patient import messages as patient_messages
+from api.patient import pages as patient_pages
+from api.patient.access import PatientRefused
+from api.patient.view import patient_catalogs
 from store.service_status import broker_states
 from vitals.broker_probe import BrokerWatch
 from vitals.settings import Settings
@@ -132,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.gateway_configs = gateway_configs
     app.state.catalogs = load_catalogs()
     app.state.share_catalogs = load_catalogs("share", SHARE_LANGUAGES)
+    app.state.patient_catalogs = patient_catalogs()
     app.state.share_limiter = RateLimiter(settings.api.share_requests_per_minute, 60.0)
     # autoescapes .html templates
     app.state.templates = Jinja2Templates(directory=str(resources.files("api") / "templates"))
@@ -178,8 +185,14 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse({"detail": catalog.gettext("Sign in first.")}, 401)
         return pages.login_redirect(request)
 
+    @app.exception_handler(PatientRefused)
+    async def patient_refused(request: Request, exc: PatientRefused) -> Response:
+        return patient_pages.refused(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if patient_pages.is_patient_path(request):
+            return patient_pages.http_error(request, 422)
         sentence = validation_sentence(request, list(exc.errors()))
         if _wants_html(request):
             return pages.error_page(request, 422, sentence)
@@ -191,6 +204,8 @@ def create_app(settings: Settings) -> FastAPI:
         fastapi_exc = (
             exc if isinstance(exc, HTTPException) else HTTPException(exc.status_code, exc.detail)
         )
+        if patient_pages.is_patient_path(request):
+            return patient_pages.http_error(request, exc.status_code, exc.headers)
         sentence = translate(request, fastapi_exc)
         if _wants_html(request) and exc.status_code in (400, 403, 404, 405, 409, 422):
             return pages.error_page(request, exc.status_code, sentence)
@@ -222,8 +237,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(consents.router)
     app.include_router(consents.pages)
     app.include_router(documents.router)
+    app.include_router(team_patient_app.router)
     app.include_router(pages.router)
     app.include_router(share_pages.router)
+    app.include_router(enrollment.router)
+    app.include_router(patient_pages.router)
+    app.include_router(patient_messages.router)
+    app.include_router(pwa.router)
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from api.care_team import patient_app
 from api.care_team.dashboard import dashboard, open_system_alerts
 from api.care_team.login import (
     PasswordPassed,
@@ -437,6 +438,7 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
             "access_log": patient_data.access_log(conn, patient_id, 50),
             **consent_context(conn, patient_id, who.language),
             "documents": documents.listed(conn, patient_id),
+            **patient_app.page_context(request, conn, patient_id, patient.language),
         },
         who,
     )
