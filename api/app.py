@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.care_team import pages, rest
+from api.care_team import pages, rest, wound_photos
 from api.care_team.live import Broadcaster
 from api.common.database import Database
 from api.common.errors import BUSY, reader_language, translate, validation_sentence
@@ -198,6 +198,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     app.include_router(rest.router)
+    app.include_router(wound_photos.router)
     app.include_router(pages.router)
     app.include_router(share_pages.router)
 

@@ -16,14 +16,17 @@ import psycopg
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("alerts_changed", "vitals_ingested")
+# patient_reported: the patient app stored something the team sees (a wound photo)
+CHANNELS = ("alerts_changed", "vitals_ingested", "patient_reported")
 QUEUE_MAX = 256
 KEEPALIVE_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
 class LiveEvent:
-    kind: str  # "alert" or "vitals" (or "resync" when a slow browser missed events)
+    # "alert", "vitals", "reported" (the patient sent something: ``what`` says which) or
+    # "resync" when a slow browser missed events
+    kind: str
     patient_ids: tuple[int, ...]
     data: dict[str, object]
 
@@ -35,6 +38,8 @@ def _parse(channel: str, payload: str) -> LiveEvent | None:
         return None
     if channel == "alerts_changed":
         return LiveEvent("alert", (int(body["patient_id"]),), body)
+    if channel == "patient_reported":
+        return LiveEvent("reported", (int(body["patient_id"]),), {"what": str(body["what"])})
     return LiveEvent("vitals", tuple(int(p) for p in body.get("patients", [])), {})
 
 

@@ -495,3 +495,19 @@ class AccessOut(BaseModel):
     role: str | None = Field(
         default=None, description="coordinator, physician, admin, or share_link (a home physician)"
     )
+
+
+class WoundPhotoOut(BaseModel):
+    """A wound photo's record; the image itself is fetched from ``image_url`` with the
+    clinician's session (never a URL that carries a credential)."""
+
+    photo_id: int
+    taken_at: datetime
+    width_px: int
+    height_px: int
+    shared_with_physician: bool
+    image_url: str
+
+
+class WoundPhotoSharing(Strict):
+    shared_with_physician: bool

@@ -38,11 +38,21 @@ def P_(message: str) -> str:
     return message
 
 
-TOO_LARGE = P_("This photo is too large (at most %(megabytes)s MB). Take it again with the camera button.")
-NOT_A_PHOTO = P_("This file is not a photo. Send a photo in JPEG or PNG format, taken with the camera button.")
-NOT_ONLY_A_PHOTO = P_("This file contains something other than a photo and was not kept. Take the photo again with the camera button.")
-TOO_MANY_PIXELS = P_("This photo has too many pixels (at most %(megapixels)s megapixels). Take it again with the camera button.")
-DAMAGED = P_("This photo could not be read; it may be damaged. Take it again with the camera button.")
+TOO_LARGE = P_(
+    "This photo is too large (at most %(megabytes)s MB). Take it again with the camera button."
+)
+NOT_A_PHOTO = P_(
+    "This file is not a photo. Send a photo in JPEG or PNG format, taken with the camera button."
+)
+NOT_ONLY_A_PHOTO = P_(
+    "This file contains something other than a photo and was not kept. Take the photo again with the camera button."  # noqa: E501
+)
+TOO_MANY_PIXELS = P_(
+    "This photo has too many pixels (at most %(megapixels)s megapixels). Take it again with the camera button."  # noqa: E501
+)
+DAMAGED = P_(
+    "This photo could not be read; it may be damaged. Take it again with the camera button."
+)
 EMPTY = P_("No photo was received. Take a photo with the camera button.")
 
 
