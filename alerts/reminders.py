@@ -114,7 +114,7 @@ class ReminderSender:
                 if due is None:
                     continue
                 asks = reminder.questionnaire or bool(
-                    set(reminder.metrics) & self._kit_metrics(conn, int(patient_id))
+                    set(reminder.metrics) & self._kit_metrics(conn, int(patient_id), now)
                 )
                 if not asks:
                     continue  # nothing of the patient's kit measures what it asks for
@@ -143,12 +143,12 @@ class ReminderSender:
         return claimed
 
     @staticmethod
-    def _kit_metrics(conn: psycopg.Connection, patient_id: int) -> set[str]:
-        """What the devices enrolled now for the patient measure."""
+    def _kit_metrics(conn: psycopg.Connection, patient_id: int, at: datetime) -> set[str]:
+        """What the devices enrolled for the patient at ``at`` measure."""
         kinds = conn.execute(
             "SELECT DISTINCT d.kind FROM enrollments e JOIN devices d USING (device_id)"
-            " WHERE e.patient_id = %s AND e.valid @> now()",
-            (patient_id,),
+            " WHERE e.patient_id = %s AND e.valid @> %s",
+            (patient_id, at),
         ).fetchall()
         return {m for (kind,) in kinds for m in KIND_METRICS.get(str(kind), ())}
 
@@ -158,7 +158,7 @@ class ReminderSender:
         """Every metric of the reminder that the patient's kit measures, measured since
         ``lead_s`` before it. (The questionnaire's answers are not looked at: that
         reminder is always sent.)"""
-        wanted = set(reminder.metrics) & self._kit_metrics(conn, patient_id)
+        wanted = set(reminder.metrics) & self._kit_metrics(conn, patient_id, due)
         if not wanted or reminder.questionnaire:
             return False
         row = conn.execute(
