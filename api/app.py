@@ -24,15 +24,20 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.care_team import pages, rest, wound_photos
+from api.care_team import patient_app as team_patient_app
 from api.care_team.live import Broadcaster
 from api.common.database import Database
 from api.common.errors import BUSY, reader_language, translate, validation_sentence
 from api.common.guards import NotSignedIn
 from api.common.i18n import load_catalogs
+from api.common.patient_app import PATIENT_LANGUAGES
 from api.common.share_links import SHARE_LANGUAGES
 from api.home_physician import share_pages
 from api.home_physician.share_pages import RateLimiter
 from api.metrics import ApiMetrics
+from api.patient import enrollment
+from api.patient import pages as patient_pages
+from api.patient.access import PatientRefused
 from store.service_status import broker_states
 from vitals.broker_probe import BrokerWatch
 from vitals.settings import Settings
@@ -113,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.live = live
     app.state.catalogs = load_catalogs()
     app.state.share_catalogs = load_catalogs("share", SHARE_LANGUAGES)
+    app.state.patient_catalogs = load_catalogs("patient", PATIENT_LANGUAGES)
     app.state.share_limiter = RateLimiter(settings.api.share_requests_per_minute, 60.0)
     # autoescapes .html templates
     app.state.templates = Jinja2Templates(directory=str(resources.files("api") / "templates"))
@@ -158,6 +164,10 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse({"detail": catalog.gettext("Sign in first.")}, 401)
         return pages.login_redirect(request)
 
+    @app.exception_handler(PatientRefused)
+    async def patient_refused(request: Request, exc: PatientRefused) -> Response:
+        return patient_pages.refused(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         sentence = validation_sentence(request, list(exc.errors()))
@@ -199,8 +209,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(rest.router)
     app.include_router(wound_photos.router)
+    app.include_router(team_patient_app.router)
     app.include_router(pages.router)
     app.include_router(share_pages.router)
+    app.include_router(enrollment.router)
+    app.include_router(patient_pages.router)
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:

@@ -511,3 +511,34 @@ class WoundPhotoOut(BaseModel):
 
 class WoundPhotoSharing(Strict):
     shared_with_physician: bool
+
+
+class PatientAppLinkCreated(BaseModel):
+    link_id: int
+    url: str = Field(description="the enrollment link; the token is in it, shown once")
+    qr_svg: str = Field(description="the same link as a QR code (SVG document), shown once")
+    expires_at: datetime
+
+
+class PatientAppLinkOut(BaseModel):
+    link_id: int
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    state: Literal["active", "used", "expired", "revoked"]
+    used_at: datetime | None
+
+
+class PatientPhoneOut(BaseModel):
+    credential_id: int
+    enrolled_at: datetime
+    last_seen_at: datetime | None
+    state: Literal["active", "revoked", "replaced", "expired", "ended"]
+    revoked_at: datetime | None
+
+
+class PatientApp(BaseModel):
+    """The patient app's enrollment links and the phones they bound, newest first."""
+
+    links: list[PatientAppLinkOut]
+    phones: list[PatientPhoneOut]
