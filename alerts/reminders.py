@@ -36,6 +36,11 @@ from vitals.device_kinds import KIND_METRICS
 log = logging.getLogger(__name__)
 
 Key = tuple[int, str, date]  # patient, reminder, local day
+# the subscription's phone may still be served: not revoked, replaced or expired
+_PHONE_ACTIVE = (
+    "EXISTS (SELECT 1 FROM patient_credentials c WHERE c.credential_id = s.credential_id"
+    " AND c.revoked_at IS NULL AND c.expires_at > %s)"
+)
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,8 @@ class ReminderSender:
             "SELECT patient_id, protocol, time_zone FROM patients p"
             " WHERE (follow_up_ended_at IS NULL OR follow_up_ended_at > %s)"
             "   AND EXISTS (SELECT 1 FROM patient_push_subscriptions s"
-            "               WHERE s.patient_id = p.patient_id)",
-            (now,),
+            f"               WHERE s.patient_id = p.patient_id AND {_PHONE_ACTIVE})",
+            (now, now),
         ).fetchall():
             proto = self._protocols.get(str(protocol))
             for reminder in proto.reminders if proto else []:
@@ -215,9 +220,9 @@ class ReminderSender:
         subs = [
             PushSubscription(int(sid), str(endpoint), str(p256dh), str(auth))
             for sid, endpoint, p256dh, auth in conn.execute(
-                "SELECT subscription_id, endpoint, p256dh, auth FROM patient_push_subscriptions"
-                " WHERE patient_id = %s ORDER BY subscription_id",
-                (key[0],),
+                "SELECT subscription_id, endpoint, p256dh, auth FROM patient_push_subscriptions s"
+                f" WHERE patient_id = %s AND {_PHONE_ACTIVE} ORDER BY subscription_id",
+                (key[0], now),
             ).fetchall()
         ]
         if not subs or self.pusher is None:

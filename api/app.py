@@ -37,6 +37,8 @@ from api.home_physician.share_pages import RateLimiter
 from api.metrics import ApiMetrics
 from api.patient import enrollment
 from api.patient import pages as patient_pages
+from api.patient import photos as patient_photos
+from api.patient import reminders as patient_reminders
 from api.patient.access import PatientRefused
 from store.service_status import broker_states
 from vitals.broker_probe import BrokerWatch
@@ -214,6 +216,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(share_pages.router)
     app.include_router(enrollment.router)
     app.include_router(patient_pages.router)
+    app.include_router(patient_photos.router)
+    app.include_router(patient_reminders.router)
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from api.patient.view import T_
+
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # the other format of a polyglot: ZIP records, markup a browser or interpreter would run
@@ -33,27 +35,22 @@ FOREIGN_MARKERS = (
 JPEG_QUALITY = 85
 
 
-def P_(message: str) -> str:
-    """Marks a patient-facing sentence for the ``patient`` catalogs."""
-    return message
-
-
-TOO_LARGE = P_(
+TOO_LARGE = T_(
     "This photo is too large (at most %(megabytes)s MB). Take it again with the camera button."
 )
-NOT_A_PHOTO = P_(
+NOT_A_PHOTO = T_(
     "This file is not a photo. Send a photo in JPEG or PNG format, taken with the camera button."
 )
-NOT_ONLY_A_PHOTO = P_(
+NOT_ONLY_A_PHOTO = T_(
     "This file contains something other than a photo and was not kept. Take the photo again with the camera button."  # noqa: E501
 )
-TOO_MANY_PIXELS = P_(
+TOO_MANY_PIXELS = T_(
     "This photo has too many pixels (at most %(megapixels)s megapixels). Take it again with the camera button."  # noqa: E501
 )
-DAMAGED = P_(
+DAMAGED = T_(
     "This photo could not be read; it may be damaged. Take it again with the camera button."
 )
-EMPTY = P_("No photo was received. Take a photo with the camera button.")
+EMPTY = T_("No photo was received. Take a photo with the camera button.")
 
 
 class PhotoRefused(ValueError):

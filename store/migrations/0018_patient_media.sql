@@ -21,10 +21,13 @@ CREATE INDEX IF NOT EXISTS wound_photos_by_patient ON wound_photos (patient_id, 
 -- already compressed (JPEG): no second compression attempt by TOAST
 ALTER TABLE wound_photos ALTER COLUMN image SET STORAGE EXTERNAL;
 
--- The patient's phone subscribed to Web Push from the patient app (reminders only).
+-- The patient's phone subscribed to Web Push from the patient app (reminders only), with
+-- the phone's credential (migration 0016): a phone revoked, replaced or past the
+-- follow-up hears nothing more.
 CREATE TABLE IF NOT EXISTS patient_push_subscriptions (
     subscription_id  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     patient_id       bigint NOT NULL REFERENCES patients ON DELETE CASCADE,
+    credential_id    bigint NOT NULL REFERENCES patient_credentials ON DELETE CASCADE,
     endpoint         text NOT NULL UNIQUE,
     p256dh           text NOT NULL,
     auth             text NOT NULL,

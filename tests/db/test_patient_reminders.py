@@ -28,6 +28,7 @@ from store.provisioning import (
     register_device,
     register_gateway,
 )
+from tests.patient_phone import enroll_phone
 from tests.push_endpoint import PushEndpoint
 from tests.stack import wait_for
 from vitals.catalogue import metric
@@ -71,12 +72,14 @@ def patient_at_home(conn: psycopg.Connection, key: str) -> int:
     return pid
 
 
-def subscribe(conn: psycopg.Connection, endpoint: PushEndpoint, pid: int) -> None:
+def subscribe(db: str, conn: psycopg.Connection, endpoint: PushEndpoint, pid: int) -> None:
+    """The patient's enrolled phone subscribed (its credential made by a real link)."""
+    phone = enroll_phone(db, pid)
     sub = endpoint.subscribe(pid)
     conn.execute(
-        "INSERT INTO patient_push_subscriptions (patient_id, endpoint, p256dh, auth)"
-        " VALUES (%s, %s, %s, %s)",
-        (pid, sub.endpoint, sub.p256dh, sub.auth),
+        "INSERT INTO patient_push_subscriptions (patient_id, credential_id, endpoint, p256dh,"
+        " auth) VALUES (%s, %s, %s, %s, %s)",
+        (pid, phone.credential_id, sub.endpoint, sub.p256dh, sub.auth),
     )
 
 
@@ -108,7 +111,7 @@ def test_the_morning_reminder_reaches_the_phone_at_8_local_once(
     clock = Clock(at(7, 59))
     with psycopg.connect(db, autocommit=True) as conn:
         pid = patient_at_home(conn, "once")
-        subscribe(conn, endpoint, pid)
+        subscribe(db, conn, endpoint, pid)
         reminders, pusher = sender(db, pem, clock)
         try:
             assert reminders.once(conn) == []  # 07:59 in New York: not yet
@@ -154,7 +157,7 @@ def test_a_reminder_claimed_by_an_engine_that_crashed_is_sent_after_the_restart(
     clock = Clock(at(8, 3))
     with psycopg.connect(db, autocommit=True) as conn:
         pid = patient_at_home(conn, "crash")
-        subscribe(conn, endpoint, pid)
+        subscribe(db, conn, endpoint, pid)
         # claimed (committed) at 08:00, then the process died before the push settled
         conn.execute(
             "INSERT INTO patient_reminders (patient_id, reminder_id, local_date, due_at,"
@@ -182,7 +185,7 @@ def test_no_reminder_when_the_patient_measured_already_or_it_is_too_late(
     clock = Clock(at(8, 0))
     with psycopg.connect(db, autocommit=True) as conn:
         early = patient_at_home(conn, "early")
-        subscribe(conn, endpoint, early)
+        subscribe(db, conn, endpoint, early)
         for name, value in (("bp_systolic_mmhg", 128.0), ("temp_c", 36.8)):
             device = "bp_cuff-rem-early" if name.startswith("bp") else "thermometer-rem-early"
             conn.execute(
@@ -196,7 +199,7 @@ def test_no_reminder_when_the_patient_measured_already_or_it_is_too_late(
             assert outcomes(conn, early) == {"morning_vitals": "already_done"}
             # an engine down all morning does not remind at 10:30 (2 h late at most)
             late = patient_at_home(conn, "late")
-            subscribe(conn, endpoint, late)
+            subscribe(db, conn, endpoint, late)
             clock.now = at(10, 30)
             assert reminders.once(conn) == []
             threading.Event().wait(0.3)
@@ -232,3 +235,21 @@ def test_a_missed_morning_becomes_the_missing_data_alert_after_the_grace(db: str
             (at(11, 20), pid, metric("bp_systolic_mmhg").metric_id),
         )
     assert not _no_bp(db, pid, at(11, 30))  # measured: the condition clears
+
+
+def test_a_phone_replaced_by_another_hears_no_more_reminders(
+    db: str, push: tuple[str, PushEndpoint]
+) -> None:
+    pem, endpoint = push
+    clock = Clock(at(8, 0))
+    with psycopg.connect(db, autocommit=True) as conn:
+        pid = patient_at_home(conn, "lost")
+        subscribe(db, conn, endpoint, pid)
+        enroll_phone(db, pid)  # the phone was lost: a new one enrolled, not subscribed yet
+        reminders, pusher = sender(db, pem, clock)
+        try:
+            assert reminders.once(conn) == []
+            threading.Event().wait(0.3)
+            assert endpoint.received == []
+        finally:
+            pusher.stop()
