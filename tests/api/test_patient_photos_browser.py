@@ -11,14 +11,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, ViewportSize
 
 from tests.api.conftest import LiveApi, World
 from tests.browser import ARTIFACTS, chromium
 from tests.patient_phone import enroll_phone
 
 SHOTS = ARTIFACTS / "patient"
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture
