@@ -80,3 +80,20 @@ def set_shared(
         (shared, shared, actor, shared, photo_id, patient_id),
     ).fetchone()
     return row is not None
+
+
+def shared_images(
+    conn: psycopg.Connection, patient_id: int, limit: int = 6
+) -> list[tuple[WoundPhoto, bytes]]:
+    """The latest photos the team shared with the home physician, with their JPEG (the
+    shared page embeds them: no URL of an image that a link's token would open)."""
+    rows = conn.execute(
+        "SELECT photo_id, patient_id, taken_at, width_px, height_px, shared_with_physician,"
+        " image FROM wound_photos WHERE patient_id = %s AND shared_with_physician"
+        " ORDER BY taken_at DESC, photo_id DESC LIMIT %s",
+        (patient_id, limit),
+    ).fetchall()
+    return [
+        (WoundPhoto(int(r[0]), int(r[1]), r[2], int(r[3]), int(r[4]), bool(r[5])), bytes(r[6]))
+        for r in rows
+    ]

@@ -112,3 +112,33 @@ def test_an_open_page_hears_of_a_new_photo(
     a_photo(world.db, world.patient_a)
     thread.join(15)
     assert heard == [{"patients": [world.patient_a], "what": "wound_photo"}]
+
+
+def test_the_home_physician_sees_a_photo_only_once_the_team_shared_it(
+    world: World, login: Callable[[str], TestClient], anonymous: TestClient
+) -> None:
+    photo_id = a_photo(world.db, world.patient_a)
+    doctor = login("physician")
+    made = doctor.post(
+        f"/api/v1/patients/{world.patient_a}/share-links",
+        json={"language": "es", "second_code": False},
+    )
+    assert made.status_code == 201, made.text
+    url = made.json()["url"]
+    path = url[url.index("/s/") :]
+    before = anonymous.get(path)
+    assert before.status_code == 200
+    assert "data:image/jpeg" not in before.text
+    assert "Fotos de la herida" not in before.text
+    doctor.put(
+        f"/api/v1/patients/{world.patient_a}/wound-photos/{photo_id}/sharing",
+        json={"shared_with_physician": True},
+    )
+    after = anonymous.get(path)
+    assert "Fotos de la herida compartidas por el equipo médico" in after.text
+    assert after.text.count("data:image/jpeg;base64,") == 1  # inside the page: no image URL
+    assert "wound-photos/" not in after.text
+    assert after.headers["cache-control"].startswith("no-store")
+    views = audit_rows(world.db, "share_view")
+    assert f"wound_photo:{photo_id}" in views[-1][2]["shown"]  # type: ignore[index]
+    assert f"wound_photo:{photo_id}" not in views[0][2]["shown"]  # type: ignore[index]
