@@ -35,7 +35,8 @@ from api.common.share_links import SHARE_LANGUAGES
 from api.home_physician import share_pages
 from api.home_physician.share_pages import RateLimiter
 from api.metrics import ApiMetrics
-from api.patient import enrollment
+from api.patient import enrollment, pwa
+from api.patient import messages as patient_messages
 from api.patient import pages as patient_pages
 from api.patient import photos as patient_photos
 from api.patient import reminders as patient_reminders
@@ -172,6 +173,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if patient_pages.is_patient_path(request):
+            return patient_pages.http_error(request, 422)
         sentence = validation_sentence(request, list(exc.errors()))
         if _wants_html(request):
             return pages.error_page(request, 422, sentence)
@@ -183,6 +186,8 @@ def create_app(settings: Settings) -> FastAPI:
         fastapi_exc = (
             exc if isinstance(exc, HTTPException) else HTTPException(exc.status_code, exc.detail)
         )
+        if patient_pages.is_patient_path(request):
+            return patient_pages.http_error(request, exc.status_code, exc.headers)
         sentence = translate(request, fastapi_exc)
         if _wants_html(request) and exc.status_code in (400, 403, 404, 405, 409, 422):
             return pages.error_page(request, exc.status_code, sentence)
@@ -216,6 +221,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(share_pages.router)
     app.include_router(enrollment.router)
     app.include_router(patient_pages.router)
+    app.include_router(patient_messages.router)
+    app.include_router(pwa.router)
     app.include_router(patient_photos.router)
     app.include_router(patient_reminders.router)
 

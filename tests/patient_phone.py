@@ -5,11 +5,15 @@ exactly what ``/p/enroll/{token}`` would give."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from api.common.patient_app import create_link, use_link
 from api.patient.access import COOKIE, COOKIE_PATH
+
+if TYPE_CHECKING:  # Playwright's cookie type (its public module does not name it)
+    from playwright._impl._api_structures import SetCookieParam
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,7 @@ class PatientPhone:
         """For ``TestClient(..., cookies=phone.cookies)`` or ``httpx``."""
         return {COOKIE: self.token}
 
-    def playwright_cookie(self, base_url: str) -> dict[str, object]:
+    def playwright_cookie(self, base_url: str) -> SetCookieParam:
         """For ``context.add_cookies([phone.playwright_cookie(base)])``."""
         return {
             "name": COOKIE,

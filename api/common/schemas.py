@@ -493,7 +493,9 @@ class AccessOut(BaseModel):
     action: str
     detail: dict[str, object]
     role: str | None = Field(
-        default=None, description="coordinator, physician, admin, or share_link (a home physician)"
+        default=None,
+        description="coordinator, physician, admin, share_link (a home physician) or patient"
+        " (the patient app)",
     )
 
 
@@ -542,3 +544,23 @@ class PatientApp(BaseModel):
 
     links: list[PatientAppLinkOut]
     phones: list[PatientPhoneOut]
+
+
+PatientMessageKind = Literal[
+    "measure_temperature", "we_will_call", "please_call_us", "go_to_emergency"
+]
+
+
+class PatientMessageCreate(Strict):
+    kind: PatientMessageKind = Field(
+        description="one of the templated messages, worded in the patient's language"
+    )
+
+
+class PatientMessageOut(BaseModel):
+    message_id: int
+    kind: PatientMessageKind
+    text: str = Field(description="the message as the team reads it")
+    sent_at: datetime
+    sent_by: str
+    read_at: datetime | None = Field(description="when the patient marked it read")

@@ -45,14 +45,23 @@ class PatientRefused(Exception):
     """No usable credential: answered by ``api.patient.pages.refused`` with a page in
     ``language`` (None: the browser's) or a JSON sentence under ``/p/api/``."""
 
-    def __init__(self, status: int, reason: str, language: str | None) -> None:
+    def __init__(
+        self, status: int, reason: str, language: str | None, patient_id: int | None = None
+    ) -> None:
         super().__init__(reason)
         self.status, self.reason, self.language = status, reason, language
+        self.patient_id = patient_id  # known: the page shows whom to call
 
 
 def same_origin(request: Request) -> bool:
+    """Whether a browser sent this from the app's own pages: its ``Sec-Fetch-Site``, else
+    its ``Origin`` (the patient pages' referrer policy, same-origin, lets browsers send
+    it; "null" is another site's). A client that sends neither is no browser."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("origin")
-    if origin is None:  # not a browser, or a same-origin GET
+    if origin is None:
         return True
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
@@ -66,9 +75,9 @@ def patient_caller(request: Request, conn: Conn) -> PatientCaller:
     if state is CredentialState.UNKNOWN or holder is None or credential_id is None:
         raise PatientRefused(401, "not_enrolled", None)
     if state is not CredentialState.OK:
-        raise PatientRefused(403, f"credential_{state.value}", holder.language)
+        raise PatientRefused(403, f"credential_{state.value}", holder.language, holder.patient_id)
     if request.method not in SAFE_METHODS and not same_origin(request):
-        raise PatientRefused(403, "other_site", holder.language)
+        raise PatientRefused(403, "other_site", holder.language, holder.patient_id)
     caller = PatientCaller(holder.patient_id, credential_id, holder.language, holder.zone)
     request.state.patient = caller
     return caller

@@ -13,6 +13,7 @@ from api.common.guards import Conn
 from api.common.patient_app import CREDENTIAL_VALIDITY, Holder, LinkState, link_state, use_link
 from api.common.sessions import secure_cookies
 from api.patient.access import COOKIE, COOKIE_PATH, PREFIX, same_origin
+from api.patient.screen import help_for
 from api.patient.view import NO_STORE, PatientView, browser_view, render
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -32,13 +33,14 @@ def _view(request: Request, holder: Holder | None) -> PatientView:
     return PatientView(request, holder.language, holder.zone, holder.home_country)
 
 
-def link_refused(request: Request, state: LinkState, holder: Holder | None) -> HTMLResponse:
+def link_refused(
+    request: Request, conn: Conn, state: LinkState, holder: Holder | None
+) -> HTMLResponse:
+    context: dict[str, object] = {"reason": f"link_{state.value}"}
+    if holder is not None:  # whom to call for a new link
+        context["help"] = help_for(conn, holder.patient_id)
     return render(
-        request,
-        "patient/refused.html",
-        _view(request, holder),
-        {"reason": f"link_{state.value}"},
-        LINK_STATUS[state],
+        request, "patient/refused.html", _view(request, holder), context, LINK_STATUS[state]
     )
 
 
@@ -46,7 +48,7 @@ def link_refused(request: Request, state: LinkState, holder: Holder | None) -> H
 def enroll_page(token: str, request: Request, conn: Conn) -> Response:
     state, holder = link_state(conn, token)
     if state is not LinkState.OK:
-        return link_refused(request, state, holder)
+        return link_refused(request, conn, state, holder)
     return render(request, "patient/enroll.html", _view(request, holder), {"token": token})
 
 
@@ -58,7 +60,7 @@ def enroll(token: str, request: Request, conn: Conn) -> Response:
         )
     state, holder, _credential_id, secret = use_link(conn, token)
     if state is not LinkState.OK or secret is None:
-        return link_refused(request, state, holder)
+        return link_refused(request, conn, state, holder)
     response = Response(status_code=303, headers={"Location": f"{PREFIX}/", **NO_STORE})
     response.set_cookie(
         COOKIE,

@@ -17,6 +17,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from api.patient.access import PatientCaller
+from api.patient.emergency import EmergencyNumbers, for_country
 from api.patient.view import T_, PatientView, render
 
 
@@ -39,6 +40,18 @@ class TeamContact:
     name: str
     phone: str | None
     hours: str | None  # the team's own words (not translated)
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    """What the "what to do now" panel shows."""
+
+    team: TeamContact
+    emergency: EmergencyNumbers | None  # None: a country the table does not know
+
+
+def help_for(conn: psycopg.Connection, patient_id: int) -> Help:
+    return Help(team_contact(conn, patient_id), for_country(home_country(conn, patient_id)))
 
 
 def team_contact(conn: psycopg.Connection, patient_id: int) -> TeamContact:
@@ -75,7 +88,7 @@ def patient_page(
     """A screen of the patient app for ``caller`` (``nav``: the key of its tab)."""
     country = home_country(conn, caller.patient_id)
     view = PatientView(request, caller.language, caller.zone, country)
-    help_panel = {"team": team_contact(conn, caller.patient_id), "country": country}
+    help_panel = Help(team_contact(conn, caller.patient_id), for_country(country))
     return render(
         request,
         template,

@@ -21,6 +21,9 @@ NO_STORE = {
     "Cache-Control": "no-store, private",
     "Pragma": "no-cache",
     "X-Robots-Tag": "noindex, nofollow, noarchive",
+    # the site's no-referrer makes browsers send "Origin: null" on the app's own forms;
+    # same-origin still sends nothing to another site
+    "Referrer-Policy": "same-origin",
 }
 LANGUAGE_NAMES = tuple((c, n) for c, n in SHARE_LANGUAGE_NAMES if c in PATIENT_LANGUAGES)
 
