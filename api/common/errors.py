@@ -111,6 +111,7 @@ FIELDS = {
     "discharge_weight_kg": N_("Weight at discharge (kg)"),
     "beta_blocker": N_("Beta-blocker"),
     "sleep_apnoea": N_("Known sleep apnoea"),
+    "shared_with_physician": N_("shown to the home physician"),
 }
 # pydantic's error types, as a sentence about one field
 PROBLEMS = {

@@ -142,3 +142,16 @@ def test_the_home_physician_sees_a_photo_only_once_the_team_shared_it(
     views = audit_rows(world.db, "share_view")
     assert f"wound_photo:{photo_id}" in views[-1][2]["shown"]  # type: ignore[index]
     assert f"wound_photo:{photo_id}" not in views[0][2]["shown"]  # type: ignore[index]
+
+
+def test_a_bad_sharing_answer_is_a_sentence_not_a_500(
+    world: World, login: Callable[[str], TestClient]
+) -> None:
+    photo_id = a_photo(world.db, world.patient_a)
+    url = f"/api/v1/patients/{world.patient_a}/wound-photos/{photo_id}/sharing"
+    nurse = login("coordinator")
+    res = nurse.put(url, json={"shared_with_physician": "maybe"})
+    assert res.status_code == 422
+    assert res.json() == {"detail": "shown to the home physician: yes or no is needed."}
+    french = nurse.put(url, json={}, headers={"Accept-Language": "fr"})
+    assert french.json() == {"detail": "visible par le médecin traitant : obligatoire."}
