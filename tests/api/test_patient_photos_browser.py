@@ -55,7 +55,7 @@ def test_a_photo_taken_on_the_phone_appears_on_the_team_s_page_without_reload(
         viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="es-ES"
     )
     enrolled = enroll_phone(world.db, world.patient_a2)  # speaks Spanish
-    phone_ctx.add_cookies([enrolled.playwright_cookie(api.base_url)])  # type: ignore[list-item]
+    phone_ctx.add_cookies([enrolled.playwright_cookie(api.base_url)])
     phone = phone_ctx.new_page()
     res = phone.goto(f"{api.base_url}/p/photos")
     assert res is not None
