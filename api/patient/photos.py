@@ -43,7 +43,7 @@ def photos_page(request: Request, conn: Conn, caller: Patient) -> Response:
         conn,
         caller,
         "patient/photos.html",
-        {"sent": sent, "max_mb": f"{limits_of(request).max_bytes / 1_000_000:g}"},
+        {"sent": sent},
         nav="photos",
     )
 
