@@ -36,6 +36,7 @@ from alerts.protocol import (
     SustainedRule,
     TrendRule,
 )
+from alerts.reminder_times import latest_due_ms
 from alerts.source import ReadingSource
 from alerts.window import MetricWindow, Window
 
@@ -295,7 +296,7 @@ def _evaluate_protocol(
         )
         discharged = ctx.discharged_ms[mask]
         for rule in missing_rules:
-            out += _missing(source, ctx, mask, ids, rule, win, discharged, now_ms)
+            out += _missing(source, ctx, mask, ids, rule, win, discharged, now_ms, proto)
 
     for rule in rules:
         if isinstance(rule, GatewayOfflineRule):
@@ -323,13 +324,18 @@ def _missing(
     win: Window,
     discharged: NDArray[np.int64],
     now_ms: int,
+    proto: Protocol,
 ) -> list[Finding]:
     """Silence counts from the first enrolment of a device that measures the metric (no
     such device: nothing is missing), and not before discharge (a patient just home has
     nothing to miss yet). With ``waking_hours_only``, only the silence outside the patient's
     local night counts toward the limit (offset at ``now_ms``: a DST change within the
     window shifts the night by an hour at most). The evidence is the real silence, found
-    beyond the window."""
+    beyond the window.
+
+    With a ``reminder``, the rule waits for the patient's reminder plus its grace period:
+    it fires only while the latest reminder whose grace has run out went unanswered (no
+    reading since ``lead_s`` before it; a reminder before counting began asks nothing)."""
     if ctx.measuring_since_ms is None:  # not recorded: expected from discharge
         first = np.zeros(len(ids), dtype=np.int64)
     else:
@@ -346,15 +352,26 @@ def _missing(
     res = k.missing_data(
         metric_of(win, rule.metric), MISSING_BIN_S, rule.max_silence_s, counted_s, awake
     )
+    firing = res.firing
     last_ms = np.full(len(ids), np.nan)
-    if res.firing.any():
-        last_ms[res.firing] = source.last_reading_ms(ids[res.firing], rule.metric, now_ms)
+    evidence: dict[str, NDArray[Any]] = {}
+    if rule.reminder is not None and firing.any():
+        reminder = proto.reminder(rule.reminder)
+        due_ms = latest_due_ms(
+            now_ms, ctx.utc_offset_s(now_ms)[mask], reminder.at_s, rule.reminder_grace_s
+        )
+        last_ms[firing] = source.last_reading_ms(ids[firing], rule.metric, now_ms)
+        answered = np.nan_to_num(last_ms, nan=-np.inf) >= due_ms - reminder.lead_s * 1000
+        missed = (start_ms >= 0) & (due_ms >= start_ms) & ~answered
+        firing = firing & missed
+        evidence = {"reminder_missed": missed, "reminder_due_ms": due_ms}
+    elif firing.any():
+        last_ms[firing] = source.last_reading_ms(ids[firing], rule.metric, now_ms)
     silent_from_ms = np.fmax(last_ms, start_ms.astype(np.float64))
-    silent_s = np.where(res.firing, (now_ms - silent_from_ms) / 1000, res.value)
-    onset = np.where(res.firing, silent_from_ms, -1).astype(np.int64)
-    return _findings(
-        ids, rule, res.firing, {"silent_s": silent_s, "last_reading_ms": last_ms}, onset
-    )
+    silent_s = np.where(firing, (now_ms - silent_from_ms) / 1000, res.value)
+    onset = np.where(firing, silent_from_ms, -1).astype(np.int64)
+    evidence = {"silent_s": silent_s, "last_reading_ms": last_ms, **evidence}
+    return _findings(ids, rule, firing, evidence, onset)
 
 
 def _news2(

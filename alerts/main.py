@@ -12,6 +12,7 @@ from alerts.alert_store import Notice
 from alerts.engine import Engine
 from alerts.notify import CareTeamNotifier
 from alerts.protocol import Protocol, builtin_protocols, load_protocol_file
+from alerts.reminders import ReminderSender
 from alerts.stale_data import SystemNotice
 from alerts.webpush import PushNotifier
 from store.service_status import BrokerMonitor
@@ -20,6 +21,8 @@ from vitals.service import run_service
 from vitals.settings import Settings
 
 log = logging.getLogger(__name__)
+# where a reminder's notification opens the patient app (the API serves it)
+PATIENT_APP_PATH = "/p/"
 
 
 def load_protocols(settings: Settings) -> dict[str, Protocol]:
@@ -52,6 +55,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     notify: Callable[[psycopg.Connection, Sequence[Notice]], None] = _log_only
     notify_system: Callable[[psycopg.Connection, Sequence[SystemNotice]], None] = _log_system
     pusher: PushNotifier | None = None
+    reminders = ReminderSender(conninfo, protocols, None, settings.api.link(PATIENT_APP_PATH))
     if settings.alerts.vapid_private_key is None:
         log.warning(
             "no VAPID key configured (POSTOP_ALERTS__VAPID_PRIVATE_KEY; `postop vapid`"
@@ -68,6 +72,16 @@ def run(settings: Settings, stop: threading.Event) -> None:
         )
         team.pusher = pusher
         pusher.start()
+        # the patients' phones have their own sender: outcomes name subscriptions of
+        # another table
+        reminders.pusher = PushNotifier(
+            settings.alerts.vapid_private_key.get_secret_value(),
+            settings.alerts.vapid_subject,
+            reminders.record,
+            max_attempts=settings.alerts.push_max_attempts,
+            allow_private_endpoints=settings.alerts.push_allow_private_endpoints,
+        )
+        reminders.pusher.start()
 
         def notify(conn: psycopg.Connection, notices: Sequence[Notice]) -> None:
             _log_only(conn, notices)
@@ -95,12 +109,18 @@ def run(settings: Settings, stop: threading.Event) -> None:
         settings.mqtt.down_log_s,
         every_s=15.0,
     ).start(stop)
+    if reminders.pusher is not None:
+        threading.Thread(
+            target=reminders.run, args=(stop, settings.alerts.tick_s), name="reminders", daemon=True
+        ).start()
     log.info("alerts engine running with protocols %s", ", ".join(sorted(protocols)))
     try:
         engine.run(stop, settings.alerts.tick_s, settings.alerts.debounce_s)
     finally:
         if pusher is not None:
             pusher.stop()
+        if reminders.pusher is not None:
+            reminders.pusher.stop()
 
 
 def main(settings: Settings | None = None) -> None:

@@ -256,6 +256,11 @@ class MissingDataRule(_MetricRule):
     waking_hours_only: bool = False
     night_start_h: Annotated[float, Field(ge=0, lt=24)] = 22.0
     night_end_h: Annotated[float, Field(ge=0, lt=24)] = 7.0
+    # the patient's reminder for this metric (``reminders`` of the protocol): the rule
+    # fires only once the latest reminder went unanswered for ``reminder_grace_s``
+    # (no reading since ``lead_s`` before it), so the patient gets their chance first
+    reminder: RuleId | None = None
+    reminder_grace_s: Annotated[int, Field(ge=600, le=12 * 3600)] = 7200
 
     @property
     def span_s(self) -> int:
@@ -322,6 +327,38 @@ Rule = Annotated[
 ]
 
 
+class Reminder(BaseModel):
+    """A Web Push to the patient's phone at a local time of every day (the patient's
+    time zone): measure ``metrics``, or answer the day's questionnaire. A reminder is
+    answered by a reading of each of its metrics taken from ``lead_s`` before it (a
+    patient who measured early is not reminded); it is not sent more than ``late_s``
+    after its time (an engine that was down all morning does not remind at night)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: RuleId
+    at: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]  # local HH:MM
+    metrics: tuple[str, ...] = ()
+    questionnaire: bool = False
+    lead_s: Annotated[int, Field(ge=0, le=12 * 3600)] = 3 * 3600
+    late_s: Annotated[int, Field(ge=300, le=12 * 3600)] = 2 * 3600
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> Reminder:
+        unknown = [m for m in self.metrics if m not in BY_NAME]
+        if unknown:
+            raise ValueError(f"unknown metric {unknown[0]!r}")
+        if not self.metrics and not self.questionnaire:
+            raise ValueError("a reminder names metrics to measure or the questionnaire")
+        return self
+
+    @property
+    def at_s(self) -> int:
+        """Seconds after local midnight."""
+        hours, minutes = self.at.split(":")
+        return int(hours) * 3600 + int(minutes) * 60
+
+
 class Escalation(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -337,6 +374,7 @@ class Protocol(BaseModel):
     auto_resolve_after_s: Annotated[int, Field(ge=60, le=86_400)]
     escalation: Escalation
     rules: Annotated[list[Rule], Field(min_length=1)]
+    reminders: list[Reminder] = []
 
     @model_validator(mode="after")
     def _unique_rule_ids(self) -> Protocol:
@@ -345,7 +383,23 @@ class Protocol(BaseModel):
             if rule.id in seen:
                 raise ValueError(f"rule id {rule.id!r} appears twice")
             seen.add(rule.id)
+        reminders = {r.id: r for r in self.reminders}
+        if len(reminders) != len(self.reminders):
+            raise ValueError("a reminder id appears twice")
+        for rule in self.rules:
+            if isinstance(rule, MissingDataRule) and rule.reminder is not None:
+                linked = reminders.get(rule.reminder)
+                if linked is None:
+                    raise ValueError(f"rule {rule.id!r}: no reminder {rule.reminder!r}")
+                if rule.metric not in linked.metrics:
+                    raise ValueError(
+                        f"rule {rule.id!r}: reminder {rule.reminder!r} does not ask for"
+                        f" {rule.metric!r}"
+                    )
         return self
+
+    def reminder(self, reminder_id: str) -> Reminder:
+        return next(r for r in self.reminders if r.id == reminder_id)
 
     def rule(self, rule_id: str) -> Rule:
         for r in self.rules:

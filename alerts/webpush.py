@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import requests
@@ -60,6 +60,9 @@ class _Delivery:
     sub: PushSubscription
     payload: str
     attempt: int
+    # RFC 8030: a message with the same topic replaces one the push service still holds
+    topic: str | None = None
+    urgency: str = "high"
 
 
 class PushNotifier:
@@ -102,13 +105,21 @@ class PushNotifier:
             self._cv.notify_all()
         self._thread.join(timeout=drain_timeout_s)
 
-    def submit(self, subs: Sequence[PushSubscription], msg: PushMessage) -> None:
-        payload = json.dumps(asdict(msg))
+    def submit(
+        self,
+        subs: Sequence[PushSubscription],
+        msg: PushMessage | Mapping[str, str],
+        *,
+        topic: str | None = None,
+        urgency: str = "high",
+    ) -> None:
+        """Queue ``msg`` (a care-team message, or another payload of plain words) for
+        each subscription."""
+        payload = json.dumps(asdict(msg) if isinstance(msg, PushMessage) else dict(msg))
         with self._cv:
             for sub in subs:
-                heapq.heappush(
-                    self._heap, (time.monotonic(), next(self._order), _Delivery(sub, payload, 1))
-                )
+                delivery = _Delivery(sub, payload, 1, topic, urgency)
+                heapq.heappush(self._heap, (time.monotonic(), next(self._order), delivery))
             self._cv.notify_all()
 
     def _run(self) -> None:
@@ -143,7 +154,7 @@ class PushNotifier:
                     (
                         time.monotonic() + delay,
                         next(self._order),
-                        _Delivery(d.sub, d.payload, d.attempt + 1),
+                        _Delivery(d.sub, d.payload, d.attempt + 1, d.topic, d.urgency),
                     ),
                 )
                 self._cv.notify_all()
@@ -163,6 +174,9 @@ class PushNotifier:
 
     def _post(self, d: _Delivery) -> tuple[int | None, float | None, str | None]:
         info = {"endpoint": d.sub.endpoint, "keys": {"p256dh": d.sub.p256dh, "auth": d.sub.auth}}
+        headers = {"Urgency": d.urgency}
+        if d.topic is not None:
+            headers["Topic"] = d.topic
         try:
             resp = webpush(
                 info,
@@ -171,7 +185,7 @@ class PushNotifier:
                 vapid_claims={"sub": self._subject},
                 ttl=self._ttl_s,
                 timeout=self._timeout_s,
-                headers={"Urgency": "high"},
+                headers=headers,
                 requests_session=self._session,
             )
         except WebPushException as exc:

@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.care_team import consents, documents, pages, questions, rest
+from api.care_team import consents, documents, pages, questions, rest, wound_photos
 from api.care_team import patient_app as team_patient_app
 from api.care_team.gateway_configs import ConfigPublisher
 from api.care_team.live import Broadcaster
@@ -41,6 +41,8 @@ from api.metrics import ApiMetrics
 from api.patient import enrollment, pwa
 from api.patient import messages as patient_messages
 from api.patient import pages as patient_pages
+from api.patient import photos as patient_photos
+from api.patient import reminders as patient_reminders
 from api.patient.access import PatientRefused
 from api.patient.view import patient_catalogs
 from store.service_status import broker_states
@@ -237,6 +239,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(consents.router)
     app.include_router(consents.pages)
     app.include_router(documents.router)
+    app.include_router(wound_photos.router)
     app.include_router(team_patient_app.router)
     app.include_router(pages.router)
     app.include_router(share_pages.router)
@@ -244,6 +247,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(patient_pages.router)
     app.include_router(patient_messages.router)
     app.include_router(pwa.router)
+    app.include_router(patient_photos.router)
+    app.include_router(patient_reminders.router)
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:

@@ -122,6 +122,12 @@ class ApiSettings(BaseModel):
     # encrypts the clinicians' TOTP secrets in the database (a Fernet key: `postop
     # second-factor-key` makes one); without it they are stored as is (a warning at start)
     second_factor_key: SecretStr | None = None
+    # wound photos from the patient app: the upload's size, the decoded image's pixels
+    # (a decompression bomb is refused before it is decoded), the stored image's longest
+    # side (re-encoded smaller: a 50-megapixel photo is not needed to judge a wound)
+    photo_max_bytes: int = Field(default=15_000_000, ge=10_000, le=100_000_000)
+    photo_max_pixels: int = Field(default=60_000_000, ge=10_000, le=200_000_000)
+    photo_max_side_px: int = Field(default=2048, ge=256, le=8192)
 
     def link(self, path: str) -> str:
         """``path`` on the public base URL; the bare path when none is configured."""

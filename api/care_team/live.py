@@ -17,14 +17,22 @@ import psycopg
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("alerts_changed", "vitals_ingested", "system_alerts_changed", "questions_changed")
+# patient_reported: the patient app stored something the team sees (a wound photo)
+CHANNELS = (
+    "alerts_changed",
+    "vitals_ingested",
+    "system_alerts_changed",
+    "questions_changed",
+    "patient_reported",
+)
 QUEUE_MAX = 256
 KEEPALIVE_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
 class LiveEvent:
-    # "alert", "vitals", "question", "system" (or "resync" when a slow browser missed events)
+    # "alert", "vitals", "question", "system", "reported" (the patient sent something:
+    # ``what`` says which) or "resync" when a slow browser missed events
     kind: str
     patient_ids: tuple[int, ...]
     data: dict[str, object]
@@ -42,6 +50,8 @@ def _parse(channel: str, payload: str) -> LiveEvent | None:
         return LiveEvent("system", (), {}, int(body["team_id"]))
     if channel == "questions_changed":  # a home physician's question, or its answer
         return LiveEvent("question", (int(body["patient_id"]),), {})
+    if channel == "patient_reported":
+        return LiveEvent("reported", (int(body["patient_id"]),), {"what": str(body["what"])})
     return LiveEvent("vitals", tuple(int(p) for p in body.get("patients", [])), {})
 
 

@@ -120,6 +120,7 @@ FIELDS = {
     "sharing_consent_id": N_("Physician"),
     "consent_id": N_("Physician (patient's consent)"),
     "received_on": N_("Received on"),
+    "shared_with_physician": N_("shown to the home physician"),
 }
 # pydantic's error types, as a sentence about one field
 PROBLEMS = {

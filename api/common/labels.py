@@ -80,6 +80,8 @@ RULE_TITLES = {
     "shock_index": N_("Shock index (pulse / systolic) above 1.0"),
     "no_spo2": N_("No SpO2 reading for 8 waking hours"),
     "no_weight": N_("No weight for 36 h"),
+    "no_bp": N_("No blood pressure since the morning reminder"),
+    "no_temp": N_("No temperature since the morning reminder"),
     "gateway_offline": N_("Home gateway offline for 30 min"),
     "battery_low": N_("A device battery is below 15%"),
     "implausible_rate": N_("Many implausible readings"),
@@ -163,6 +165,7 @@ EVIDENCE = {
     "irregular_readings": N_("readings flagged irregular"),
     "scored_params": N_("parameters scored"),
     "last_reading_ms": N_("last reading"),
+    "reminder_missed": N_("reminder not acted on"),
 }
 # what the access log records, as the patient page lists it
 ACTIONS = {
@@ -214,6 +217,10 @@ ACTIONS = {
     "patient_messages_read": N_("viewed the messages sent to the patient"),
     "patient_app_home": N_("opened the app's home screen"),
     "patient_message_read": N_("read a message from the team"),
+    "wound_photos_read": N_("listed the wound photos"),
+    "wound_photo_viewed": N_("viewed a wound photo"),
+    "wound_photo_shared": N_("shared a wound photo with the home physician"),
+    "wound_photo_unshared": N_("stopped sharing a wound photo"),
 }
 # the consents a patient gives, and the notice each one is given on
 CONSENT_KINDS = {
@@ -244,7 +251,7 @@ PARAM_METRIC = {"hr_above": "heart_rate_bpm"}
 # NEWS2 signs the engine names in ``scored_params`` that are not metrics
 NEWS2_SIGNS = {"on_oxygen": N_("on oxygen"), "consciousness": N_("consciousness")}
 # evidence the page does not list (the engine's bookkeeping; another item says it)
-HIDDEN_EVIDENCE = frozenset({"last_reading_ms"})
+HIDDEN_EVIDENCE = frozenset({"last_reading_ms", "reminder_due_ms"})
 # evidence read as a value of this metric whatever the rule's own metric
 EVIDENCE_METRIC = {"temp_c": "temp_c", "pulse": "heart_rate_bpm", "usual_pulse": "heart_rate_bpm"}
 NEWS2_BANDS = (N_("low"), N_("low-medium"), N_("medium"), N_("high"))

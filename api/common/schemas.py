@@ -672,6 +672,22 @@ class ExportOut(BaseModel):
     )
 
 
+class WoundPhotoOut(BaseModel):
+    """A wound photo's record; the image itself is fetched from ``image_url`` with the
+    clinician's session (never a URL that carries a credential)."""
+
+    photo_id: int
+    taken_at: datetime
+    width_px: int
+    height_px: int
+    shared_with_physician: bool
+    image_url: str
+
+
+class WoundPhotoSharing(Strict):
+    shared_with_physician: bool
+
+
 class PatientAppLinkCreated(BaseModel):
     link_id: int
     url: str = Field(description="the enrollment link; the token is in it, shown once")

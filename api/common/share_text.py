@@ -25,6 +25,8 @@ RULES = {
     "shock_index": S_("Shock index raised (pulse high for the blood pressure)"),
     "no_spo2": S_("Oxygen saturation not measured for a while"),
     "no_weight": S_("Weight not measured for a while"),
+    "no_bp": S_("Blood pressure not measured this morning"),
+    "no_temp": S_("Temperature not measured this morning"),
     "gateway_offline": S_("Home hub offline"),
     "battery_low": S_("Device battery low"),
     "implausible_rate": S_("Many implausible readings (device problem)"),

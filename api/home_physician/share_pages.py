@@ -6,6 +6,7 @@ team's contact, and nothing about the patient."""
 
 from __future__ import annotations
 
+import base64
 import secrets
 import threading
 import time
@@ -20,7 +21,7 @@ from babel.support import NullTranslations
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from api.common import documents, fhir_export, patient_data, questions
+from api.common import documents, fhir_export, patient_data, questions, wound_photos
 from api.common.guards import Conn
 from api.common.i18n import SHARE_LANGUAGE_NAMES, format_instant
 from api.common.patient_data import CHART_METRICS
@@ -277,7 +278,13 @@ def shared_page(token: str, request: Request, conn: Conn) -> Response:
         return opened
     link, view = opened
     summary = _summary(conn, link, view)
+    shared = wound_photos.shared_images(conn, link.patient_id)
+    summary["photos"] = [
+        {"taken_at": p.taken_at, "width": p.width_px, "height": p.height_px, "src": _data_uri(jpeg)}
+        for p, jpeg in shared
+    ]
     shown = ["summary", "latest", "alerts", "questions"]
+    shown += [f"wound_photo:{p.photo_id}" for p, _ in shared]
     record_use(conn, link, "share_view", client_address(request), shown)
     return _page_with_questions(request, conn, token, link, view, summary)
 
@@ -378,6 +385,12 @@ def ask_question(
             conn, link, "share_question", client_address(request), [f"question:{question_id}"]
         )
     return Response(status_code=303, headers={"Location": f"/s/{token}#questions", **NO_STORE})
+
+
+def _data_uri(jpeg: bytes) -> str:
+    """A photo inside the (no-store) page itself: no image URL that the link's token, which
+    outlives the physician's visit, would open."""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def _keep_language(request: Request, response: Response, token: str) -> None:

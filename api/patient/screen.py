@@ -29,7 +29,10 @@ class Tab:
 
 
 # the app's sections, in the order of the tab bar (each sibling adds its own line)
-NAV: tuple[Tab, ...] = (Tab("home", "/p/", T_("Home")),)
+NAV: tuple[Tab, ...] = (
+    Tab("home", "/p/", T_("Home")),
+    Tab("photos", "/p/photos", T_("Wound photos")),
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,9 @@
 // data and are answered no-store. Web Push handlers for the patient's reminders go here.
 "use strict";
 
+// the reminders' push and notification handlers (api/static/patient/reminders-sw.js)
+importScripts("/static/patient/reminders-sw.js");
+
 const CACHE = "postop-patient-v1";
 const SHELL = ["/static/patient/app.css", "/static/patient/app.js", "/p/icon-192.png"];
 const OFFLINE = "/p/offline";

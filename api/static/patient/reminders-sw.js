@@ -1,0 +1,42 @@
+// Reminders in the patient app's service worker (imported by it with importScripts): the
+// push names the reminder only; its words, in the patient's language, come from the app
+// (kept in Cache Storage for a push that arrives while the app cannot answer). One tag
+// per reminder and day: a reminder delivered twice shows once.
+"use strict";
+
+const REMINDER_TEXTS = "/p/api/reminders/texts";
+const REMINDER_CACHE = "postop-reminder-texts";
+
+async function reminderWords(reminder) {
+  let texts = null;
+  try {
+    const res = await fetch(REMINDER_TEXTS, { credentials: "same-origin" });
+    if (res.ok) {
+      texts = await res.json();
+      const cache = await caches.open(REMINDER_CACHE);
+      await cache.put(REMINDER_TEXTS, new Response(JSON.stringify(texts)));
+    }
+  } catch (_) { /* offline: the words kept last time */ }
+  if (!texts) {
+    const kept = await (await caches.open(REMINDER_CACHE)).match(REMINDER_TEXTS);
+    if (kept) texts = await kept.json();
+  }
+  return (texts && (texts[reminder] || texts.default)) || { title: "postop", body: "" };
+}
+
+self.addEventListener("push", (event) => {
+  let data = {};
+  try { data = event.data ? event.data.json() : {}; } catch (_) { return; }
+  if (data.kind !== "reminder") return;
+  event.waitUntil(reminderWords(data.reminder).then((words) =>
+    self.registration.showNotification(words.title, {
+      body: words.body, tag: data.tag, renotify: false, data: { url: data.url || "/p/" },
+    })));
+});
+
+self.addEventListener("notificationclick", (event) => {
+  const url = event.notification.data && event.notification.data.url;
+  if (!url) return;
+  event.notification.close();
+  event.waitUntil(self.clients.openWindow(url));
+});
