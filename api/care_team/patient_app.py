@@ -11,7 +11,6 @@ import psycopg
 import segno
 from fastapi import APIRouter, Request
 
-from api.care_team.rest import ERRORS
 from api.common.errors import reader_language, refuse
 from api.common.guards import Conn, Who, audit, patient_in_teams, read_patient
 from api.common.labels import N_
@@ -23,6 +22,7 @@ from api.common.patient_app import (
 )
 from api.common.patient_messages import KINDS, PatientMessage, messages, send
 from api.common.schemas import (
+    ERRORS,
     Message,
     PatientApp,
     PatientAppLinkCreated,

@@ -41,6 +41,7 @@ from api.common.guards import (
 )
 from api.common.labels import N_
 from api.common.schemas import (
+    ERRORS,
     AccessOut,
     AlertOut,
     ClinicianCreate,
@@ -83,11 +84,6 @@ from store.overrides import set_override
 from vitals.catalogue import BY_NAME
 from vitals.push_endpoints import UnsafePushEndpoint, check_push_endpoint
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Message, "description": "not signed in"},
-    403: {"model": Message, "description": "not allowed for this account"},
-    404: {"model": Message, "description": "no such resource"},
-}
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 Admin = Annotated[Clinician, Depends(require_role("admin"))]
 Prescriber = Annotated[Clinician, Depends(require_role("physician", "admin"))]

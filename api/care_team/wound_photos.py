@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.care_team.rest import ERRORS
 from api.common import wound_photos
 from api.common.errors import refuse
 from api.common.guards import Conn, Who, audit, patient_in_teams, read_patient
 from api.common.labels import N_
-from api.common.schemas import WoundPhotoOut, WoundPhotoSharing
+from api.common.schemas import ERRORS, WoundPhotoOut, WoundPhotoSharing
 
 router = APIRouter(prefix="/api/v1", tags=["wound photos"], responses=ERRORS)
 

@@ -482,6 +482,14 @@ class Message(BaseModel):
     detail: str
 
 
+# the refusals every /api/v1 route documents (each answers a sentence)
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": Message, "description": "not signed in"},
+    403: {"model": Message, "description": "not allowed for this account"},
+    404: {"model": Message, "description": "no such resource"},
+}
+
+
 PatientOut.model_rebuild()
 
 
