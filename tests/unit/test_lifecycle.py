@@ -154,3 +154,14 @@ def test_missing_data_is_one_alert_per_day_window_not_one_per_forgotten_check() 
     assert plan([quiet], [seen], 24 * 60 * MIN, policy) == [AutoResolve(seen)]
     other = alert(condition_cleared_ms=0)
     assert plan([finding(False)], [other], 15 * MIN, policy) == [AutoResolve(other)]
+
+
+def test_the_shipped_protocols_keep_missing_data_alerts_for_days() -> None:
+    from alerts.protocol import builtin_protocols
+
+    for proto in builtin_protocols().values():
+        policy = Policy.of(proto)
+        assert policy.resolve_after_s["no_spo2"] == 3 * 86_400
+        assert policy.resolve_after_s["battery_low"] == 86_400
+        assert "spo2_low" not in policy.resolve_after_s  # clinical: the protocol's hour
+        assert policy.auto_resolve_after_s == 3600
