@@ -69,11 +69,7 @@ class Engine:
             proto = self._protocols.get(proto_name)
             if proto is None:
                 continue
-            policies[pid] = Policy(
-                proto.auto_resolve_after_s,
-                {str(k): v for k, v in proto.escalation.after_s.items()},
-                len(proto.escalation.tiers),
-            )
+            policies[pid] = Policy.of(proto)
         current = open_alerts(conn, ctx.patient_ids.tolist())
         actions = plan(
             [f for f in findings if f.patient_id in policies],

@@ -59,6 +59,12 @@ NEWS2_SCORED_AS = (
 NIGHTS_S = 7 * 86_400  # earlier nights that make a patient's usual night
 NIGHT_EXCLUDE_S = 12 * 3600  # tonight is not part of the usual night it is judged against
 SPOT_SETTLE_S = 900  # the pulse a sepsis screen or a rhythm rule judges: its 15-min median
+# the overnight oximeter is worn while it streams: a reading in most of the last minutes
+WORN_BINS = 15
+WORN_MIN_BINS = 10
+# asleep, a pulse at the patient's usual night less this margin scores as NEWS2's 51/min
+PULSE_NORMAL_FLOOR = 51.0
+NIGHT_PULSE_MARGIN = 5.0
 
 
 def metric_of(window: Window, name: str) -> MetricWindow:
@@ -197,7 +203,7 @@ def _evaluate_protocol(
     for rule in rules:
         if isinstance(rule, SustainedRule):
             threshold, duration = sustained_limits(
-                ctx, mask, ids, rule, now_ms, usual_night.get(rule.metric)
+                ctx, mask, ids, rule, now_ms, usual_night.get(rule.metric), short
             )
             if rule.usual is not None:
                 threshold = usual_limited(threshold, usual_day[rule.metric], rule)
@@ -227,6 +233,7 @@ def _evaluate_protocol(
                 now_ms,
                 usual_night.get("spo2_pct"),
                 usual_day.get("spo2_pct"),
+                usual_night.get("heart_rate_bpm"),
             )
         elif isinstance(rule, ShockIndexRule):
             hr, sbp = metric_of(short, "heart_rate_bpm"), metric_of(short, "bp_systolic_mmhg")
@@ -305,14 +312,24 @@ def _evaluate_protocol(
             firing = offline_s >= rule.after_s
             out += _findings(ids, rule, firing, {"offline_s": offline_s})
         elif isinstance(rule, BatteryRule):
-            level = source.lowest_battery_pct(ids, now_ms - rule.freshness_s * 1000, now_ms)
-            res = k.below_value(level, ~np.isnan(level), rule.below_pct)
-            out += _findings(ids, rule, res.firing, {"battery_pct": level})
+            out += _battery(source, ids, rule, now_ms)
         elif isinstance(rule, ImplausibleRateRule):
             bad, good = source.implausible_counts(ids, now_ms - rule.window_s * 1000, now_ms)
             res = k.rate_above(bad, bad + good, rule.min_readings, rule.rate_above)
             out += _findings(ids, rule, res.firing, {"implausible": bad, "stored": good})
     return out
+
+
+def _battery(
+    source: ReadingSource, ids: NDArray[np.int64], rule: BatteryRule, now_ms: int
+) -> list[Finding]:
+    """Below ``below_pct`` and, if the rule sets one, at or below ``critical_pct``."""
+    level = source.lowest_battery_pct(ids, now_ms - rule.freshness_s * 1000, now_ms)
+    limit = rule.below_pct
+    if rule.critical_pct is not None:
+        limit = min(limit, np.nextafter(rule.critical_pct, np.inf))
+    res = k.below_value(level, ~np.isnan(level), limit)
+    return _findings(ids, rule, res.firing, {"battery_pct": level})
 
 
 def _missing(
@@ -353,6 +370,14 @@ def _missing(
         metric_of(win, rule.metric), MISSING_BIN_S, rule.max_silence_s, counted_s, awake
     )
     firing = res.firing
+    priority = None
+    if rule.raised_after_s is not None:
+        # a silence that lasts a whole waking day is more than a forgotten check: it
+        # raises the alert (and notifies again, even one acknowledged for an earlier gap)
+        longer = k.missing_data(
+            metric_of(win, rule.metric), MISSING_BIN_S, rule.raised_after_s, counted_s, awake
+        )
+        priority = [rule.raised_priority if x else rule.priority for x in longer.firing.tolist()]
     last_ms = np.full(len(ids), np.nan)
     evidence: dict[str, NDArray[Any]] = {}
     if rule.reminder is not None and firing.any():
@@ -371,7 +396,7 @@ def _missing(
     silent_s = np.where(firing, (now_ms - silent_from_ms) / 1000, res.value)
     onset = np.where(firing, silent_from_ms, -1).astype(np.int64)
     evidence = {"silent_s": silent_s, "last_reading_ms": last_ms, **evidence}
-    return _findings(ids, rule, firing, evidence, onset)
+    return _findings(ids, rule, firing, evidence, onset, priority)
 
 
 def _news2(
@@ -384,6 +409,7 @@ def _news2(
     now_ms: int,
     usual_night_spo2: NDArray[np.float64] | None,
     usual_day_spo2: NDArray[np.float64] | None,
+    usual_night_pulse: NDArray[np.float64] | None = None,
 ) -> list[Finding]:
     latest = {
         m: n2.latest(metric_of(short, m), MINUTE_S, rule.freshness_s, rule.settle_s)
@@ -404,8 +430,16 @@ def _news2(
         lift = np.nan_to_num(np.clip(96.0 - usual_day_spo2, 0.0, rule.spo2_usual_allowance))
         value, has = latest["spo2_pct"]
         latest["spo2_pct"] = (value + lift, has)
+    asleep = asleep_now(
+        ctx,
+        mask,
+        now_ms,
+        rule.night_start_h,
+        rule.night_end_h,
+        rule.night_worn_extends_h,
+        short.metrics.get("spo2_pct"),
+    )
     if rule.night_spo2_settle_s > rule.settle_s:
-        asleep = night_now(ctx, mask, now_ms, rule.night_start_h, rule.night_end_h)
         slow = n2.latest(
             metric_of(short, "spo2_pct"), MINUTE_S, rule.freshness_s, rule.night_spo2_settle_s
         )
@@ -417,6 +451,21 @@ def _news2(
         lift = np.where(np.isnan(usual), rule.night_spo2_unknown_allowance, deficit)
         day = latest["spo2_pct"]
         latest["spo2_pct"] = (np.where(asleep, slow[0] + lift, day[0]), day[1])
+    if rule.night_pulse_allowance or rule.night_pulse_beta_blocker_allowance:
+        # asleep, a slow pulse within the patient's own nights is their rest, not a sign:
+        # raised toward 51/min by how far their usual night runs below 56 (a beta-blocked
+        # patient's pulse, while their nights are unknown, by the beta-blocker allowance)
+        usual_hr = usual_night_pulse if usual_night_pulse is not None else np.full(len(ids), np.nan)
+        own = np.clip(
+            PULSE_NORMAL_FLOOR + NIGHT_PULSE_MARGIN - usual_hr, 0.0, rule.night_pulse_allowance
+        )
+        unknown = np.where(ctx.beta_blocker[mask], rule.night_pulse_beta_blocker_allowance, 0.0)
+        lift = np.where(np.isnan(usual_hr), unknown, own)
+        pulse, has = latest["heart_rate_bpm"]
+        raised = np.where(
+            pulse < PULSE_NORMAL_FLOOR, np.minimum(pulse + lift, PULSE_NORMAL_FLOOR), pulse
+        )
+        latest["heart_rate_bpm"] = (np.where(asleep, raised, pulse), has)
     scale = news2_scale_override(ctx, ids)
     scale2 = np.where(np.isnan(scale), ctx.spo2_scale2[mask], scale == 2)
     result = n2.news2(
@@ -449,9 +498,8 @@ def _news2(
     # rules judge against the patient's own nights; it still counts in the total
     spo2_alone_asleep = np.zeros(len(ids), dtype=np.bool_)
     if not rule.night_spo2_single_opens:
-        asleep_now = night_now(ctx, mask, now_ms, rule.night_start_h, rule.night_end_h)
         threes = result.scores == 3
-        spo2_alone_asleep = asleep_now & threes[:, 1] & (threes.sum(axis=1) == 1)
+        spo2_alone_asleep = asleep & threes[:, 1] & (threes.sum(axis=1) == 1)
     by_band = {
         n2.News2Band.LOW_MEDIUM: rule.low_medium,
         n2.News2Band.MEDIUM: rule.medium,
@@ -533,6 +581,29 @@ def night_now(
     return k.in_hours(hour, start_h, end_h)
 
 
+def asleep_now(
+    ctx: PatientContext,
+    mask: NDArray[np.bool_],
+    now_ms: int,
+    start_h: float,
+    end_h: float,
+    worn_extends_h: float,
+    spo2: MetricWindow | None,
+) -> NDArray[np.bool_]:
+    """The patient's night now: local ``start_h``-``end_h``, reaching ``worn_extends_h``
+    further at either end while the overnight oximeter is worn (SpO2 in most of the last
+    ``WORN_BINS`` one-minute bins of ``spo2``): bedtimes and rising times vary by hours
+    (Roenneberg 2007), a spot check by day is one reading, not a stream."""
+    night = night_now(ctx, mask, now_ms, start_h, end_h)
+    if worn_extends_h <= 0 or spo2 is None or spo2.present.shape[1] < WORN_BINS:
+        return night
+    wide = night_now(
+        ctx, mask, now_ms, (start_h - worn_extends_h) % 24, (end_h + worn_extends_h) % 24
+    )
+    worn = spo2.present[:, -WORN_BINS:].sum(axis=1) >= WORN_MIN_BINS
+    return np.asarray(night | (wide & worn), dtype=np.bool_)
+
+
 def night_threshold(
     ctx: PatientContext,
     mask: NDArray[np.bool_],
@@ -580,6 +651,7 @@ def sustained_limits(
     rule: SustainedRule,
     now_ms: int,
     usual_night: NDArray[np.float64] | None,
+    short: Window | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Threshold and duration per patient now: by day the (scaled, overridden) limit; at
     the patient's night, the night limit and duration (see NightSpec)."""
@@ -587,7 +659,9 @@ def sustained_limits(
     duration = np.full(len(ids), rule.duration_s, dtype=np.int64)
     if rule.night is None:
         return threshold, duration
-    asleep = night_now(ctx, mask, now_ms, rule.night.start_h, rule.night.end_h)
+    spo2 = short.metrics.get("spo2_pct") if short is not None else None
+    n = rule.night
+    asleep = asleep_now(ctx, mask, now_ms, n.start_h, n.end_h, n.worn_extends_h, spo2)
     at_night = night_threshold(ctx, mask, ids, rule, usual_night)
     return (
         np.where(asleep, at_night, threshold),

@@ -4,7 +4,8 @@ what is open, now) to actions; the engine applies them in the database.
 - One open alert per patient and rule. A condition that clears and returns within
   ``auto_resolve_after_s`` continues the same alert: a flapping signal never reopens one
   every minute.
-- A condition cleared for ``auto_resolve_after_s`` resolves its alert automatically,
+- A condition cleared for ``auto_resolve_after_s`` (or the rule's own
+  ``resolve_after_s``) resolves its alert automatically,
   except a high-priority alert nobody has acknowledged: it latches until a person does.
   So does an alert opened late, for an episode that ended before its readings arrived
   (``late``), whatever its priority: nobody has seen it yet.
@@ -20,7 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from alerts.protocol import Protocol
 
 Priority = Literal["high", "medium", "low"]
 RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
@@ -63,6 +67,19 @@ class Policy:
     auto_resolve_after_s: int
     escalate_after_s: Mapping[str, int]
     tiers: int
+    # per rule id, a clear time other than ``auto_resolve_after_s`` (e.g. missing data:
+    # one alert per day window, not one per forgotten measurement)
+    resolve_after_s: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, proto: Protocol) -> Policy:
+        """A protocol's policy."""
+        return cls(
+            proto.auto_resolve_after_s,
+            {str(k): v for k, v in proto.escalation.after_s.items()},
+            len(proto.escalation.tiers),
+            {r.id: r.resolve_after_s for r in proto.rules if r.resolve_after_s is not None},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +171,8 @@ def _may_auto_resolve(alert: OpenAlert, now_ms: int, policy: Policy) -> bool:
     assert alert.condition_cleared_ms is not None
     if alert.latched:
         return False  # until a person acknowledges it
-    return now_ms - alert.condition_cleared_ms >= policy.auto_resolve_after_s * 1000
+    after_s = policy.resolve_after_s.get(alert.rule_id, policy.auto_resolve_after_s)
+    return now_ms - alert.condition_cleared_ms >= after_s * 1000
 
 
 def _due_tier(alert: OpenAlert, now_ms: int, policy: Policy | None) -> int | None:

@@ -27,6 +27,10 @@ class _Rule(BaseModel):
     id: RuleId
     priority: Priority
     title: str = Field(min_length=3, max_length=120)
+    # how long the condition must stay clear before this rule's alert resolves (the
+    # protocol's ``auto_resolve_after_s`` when None); a silence that comes back within
+    # it continues the same alert, without a new notification
+    resolve_after_s: Annotated[int, Field(ge=60, le=7 * 86_400)] | None = None
 
     @property
     def category(self) -> Literal["clinical", "technical"]:
@@ -59,6 +63,10 @@ class NightSpec(BaseModel):
     below_usual_by: Annotated[float, Field(ge=0)]
     unknown_offset: Annotated[float, Field(ge=0)] = 0.0
     min_usual_hours: Annotated[int, Field(ge=1)] = 4
+    # people go to bed between about 21:00 and 01:00 and rise between 05:00 and 10:00:
+    # while the overnight oximeter is still worn (it streams), the night reaches this
+    # many hours beyond start_h and end_h (a patient asleep at 08:00 is still asleep)
+    worn_extends_h: Annotated[float, Field(ge=0, le=4)] = 0.0
 
 
 class UsualSpec(BaseModel):
@@ -208,6 +216,15 @@ class News2Rule(_Rule):
     resp_rate_settle_s: Annotated[int, Field(ge=0, le=3600)] = 0
     night_start_h: Annotated[float, Field(ge=0, lt=24)] = 22.0
     night_end_h: Annotated[float, Field(ge=0, lt=24)] = 7.0
+    # the night reaches this many hours further while the overnight oximeter is worn
+    night_worn_extends_h: Annotated[float, Field(ge=0, le=4)] = 0.0
+    # asleep, a slow pulse is judged against the patient's own nights: raised by how far
+    # their usual night pulse runs below 56/min (at most this allowance, never above
+    # 51/min, the bottom of NEWS2's normal band); a sleeping pulse of 45 is a
+    # beta-blocked or fit heart at rest, not a deterioration. While no earlier night is
+    # known, a patient on a beta-blocker gets ``night_pulse_beta_blocker_allowance``
+    night_pulse_allowance: Annotated[float, Field(ge=0, le=15)] = 0.0
+    night_pulse_beta_blocker_allowance: Annotated[float, Field(ge=0, le=15)] = 0.0
     # which NEWS2 clinical risk opens an alert, and with which priority
     low_medium: Priority | None = "low"
     medium: Priority | None = "medium"
@@ -261,16 +278,21 @@ class MissingDataRule(_MetricRule):
     # (no reading since ``lead_s`` before it), so the patient gets their chance first
     reminder: RuleId | None = None
     reminder_grace_s: Annotated[int, Field(ge=600, le=12 * 3600)] = 7200
+    # counted silence beyond which the alert takes ``raised_priority`` (notified again,
+    # even when an earlier gap's alert was acknowledged and is still open)
+    raised_after_s: Annotated[int, Field(ge=600, le=7 * 86_400)] | None = None
+    raised_priority: Priority = "medium"
 
     @property
     def span_s(self) -> int:
         """How far back the window must reach to hold ``max_silence_s`` of counted
         silence: with waking hours only, the nights in between too."""
+        longest = max(self.max_silence_s, self.raised_after_s or 0)
         if not self.waking_hours_only:
-            return self.max_silence_s
+            return longest
         night_s = round(((self.night_end_h - self.night_start_h) % 24) * 3600)
         waking_s = 86_400 - night_s
-        return self.max_silence_s + night_s * (self.max_silence_s // waking_s + 1)
+        return longest + night_s * (longest // waking_s + 1)
 
     @property
     def category(self) -> Literal["clinical", "technical"]:
@@ -287,9 +309,16 @@ class GatewayOfflineRule(_Rule):
 
 
 class BatteryRule(_Rule):
+    """A battery below ``below_pct``. With ``critical_pct`` the team hears of it only at
+    or below that level, when the device is about to stop: between the two the device
+    itself tells the patient to recharge or change it, as it does every few days, and
+    that is not a call for the team. A battery that fails fast falls through the critical
+    level within hours, or the device falls silent (the missing-data rules)."""
+
     kind: Literal["battery"]
     below_pct: Annotated[float, Field(gt=0, lt=100)]
     freshness_s: Annotated[int, Field(ge=600)]
+    critical_pct: Annotated[float, Field(ge=0, lt=100)] | None = None
 
     @property
     def category(self) -> Literal["clinical", "technical"]:

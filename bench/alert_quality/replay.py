@@ -109,11 +109,7 @@ def replay(
     policies = {}
     for m in members:
         proto = protocols[m.protocol]
-        policies[m.index] = Policy(
-            proto.auto_resolve_after_s,
-            {str(k): v for k, v in proto.escalation.after_s.items()},
-            len(proto.escalation.tiers),
-        )
+        policies[m.index] = Policy.of(proto)
     start = min(m.start_ms for m in members)
     end = max(m.end_ms for m in members)
     open_now: dict[int, OpenAlert] = {}  # alert id -> state

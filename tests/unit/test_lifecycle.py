@@ -139,3 +139,29 @@ def test_a_condition_returning_this_round_escalates_when_due() -> None:
         ConditionReturned(a, finding(True)),
         Escalate(a, 1),
     ]
+
+
+def test_missing_data_is_one_alert_per_day_window_not_one_per_forgotten_check() -> None:
+    """``no_spo2`` clears for a day (``resolve_after_s``): a patient who forgets another
+    spot check the same afternoon continues the acknowledged alert (no new notification),
+    while another rule of the protocol resolves after its hour."""
+    policy = {7: replace(POLICY[7], resolve_after_s={"no_spo2": 86_400})}
+    silent = Finding(7, "no_spo2", True, "low", "technical", {"silent_s": 30_000.0})
+    quiet = replace(silent, firing=False)
+    seen = alert(rule_id="no_spo2", priority="low", state="acknowledged", condition_cleared_ms=0)
+    assert plan([quiet], [seen], 2 * 60 * MIN, policy) == []  # cleared 2 h ago: stays
+    assert plan([silent], [seen], 6 * 60 * MIN, policy) == [ConditionReturned(seen, silent)]
+    assert plan([quiet], [seen], 24 * 60 * MIN, policy) == [AutoResolve(seen)]
+    other = alert(condition_cleared_ms=0)
+    assert plan([finding(False)], [other], 15 * MIN, policy) == [AutoResolve(other)]
+
+
+def test_the_shipped_protocols_keep_missing_data_alerts_for_days() -> None:
+    from alerts.protocol import builtin_protocols
+
+    for proto in builtin_protocols().values():
+        policy = Policy.of(proto)
+        assert policy.resolve_after_s["no_spo2"] == 3 * 86_400
+        assert policy.resolve_after_s["battery_low"] == 86_400
+        assert "spo2_low" not in policy.resolve_after_s  # clinical: the protocol's hour
+        assert policy.auto_resolve_after_s == 3600
