@@ -65,7 +65,9 @@ RULE_TITLES = {
     "spo2_spot_low": N_("SpO2 below 90% (86% on scale 2) at a spot check"),
     "hr_critical": N_("Heart rate above 140/min for 5 min"),
     "hr_high": N_("Heart rate above 110/min (15 min, or a confirmed spot check)"),
-    "hr_low": N_("Heart rate below 40/min for 10 min"),
+    "hr_low": N_(
+        "Heart rate too low (below 40/min awake, below the patient's usual nights asleep)"
+    ),
     "hr_above_baseline": N_("Heart rate 25/min (and 30%) above the patient's usual"),
     "sbp_low": N_("Systolic pressure below 90 mmHg"),
     "sbp_below_usual": N_("Systolic pressure 30 mmHg (and 20%) below the patient's usual"),
@@ -83,7 +85,7 @@ RULE_TITLES = {
     "no_bp": N_("No blood pressure since the morning reminder"),
     "no_temp": N_("No temperature since the morning reminder"),
     "gateway_offline": N_("Home gateway offline for 30 min"),
-    "battery_low": N_("A device battery is below 15%"),
+    "battery_low": N_("A device battery at or below 5%"),
     "implausible_rate": N_("Many implausible readings"),
 }
 # titles of earlier protocol versions, still on alerts opened before an upgrade
@@ -95,6 +97,8 @@ OTHER_TITLES = (
     N_("Temperature above 38.0 °C"),
     N_("Heart rate well above the patient's baseline"),
     N_("No SpO2 reading for 10 h"),
+    N_("Heart rate below 40/min for 10 min"),
+    N_("A device battery is below 15%"),
 )
 PROTOCOL_TITLES = {
     "digestive_surgery": N_("Digestive and oncologic surgery"),
