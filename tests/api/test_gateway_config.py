@@ -20,9 +20,10 @@ from api.care_team.gateway_configs import ConfigPublisher
 from postop.ports import free_port
 from store.broker_acl import api_account
 from store.mqtt_accounts import hash_password
-from tests.api.conftest import PASSWORD, World
+from tests.api.conftest import World, credentials
 from tests.conftest import OBSERVER_PASSWORD, Broker
 from tests.mqtt_clients import connect
+from tests.second_factor import TEST_KEY
 from tests.stack import wait_for
 from vitals.settings import ApiSettings, MqttSettings, Settings
 from vitals.topics import config_topic
@@ -42,7 +43,7 @@ def app_settings(world: World, broker: Broker) -> Settings:
     broker.server.add_account(api_account(API_ACCOUNT, hash_password(API_PASSWORD)))
     return Settings(
         database_url=SecretStr(world.db),
-        api=ApiSettings(vapid_public_key="BPublicKeyForTests"),
+        api=ApiSettings(vapid_public_key="BPublicKeyForTests", second_factor_key=TEST_KEY),
         mqtt=mqtt_settings(broker.port),
     )
 
@@ -55,9 +56,7 @@ def admin_of() -> Iterator[Callable[[Settings], TestClient]]:
         client = TestClient(create_app(settings), headers={"Accept-Language": "en"})
         client.__enter__()
         clients.append(client)
-        res = client.post(
-            "/api/v1/session", json={"email": "admin@hopital.example", "password": PASSWORD}
-        )
+        res = client.post("/api/v1/session", json=credentials(settings, "admin@hopital.example"))
         assert res.status_code == 200, res.text
         client.headers["X-CSRF-Token"] = res.json()["csrf_token"]
         return client
