@@ -7,9 +7,9 @@ language. The team makes it; the caller audits it; an open access request is mar
 fulfilled.
 
 Tables of sibling features are read only when present (``to_regclass``), so this module
-works before and after they land. KEEP IN STEP with their migrations: ``consents``,
-``questionnaire_answers`` and ``access_requests`` are read by column names guessed below
-(``_pick``); a renamed column degrades to an empty field, never an error."""
+works before and after they land. KEEP IN STEP with their migration:
+``questionnaire_answers`` is read by column names guessed below (``_pick``); a renamed
+column degrades to an empty field, never an error."""
 
 from __future__ import annotations
 
@@ -20,16 +20,26 @@ import psycopg
 from psycopg import sql
 
 from api.common import documents, fhir_export, patient_data
+from api.common.consent_records import consent_records
 from api.common.documents import Edition
 from api.common.monitoring_report import DocumentTools
 from api.common.pdf import page_css, render_pdf
+from api.common.schemas import ConsentOut
 from api.common.share_links import SHARE_LANGUAGES, default_units
-from api.common.share_text import DEVICE_KINDS, METRICS, OTHER_DEVICE, OTHER_RULE, PRIORITIES, RULES
+from api.common.share_text import (
+    CONSENT_DECISIONS,
+    CONSENT_KINDS,
+    DEVICE_KINDS,
+    METRICS,
+    OTHER_DEVICE,
+    OTHER_RULE,
+    PRIORITIES,
+    RULES,
+)
+from store.access_requests import fulfil_access_request, open_access_requests
 from store.flavour import Flavour
 
-CONSENTS = "consents"
 ANSWERS = "questionnaire_answers"
-ACCESS_REQUESTS = "access_requests"
 
 
 def make_export(
@@ -50,7 +60,7 @@ def make_export(
     assert row is not None
     pseudonym, language, zone, country = row
     ref = f"Patient/{pseudonym}"
-    consents = _rows(conn, CONSENTS, patient_id)
+    consents = consent_records(conn, patient_id).records
     answers = _rows(conn, ANSWERS, patient_id)
     extra = (
         _notes(conn, patient_id, ref, pseudonym)
@@ -86,6 +96,8 @@ def make_export(
         alerts=list(reversed(patient_data.alerts(conn, patient_id, 100_000))),
         notes=list(reversed(patient_data.notes(conn, patient_id))),
         consents=consents,
+        consent_kinds=CONSENT_KINDS,
+        consent_decisions=CONSENT_DECISIONS,
         answers=answers,
         rules=RULES,
         other_rule=OTHER_RULE,
@@ -98,7 +110,7 @@ def make_export(
     edition = Edition(language, render_pdf(html), bundle)
     with conn.transaction():
         document_id = documents.store_export(conn, patient_id, edition, start, end, actor)
-        fulfilled = _fulfil_access_request(conn, patient_id, clinician_id, actor, document_id)
+        fulfilled = _fulfil_access_requests(conn, patient_id, clinician_id)
     return document_id, len(bundle["entry"]), fulfilled
 
 
@@ -176,37 +188,43 @@ def _pick(row: dict[str, Any], *names: str) -> Any:
     return next((row[n] for n in names if row.get(n) is not None), None)
 
 
-def _consent(row: dict[str, Any], ref: str, pseudonym: str) -> dict[str, Any]:
-    """A consent record as a FHIR Consent (scope patient-privacy, the notice's version
-    and language as the policy rule)."""
-    withdrawn = _pick(row, "withdrawn_at", "revoked_at")
-    decision = str(_pick(row, "decision", "status", "granted") or "")
-    refused = decision.lower() in ("refused", "refusal", "deny", "false")
-    when = _pick(row, "recorded_at", "decided_at", "created_at", "at")
-    kind = str(_pick(row, "kind", "purpose", "consent_kind") or "consent")
-    version = _pick(row, "notice_version", "version")
-    notice_language = _pick(row, "notice_language", "language")
-    rid = _pick(row, "consent_id", "id")
+def _consent(c: ConsentOut, ref: str, pseudonym: str) -> dict[str, Any]:
+    """A consent record as a FHIR Consent: the notice's version and language as the policy
+    rule, the named physician as the recipient of a sharing consent."""
+    refused = c.decision == "refused"
+    scope = "treatment" if c.kind == "monitoring" else "patient-privacy"
+    rule = f"notice {c.kind} v{c.notice_version} ({c.notice_language})"
+    provision: dict[str, Any] = {"type": "deny" if refused else "permit"}
+    if c.physician_name:
+        provision["actor"] = [
+            {
+                "role": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                            "code": "IRCP",
+                        }
+                    ]
+                },
+                "reference": {"display": c.physician_name},
+            }
+        ]
     return {
         "resourceType": "Consent",
-        "id": f"{pseudonym}-consent-{rid}",
-        "status": "inactive" if withdrawn else ("rejected" if refused else "active"),
+        "id": f"{pseudonym}-consent-{c.consent_id}",
+        "status": "inactive" if c.withdrawn_at else ("rejected" if refused else "active"),
         "scope": {
             "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
+                {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": scope}
             ]
         },
-        "category": [{"text": kind}],
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"reference": ref},
-        **({"dateTime": str(when)} if when else {}),
+        "dateTime": c.decided_at.isoformat(),
         "policyRule": {
-            "text": f"notice {version or '?'} ({notice_language or '?'})"
-            + (f"; withdrawn {withdrawn}" if withdrawn else "")
+            "text": rule + (f"; withdrawn {c.withdrawn_at.isoformat()}" if c.withdrawn_at else "")
         },
-        "provision": {"type": "deny" if refused else "permit"},
+        "provision": provision,
     }
 
 
@@ -239,33 +257,8 @@ def _answer_value(value: Any) -> dict[str, Any]:
     return {"valueString": str(value)}
 
 
-def _fulfil_access_request(
-    conn: psycopg.Connection, patient_id: int, clinician_id: int, actor: str, document_id: int
-) -> bool:
-    """Mark the patient's open access request fulfilled (sibling ``consent``'s table),
-    when it exists and has a ``fulfilled_at`` column."""
-    if not _exists(conn, ACCESS_REQUESTS):
-        return False
-    columns: dict[str, str] = {
-        r[0]: r[1]
-        for r in conn.execute(
-            "SELECT column_name, data_type FROM information_schema.columns"
-            " WHERE table_name = %s AND table_schema = current_schema()",
-            (ACCESS_REQUESTS,),
-        )
-    }
-    if "fulfilled_at" not in columns:
-        return False
-    sets = [sql.SQL("fulfilled_at = now()")]
-    values: list[Any] = []
-    if "fulfilled_by" in columns:
-        sets.append(sql.SQL("fulfilled_by = %s"))
-        # a clinician's id, or the audit log's actor text
-        values.append(clinician_id if "int" in columns["fulfilled_by"] else actor)
-    if "export_document_id" in columns:
-        sets.append(sql.SQL("export_document_id = %s"))
-        values.append(document_id)
-    query = sql.SQL("UPDATE {} SET {} WHERE patient_id = %s AND fulfilled_at IS NULL").format(
-        sql.Identifier(ACCESS_REQUESTS), sql.SQL(", ").join(sets)
-    )
-    return conn.execute(query, (*values, patient_id)).rowcount > 0
+def _fulfil_access_requests(conn: psycopg.Connection, patient_id: int, clinician_id: int) -> bool:
+    """Mark the patient's open requests of access and portability answered by this export
+    (its audit row says which document answered them)."""
+    waiting = open_access_requests(conn, [patient_id]).get(patient_id, [])
+    return any([fulfil_access_request(conn, r.request_id, clinician_id) for r in waiting])

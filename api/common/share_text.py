@@ -71,3 +71,11 @@ PRIORITIES = {"high": S_("high"), "medium": S_("medium"), "low": S_("low")}
 # answers of the shared pages' data requests (the page shows them as they are)
 LINK_UNUSABLE = S_("This link cannot be used now. Reload the page.")
 UNKNOWN_METRIC = S_("This measurement is not shown on shared pages.")
+
+# the patient's consents, in the data export
+CONSENT_KINDS = {
+    "monitoring": S_("Remote monitoring"),
+    "sharing": S_("Sharing with a home physician"),
+    "transfer": S_("Transfer outside the EU/EEA"),
+}
+CONSENT_DECISIONS = {"given": S_("given"), "refused": S_("refused"), "withdrawn": S_("withdrawn")}

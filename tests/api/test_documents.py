@@ -375,61 +375,35 @@ def test_the_export_pdf_reads_in_the_patients_language(
     pdf_pages(pdf, tmp_path, f"export-{language}")
 
 
-def test_the_export_reads_the_sibling_features_tables_when_they_exist(
+def test_the_export_carries_the_consents_and_answers_the_access_request(
     login: Callable[[str], TestClient], world: World
 ) -> None:
-    """Consents, questionnaire answers and access requests (features landing beside this
-    one): read when present, the open access request marked fulfilled."""
-    with psycopg.connect(world.db, autocommit=True) as conn:
-        present = conn.execute(
-            "SELECT count(*) FROM pg_tables WHERE tablename IN"
-            " ('consents', 'questionnaire_answers', 'access_requests')"
-        ).fetchone()
-        if present and present[0]:
-            pytest.skip("the sibling tables exist: test the export with their own schema")
-        conn.execute(
-            "CREATE TABLE consents (consent_id bigint PRIMARY KEY, patient_id bigint,"
-            " kind text, decision text, notice_version text, notice_language text,"
-            " recorded_at timestamptz, withdrawn_at timestamptz)"
-        )
-        conn.execute(
-            "INSERT INTO consents VALUES (1, %s, 'monitoring', 'granted', 'v2', 'en', now(),"
-            " NULL), (2, %s, 'share_with_physician', 'granted', 'v2', 'en', now(), now())",
-            (world.patient_a, world.patient_a),
-        )
-        conn.execute(
-            "CREATE TABLE questionnaire_answers (answer_id bigint PRIMARY KEY,"
-            " patient_id bigint, answered_at timestamptz, answers jsonb)"
-        )
-        conn.execute(
-            "INSERT INTO questionnaire_answers VALUES (1, %s, now(),"
-            ' \'{"pain": 3, "wound_ok": true, "comment": "fine"}\')',
-            (world.patient_a,),
-        )
-        conn.execute(
-            "CREATE TABLE access_requests (request_id bigint PRIMARY KEY, patient_id bigint,"
-            " requested_at timestamptz, fulfilled_at timestamptz, fulfilled_by bigint)"
-        )
-        conn.execute(
-            "INSERT INTO access_requests VALUES (1, %s, now(), NULL, NULL)", (world.patient_a,)
-        )
+    """Every consent record goes into the export (a withdrawal included), and the export
+    answers the patient's open request of access."""
     coordinator = login("coordinator")
-    out = coordinator.post(f"/api/v1/patients/{world.patient_a}/export").json()
+    base = f"/api/v1/patients/{world.patient_a}"
+    records = coordinator.get(f"{base}/consents").json()["records"]
+    sharing = next(r for r in records if r["kind"] == "sharing" and r["in_force"])
+    withdrawn = coordinator.post(f"{base}/consents/{sharing['consent_id']}/withdraw", json={})
+    assert withdrawn.status_code == 200, withdrawn.text
+    request = coordinator.post(
+        f"{base}/access-requests",
+        json={"kind": "portability", "received_on": datetime.now(UTC).date().isoformat()},
+    )
+    assert request.status_code == 201, request.text
+    out = coordinator.post(f"{base}/export").json()
     assert out["access_request_fulfilled"] is True
     body = coordinator.get(out["document"]["fhir_url"]).json()
     Bundle.model_validate(body)
-    resources = [e["resource"] for e in body["entry"]]
-    consents = [r for r in resources if r["resourceType"] == "Consent"]
-    assert sorted(c["status"] for c in consents) == ["active", "inactive"]
-    answers = next(r for r in resources if r["resourceType"] == "QuestionnaireResponse")
-    assert {i["linkId"] for i in answers["item"]} == {"pain", "wound_ok", "comment"}
-    with psycopg.connect(world.db) as conn:
-        row = conn.execute(
-            "SELECT fulfilled_at IS NOT NULL, fulfilled_by FROM access_requests"
-        ).fetchone()
-    assert row is not None
-    assert row[0] is True
-    assert row[1] is not None
+    consents = [e["resource"] for e in body["entry"] if e["resource"]["resourceType"] == "Consent"]
+    assert len(consents) == len(records)
+    by_id = {c["id"].rsplit("-", 1)[1]: c for c in consents}
+    assert by_id[str(sharing["consent_id"])]["status"] == "inactive"
+    assert by_id[str(sharing["consent_id"])]["provision"]["actor"][0]["reference"] == {
+        "display": sharing["physician_name"]
+    }
+    answered = coordinator.get(f"{base}/access-requests").json()
+    assert [r["fulfilled_at"] is not None for r in answered] == [True]
 
 
 def test_the_patient_page_lists_the_documents_in_the_clinicians_words(
