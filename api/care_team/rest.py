@@ -434,6 +434,8 @@ def post_end_follow_up(
 
 @router.post("/clinicians", tags=["admin"], status_code=201)
 def post_clinician(body: ClinicianCreate, conn: Conn, who: Admin) -> Message:
+    """Create an account in the admin's teams; it sets up its second factor (an
+    authenticator app) at its first sign-in on the page."""
     clinician_id = administration.create_account(conn, who, body)
     return Message(detail=f"account {clinician_id} created")
 
