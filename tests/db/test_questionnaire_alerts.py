@@ -91,7 +91,7 @@ def test_a_pain_answer_over_the_threshold_opens_an_alert(db: str) -> None:
         answers = {"pain_rest": 8, "pain_movement": 9, "wound_redness": 0}
         record_response(conn, patient, q, "fr", answers, uuid.uuid4(), datetime.now(UTC))
         engine.evaluate_once(conn, [patient])
-        opened = dict(
+        opened: dict[str, object] = dict(
             conn.execute(
                 "SELECT rule_id, evidence FROM alerts WHERE patient_id = %s AND state = 'active'",
                 (patient,),
