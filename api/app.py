@@ -23,18 +23,20 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.care_team import pages, rest
+from api.care_team import pages, questionnaires, rest
 from api.care_team.live import Broadcaster
 from api.common.database import Database
 from api.common.errors import BUSY, reader_language, translate, validation_sentence
 from api.common.guards import NotSignedIn
 from api.common.i18n import load_catalogs
+from api.common.questionnaires import load_questionnaire_catalogs
 from api.common.share_links import SHARE_LANGUAGES
 from api.home_physician import share_pages
 from api.home_physician.share_pages import RateLimiter
 from api.metrics import ApiMetrics
 from store.service_status import broker_states
 from vitals.broker_probe import BrokerWatch
+from vitals.questionnaire import load_questionnaires
 from vitals.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.live = live
     app.state.catalogs = load_catalogs()
     app.state.share_catalogs = load_catalogs("share", SHARE_LANGUAGES)
+    app.state.questionnaires = load_questionnaires()
+    app.state.questionnaire_catalogs = load_questionnaire_catalogs()
     app.state.share_limiter = RateLimiter(settings.api.share_requests_per_minute, 60.0)
     # autoescapes .html templates
     app.state.templates = Jinja2Templates(directory=str(resources.files("api") / "templates"))
@@ -199,6 +203,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(rest.router)
     app.include_router(pages.router)
+    app.include_router(questionnaires.api_router)
+    app.include_router(questionnaires.page_router)
     app.include_router(share_pages.router)
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)

@@ -118,21 +118,25 @@ def record_response(
             ],
         )
         cur.execute(
-            "SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, json.dumps({"patients": [patient_id]}))
+            "SELECT pg_notify(%s, %s)",
+            (NOTIFY_CHANNEL, json.dumps({"patients": [patient_id], "questionnaire": response_id})),
         )
     return response_id, True
 
 
-def responses(conn: psycopg.Connection, patient_id: int, limit: int = 60) -> list[StoredResponse]:
-    """The patient's latest responses, newest first, with their answers."""
+def responses(
+    conn: psycopg.Connection, patient_id: int, limit: int = 60, response_id: int | None = None
+) -> list[StoredResponse]:
+    """The patient's latest responses (or the one ``response_id``), newest first, with
+    their answers."""
     rows = conn.execute(
         "SELECT r.response_id, r.protocol, r.version, r.language, r.answered_at,"
         " coalesce(jsonb_object_agg(a.item_id, a.value)"
         " FILTER (WHERE a.item_id IS NOT NULL), '{}'::jsonb)"
         " FROM questionnaire_responses r LEFT JOIN questionnaire_answers a USING (response_id)"
-        " WHERE r.patient_id = %s GROUP BY r.response_id ORDER BY r.answered_at DESC,"
-        " r.response_id DESC LIMIT %s",
-        (patient_id, limit),
+        " WHERE r.patient_id = %s AND (%s::bigint IS NULL OR r.response_id = %s)"
+        " GROUP BY r.response_id ORDER BY r.answered_at DESC, r.response_id DESC LIMIT %s",
+        (patient_id, response_id, response_id, limit),
     ).fetchall()
     return [
         StoredResponse(

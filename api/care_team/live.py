@@ -35,7 +35,11 @@ def _parse(channel: str, payload: str) -> LiveEvent | None:
         return None
     if channel == "alerts_changed":
         return LiveEvent("alert", (int(body["patient_id"]),), body)
-    return LiveEvent("vitals", tuple(int(p) for p in body.get("patients", [])), {})
+    # a questionnaire response names itself, so a patient page can fetch it
+    extra: dict[str, object] = {}
+    if "questionnaire" in body:
+        extra["questionnaire"] = int(body["questionnaire"])
+    return LiveEvent("vitals", tuple(int(p) for p in body.get("patients", [])), extra)
 
 
 @dataclass

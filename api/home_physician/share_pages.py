@@ -24,6 +24,7 @@ from api.common import patient_data
 from api.common.guards import Conn
 from api.common.i18n import SHARE_LANGUAGE_NAMES, format_instant
 from api.common.patient_data import CHART_METRICS
+from api.common.questionnaires import response_views
 from api.common.schemas import Instant
 from api.common.sessions import client_address, secure_cookies
 from api.common.share_links import (
@@ -98,6 +99,10 @@ class View:
         self.zone = zone
         catalogs: dict[str, NullTranslations] = request.app.state.share_catalogs
         self.catalog = catalogs.get(language, catalogs["en"])
+        # the patient's questionnaire, its words from the questionnaire catalogs
+        self.questionnaires = request.app.state.questionnaires
+        questions: dict[str, NullTranslations] = request.app.state.questionnaire_catalogs
+        self.questionnaire_gettext = questions.get(language, questions["en"]).gettext
 
     def t(self, message: str, **values: Any) -> str:
         text = self.catalog.gettext(message)
@@ -269,7 +274,13 @@ def shared_page(token: str, request: Request, conn: Conn) -> Response:
         return opened
     link, view = opened
     summary = _summary(conn, link, view)
-    record_use(conn, link, "share_view", client_address(request), ["summary", "latest", "alerts"])
+    record_use(
+        conn,
+        link,
+        "share_view",
+        client_address(request),
+        ["summary", "latest", "alerts", "questionnaires"],
+    )
     page = _render(request, "page.html", view, {"token": token, **summary})
     _keep_language(request, page, token)
     return page
@@ -450,6 +461,14 @@ def _summary(conn: Conn, link: Link, view: View) -> dict[str, Any]:
         "metrics": METRICS,
         "priorities": PRIORITIES,
         "contact": _team_contact(conn, link.team_id),
+        # the patient's questionnaire answers, in the physician's language
+        "reported": response_views(
+            conn,
+            link.patient_id,
+            view.questionnaires,
+            view.questionnaire_gettext,
+            14,
+        ),
         "expires_at": link.expires_at,
         "now": datetime.now(UTC),
     }

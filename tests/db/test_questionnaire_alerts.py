@@ -45,7 +45,7 @@ def test_answers_are_stored_once_with_their_codes_and_notified(db: str) -> None:
         again, new_again = record_response(conn, patient, q, "ar", answers, submission, now)
         assert (again, new_again) == (rid, False)
         notes = list(listener.notifies(timeout=2.0, stop_after=1))
-        assert json.loads(notes[0].payload) == {"patients": [patient]}
+        assert json.loads(notes[0].payload) == {"patients": [patient], "questionnaire": rid}
         coded = conn.execute(
             "SELECT item_id, code_system, code, value FROM questionnaire_answers"
             " WHERE response_id = %s ORDER BY item_id",
