@@ -103,4 +103,5 @@ def test_the_home_physician_reads_the_answers_in_their_language(
         assert heading in page.text
         assert answer in page.text
     detail = audit_rows(world.db, "share_view")[-1][2]
-    assert isinstance(detail, dict) and "questionnaires" in detail["shown"]
+    assert isinstance(detail, dict)
+    assert "questionnaires" in detail["shown"]
