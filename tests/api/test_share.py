@@ -88,7 +88,10 @@ def test_shared_page_is_read_only_uncached_and_audited(
     actor, patient, detail = uses[0]
     assert actor == f"share_link:{link['link_id']}"
     assert patient == world.patient_a
-    assert detail == {"address": "testclient", "shown": ["summary", "latest", "alerts"]}
+    assert detail == {
+        "address": "testclient",
+        "shown": ["summary", "latest", "alerts", "questionnaires"],
+    }
     # the clinicians see it on the patient's record
     log = physician.get(f"/api/v1/patients/{world.patient_a}/access-log").json()
     assert any(e["who"].startswith(f"link {link['link_id']}") for e in log)
