@@ -24,16 +24,23 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.care_team import pages, questionnaires, rest
+from api.care_team import patient_app as team_patient_app
 from api.care_team.live import Broadcaster
 from api.common.database import Database
 from api.common.errors import BUSY, reader_language, translate, validation_sentence
 from api.common.guards import NotSignedIn
 from api.common.i18n import load_catalogs
+from api.common.patient_app import PATIENT_LANGUAGES
 from api.common.questionnaires import load_questionnaire_catalogs
 from api.common.share_links import SHARE_LANGUAGES
 from api.home_physician import share_pages
 from api.home_physician.share_pages import RateLimiter
 from api.metrics import ApiMetrics
+from api.patient import enrollment, pwa
+from api.patient import messages as patient_messages
+from api.patient import pages as patient_pages
+from api.patient import questionnaire as patient_questionnaire
+from api.patient.access import PatientRefused
 from store.service_status import broker_states
 from vitals.broker_probe import BrokerWatch
 from vitals.questionnaire import load_questionnaires
@@ -115,6 +122,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.live = live
     app.state.catalogs = load_catalogs()
     app.state.share_catalogs = load_catalogs("share", SHARE_LANGUAGES)
+    app.state.patient_catalogs = load_catalogs("patient", PATIENT_LANGUAGES)
     app.state.questionnaires = load_questionnaires()
     app.state.questionnaire_catalogs = load_questionnaire_catalogs()
     app.state.share_limiter = RateLimiter(settings.api.share_requests_per_minute, 60.0)
@@ -162,8 +170,14 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse({"detail": catalog.gettext("Sign in first.")}, 401)
         return pages.login_redirect(request)
 
+    @app.exception_handler(PatientRefused)
+    async def patient_refused(request: Request, exc: PatientRefused) -> Response:
+        return patient_pages.refused(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if patient_pages.is_patient_path(request):
+            return patient_pages.http_error(request, 422)
         sentence = validation_sentence(request, list(exc.errors()))
         if _wants_html(request):
             return pages.error_page(request, 422, sentence)
@@ -175,6 +189,8 @@ def create_app(settings: Settings) -> FastAPI:
         fastapi_exc = (
             exc if isinstance(exc, HTTPException) else HTTPException(exc.status_code, exc.detail)
         )
+        if patient_pages.is_patient_path(request):
+            return patient_pages.http_error(request, exc.status_code, exc.headers)
         sentence = translate(request, fastapi_exc)
         if _wants_html(request) and exc.status_code in (400, 403, 404, 405, 409, 422):
             return pages.error_page(request, exc.status_code, sentence)
@@ -202,10 +218,16 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     app.include_router(rest.router)
+    app.include_router(team_patient_app.router)
     app.include_router(pages.router)
     app.include_router(questionnaires.api_router)
     app.include_router(questionnaires.page_router)
     app.include_router(share_pages.router)
+    app.include_router(enrollment.router)
+    app.include_router(patient_pages.router)
+    app.include_router(patient_messages.router)
+    app.include_router(patient_questionnaire.router)
+    app.include_router(pwa.router)
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from api.care_team import patient_app
 from api.care_team.dashboard import dashboard, open_system_alerts
 from api.care_team.login import log_in, set_session_cookie
 from api.common import patient_data
@@ -309,6 +310,7 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
             "share_links": patient_data.share_links(conn, patient_id),
             "share_languages": SHARE_LANGUAGE_NAMES,
             "access_log": patient_data.access_log(conn, patient_id, 50),
+            **patient_app.page_context(request, conn, patient_id, patient.language),
         },
         who,
     )

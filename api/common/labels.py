@@ -205,6 +205,22 @@ ACTIONS = {
     "share_code_wrong": N_("entered a wrong second code"),
     "share_code_locked": N_("locked the link (too many wrong codes)"),
     "threshold_override": N_("changed a threshold"),
+    "patient_app_link_created": N_("made an enrollment link for the patient app"),
+    "patient_app_link_revoked": N_("withdrew an enrollment link of the patient app"),
+    "patient_app_phone_revoked": N_("disconnected the patient's phone"),
+    "patient_app_read": N_("viewed the patient app's phones and links"),
+    "patient_message_sent": N_("sent the patient a message"),
+    "patient_messages_read": N_("viewed the messages sent to the patient"),
+    "patient_app_home": N_("opened the app's home screen"),
+    "patient_message_read": N_("read a message from the team"),
+}
+# the patient's phones in the patient app (api/care_team/patient_app.py)
+PHONE_STATES = {
+    "active": N_("connected"),
+    "revoked": N_("disconnected by the team"),
+    "replaced": N_("replaced by a newer phone"),
+    "expired": N_("expired"),
+    "ended": N_("follow-up ended"),
 }
 # parameters of rules without a metric of their own, read in this metric's unit
 PARAM_METRIC = {"hr_above": "heart_rate_bpm"}
@@ -326,6 +342,9 @@ class Labels:
 
     def action(self, name: str) -> str:
         return self._(ACTIONS.get(name, N_("other access")))
+
+    def phone_state(self, state: str) -> str:
+        return self._(PHONE_STATES.get(state, state))
 
     def transition(self, name: str) -> str:
         return self._(TRANSITIONS.get(name, name.replace("_", " ")))

@@ -493,8 +493,61 @@ class AccessOut(BaseModel):
     action: str
     detail: dict[str, object]
     role: str | None = Field(
-        default=None, description="coordinator, physician, admin, or share_link (a home physician)"
+        default=None,
+        description="coordinator, physician, admin, share_link (a home physician) or patient"
+        " (the patient app)",
     )
+
+
+class PatientAppLinkCreated(BaseModel):
+    link_id: int
+    url: str = Field(description="the enrollment link; the token is in it, shown once")
+    qr_svg: str = Field(description="the same link as a QR code (SVG document), shown once")
+    expires_at: datetime
+
+
+class PatientAppLinkOut(BaseModel):
+    link_id: int
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    state: Literal["active", "used", "expired", "revoked"]
+    used_at: datetime | None
+
+
+class PatientPhoneOut(BaseModel):
+    credential_id: int
+    enrolled_at: datetime
+    last_seen_at: datetime | None
+    state: Literal["active", "revoked", "replaced", "expired", "ended"]
+    revoked_at: datetime | None
+
+
+class PatientApp(BaseModel):
+    """The patient app's enrollment links and the phones they bound, newest first."""
+
+    links: list[PatientAppLinkOut]
+    phones: list[PatientPhoneOut]
+
+
+PatientMessageKind = Literal[
+    "measure_temperature", "we_will_call", "please_call_us", "go_to_emergency"
+]
+
+
+class PatientMessageCreate(Strict):
+    kind: PatientMessageKind = Field(
+        description="one of the templated messages, worded in the patient's language"
+    )
+
+
+class PatientMessageOut(BaseModel):
+    message_id: int
+    kind: PatientMessageKind
+    text: str = Field(description="the message as the team reads it")
+    sent_at: datetime
+    sent_by: str
+    read_at: datetime | None = Field(description="when the patient marked it read")
 
 
 class QuestionnaireAnswerOut(BaseModel):

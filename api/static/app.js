@@ -115,6 +115,28 @@ function showShareLink(form, data) {
   }
 }
 
+// a new enrollment link of the patient app: its QR code on the printable sheet (in the
+// patient's language), the link with a copy button, shown once
+function showPatientAppLink(data) {
+  const panel = document.getElementById("patient-app-result");
+  if (!panel) return;
+  panel.hidden = false;
+  const full = /^https?:\/\//.test(data.url) ? data.url : `${location.origin}${data.url}`;
+  panel.querySelector('[data-field="url"]').textContent = full;
+  panel.querySelector('[data-field="qr"]').src =
+    "data:image/svg+xml;charset=utf-8," + encodeURIComponent(data.qr_svg);
+  const fmt = new Intl.DateTimeFormat(document.body.dataset.locale || document.documentElement.lang,
+    { dateStyle: "medium", timeStyle: "short", timeZone: document.body.dataset.viewerZone });
+  panel.querySelector('[data-field="expires"]').textContent = fmt.format(new Date(data.expires_at));
+  copyButtons(panel);
+  const print = panel.querySelector("button.print-sheet");
+  if (print) print.onclick = () => {
+    document.body.classList.add("print-sheet");
+    window.print();
+    document.body.classList.remove("print-sheet");
+  };
+}
+
 function formBody(form) {
   const body = {};
   let path = form.dataset.url;
@@ -152,6 +174,7 @@ document.addEventListener("submit", async (ev) => {
     const data = await api(form.dataset.method || "POST", path, body);
     if (form.dataset.then === "reload") { location.reload(); return; }
     if (form.dataset.then === "share-link") { showShareLink(form, data); return; }
+    if (form.dataset.then === "patient-app-link") { showPatientAppLink(data); return; }
     showResult(form, data);
     if (form.dataset.keep === undefined) form.reset();
   } catch (err) {

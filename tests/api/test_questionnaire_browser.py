@@ -54,7 +54,9 @@ def test_answered_in_arabic_on_a_phone_and_seen_live_by_the_team(
     expect(team.locator("#timeline li.questionnaire-item")).to_have_count(0)
 
     phone_ctx = phone_screen(browser)
-    phone_ctx.add_cookies([enroll_phone(world.db, world.patient_a2).playwright_cookie(api.base_url)])
+    phone_ctx.add_cookies(
+        [enroll_phone(world.db, world.patient_a2).playwright_cookie(api.base_url)]
+    )
     phone = phone_ctx.new_page()
     phone.goto(f"{api.base_url}/p/questionnaire")
     expect(phone.locator("html")).to_have_attribute("dir", "rtl")
@@ -62,7 +64,9 @@ def test_answered_in_arabic_on_a_phone_and_seen_live_by_the_team(
     blocks = phone.locator("fieldset.question")
     expect(blocks).to_have_count(12)  # the digestive questionnaire, one question a block
     expect(blocks.first.locator(".count")).to_have_text("السؤال 1 من 12")
-    expect(phone.locator("#q-bowel legend .text")).to_have_text("منذ الأمس، هل أخرجت غازات أو برازًا؟")
+    expect(phone.locator("#q-bowel legend .text")).to_have_text(
+        "منذ الأمس، هل أخرجت غازات أو برازًا؟"
+    )
     phone.locator("#q-pain_rest label.choice", has_text="8").click()
     phone.locator("#q-pain_movement label.choice", has_text="9").click()
     phone.locator("#q-bowel label.choice", has_text="لا غازات ولا براز").click()

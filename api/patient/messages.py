@@ -1,0 +1,50 @@
+"""The team's templated messages on the patient's home screen, in the patient's words,
+and the tap that says the patient read one (the team sees when)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.common.guards import Conn
+from api.common.patient_messages import PatientMessage, mark_read, messages
+from api.patient.access import PREFIX, Patient, audit_patient
+from api.patient.view import NO_STORE, T_, PatientView
+
+router = APIRouter(prefix=f"{PREFIX}/api", include_in_schema=False)
+
+# each kind as the patient reads it
+TEXTS = {
+    "measure_temperature": T_("Please measure your temperature now."),
+    "we_will_call": T_("We will call you shortly. Keep your phone with you."),
+    "please_call_us": T_("Please call us."),
+    "go_to_emergency": T_("Please go to the emergency department now."),
+}
+# a message read stays on the home screen for a day, so that the patient finds it again
+KEEP_READ = timedelta(hours=24)
+
+
+def for_home(conn: psycopg.Connection, patient_id: int) -> list[PatientMessage]:
+    """Unread messages, and those read in the last day, newest first."""
+    since = datetime.now(UTC) - KEEP_READ
+    return [m for m in messages(conn, patient_id, 20) if m.read_at is None or m.read_at > since]
+
+
+@router.post("/messages/{message_id}/read")
+def post_read(message_id: int, request: Request, conn: Conn, caller: Patient) -> JSONResponse:
+    """The patient read this message (the first tap counts); answers when, as the
+    patient's screen writes it."""
+    view = PatientView(request, caller.language, caller.zone)
+    read_at = mark_read(conn, caller.patient_id, message_id, caller.credential_id)
+    if read_at is None:
+        return JSONResponse(
+            {"detail": view.t("This message does not exist.")}, 404, headers=NO_STORE
+        )
+    audit_patient(conn, caller, "patient_message_read", {"message_id": message_id})
+    return JSONResponse(
+        {"message_id": message_id, "read_at": read_at.isoformat(), "shown": view.at(read_at)},
+        headers=NO_STORE,
+    )
