@@ -81,7 +81,7 @@ RULE_TITLES = {
     "news2": N_("NEWS2 clinical risk"),
     "shock_index": N_("Shock index (pulse / systolic) above 1.0"),
     # what the patient reports in the daily questionnaire
-    "pain_high": N_("Pain 7/10 or more reported (at rest or on movement)"),
+    "pain_high": N_("Pain at rest 7/10 or more reported"),
     "pain_rising": N_("Reported pain up 3 points or more since the day before"),
     "wound_fever": N_("Wound signs reported with fever (possible wound infection)"),
     "calf_pulse": N_("Calf pain or swelling reported with a rising pulse (possible thrombosis)"),

@@ -97,6 +97,6 @@ def test_a_pain_answer_over_the_threshold_opens_an_alert(db: str) -> None:
                 (patient,),
             ).fetchall()
         )
-        assert opened["pain_high"] == {"value": 9.0, "threshold": 7.0}
+        assert opened["pain_high"] == {"value": 8.0, "threshold": 7.0}  # at rest
         assert opened["pain_rising"] == {"value": 8.0, "rise": 5.0}  # at rest, 3 -> 8
         assert {n.reason for n in notices} == {"opened"}
