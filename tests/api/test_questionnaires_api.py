@@ -1,7 +1,8 @@
 """The patient's answers as the team and the home physician read them, over a real
 database: the coded answers over REST in the reader's language (audited, team-scoped),
 the response on the patient page's timeline and as the fragment the live page fetches,
-the pain on the charts' list, and the shared page in the physician's language."""
+the pain on the charts' list, the shared page in the physician's language, and the
+phone's post judged by the alerts engine over the real database."""
 
 from __future__ import annotations
 
@@ -12,10 +13,15 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from fastapi.testclient import TestClient
 
+from alerts.engine import Engine
+from alerts.protocol import builtin_protocols
+from api.app import create_app
 from store.questionnaires import record_response
 from tests.api.conftest import World, audit_rows
 from tests.api.test_share import make_link
+from tests.patient_phone import enroll_phone
 from vitals.questionnaire import load_questionnaires
+from vitals.settings import Settings
 
 ANSWERS = {"pain_rest": 8, "pain_movement": 9, "wound_redness": 1, "fever_chills": 0, "bowel": 2}
 
@@ -105,3 +111,53 @@ def test_the_home_physician_reads_the_answers_in_their_language(
     detail = audit_rows(world.db, "share_view")[-1][2]
     assert isinstance(detail, dict)
     assert "questionnaires" in detail["shown"]
+
+
+def test_a_pain_answer_sent_from_the_phone_opens_an_alert(
+    app_settings: Settings, world: World
+) -> None:
+    """The phone's JSON post, stored once whatever the retries, refused in the patient's
+    language when an answer is not allowed, and judged by the alerts engine's round over
+    the real database: pain at rest 9/10 opens the pain alert."""
+    with psycopg.connect(world.db, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE patients SET language = 'ar', protocol = 'orthopaedic_surgery'"
+            " WHERE patient_id = %s",
+            (world.patient_a2,),
+        )
+    phone = enroll_phone(world.db, world.patient_a2)
+    with TestClient(create_app(app_settings), cookies=phone.cookies) as client:
+        bad = client.post(
+            "/p/api/questionnaire",
+            json={"submission_id": str(uuid.uuid4()), "answers": {"pain_rest": 12}},
+        )
+        assert bad.status_code == 422
+        assert bad.json() == {"detail": "هذه الإجابة ليست من خيارات هذا السؤال."}
+        unknown = client.post(
+            "/p/api/questionnaire",
+            json={"submission_id": str(uuid.uuid4()), "answers": {"bowel": 0}},
+        )
+        assert unknown.status_code == 422  # no bowel question after orthopaedic surgery
+        body = {"submission_id": str(uuid.uuid4()), "answers": {"pain_rest": 9, "calf": 0}}
+        first = client.post("/p/api/questionnaire", json=body)
+        again = client.post("/p/api/questionnaire", json=body)  # a retry after a lost answer
+        assert first.status_code == again.status_code == 201
+        assert first.json() == again.json()
+    with psycopg.connect(world.db, autocommit=True) as conn:
+        count = conn.execute(
+            "SELECT count(*) FROM questionnaire_responses WHERE patient_id = %s",
+            (world.patient_a2,),
+        ).fetchone()
+        assert count == (1,)
+        Engine(world.db, builtin_protocols(), lambda _c, _n: None).evaluate_once(
+            conn, [world.patient_a2]
+        )
+        opened = conn.execute(
+            "SELECT rule_id, priority, evidence FROM alerts WHERE patient_id = %s"
+            " AND state = 'active'",
+            (world.patient_a2,),
+        ).fetchall()
+    assert opened == [("pain_high", "medium", {"value": 9.0, "threshold": 7.0})]
+    assert [r[2] for r in audit_rows(world.db, "questionnaire_answered")] == [
+        {"response": first.json()["response_id"]}
+    ]
