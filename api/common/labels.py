@@ -85,6 +85,7 @@ RULE_TITLES = {
     "pain_rising": N_("Reported pain up 3 points or more since the day before"),
     "wound_fever": N_("Wound signs reported with fever (possible wound infection)"),
     "calf_pulse": N_("Calf pain or swelling reported with a rising pulse (possible thrombosis)"),
+    "calf_reported": N_("Calf pain or swelling reported (possible thrombosis)"),
     "breathless_new": N_("New breathlessness reported"),
     "no_spo2": N_("No SpO2 reading for 8 waking hours"),
     "no_weight": N_("No weight for 36 h"),

@@ -38,6 +38,7 @@ RULES = {
     "pain_rising": S_("Pain reported rising since the day before"),
     "wound_fever": S_("Wound signs with fever (possible wound infection)"),
     "calf_pulse": S_("Calf pain or swelling with a rising pulse (possible thrombosis)"),
+    "calf_reported": S_("Calf pain or swelling reported by the patient"),
     "breathless_new": S_("New breathlessness reported by the patient"),
 }
 METRICS = {

@@ -101,6 +101,10 @@ def test_calf_pain_with_a_rising_pulse() -> None:
     assert set(fired) == {1, 4}
     assert fired[1].priority == "high"
     assert fired[4].evidence == {"pulse": 92.0, "usual_pulse": 75.0}
+    # calf pain alone asks for a look at low priority, whatever the pulse
+    alone = _fired(src, 4, "calf_reported")
+    assert set(alone) == {1, 2, 4}
+    assert {f.priority for f in alone.values()} == {"low"}
 
 
 def test_new_breathlessness_against_the_first_answers() -> None:
