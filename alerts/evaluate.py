@@ -37,6 +37,7 @@ from alerts.protocol import (
     TrendRule,
 )
 from alerts.reminder_times import latest_due_ms
+from alerts.reported import evaluate_reported
 from alerts.source import ReadingSource
 from alerts.window import MetricWindow, Window
 
@@ -294,6 +295,7 @@ def _evaluate_protocol(
             out += _findings(ids, rule, res.firing, {"deviation": res.value})
 
     out += _spot_rules(source, ctx, mask, ids, rules, now_ms)
+    out += evaluate_reported(source, ctx, mask, ids, rules, now_ms)  # the patient's answers
 
     missing_rules = [r for r in rules if isinstance(r, MissingDataRule)]
     if missing_rules:

@@ -14,6 +14,13 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from alerts.reported_protocol import (
+    CalfPulseRule,
+    ReportedHighRule,
+    ReportedNewRule,
+    ReportedRiseRule,
+    WoundInfectionRule,
+)
 from vitals.catalogue import BY_NAME
 
 Priority = Literal["high", "medium", "low"]
@@ -351,7 +358,13 @@ Rule = Annotated[
     | MissingDataRule
     | GatewayOfflineRule
     | BatteryRule
-    | ImplausibleRateRule,
+    | ImplausibleRateRule
+    # what the patient reports (alerts/reported_protocol.py)
+    | ReportedHighRule
+    | ReportedRiseRule
+    | WoundInfectionRule
+    | CalfPulseRule
+    | ReportedNewRule,
     Field(discriminator="kind"),
 ]
 

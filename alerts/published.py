@@ -18,6 +18,7 @@ from alerts.protocol import (
     SustainedRule,
     TrendRule,
 )
+from alerts.reported_protocol import CalfPulseRule, ReportedHighRule, ReportedRiseRule
 
 # the rule parameters ``evaluate`` reads through per-patient overrides, with their
 # defaults when the rule has no field of that name (NEWS2: scale 1, alert from band 1)
@@ -32,6 +33,10 @@ OVERRIDABLE: dict[type, tuple[str, ...]] = {
     # a COPD patient's scale (1 or 2), and the NEWS2 band (1 low-medium, 2 medium, 3
     # high) from which an alert opens, e.g. for a chronic single 3
     News2Rule: ("spo2_scale", "alert_from_band"),
+    # the patient's answers (alerts/reported.py)
+    ReportedHighRule: ("at_or_above",),
+    ReportedRiseRule: ("rise_by",),
+    CalfPulseRule: ("hr_above",),
 }
 DEFAULTS = {"spo2_scale": 1.0, "alert_from_band": 1.0}
 

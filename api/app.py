@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.care_team import consents, documents, pages, questions, rest, wound_photos
+from api.care_team import consents, documents, pages, questionnaires, questions, rest, wound_photos
 from api.care_team import patient_app as team_patient_app
 from api.care_team.gateway_configs import ConfigPublisher
 from api.care_team.live import Broadcaster
@@ -33,6 +33,7 @@ from api.common.guards import NotSignedIn
 from api.common.i18n import load_catalogs
 from api.common.labels import N_
 from api.common.monitoring_report import DocumentTools
+from api.common.questionnaires import load_questionnaire_catalogs
 from api.common.second_factor import SecretBox
 from api.common.share_links import SHARE_LANGUAGES
 from api.home_physician import share_pages
@@ -42,11 +43,13 @@ from api.patient import enrollment, pwa
 from api.patient import messages as patient_messages
 from api.patient import pages as patient_pages
 from api.patient import photos as patient_photos
+from api.patient import questionnaire as patient_questionnaire
 from api.patient import reminders as patient_reminders
 from api.patient.access import PatientRefused
 from api.patient.view import patient_catalogs
 from store.service_status import broker_states
 from vitals.broker_probe import BrokerWatch
+from vitals.questionnaire import load_questionnaires
 from vitals.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -141,6 +144,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.catalogs = load_catalogs()
     app.state.share_catalogs = load_catalogs("share", SHARE_LANGUAGES)
     app.state.patient_catalogs = patient_catalogs()
+    app.state.questionnaires = load_questionnaires()
+    app.state.questionnaire_catalogs = load_questionnaire_catalogs()
     app.state.share_limiter = RateLimiter(settings.api.share_requests_per_minute, 60.0)
     # autoescapes .html templates
     app.state.templates = Jinja2Templates(directory=str(resources.files("api") / "templates"))
@@ -242,10 +247,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(wound_photos.router)
     app.include_router(team_patient_app.router)
     app.include_router(pages.router)
+    app.include_router(questionnaires.api_router)
+    app.include_router(questionnaires.page_router)
     app.include_router(share_pages.router)
     app.include_router(enrollment.router)
     app.include_router(patient_pages.router)
     app.include_router(patient_messages.router)
+    app.include_router(patient_questionnaire.router)
     app.include_router(pwa.router)
     app.include_router(patient_photos.router)
     app.include_router(patient_reminders.router)

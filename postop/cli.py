@@ -297,8 +297,10 @@ def eval_alerts(
     cohort: Annotated[
         str,
         typer.Option(
-            help="realistic (published physiology, comorbidities, device errors) or legacy"
-            " (the first evaluation's tidy adults)."
+            help="realistic (published physiology, comorbidities, device errors), reported"
+            " (the same patients answering the daily questionnaire, with wound infections and"
+            " thromboses first seen in their answers) or legacy (the first evaluation's tidy"
+            " adults)."
         ),
     ] = "realistic",
     step_s: Annotated[

@@ -115,6 +115,27 @@ CATALOGUE: tuple[Metric, ...] = (
         MetricKind.VITAL,
         3,
     ),
+    # answers to the patient's daily questionnaire (vitals/questionnaires/*.yaml): each
+    # numeric answer is a reading, so the rules and charts take it as they take vitals.
+    # ``pain_score`` (11, LOINC 72514-3) is the pain at rest. Yes/no answers are 1/0;
+    # graded answers count up from 0 (none). No LOINC code for the others: the
+    # questionnaire's local code system names them (vitals.questionnaire.LOCAL_SYSTEM).
+    *(
+        Metric(mid, name, label, ucum, None, 0, top, MetricKind.PATIENT_REPORTED, 0)
+        for mid, name, label, ucum, top in (
+            (15, "pain_movement_score", "Pain on movement (0-10)", "{score}", 10),
+            (16, "nausea_grade", "Nausea or vomiting (0 none, 1 nausea, 2 vomiting)", "1", 2),
+            (17, "wound_redness", "Wound redness (reported)", "1", 1),
+            (18, "wound_swelling", "Wound swelling (reported)", "1", 1),
+            (19, "wound_discharge", "Wound discharge (reported)", "1", 1),
+            (20, "wound_opening", "Wound opening (reported)", "1", 1),
+            (21, "fever_chills", "Feeling feverish or chills (reported)", "1", 1),
+            (22, "breathless_grade", "Breathlessness (0 none, 1 on effort, 2 at rest)", "1", 2),
+            (23, "calf_pain_swelling", "Calf pain or swelling (reported)", "1", 1),
+            (24, "bowel_grade", "Bowel function (0 stools, 1 gas only, 2 neither)", "1", 2),
+            (25, "mobility_grade", "Mobility (0 as usual ... 3 bed or chair)", "1", 3),
+        )
+    ),
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in CATALOGUE}

@@ -52,7 +52,11 @@ def _parse(channel: str, payload: str) -> LiveEvent | None:
         return LiveEvent("question", (int(body["patient_id"]),), {})
     if channel == "patient_reported":
         return LiveEvent("reported", (int(body["patient_id"]),), {"what": str(body["what"])})
-    return LiveEvent("vitals", tuple(int(p) for p in body.get("patients", [])), {})
+    # a questionnaire response names itself, so a patient page can fetch it
+    extra: dict[str, object] = {}
+    if "questionnaire" in body:
+        extra["questionnaire"] = int(body["questionnaire"])
+    return LiveEvent("vitals", tuple(int(p) for p in body.get("patients", [])), extra)
 
 
 @dataclass

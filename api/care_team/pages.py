@@ -34,6 +34,7 @@ from api.common.i18n import SHARE_LANGUAGE_NAMES, Clock, negotiate, viewer_local
 from api.common.labels import N_, Labels
 from api.common.notices import NOTICE_KINDS, current_version
 from api.common.patient_data import CHART_METRICS
+from api.common.questionnaires import timeline_items
 from api.common.sessions import COOKIE, Clinician, close_session, secure_cookies, session_clinician
 from store.access_requests import access_requests, legal_today
 
@@ -388,12 +389,11 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
     alerts = patient_data.alerts(conn, patient_id)
     notes = patient_data.notes(conn, patient_id)
     asked = questions.of_patient(conn, patient_id)
-    timeline = sorted(
-        [{"kind": "alert", "at": a.opened_at, "alert": a} for a in alerts]
-        + [{"kind": "note", "at": n.at, "note": n} for n in notes],
-        key=lambda item: item["at"],  # type: ignore[arg-type, return-value]
-        reverse=True,
-    )
+    items: list[dict[str, Any]] = [
+        {"kind": "alert", "at": a.opened_at, "alert": a} for a in alerts
+    ] + [{"kind": "note", "at": n.at, "note": n} for n in notes]
+    items += timeline_items(request, conn, patient_id, who.language)  # the patient's answers
+    timeline = sorted(items, key=lambda item: item["at"], reverse=True)
     present = {
         r[0]
         for r in conn.execute(
@@ -402,6 +402,8 @@ def patient_page(patient_id: int, request: Request, conn: Conn, who: Page) -> HT
             (patient_id,),
         )
     }
+    # the questionnaire's answers show on the timeline; pain is charted as well
+    present = {m for m in present if m in CHART_METRICS or not patient_data.reported(m)}
     kit = patient_data.kit_metrics(conn, patient_id)
     shown = [m for m in CHART_METRICS if m in present]
     overrides = patient_data.overrides(conn, patient_id)

@@ -34,6 +34,7 @@ SHORT = {
     "glucose_mmol_l": N_("Glucose"),
     "steps_count": N_("Steps"),
     "pain_score": N_("Pain"),
+    "pain_movement_score": N_("Pain (movement)"),
     "battery_pct": N_("Battery"),
 }
 LONG = {
@@ -48,6 +49,7 @@ LONG = {
     "glucose_mmol_l": N_("Blood glucose"),
     "steps_count": N_("Steps"),
     "pain_score": N_("Pain score (0-10)"),
+    "pain_movement_score": N_("Pain on movement (0-10)"),
     "battery_pct": N_("Device battery level"),
 }
 # UCUM codes as people write them (annotations like {steps} become a translated word)
@@ -80,6 +82,13 @@ RULE_TITLES = {
     "weight_loss": N_("Weight loss above 2 kg (or 3%) over 3 days"),
     "news2": N_("NEWS2 clinical risk"),
     "shock_index": N_("Shock index (pulse / systolic) above 1.0"),
+    # what the patient reports in the daily questionnaire
+    "pain_high": N_("Pain at rest 7/10 or more reported"),
+    "pain_rising": N_("Reported pain up 3 points or more since the day before"),
+    "wound_fever": N_("Wound signs reported with fever (possible wound infection)"),
+    "calf_pulse": N_("Calf pain or swelling reported with a rising pulse (possible thrombosis)"),
+    "calf_reported": N_("Calf pain or swelling reported (possible thrombosis)"),
+    "breathless_new": N_("New breathlessness reported"),
     "no_spo2": N_("No SpO2 reading for 8 waking hours"),
     "no_weight": N_("No weight for 36 h"),
     "no_bp": N_("No blood pressure since the morning reminder"),
@@ -114,6 +123,8 @@ PARAMS = {
     "hr_above": N_("Pulse above"),
     "spo2_scale": N_("SpO2 scale (1 usual, 2 chronic respiratory failure)"),
     "alert_from_band": N_("Alert from risk band (1 low-medium, 2 medium, 3 high)"),
+    "at_or_above": N_("Reported value at or above"),
+    "rise_by": N_("Rise since the day before of at least"),
 }
 # device kinds: the simulator's and gateway's names, and the older API names
 DEVICE_KINDS = {
@@ -170,12 +181,16 @@ EVIDENCE = {
     "scored_params": N_("parameters scored"),
     "last_reading_ms": N_("last reading"),
     "reminder_missed": N_("reminder not acted on"),
+    "signs_reported": N_("wound signs reported"),
+    "fever_reported": N_("feverish or chills reported"),
+    "at_rest": N_("at rest"),
 }
 # what the access log records, as the patient page lists it
 ACTIONS = {
     "patient_read": N_("opened the patient page"),
     "timeline_read": N_("read the alerts and notes"),
     "trends_read": N_("read the trends"),
+    "questionnaires_read": N_("read the questionnaire answers"),
     "overrides_read": N_("read the thresholds"),
     "access_log_read": N_("read the access log"),
     "share_links_read": N_("read the shared links"),

@@ -26,7 +26,7 @@ from api.common.schemas import (
 )
 from store.flavour import Flavour
 from store.trends import trend
-from vitals.catalogue import BY_ID, BY_NAME
+from vitals.catalogue import BY_ID, BY_NAME, MetricKind
 
 # how actors appear: clinicians by name, the engine as "system"
 _ACTOR = (
@@ -44,9 +44,15 @@ CHART_METRICS = (
     "temp_c",
     "weight_kg",
     "pain_score",
+    "pain_movement_score",
     "glucose_mmol_l",
     "steps_count",
 )
+
+
+def reported(metric: str) -> bool:
+    """Whether ``metric`` is an answer of the patient's questionnaire."""
+    return BY_NAME[metric].kind is MetricKind.PATIENT_REPORTED
 
 
 def enrollments(conn: psycopg.Connection, patient_id: int) -> list[EnrollmentOut]:

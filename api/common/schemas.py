@@ -745,3 +745,22 @@ class PatientMessageOut(BaseModel):
     sent_at: datetime
     sent_by: str
     read_at: datetime | None = Field(description="when the patient marked it read")
+
+
+class QuestionnaireAnswerOut(BaseModel):
+    """One answer of the patient's questionnaire, coded (LOINC where one exists)."""
+
+    item_id: str
+    question: str = Field(description="the question, in the reader's language")
+    answer: str = Field(description="the answer, in the reader's language")
+    value: float
+    code_system: str
+    code: str
+    notable: bool = Field(description="not the best answer the question allows")
+
+
+class QuestionnaireResponseOut(BaseModel):
+    response_id: int
+    answered_at: datetime
+    language: str = Field(description="the language the patient answered in")
+    answers: list[QuestionnaireAnswerOut]

@@ -35,6 +35,13 @@ RULES = {
     "sepsis_screen": S_("Possible infection (fever with raised pulse)"),
     "af_suspected": S_("Irregular heart rhythm (possible atrial fibrillation)"),
     "spo2_spot_low": S_("Low oxygen saturation at a spot check"),
+    # what the patient reports in the daily questionnaire
+    "pain_high": S_("Severe pain reported by the patient"),
+    "pain_rising": S_("Pain reported rising since the day before"),
+    "wound_fever": S_("Wound signs with fever (possible wound infection)"),
+    "calf_pulse": S_("Calf pain or swelling with a rising pulse (possible thrombosis)"),
+    "calf_reported": S_("Calf pain or swelling reported by the patient"),
+    "breathless_new": S_("New breathlessness reported by the patient"),
 }
 METRICS = {
     "heart_rate_bpm": S_("Heart rate"),
@@ -45,6 +52,7 @@ METRICS = {
     "resp_rate_per_min": S_("Respiratory rate"),
     "weight_kg": S_("Body weight"),
     "pain_score": S_("Pain score (0-10)"),
+    "pain_movement_score": S_("Pain on movement (0-10)"),
     "glucose_mmol_l": S_("Blood glucose"),
     "steps_count": S_("Steps"),
 }

@@ -25,6 +25,7 @@ from api.common import documents, fhir_export, patient_data, questions, wound_ph
 from api.common.guards import Conn
 from api.common.i18n import SHARE_LANGUAGE_NAMES, format_instant
 from api.common.patient_data import CHART_METRICS
+from api.common.questionnaires import response_views
 from api.common.schemas import Instant
 from api.common.sessions import client_address, secure_cookies
 from api.common.share_links import (
@@ -107,6 +108,10 @@ class View:
         self.zone = zone
         catalogs: dict[str, NullTranslations] = request.app.state.share_catalogs
         self.catalog = catalogs.get(language, catalogs["en"])
+        # the patient's questionnaire, its words from the questionnaire catalogs
+        self.questionnaires = request.app.state.questionnaires
+        questions: dict[str, NullTranslations] = request.app.state.questionnaire_catalogs
+        self.questionnaire_gettext = questions.get(language, questions["en"]).gettext
 
     def t(self, message: str, **values: Any) -> str:
         text = self.catalog.gettext(message)
@@ -283,7 +288,7 @@ def shared_page(token: str, request: Request, conn: Conn) -> Response:
         {"taken_at": p.taken_at, "width": p.width_px, "height": p.height_px, "src": _data_uri(jpeg)}
         for p, jpeg in shared
     ]
-    shown = ["summary", "latest", "alerts", "questions"]
+    shown = ["summary", "latest", "alerts", "questions", "questionnaires"]
     shown += [f"wound_photo:{p.photo_id}" for p, _ in shared]
     record_use(conn, link, "share_view", client_address(request), shown)
     return _page_with_questions(request, conn, token, link, view, summary)
@@ -570,6 +575,14 @@ def _summary(conn: Conn, link: Link, view: View) -> dict[str, Any]:
         "contact": _team_contact(conn, link.team_id),
         "reports": documents.current_reports(conn, link.patient_id),
         "language_names_map": dict(SHARE_LANGUAGE_NAMES),
+        # the patient's questionnaire answers, in the physician's language
+        "reported": response_views(
+            conn,
+            link.patient_id,
+            view.questionnaires,
+            view.questionnaire_gettext,
+            14,
+        ),
         "expires_at": link.expires_at,
         "now": datetime.now(UTC),
     }

@@ -31,6 +31,7 @@ class Tab:
 # the app's sections, in the order of the tab bar (each sibling adds its own line)
 NAV: tuple[Tab, ...] = (
     Tab("home", "/p/", T_("Home")),
+    Tab("questionnaire", "/p/questionnaire", T_("Questionnaire")),
     Tab("photos", "/p/photos", T_("Wound photos")),
 )
 

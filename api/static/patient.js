@@ -11,7 +11,8 @@
   // the clinician's zone comes from their account; a shared page uses the browser's
   const viewerZone = document.body.dataset.viewerZone || Intl.DateTimeFormat().resolvedOptions().timeZone;
   const patientZone = patient.dataset.patientZone;
-  const metrics = chart.dataset.metrics.split(",").filter(Boolean);
+  // read at each load: the live page adds the questionnaire's metrics when answers arrive
+  const metricsShown = () => chart.dataset.metrics.split(",").filter(Boolean);
   const json = (text, fallback) => { try { return JSON.parse(text || ""); } catch { return fallback; } };
   const labels = json(chart.dataset.labels, {});
   const units = json(chart.dataset.units, {});
@@ -57,7 +58,7 @@
 
   async function load(query) {
     const params = new URLSearchParams(query);
-    metrics.forEach((m) => params.append("metric", m));
+    metricsShown().forEach((m) => params.append("metric", m));
     const res = await fetch(`${base}?${params}`, { credentials: "same-origin" });
     if (!res.ok) { chart.textContent = chart.dataset.failed || `HTTP ${res.status}`; return; }
     const data = await res.json();
@@ -122,4 +123,9 @@
   }));
   if (buttons[0]) buttons[0].setAttribute("aria-pressed", "true");
   load({ range: "24h" });
+  // new data announced by the live events (patient_live.js): redraw the period shown
+  document.addEventListener("postop:data-changed", () => {
+    const on = [...buttons].find((b) => b.getAttribute("aria-pressed") === "true");
+    load({ range: on ? on.dataset.range : "24h" });
+  });
 })();

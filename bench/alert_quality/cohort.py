@@ -24,6 +24,7 @@ import numpy as np
 from firmware_sim.devices import DEFAULT_KINDS, DeviceKind, KitSimulator
 from firmware_sim.physiology import DAY_MS, HOUR_MS, Patient, derive_rng
 from firmware_sim.population import Profile, draw_profile
+from firmware_sim.reported import evening_answers
 from firmware_sim.scenarios import (
     COMPLICATIONS,
     FollowUp,
@@ -79,7 +80,12 @@ REALISTIC_MIX = {
     "failing_battery": 0.03,
     "home_offline": 0.03,
 }
-COHORTS = ("realistic", "legacy")
+# The reported cohort: the realistic population, every patient answering the daily
+# questionnaire (firmware_sim.reported), and complications whose first signal is in
+# what the patient reports (a wound infection's redness and pain before its fever, a
+# thrombosis's calf pain before its tachycardia).
+REPORTED_MIX = {**REALISTIC_MIX, "wound_infection": 0.05, "deep_vein_thrombosis": 0.05}
+COHORTS = ("realistic", "legacy", "reported")
 PATCH_SHARE = 0.5  # legacy cohort: patients sent home with a chest patch as well
 GATEWAY_WILL_S = 90  # the broker publishes a lost gateway's will after 1.5 keepalives
 
@@ -103,6 +109,7 @@ class Member:
     discharge_sbp_mmhg: float | None = None
     discharge_hr_bpm: float | None = None
     discharge_weight_kg: float | None = None
+    answers: bool = False  # answers the daily questionnaire (the reported cohort)
 
     @property
     def has_patch(self) -> bool:
@@ -152,6 +159,8 @@ def members(
     or ``legacy`` (the tidy adults of ``Baseline.draw``, the first evaluation's)."""
     if cohort == "realistic":
         return _realistic_members(n_patients, days, seed, mix or REALISTIC_MIX)
+    if cohort == "reported":
+        return _realistic_members(n_patients, days, seed, mix or REPORTED_MIX, answers=True)
     if cohort != "legacy":
         raise ValueError(f"unknown cohort {cohort!r}; known: {', '.join(COHORTS)}")
     start_ms = int(START.timestamp() * 1000)
@@ -188,7 +197,7 @@ EUROPE_ZONES = ("Europe/Paris", "Europe/Madrid", "Europe/London", "Europe/Berlin
 
 
 def _realistic_members(
-    n_patients: int, days: float, seed: int, mix: dict[str, float]
+    n_patients: int, days: float, seed: int, mix: dict[str, float], answers: bool = False
 ) -> list[Member]:
     start_ms = int(START.timestamp() * 1000)
     end_ms = start_ms + int(days * DAY_MS)
@@ -199,6 +208,8 @@ def _realistic_members(
         rng = derive_rng(seed, key, 11)
         profile = draw_profile(derive_rng(seed, key, 12), COMPLICATIONS[scenario].needs)
         kinds = [k.value for k in DEFAULT_KINDS if k is not DeviceKind.HR_PATCH]
+        if answers:  # the phone's questionnaire replaces the pain diary
+            kinds.remove(DeviceKind.PAIN_DIARY.value)
         if profile.has_patch:
             kinds.append(DeviceKind.HR_PATCH.value)
         p = realistic_plan(scenario, seed, key, follow, profile)
@@ -226,6 +237,7 @@ def _realistic_members(
                 discharge_sbp_mmhg=round(sbp),
                 discharge_hr_bpm=round(hr),
                 discharge_weight_kg=round(weight, 1),
+                answers=answers,
             )
         )
     return out
@@ -303,6 +315,8 @@ def simulate(member: Member, seed: int) -> Readings:
                 )
     if beats:
         rows += _rhythm_rows(np.concatenate(beats), patch, arrival_of)
+    if member.answers:
+        rows += _answer_rows(member, seed, patient, len(index), arrival_of)
     cols: list[tuple[float, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 6
     return Readings(
         np.asarray(cols[0], dtype=np.int16),
@@ -335,6 +349,31 @@ def _rhythm_rows(
         out.append((rmssd, at, arrival, round(a, 1), flags, device))
         out.append((irregularity, at, arrival, round(b, 4), flags, device))
     return out
+
+
+def _answer_rows(
+    member: Member, seed: int, patient: Patient, device: int, arrival_of: Callable[[int], int]
+) -> list[tuple[int, int, int, float, int, int]]:
+    """The daily questionnaire's answers, sent from the phone as the patient submits them
+    (the home's internet being down delays them as it does the gateway's readings)."""
+    profile = member.profile
+    rng = derive_rng(seed, member.key, 21)
+    skip = 0.35 if profile is not None and profile.poor_adherence else 0.15
+    surgery_ms = member.start_ms - int(POST_OP_DAYS * DAY_MS)
+    digestive = member.protocol == "digestive_surgery"
+    return [
+        (
+            BY_NAME[a.metric].metric_id,
+            a.measured_ms,
+            arrival_of(a.measured_ms + 1000),
+            a.value,
+            0,
+            device,
+        )
+        for a in evening_answers(
+            patient, member.start_ms, member.end_ms, surgery_ms, rng, skip, digestive
+        )
+    ]
 
 
 @functools.cache

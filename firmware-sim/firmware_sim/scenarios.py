@@ -503,6 +503,74 @@ def _ileostomy_dehydration(rng: np.random.Generator, f: FollowUp, p: Profile) ->
     )
 
 
+# what the patient reports (the daily questionnaire's items, firmware_sim.reported)
+WOUND_ITEMS = ("wound_redness", "wound_swelling", "wound_discharge", "wound_opening")
+PAIN_ITEMS = ("pain_score", "pain_movement_score")
+
+
+def _wound_infection(rng: np.random.Generator, f: FollowUp, p: Profile) -> Plan:
+    """Surgical site infection, usually 4-10 days after surgery: the wound's signs first,
+    pain rising over a day or two, redness and swelling, later discharge (CDC/NHSN
+    superficial incisional criteria, Horan 1992); fever and a faster pulse follow a day
+    or two later, if at all in an older patient. What the patient sees is the first
+    signal (Bluebelle Study Group 2019: the wound questionnaire finds SSI after
+    discharge)."""
+    onset = _onset(rng, f, 4.0, 10.0)
+    local = Shift(
+        onset,
+        int(rng.uniform(18, 36) * HOUR_MS),
+        {
+            "pain_score": float(rng.uniform(2.5, 4.0)),
+            "wound_redness": 0.9,
+            "wound_swelling": 0.7,
+            "wound_discharge": 0.5,
+        },
+        {"wound_discharge": int(rng.uniform(12, 30) * HOUR_MS)},
+    )
+    lag = int(rng.uniform(24, 48) * HOUR_MS)
+    systemic = Shift(
+        onset + lag,
+        int(rng.uniform(12, 24) * HOUR_MS),
+        {"temp_c": float(rng.uniform(1.0, 1.8)), "heart_rate_bpm": float(rng.uniform(10, 20))},
+    )
+    metrics = (*PAIN_ITEMS, *WOUND_ITEMS, "fever_chills", "temp_c", "heart_rate_bpm")
+    return Plan(
+        "wound_infection",
+        (local, systemic),
+        truths=(_truth("wound_infection", onset, 48, metrics),),
+    )
+
+
+def _deep_vein_thrombosis(rng: np.random.Generator, f: FollowUp, p: Profile) -> Plan:
+    """Deep-vein thrombosis of the calf (most after orthopaedic surgery, days 3-12): calf
+    pain and swelling first (Wells 1997), then, as clots embolise, a faster pulse, a
+    little desaturation and faster breathing a day or so later (PIOPED II: tachycardia in
+    a quarter only). Detected when still a thrombosis, within 36 h."""
+    onset = _onset(rng, f, 3.0, 12.0)
+    calf = Shift(
+        onset,
+        int(rng.uniform(6, 18) * HOUR_MS),
+        {"calf_pain_swelling": 0.85, "pain_score": float(rng.uniform(1.0, 2.0))},
+    )
+    lag = int(rng.uniform(18, 36) * HOUR_MS)
+    embolic = Shift(
+        onset + lag,
+        int(rng.uniform(2, 8) * HOUR_MS),
+        {
+            "heart_rate_bpm": float(rng.uniform(15, 30)),
+            "spo2_pct": -float(rng.uniform(1, 3)),
+            "resp_rate_per_min": float(rng.uniform(2, 5)),
+            "breathless_grade": 0.3,
+        },
+    )
+    metrics = ("calf_pain_swelling", *PAIN_ITEMS, "breathless_grade", "heart_rate_bpm", "spo2_pct")
+    return Plan(
+        "deep_vein_thrombosis",
+        (calf, embolic),
+        truths=(_truth("deep_vein_thrombosis", onset, 36, (*metrics, "resp_rate_per_min")),),
+    )
+
+
 def _technical(build: Callable[[np.random.Generator, FollowUp], Plan]) -> Complication:
     return Complication(Requirements(), lambda rng, f, p: build(rng, f))
 
@@ -521,6 +589,9 @@ COMPLICATIONS: dict[str, Complication] = {
     "ileostomy_dehydration": Complication(
         Requirements(surgery="digestive", ileostomy=True), _ileostomy_dehydration
     ),
+    # first seen in what the patient reports (the "reported" cohort of postop eval)
+    "wound_infection": Complication(Requirements(), _wound_infection),
+    "deep_vein_thrombosis": Complication(Requirements(), _deep_vein_thrombosis),
     "stopped_measuring": _technical(stops_measuring),
     "failing_battery": _technical(failing_battery),
     "home_offline": _technical(home_offline),

@@ -90,7 +90,7 @@ def test_shared_page_is_read_only_uncached_and_audited(
     assert patient == world.patient_a
     assert detail == {
         "address": "testclient",
-        "shown": ["summary", "latest", "alerts", "questions"],  # the link's own questions
+        "shown": ["summary", "latest", "alerts", "questions", "questionnaires"],
     }
     # the clinicians see it on the patient's record
     log = physician.get(f"/api/v1/patients/{world.patient_a}/access-log").json()

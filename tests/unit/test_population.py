@@ -209,6 +209,7 @@ def test_every_complication_records_the_metrics_it_changes() -> None:
                         "spo2_pct",
                         "temp_c",
                         "weight_kg",
+                        "pain_score",  # what the patient reports first (wound, calf)
                     )
                     if abs(sick.truth(m, t) - well.truth(m, t)) > 0.3
                 }
