@@ -127,7 +127,15 @@ def post_export(
     tools: DocumentTools = request.app.state.documents
     try:
         document_id, entries, fulfilled = patient_export.make_export(
-            conn, db.flavour(conn), tools, patient_id, who.clinician_id, who.actor
+            conn,
+            db.flavour(conn),
+            tools,
+            patient_export.Answers(
+                request.app.state.questionnaires, request.app.state.questionnaire_catalogs
+            ),
+            patient_id,
+            who.clinician_id,
+            who.actor,
         )
     except PdfUnavailable as exc:
         raise refuse(503, UNAVAILABLE, reason=str(exc)) from None

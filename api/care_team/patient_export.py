@@ -7,23 +7,24 @@ language. The team makes it; the caller audits it; an open access request is mar
 fulfilled.
 
 Tables of sibling features are read only when present (``to_regclass``), so this module
-works before and after they land. KEEP IN STEP with their migration:
-``questionnaire_answers`` is read by column names guessed below (``_pick``); a renamed
-column degrades to an empty field, never an error."""
+consents and questionnaire answers come from their own modules' readers."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from babel.support import NullTranslations
 
 from api.common import documents, fhir_export, patient_data
 from api.common.consent_records import consent_records
 from api.common.documents import Edition
 from api.common.monitoring_report import DocumentTools
 from api.common.pdf import page_css, render_pdf
+from api.common.questionnaires import ResponseView, response_views
 from api.common.schemas import ConsentOut
 from api.common.share_links import SHARE_LANGUAGES, default_units
 from api.common.share_text import (
@@ -38,14 +39,22 @@ from api.common.share_text import (
 )
 from store.access_requests import fulfil_access_request, open_access_requests
 from store.flavour import Flavour
+from vitals.questionnaire import Questionnaire
 
-ANSWERS = "questionnaire_answers"
+
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """The questionnaires and their catalogs, to write the patient's answers in their words."""
+
+    questionnaires: Mapping[str, Questionnaire]
+    catalogs: Mapping[str, NullTranslations]
 
 
 def make_export(
     conn: psycopg.Connection,
     flavour: Flavour,
     tools: DocumentTools,
+    reported: Answers,
     patient_id: int,
     clinician_id: int,
     actor: str,
@@ -61,16 +70,19 @@ def make_export(
     pseudonym, language, zone, country = row
     ref = f"Patient/{pseudonym}"
     consents = consent_records(conn, patient_id).records
-    answers = _rows(conn, ANSWERS, patient_id)
-    extra = (
-        _notes(conn, patient_id, ref, pseudonym)
-        + [_consent(c, ref, pseudonym) for c in consents]
-        + [_answer(a, ref, pseudonym) for a in answers]
-    )
+    extra = _notes(conn, patient_id, ref, pseudonym) + [
+        _consent(c, ref, pseudonym) for c in consents
+    ]
     bundle["entry"] += [
         {"fullUrl": f"urn:postop:{e['resourceType']}/{e['id']}", "resource": e} for e in extra
     ]
     language = language if language in SHARE_LANGUAGES else "fr"
+    words = reported.catalogs.get(language, reported.catalogs["en"]).gettext
+    answers = response_views(conn, patient_id, reported.questionnaires, words, 100_000)
+    bundle["entry"] += [
+        {"fullUrl": f"urn:postop:QuestionnaireResponse/{r['id']}", "resource": r}
+        for r in (_answer(a, ref, pseudonym) for a in answers)
+    ]
     reader = tools.reader(language, country, default_units(country), zone)
     title = reader.t("Copy of the patient's data")
     team = conn.execute(
@@ -168,26 +180,6 @@ def _notes(
     ]
 
 
-def _exists(conn: psycopg.Connection, table: str) -> bool:
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
-    return bool(row and row[0])
-
-
-def _rows(conn: psycopg.Connection, table: str, patient_id: int) -> list[dict[str, Any]]:
-    """Every row of a sibling feature's table for this patient, as JSON objects (none
-    while the table does not exist)."""
-    if not _exists(conn, table):
-        return []
-    query = sql.SQL("SELECT to_jsonb(t) FROM {} t WHERE t.patient_id = %s").format(
-        sql.Identifier(table)
-    )
-    return [dict(r[0]) for r in conn.execute(query, (patient_id,))]
-
-
-def _pick(row: dict[str, Any], *names: str) -> Any:
-    return next((row[n] for n in names if row.get(n) is not None), None)
-
-
 def _consent(c: ConsentOut, ref: str, pseudonym: str) -> dict[str, Any]:
     """A consent record as a FHIR Consent: the notice's version and language as the policy
     rule, the named physician as the recipient of a sharing consent."""
@@ -228,33 +220,28 @@ def _consent(c: ConsentOut, ref: str, pseudonym: str) -> dict[str, Any]:
     }
 
 
-def _answer(row: dict[str, Any], ref: str, pseudonym: str) -> dict[str, Any]:
-    """A questionnaire's answers as a QuestionnaireResponse, one item per answer."""
-    answers = _pick(row, "answers", "answer", "body")
-    if not isinstance(answers, dict):
-        answers = {k: v for k, v in row.items() if k not in ("patient_id",) and v is not None}
-    when = _pick(row, "answered_at", "submitted_at", "created_at", "at")
-    rid = _pick(row, "answer_id", "response_id", "id")
+def _answer(view: ResponseView, ref: str, pseudonym: str) -> dict[str, Any]:
+    """One questionnaire response as a QuestionnaireResponse: each answer under the
+    question's words in the patient's language, its value as stored (scores, grades)."""
     return {
         "resourceType": "QuestionnaireResponse",
-        "id": f"{pseudonym}-answers-{rid}",
+        "id": f"{pseudonym}-answers-{view.response_id}",
         "status": "completed",
         "subject": {"reference": ref},
-        **({"authored": str(when)} if when else {}),
+        "authored": view.answered_at.isoformat(),
         "item": [
-            {"linkId": str(k), "answer": [_answer_value(v)]} for k, v in sorted(answers.items())
+            {
+                "linkId": line.item_id,
+                "text": line.question,
+                "answer": [
+                    {"valueInteger": int(line.value)}
+                    if float(line.value).is_integer()
+                    else {"valueDecimal": line.value}
+                ],
+            }
+            for line in view.lines
         ],
     }
-
-
-def _answer_value(value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"valueBoolean": value}
-    if isinstance(value, int):
-        return {"valueInteger": value}
-    if isinstance(value, float):
-        return {"valueDecimal": value}
-    return {"valueString": str(value)}
 
 
 def _fulfil_access_requests(conn: psycopg.Connection, patient_id: int, clinician_id: int) -> bool:

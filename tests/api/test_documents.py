@@ -26,6 +26,7 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from PIL import Image
 
 from tests.api.conftest import World, add_vitals, audit_rows
+from tests.api.test_questionnaires_api import _answer
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 REPORT_TITLE = {
@@ -378,8 +379,9 @@ def test_the_export_pdf_reads_in_the_patients_language(
 def test_the_export_carries_the_consents_and_answers_the_access_request(
     login: Callable[[str], TestClient], world: World
 ) -> None:
-    """Every consent record goes into the export (a withdrawal included), and the export
-    answers the patient's open request of access."""
+    """Every consent record goes into the export (a withdrawal included), the
+    questionnaire's answers too, and the export answers the patient's open request."""
+    _answer(world, world.patient_a, "en")
     coordinator = login("coordinator")
     base = f"/api/v1/patients/{world.patient_a}"
     records = coordinator.get(f"{base}/consents").json()["records"]
@@ -404,6 +406,16 @@ def test_the_export_carries_the_consents_and_answers_the_access_request(
     }
     answered = coordinator.get(f"{base}/access-requests").json()
     assert [r["fulfilled_at"] is not None for r in answered] == [True]
+    # the questionnaire's answers, under the questions' words in the patient's language
+    responses = [
+        e["resource"]
+        for e in body["entry"]
+        if e["resource"]["resourceType"] == "QuestionnaireResponse"
+    ]
+    assert len(responses) == 1
+    items = {i["linkId"]: i for i in responses[0]["item"]}
+    assert items["pain_rest"]["answer"] == [{"valueInteger": 8}]
+    assert items["pain_rest"]["text"] not in ("", "pain_rest")
 
 
 def test_the_patient_page_lists_the_documents_in_the_clinicians_words(
