@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from importlib import resources
 from zoneinfo import ZoneInfo
 
@@ -112,7 +112,11 @@ class Clock:
         return re.sub(r"y+", "yyyy", pattern).replace("'", "")
 
     def date_example(self, value: datetime) -> str:
-        return format_date(value.date(), self.date_pattern, locale=self.locale or self.language)
+        return self.date_text(value.date())
+
+    def date_text(self, value: date) -> str:
+        """A day as the forms' date fields read it."""
+        return format_date(value, self.date_pattern, locale=self.locale or self.language)
 
     def datetime_example(self, value: datetime) -> str:
         loc = self.locale or self.language

@@ -64,7 +64,7 @@ def test_consent_panel_in_french(
     page.locator("#form-share button[type=submit]").click()
     error = page.locator("#form-share .error")
     error.wait_for(state="visible")
-    page.wait_for_function("document.querySelector('#form-share .error').textContent !== ''")
+    page.locator("#form-share .error:not(:empty)").wait_for()  # no eval under the page's CSP
     assert error.inner_text().startswith("Le patient n\u2019a pas consenti au partage")
 
     # monitoring: the notice was read in Arabic, the patient consents
@@ -79,7 +79,7 @@ def test_consent_panel_in_french(
     # outside the EU/EEA: the transfer form appears, and the link is refused until then
     assert page.locator("#form-consent-transfer").is_visible()
     page.locator("#form-share button[type=submit]").click()
-    page.wait_for_function("document.querySelector('#form-share .error').textContent !== ''")
+    page.locator("#form-share .error:not(:empty)").wait_for()  # no eval under the page's CSP
     assert page.inner_text("#form-share .error").startswith(
         "Dr Amina Benali exerce hors de l\u2019UE/EEE"
     )
@@ -89,7 +89,8 @@ def test_consent_panel_in_french(
     page.locator("#share-result").wait_for(state="visible")
 
     # a request of access received ten days ago: overdue
-    received = (datetime.now(UTC).date() - timedelta(days=10)).isoformat()
+    received_day = datetime.now(UTC).date() - timedelta(days=10)
+    received = received_day.strftime("%d/%m/%Y")  # as the French page writes dates
     page.fill("#form-access-request input[name=received_on]", received)
     _submit(page, "#form-access-request")
     assert "en retard" in page.inner_text("#access-requests-table")
