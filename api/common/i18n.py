@@ -63,6 +63,18 @@ def negotiate(accept_language: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
+def locale_for(language: str, country: str | None) -> str:
+    """The language as written in the patient's home country when Babel knows that pair
+    (es_MX, pt_BR, ar_MA...), else the language alone."""
+    if country:
+        try:
+            Locale.parse(f"{language}_{country}")
+            return f"{language}_{country}"
+        except (UnknownLocaleError, ValueError):
+            pass
+    return language
+
+
 def viewer_locale(language: str, zone: str, accept_language: str | None) -> str:
     """The locale dates are written in: the viewer's language, in the region their browser
     names for that language (en-GB, en-US...), else the region of their time zone for

@@ -25,8 +25,9 @@ from babel.support import NullTranslations
 from api.common import documents, patient_data
 from api.common.charts import ChartPoint, chart_locale, trend_chart
 from api.common.documents import Edition
+from api.common.i18n import locale_for
 from api.common.pdf import page_css, render_pdf
-from api.common.reader import Reader, locale_for
+from api.common.reader import Reader
 from api.common.share_links import SHARE_LANGUAGES, default_units
 from api.common.share_text import METRICS, OTHER_RULE, PRIORITIES, RULES
 from store.flavour import Flavour

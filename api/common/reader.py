@@ -12,7 +12,6 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_decimal
 from babel.support import NullTranslations
@@ -23,18 +22,6 @@ from api.common.units import convert, unit_label
 from vitals.catalogue import BY_NAME
 
 RTL = frozenset({"ar", "he", "fa", "ur"})
-
-
-def locale_for(language: str, country: str | None) -> str:
-    """The language as written in the patient's home country when Babel knows that pair
-    (es_MX, pt_BR, ar_MA...), else the language alone."""
-    if country:
-        try:
-            Locale.parse(f"{language}_{country}")
-            return f"{language}_{country}"
-        except (UnknownLocaleError, ValueError):
-            pass
-    return language
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,6 @@ from collections import deque
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_decimal
 from babel.support import NullTranslations
@@ -23,7 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.common import documents, fhir_export, patient_data, questions, wound_photos
 from api.common.guards import Conn
-from api.common.i18n import SHARE_LANGUAGE_NAMES, format_instant
+from api.common.i18n import SHARE_LANGUAGE_NAMES, format_instant, locale_for
 from api.common.patient_data import CHART_METRICS
 from api.common.questionnaires import response_views
 from api.common.schemas import Instant
@@ -86,16 +85,6 @@ class RateLimiter:
                 for k in [k for k, v in self._hits.items() if not v]:
                     del self._hits[k]
             return True
-
-
-def _locale(language: str, country: str | None) -> str:
-    if country:
-        try:
-            Locale.parse(f"{language}_{country}")
-            return f"{language}_{country}"
-        except (UnknownLocaleError, ValueError):
-            pass
-    return language
 
 
 class View:
@@ -211,7 +200,7 @@ def _gate(request: Request, conn: Conn, token: str) -> tuple[LinkState, Link | N
     # the link's language unless the physician chose another on the page
     chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
     language = chosen if chosen in SHARE_LANGUAGES else link.language
-    view = View(request, language, _locale(language, row[0]), link.units, row[1])
+    view = View(request, language, locale_for(language, row[0]), link.units, row[1])
     return state, link, view
 
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from babel import Locale, UnknownLocaleError
 from babel.support import NullTranslations
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from api.common.i18n import SHARE_LANGUAGE_NAMES, format_instant, load_catalogs
+from api.common.i18n import SHARE_LANGUAGE_NAMES, format_instant, load_catalogs, locale_for
 from api.common.patient_app import PATIENT_LANGUAGES
 
 RTL = frozenset({"ar"})
@@ -36,16 +35,6 @@ def patient_catalogs() -> dict[str, NullTranslations]:
 
 def T_(message: str) -> str:
     return message
-
-
-def locale_for(language: str, country: str | None) -> str:
-    if country:
-        try:
-            Locale.parse(f"{language}_{country}")
-            return f"{language}_{country}"
-        except (UnknownLocaleError, ValueError):
-            pass
-    return language
 
 
 class PatientView:
