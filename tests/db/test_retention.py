@@ -8,6 +8,7 @@ counts, never an identity."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 import psycopg
@@ -26,6 +27,7 @@ from store.provisioning import (
     register_device,
     register_gateway,
 )
+from store.questionnaires import record_response
 from store.retention import (
     RetentionRules,
     deletion_plan,
@@ -35,6 +37,7 @@ from store.retention import (
     purge,
 )
 from vitals.catalogue import BY_NAME
+from vitals.questionnaire import load_questionnaires
 
 RULES = RetentionRules(record_years=20, address_days=365)
 
@@ -49,13 +52,13 @@ def _sibling_tables(conn: psycopg.Connection) -> None:
     """Tables like those a sibling feature adds later: one with a patient_id, one that
     only references it (answers and their photos)."""
     conn.execute(
-        "CREATE TABLE questionnaire_answers (answer_id bigint GENERATED ALWAYS AS IDENTITY"
+        "CREATE TABLE later_reports (answer_id bigint GENERATED ALWAYS AS IDENTITY"
         " PRIMARY KEY, patient_id bigint NOT NULL REFERENCES patients, answered_at"
         " timestamptz NOT NULL, pain smallint)"
     )
     conn.execute(
-        "CREATE TABLE answer_photos (photo_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-        " answer_id bigint NOT NULL REFERENCES questionnaire_answers, jpeg bytea NOT NULL)"
+        "CREATE TABLE later_report_photos (photo_id bigint GENERATED ALWAYS AS IDENTITY"
+        " PRIMARY KEY, answer_id bigint NOT NULL REFERENCES later_reports, jpeg bytea NOT NULL)"
     )
 
 
@@ -139,6 +142,53 @@ def _patient_with_everything(
         (f"session-{key}".encode(), link[0], start, start + timedelta(hours=12)),
     )
     record_access_request(conn, pid, "portability", start.date(), clinician)
+    # the patient app, the documents and the physician's questions (issues 20 and 21)
+    app_link = conn.execute(
+        "INSERT INTO patient_app_links (patient_id, token_sha256, created_by, created_at,"
+        " expires_at) VALUES (%s, %s, %s, %s, %s) RETURNING link_id",
+        (pid, f"app-{key}".encode(), clinician, start, start + timedelta(days=3)),
+    ).fetchone()
+    assert app_link is not None
+    phone = conn.execute(
+        "INSERT INTO patient_credentials (patient_id, link_id, token_sha256, created_at,"
+        " expires_at) VALUES (%s, %s, %s, %s, %s) RETURNING credential_id",
+        (pid, app_link[0], f"phone-{key}".encode(), start, last_care),
+    ).fetchone()
+    assert phone is not None
+    conn.execute(
+        "INSERT INTO patient_messages (patient_id, kind, sent_by, sent_at, read_at,"
+        " read_by_credential) VALUES (%s, 'we_will_call', %s, %s, %s, %s)",
+        (pid, clinician, start, start + timedelta(minutes=5), phone[0]),
+    )
+    conn.execute(
+        "INSERT INTO patient_push_subscriptions (patient_id, credential_id, endpoint, p256dh,"
+        " auth) VALUES (%s, %s, %s, 'p256dh', 'auth')",
+        (pid, phone[0], f"https://push.example/{key}"),
+    )
+    conn.execute(
+        "INSERT INTO patient_reminders (patient_id, reminder_id, local_date, due_at,"
+        " claimed_at, outcome, settled_at) VALUES (%s, 'morning_vitals', %s, %s, %s,"
+        " 'delivered', %s)",
+        (pid, start.date(), start, start, start),
+    )
+    conn.execute(
+        "INSERT INTO wound_photos (patient_id, taken_at, media_type, width_px, height_px,"
+        " image) VALUES (%s, %s, 'image/jpeg', 1, 1, %s)",
+        (pid, start, b"\xff\xd8\xff\xd9"),
+    )
+    questionnaire = load_questionnaires()["digestive_surgery"]
+    record_response(conn, pid, questionnaire, "en", {"pain_rest": 3}, uuid.uuid4(), start)
+    conn.execute(
+        "INSERT INTO patient_documents (patient_id, kind, language, period_start, period_end,"
+        " created_at, created_by, pdf, pdf_sha256, fhir_json_gz) VALUES (%s,"
+        " 'end_of_monitoring', 'en', %s, %s, %s, 'clinician:1', 'pdf', 'sha', 'gz')",
+        (pid, start, last_care, last_care),
+    )
+    conn.execute(
+        "INSERT INTO physician_questions (patient_id, link_id, kind, body, request_key,"
+        " asked_at) VALUES (%s, %s, 'news', 'new treatment', %s, %s)",
+        (pid, link[0], f"request-{key}", start),
+    )
     for action, detail in [
         ("patient_read", {}),
         ("share_view", {"address": "203.0.113.7", "shown": ["summary"]}),
@@ -149,12 +199,14 @@ def _patient_with_everything(
             (start, action, pid, Jsonb(detail)),
         )
     answer = conn.execute(
-        "INSERT INTO questionnaire_answers (patient_id, answered_at, pain) VALUES (%s, %s, 3)"
+        "INSERT INTO later_reports (patient_id, answered_at, pain) VALUES (%s, %s, 3)"
         " RETURNING answer_id",
         (pid, start),
     ).fetchone()
     assert answer is not None
-    conn.execute("INSERT INTO answer_photos (answer_id, jpeg) VALUES (%s, '\\xffd8')", (answer[0],))
+    conn.execute(
+        "INSERT INTO later_report_photos (answer_id, jpeg) VALUES (%s, '\\xffd8')", (answer[0],)
+    )
     return pid
 
 
@@ -194,7 +246,9 @@ def _holdings(conn: psycopg.Connection, pid: int) -> dict[str, int]:
         " WHERE patient_id = %s",
         "share_sessions": "SELECT count(*) FROM share_sessions JOIN share_links USING (link_id)"
         " WHERE patient_id = %s",
-        "answer_photos": "SELECT count(*) FROM answer_photos JOIN questionnaire_answers"
+        "questionnaire_answers": "SELECT count(*) FROM questionnaire_answers"
+        " JOIN questionnaire_responses USING (response_id) WHERE patient_id = %s",
+        "later_report_photos": "SELECT count(*) FROM later_report_photos JOIN later_reports"
         " USING (answer_id) WHERE patient_id = %s",
         "reading_conflicts": "SELECT count(*) FROM reading_conflicts r JOIN enrollments e"
         " ON e.device_id = r.device_id AND e.valid @> r.time WHERE e.patient_id = %s",
@@ -256,15 +310,17 @@ def test_purge_leaves_nothing_of_an_expired_record_and_touches_nothing_else(db: 
         before_enrolled = _holdings(conn, enrolled)
         tables = patient_tables(conn)
         # the purge finds the tables a later feature adds, and every table here is checked
-        assert {"questionnaire_answers", "consents", "access_requests", "vitals"} <= set(tables)
-        assert [t for t, n in before_expired.items() if n == 0] == []
+        assert {"later_reports", "consents", "access_requests", "vitals"} <= set(tables)
+        assert [t for t, n in before_expired.items() if n == 0] == [], [
+            t for t, n in before_expired.items() if n == 0
+        ]
         plan = deletion_plan(conn)
-        assert plan.order.index("answer_photos") < plan.order.index("questionnaire_answers")
+        assert plan.order.index("later_report_photos") < plan.order.index("later_reports")
         assert plan.order.index("share_links") < plan.order.index("consents")
         assert plan.order.index("alert_events") < plan.order.index("alerts")
         assert all(
             plan.order.index(t) < plan.order.index("patients")
-            for t in ("enrollments", "consents", "alerts", "questionnaire_answers")
+            for t in ("enrollments", "consents", "alerts", "later_reports")
         )
 
         report = purge(conn, clock, RULES)
@@ -293,16 +349,20 @@ def test_purge_leaves_nothing_of_an_expired_record_and_touches_nothing_else(db: 
         assert run[1] == 1
         assert run[2]["vitals"] == before_expired["vitals"]
         assert run[2]["patients"] == 1
-        assert run[2]["answer_photos"] == 1
+        assert run[2]["later_report_photos"] == 1
         assert run[3] == 2  # one audit row, one sign-in counter
         assert run[4] is True
         assert set(run[2]) <= set(tables) | {
             "alert_events",
             "push_deliveries",
             "share_sessions",
-            "answer_photos",
+            "later_report_photos",
+            "questionnaire_answers",
             "reading_conflicts",
             "audit_log (lists)",
+            # TimescaleDB: rows deleted from the continuous aggregates' materializations
+            "vitals_1m",
+            "vitals_1h",
         }
         # a second run finds nothing more and says so; a run within a day is not due
         assert purge(conn, clock, RULES).patients_purged == 0
