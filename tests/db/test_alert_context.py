@@ -50,14 +50,15 @@ def test_technical_rules_and_overrides(db: str) -> None:
             register_gateway(conn, gw)
             register_device(conn, f"ox-{gw}", "oximeter", gw)
             enroll(conn, f"ox-{gw}", pid, now - timedelta(days=2))
-        # A: its gateway's last will said offline two hours ago; its oximeter battery is low
+        # A: its gateway's last will said offline two hours ago; its oximeter battery is
+        # nearly empty (the team hears of a battery at 5 % or less: issue 17)
         conn.execute(
             "INSERT INTO gateway_status (gateway_id, online, status_at)"
             " VALUES ('gw-tech-a', false, %s), ('gw-tech-b', true, %s)",
             (now - timedelta(hours=2), now),
         )
         rows = [
-            (now - timedelta(minutes=5), a, "ox-gw-tech-a", metric("battery_pct").metric_id, 9.0)
+            (now - timedelta(minutes=5), a, "ox-gw-tech-a", metric("battery_pct").metric_id, 4.0)
         ]
         # B: SpO2 at 91% for 20 minutes, under spo2_low's 92%; later a clinician sets B's
         # threshold to 90% (known chronic lung disease)
