@@ -4,9 +4,11 @@ export, the list of documents and their downloads. Every one audited."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Annotated
 
+import psycopg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -152,6 +154,30 @@ def post_export(
     )
 
 
+def _download(
+    conn: psycopg.Connection,
+    who: Clinician,
+    patient_id: int,
+    document_id: int,
+    fmt: str,
+    body: bytes | None,
+    media_type: str,
+    suffix: str,
+) -> Response:
+    """One stored document as a file: the same refusal and the same audit whatever its form."""
+    if body is None:
+        raise refuse(404, N_("This document does not exist."))
+    audit(conn, who, "document_downloaded", patient_id, {"document_id": document_id, "as": fmt})
+    return Response(
+        body,
+        media_type=media_type,
+        headers={
+            **NO_STORE,
+            "Content-Disposition": f'attachment; filename="{document_id}{suffix}"',
+        },
+    )
+
+
 @router.get(
     "/patients/{patient_id}/documents/{document_id}/pdf",
     response_class=Response,
@@ -160,14 +186,7 @@ def post_export(
 def get_document_pdf(patient_id: int, document_id: int, conn: Conn, who: Who) -> Response:
     patient_in_teams(conn, who, patient_id)
     body = documents.pdf(conn, patient_id, document_id)
-    if body is None:
-        raise refuse(404, N_("This document does not exist."))
-    audit(conn, who, "document_downloaded", patient_id, {"document_id": document_id, "as": "pdf"})
-    return Response(
-        body,
-        media_type="application/pdf",
-        headers={**NO_STORE, "Content-Disposition": f'attachment; filename="{document_id}.pdf"'},
-    )
+    return _download(conn, who, patient_id, document_id, "pdf", body, "application/pdf", ".pdf")
 
 
 @router.get(
@@ -177,15 +196,8 @@ def get_document_pdf(patient_id: int, document_id: int, conn: Conn, who: Who) ->
 )
 def get_document_fhir(patient_id: int, document_id: int, conn: Conn, who: Who) -> Response:
     patient_in_teams(conn, who, patient_id)
-    body = documents.fhir(conn, patient_id, document_id)
-    if body is None:
-        raise refuse(404, N_("This document does not exist."))
-    audit(conn, who, "document_downloaded", patient_id, {"document_id": document_id, "as": "fhir"})
-    return JSONResponse(
-        body,
-        media_type="application/fhir+json",
-        headers={
-            **NO_STORE,
-            "Content-Disposition": f'attachment; filename="{document_id}.fhir.json"',
-        },
+    bundle = documents.fhir(conn, patient_id, document_id)
+    body = None if bundle is None else json.dumps(bundle, ensure_ascii=False).encode()
+    return _download(
+        conn, who, patient_id, document_id, "fhir", body, "application/fhir+json", ".fhir.json"
     )
