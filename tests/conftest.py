@@ -26,6 +26,9 @@ from store.flavour import Flavour, detect
 from store.migrate import migrate
 from store.mqtt_accounts import hash_password
 
+# the shared checks of the end-to-end suites say what differed when they fail
+pytest.register_assert_rewrite("tests.e2e.ble_support")
+
 TEMPLATE_DB = "postop_template"
 # set to 1 to run the session cluster (and so the db, api and e2e suites) on TimescaleDB
 TIMESCALEDB_SWITCH = "POSTOP_TEST_TIMESCALEDB"

@@ -36,6 +36,8 @@ from firmware_sim.link_client import LinkClient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# a frame this late (a backfill, or one held by the live gate) is not taken "now"
+STALE_MS = 2_000
 
 
 @dataclass
@@ -59,10 +61,15 @@ class BleSimulation:
         window_ms: int = 600_000,
         start_ms: int | None = None,
         until_ms: int | None = None,
+        live_gate: threading.Event | None = None,
     ) -> None:
         """Frames from ``start_ms`` (default: the clock's now; earlier ones are sent at
-        once, as a backfill) until ``until_ms`` (default: forever)."""
+        once, as a backfill) until ``until_ms`` (default: forever). With ``live_gate``,
+        the first frame still to come waits until ``go_live`` (a test calls it once the
+        gateway listens); frames whose time passed meanwhile then go at once, but for
+        continuous values, which a device only sends as it takes them (lost)."""
         self.kits = list(kits)
+        self.live_gate = live_gate
         self.clock = clock
         self.start_ms = start_ms
         self.until_ms = until_ms
@@ -86,6 +93,13 @@ class BleSimulation:
         if not self.ready.wait(timeout_s):
             raise RuntimeError(f"the virtual radio did not come up: {self._error}")
         return self
+
+    def go_live(self, for_s: float) -> None:
+        """Open the live gate and stream for at least ``for_s`` seconds from now."""
+        assert self.live_gate is not None, "a simulation without a live gate is always live"
+        until = self.clock.now_ms() + int(for_s * 1000)
+        self.until_ms = until if self.until_ms is None else max(self.until_ms, until)
+        self.live_gate.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -169,7 +183,14 @@ class BleSimulation:
                 await asyncio.sleep(0)
                 return True
             if wait_s <= 0:
+                # a backfill of days must not starve the radio: the devices answer the
+                # gateway (connection, pairing) while they catch up
+                await asyncio.sleep(0)
                 return True
+            if self.live_gate is not None and not self.live_gate.is_set():
+                self.caught_up.set()
+                await asyncio.sleep(0.05)
+                continue
             self.caught_up.set()
             await asyncio.sleep(min(wait_s, 0.2))
         return False
@@ -196,7 +217,8 @@ class BleSimulation:
                         continue
                     peripheral = self.peripherals.get(frame.device_id)
                     if peripheral is not None:
-                        await peripheral.deliver(frame)
+                        stale = self.clock.now_ms() - frame.rx_ms > STALE_MS
+                        await peripheral.deliver(frame, stale=stale)
                         self.sent += 1
                 if not await self._sleep_until(end):
                     return

@@ -28,6 +28,7 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -82,6 +83,8 @@ SERVICES: dict[DeviceKind, tuple[int, tuple[tuple[int, R], ...], bool]] = {
 }
 # measurements a device keeps when nobody listens and indicates on reconnection
 KEPT = frozenset({BLOOD_PRESSURE_MEASUREMENT, TEMPERATURE_MEASUREMENT, WEIGHT_MEASUREMENT})
+# notified as they come and lost when nobody listens (battery level included)
+STREAMED = frozenset({HEART_RATE_MEASUREMENT, PLX_CONTINUOUS_MEASUREMENT, BATTERY_LEVEL})
 
 # Record Access Control Point (GATT Specification Supplement, RACP)
 RACP_REPORT_STORED = 0x01
@@ -154,6 +157,7 @@ class SimPeripheral:
         # every value the gateway received, and the continuous values taken while nobody
         # listened (lost, as on a real device)
         self.sent: list[tuple[int, bytes, EmittedFrame]] = []
+        self.sent_at_ms: list[int] = []  # when each of them went out (wall clock, epoch ms)
         self.lost: list[tuple[int, bytes, EmittedFrame]] = []
         self.connections = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -361,11 +365,25 @@ class SimPeripheral:
         value = cccd.get(c.handle, b"\x00\x00")
         return bool(value and value[0] & 0x03)
 
-    async def deliver(self, frame: EmittedFrame) -> None:
-        """A measurement the device just took."""
+    def listened(self) -> bool:
+        """Connected, with every streamed characteristic subscribed: what it measures
+        now reaches the gateway."""
+        return self.connection is not None and all(
+            self._subscribed(uuid) for uuid in self.chars if uuid in STREAMED
+        )
+
+    async def deliver(self, frame: EmittedFrame, *, stale: bool = False) -> None:
+        """A measurement the device just took; ``stale`` when its time is long past (a
+        backfill): a continuous value is then lost, as nobody could hear it when it was
+        taken, and a kept one waits in the device's memory as usual."""
         assert frame.char_uuid is not None
         value = self._stamped(frame)
         uuid = frame.char_uuid
+        if stale and uuid in STREAMED:
+            if uuid == BATTERY_LEVEL:
+                self.battery_pct = value[0]
+            self.lost.append((uuid, value, frame))
+            return
         if uuid == BATTERY_LEVEL:
             self.battery_pct = value[0]
             listening = self._subscribed(BATTERY_LEVEL)
@@ -433,6 +451,7 @@ class SimPeripheral:
         self.notified += 1
         if frame is not None:
             self.sent.append((uuid, value, frame))
+            self.sent_at_ms.append(time.time_ns() // 1_000_000)
         return True
 
     def _on_subscription(self, _bearer: object, notify: bool, indicate: bool) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,8 @@ HOME_TZ = "Europe/Paris"
 API_PASSWORD = "api-test-password"
 GLUCOSE = 0x2A18
 PLX_SPOT_CHECK = 0x2A5E
+# what the gateway derives from a patch's RR intervals (vitals.rhythm)
+RHYTHM_METRICS = {"rr_rmssd_ms", "rr_irregularity"}
 
 
 def dense_schedule(
@@ -137,6 +140,9 @@ class Expected:
     exact: dict[tuple[str, str, int], tuple[float | None, int]] = field(default_factory=dict)
     received: dict[tuple[str, str], list[tuple[float | None, int]]] = field(default_factory=dict)
     implausible: int = 0
+    # when each heart-rate notification carrying RR intervals went out, per device: the
+    # gateway summarises each minute of them it sees end (rhythm metrics, its own time)
+    beats_ms: dict[str, list[int]] = field(default_factory=dict)
 
     def count(self) -> int:
         return len(self.exact) + sum(len(v) for v in self.received.values())
@@ -144,10 +150,11 @@ class Expected:
 
 def expected_rows(kit: KitSimulator, peripherals: dict[str, SimPeripheral]) -> Expected:
     """Every value a device sent and the gateway received (kept and glucose records all
-    reach it; continuous values taken while nobody listened are lost on the device)."""
+    reach it; continuous values taken while nobody listened are lost on the device).
+    A value without a time of its own is expected near the moment it went out."""
     out = Expected()
     for device_id, p in peripherals.items():
-        for _uuid, _value, frame in p.sent:
+        for (_uuid, _value, frame), sent_ms in zip(p.sent, p.sent_at_ms, strict=False):
             for v in frame.values:
                 if v.value is not None and not BY_NAME[v.metric].is_plausible(v.value):
                     out.implausible += 1
@@ -155,15 +162,34 @@ def expected_rows(kit: KitSimulator, peripherals: dict[str, SimPeripheral]) -> E
                 if v.timestamped:
                     out.exact.setdefault((device_id, v.metric, v.measured_ms), (v.value, v.flags))
                 else:
-                    flags = v.flags | int(ReadingFlag.GATEWAY_TIME)
-                    out.received.setdefault((device_id, v.metric), []).append(
-                        (v.value, frame.rx_ms)
-                    )
-                    assert flags  # gateway-stamped readings always carry GATEWAY_TIME
+                    out.received.setdefault((device_id, v.metric), []).append((v.value, sent_ms))
+            if frame.rr_intervals_s:
+                out.beats_ms.setdefault(device_id, []).append(sent_ms)
     return out
 
 
 def stored_rows(db: str) -> list[tuple[str, str, int, float | None, int]]:
+    """What the database holds, the gateway's rhythm summaries left out (see
+    ``assert_rhythm_summaries``)."""
+    return [r for r in _all_rows(db) if r[1] not in RHYTHM_METRICS]
+
+
+def wait_stored(db: str, expected: Expected, timeout_s: float = 60) -> None:
+    """Wait until the database holds as many readings as were sent; on time-out, say
+    what is missing and what ingest set aside."""
+    try:
+        wait_for(
+            lambda: len(stored_rows(db)) >= expected.count(), timeout_s, f"{expected.count()} rows"
+        )
+    except AssertionError as exc:
+        with psycopg.connect(db) as conn:
+            dead = conn.execute("SELECT topic, reason FROM dead_letters").fetchall()
+        stored = {(d, m, t) for d, m, t, _v, f in stored_rows(db)}
+        missing = sorted(k for k in expected.exact if k not in stored)[:20]
+        raise AssertionError(f"{exc}; dead letters: {dead}; missing: {missing}") from None
+
+
+def _all_rows(db: str) -> list[tuple[str, str, int, float | None, int]]:
     with psycopg.connect(db) as conn:
         rows = conn.execute(
             "SELECT v.device_id, m.name, (extract(epoch FROM v.time) * 1000)::bigint,"
@@ -175,7 +201,10 @@ def stored_rows(db: str) -> list[tuple[str, str, int, float | None, int]]:
 def assert_stored_exactly(db: str, expected: Expected, tolerance_ms: int = 5000) -> None:
     rows = stored_rows(db)
     exact = {(d, m, t): (v, f) for d, m, t, v, f in rows if not f & ReadingFlag.GATEWAY_TIME}
-    assert exact.keys() == expected.exact.keys()
+    assert exact.keys() == expected.exact.keys(), (
+        sorted(exact.keys() - expected.exact.keys())[:20],
+        sorted(expected.exact.keys() - exact.keys())[:20],
+    )
     for key, (value, flags) in expected.exact.items():
         got_value, got_flags = exact[key]
         assert got_flags == flags, key
@@ -186,7 +215,12 @@ def assert_stored_exactly(db: str, expected: Expected, tolerance_ms: int = 5000)
     for d, m, t, v, f in rows:
         if f & ReadingFlag.GATEWAY_TIME:
             stamped.setdefault((d, m), []).append((v, t))
-    assert stamped.keys() == expected.received.keys()
+    assert stamped.keys() == expected.received.keys(), (
+        "stored but not sent:",
+        {k: stamped[k] for k in stamped.keys() - expected.received.keys()},
+        "sent but not stored:",
+        {k: expected.received[k] for k in expected.received.keys() - stamped.keys()},
+    )
     for pair, want_rows in expected.received.items():
         got = sorted(stamped[pair], key=lambda r: r[1])
         want = sorted(want_rows, key=lambda r: r[1])
@@ -196,6 +230,27 @@ def assert_stored_exactly(db: str, expected: Expected, tolerance_ms: int = 5000)
         ), pair
         for (_, got_t), (_, want_t) in zip(got, want, strict=True):
             assert abs(got_t - want_t) <= tolerance_ms, (pair, got_t, want_t)
+    assert_rhythm_summaries(db, expected, tolerance_ms)
+
+
+def assert_rhythm_summaries(db: str, expected: Expected, tolerance_ms: int) -> None:
+    """The gateway's per-minute rhythm summaries: only for a device that sent RR
+    intervals, both metrics for each minute, once, stamped within the minute they
+    summarise, which it heard beats in. How many minutes closed depends on when the
+    notifications came, so their number is not fixed."""
+    summaries: dict[tuple[str, int], set[str]] = {}
+    for d, m, t, _v, f in _all_rows(db):
+        if m in RHYTHM_METRICS:
+            assert f & ReadingFlag.GATEWAY_TIME, (d, m, t)
+            assert m not in summaries.setdefault((d, t), set()), ("twice", d, m, t)
+            summaries[(d, t)].add(m)
+    for (device, t), metrics in summaries.items():
+        assert metrics == RHYTHM_METRICS, (device, t, metrics)
+        beats = expected.beats_ms.get(device, [])
+        minute = t // 60_000
+        assert any(
+            abs(b // 60_000 - minute) <= 1 and abs(b - t) <= 60_000 + tolerance_ms for b in beats
+        ), (device, t, "a summary of a minute without beats")
 
 
 def make_kit(
@@ -216,9 +271,34 @@ def make_kit(
 def simulation(
     kits: Sequence[BleKit], start: datetime, now: datetime, live_s: int
 ) -> BleSimulation:
-    """Backfill from ``start`` at once, then live (real time) for ``live_s`` seconds."""
+    """Backfill from ``start`` at once, then live (real time) for ``live_s`` seconds, the
+    live part held until ``open_live`` (a gateway slow to start on a loaded machine would
+    otherwise miss what it must hear)."""
     clock = SimClock(now, 1.0)
-    return BleSimulation(kits, clock, start_ms=to_ms(start), until_ms=to_ms(now) + live_s * 1000)
+    return BleSimulation(
+        kits,
+        clock,
+        start_ms=to_ms(start),
+        until_ms=to_ms(now) + live_s * 1000,
+        live_gate=threading.Event(),
+    )
+
+
+def open_live(
+    sim: BleSimulation,
+    live_s: float,
+    device_ids: Iterable[str] | None = None,
+    timeout_s: float = 300,
+) -> None:
+    """Once the gateway listens to every device (of ``device_ids``, default all), let the
+    live measurements go, for ``live_s`` seconds at least."""
+    ids = set(sim.peripherals if device_ids is None else device_ids)
+    wait_for(
+        lambda: all(p.listened() for i, p in sim.peripherals.items() if i in ids),
+        timeout_s,
+        "the gateway to listen to every device",
+    )
+    sim.go_live(live_s)
 
 
 def keep_artifacts(test_name: str, gateway_workdir: Path) -> Path:

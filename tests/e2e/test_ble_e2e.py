@@ -27,11 +27,12 @@ from tests.e2e.ble_support import (
     expected_rows,
     keep_artifacts,
     make_kit,
+    open_live,
     provision,
     publish_config,
     simulation,
-    stored_rows,
     wait_all_kept_sent,
+    wait_stored,
 )
 from tests.stack import ServiceProcess, wait_for
 
@@ -85,6 +86,7 @@ def test_every_device_type_over_ble_stored_exactly_once(
     gw = ble_gateway(gateway_id, password, broker, workdir / "gw", hci_port)
     running.append((None, gw))
     gw.start()
+    open_live(sim, live_s)
 
     wait_for(sim.streamed.is_set, live_s + 120, "the devices' measurements")
     wait_all_kept_sent(sim)
@@ -97,7 +99,7 @@ def test_every_device_type_over_ble_stored_exactly_once(
         "glucose_mmol_l",
     }
     assert {m for _, m in expected.received} >= {"heart_rate_bpm", "battery_pct"}
-    wait_for(lambda: len(stored_rows(db)) >= expected.count(), 60, f"{expected.count()} rows")
+    wait_stored(db, expected)
     assert_stored_exactly(db, expected)
     # the kept records of the day before (BP, temperature, weight, glucose) came in too
     assert sum(1 for _, _, t in expected.exact if t < kit.start.timestamp() * 1000 + 86_400_000)
@@ -173,6 +175,7 @@ def test_out_of_range_for_two_hours_then_back_nothing_lost_nothing_doubled(
         sim.call(p.set_in_range(True))
     wait_all_kept_sent(sim)
     wait_for(lambda: len(meter.sent) >= stored_in_meter, 60, "the meter's stored records")
+    open_live(sim, live_s)
 
     for p in peripherals.values():  # a second, short absence while measuring
         sim.call(p.set_in_range(False))
@@ -186,7 +189,7 @@ def test_out_of_range_for_two_hours_then_back_nothing_lost_nothing_doubled(
     wait_all_kept_sent(sim)
     wait_for(lambda: len(meter.sent) >= len(meter.glucose_records), 60, "every glucose record")
     expected = expected_rows(kit, peripherals)
-    wait_for(lambda: len(stored_rows(db)) >= expected.count(), 60, f"{expected.count()} rows")
+    wait_stored(db, expected)
     assert_stored_exactly(db, expected)
     # RACP 'greater than or equal to last + 1': the meter sent every record once, but for
     # its last record, sent again to each reconnection that asked for it (reset check)
@@ -238,6 +241,7 @@ def test_lost_bond_wrong_clock_and_a_neighbours_device(
     gw = ble_gateway(gateway_id, password, broker, workdir / "gw", hci_port)
     running.append((None, gw))
     gw.start()
+    open_live(sim, live_s, kit.device_ids())  # the neighbour's cuff is never connected
     cuff = sim.peripherals[cuff_id]
     thermometer = sim.peripherals[thermometer_id]
     wait_for(lambda: len(cuff.sent) >= 2, 60, "the cuff's first readings")
@@ -266,7 +270,7 @@ def test_lost_bond_wrong_clock_and_a_neighbours_device(
     expected = expected_rows(kit, {cuff_id: cuff, thermometer_id: thermometer, meter_id: meter})
     sent_after_repair = len(cuff.sent)
     assert sent_after_repair > 4
-    wait_for(lambda: len(stored_rows(db)) >= expected.count(), 60, f"{expected.count()} rows")
+    wait_stored(db, expected)
     assert_stored_exactly(db, expected)  # the thermometer's readings at their true times
     neighbours_cuff = sim.peripherals[neighbour.device_ids()[0]]
     assert neighbours_cuff.connections == 0
