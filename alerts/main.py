@@ -12,8 +12,8 @@ from alerts.alert_store import Notice
 from alerts.engine import Engine
 from alerts.notify import CareTeamNotifier
 from alerts.protocol import Protocol, builtin_protocols, load_protocol_file
-from alerts.reminders import ReminderSender
 from alerts.remeasure import RemeasureRequests
+from alerts.reminders import ReminderSender
 from alerts.stale_data import SystemNotice
 from alerts.webpush import PushNotifier
 from store.service_status import BrokerMonitor
