@@ -185,6 +185,8 @@ class RemeasureRequests:
         ]
         for request in made + left:
             self._push(conn, request, now)
+        if made:
+            log.info("%d re-measurement request(s) sent to patients' phones", len(made))
         return made
 
     def _push(self, conn: psycopg.Connection, request: Request, now: datetime) -> None:

@@ -44,8 +44,12 @@ def send(conn: psycopg.Connection, patient_id: int, kind: str, clinician_id: int
 def messages(conn: psycopg.Connection, patient_id: int, limit: int = 50) -> list[PatientMessage]:
     """The patient's messages, newest first."""
     rows = conn.execute(
-        "SELECT m.message_id, m.kind, m.sent_at, c.display_name, m.read_at, m.done_at"
+        # a request whose alert a person resolved is done at once (the engine marks it
+        # at its next round)
+        "SELECT m.message_id, m.kind, m.sent_at, c.display_name, m.read_at,"
+        " COALESCE(m.done_at, a.resolved_at)"
         " FROM patient_messages m LEFT JOIN clinicians c ON c.clinician_id = m.sent_by"
+        " LEFT JOIN alerts a ON a.alert_id = m.alert_id"
         " WHERE m.patient_id = %s ORDER BY m.sent_at DESC, m.message_id DESC LIMIT %s",
         (patient_id, limit),
     ).fetchall()

@@ -1,8 +1,9 @@
 """Issue 17: the request to measure again that the alerts engine makes when one spot
 reading awaits its confirmation, as the patient reads it: on the home screen in their
 language (French, Arabic), in the push's words the service worker fetches, gone once the
-measurement came; and on the team's list of messages, sent by the app, not a clinician.
-In Chromium, the engine's push shows on an Arabic-speaking phone in Arabic."""
+measurement came or the alert was resolved; and on the team's list of messages, sent by
+the app, not a clinician. In Chromium, the engine's push shows on an Arabic-speaking
+phone in Arabic."""
 
 from __future__ import annotations
 
@@ -122,6 +123,15 @@ def test_the_request_reads_in_french_and_arabic_and_goes_once_measured(
     assert FR.replace("'", "&#39;") not in fr_page
     listed = team.get(f"/api/v1/patients/{world.patient_a2}/patient-messages").json()
     assert listed[0]["done_at"] is not None
+
+    # a clinician resolves the other patient's alert: the request goes at once
+    with psycopg.connect(world.db, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE alerts SET state = 'resolved', resolved_at = now(), resolved_by = 'test'"
+            " WHERE patient_id = %s AND rule_id = 'spo2_spot_low'",
+            (world.patient_b,),
+        )
+    assert AR not in home(app_settings, ar_phone)
 
 
 def test_the_engine_s_push_shows_on_an_arabic_phone_in_arabic(
