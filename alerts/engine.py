@@ -28,6 +28,9 @@ from alerts.stale_data import SystemNotice, check_stale_data
 log = logging.getLogger(__name__)
 
 VITALS_CHANNEL = "vitals_ingested"
+# what runs after each round, with the round's patients (None: everyone) and its time:
+# the re-measurement requests to patients' phones (remeasure.py)
+AfterRound = Callable[[psycopg.Connection, list[int] | None, int], object]
 STATUS_CHANNEL = "gateway_status"
 
 
@@ -40,6 +43,7 @@ class Engine:
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         stale_after_s: float | None = None,
         notify_system: Callable[[psycopg.Connection, Sequence[SystemNotice]], None] | None = None,
+        after_round: AfterRound | None = None,
     ) -> None:
         self._conninfo = conninfo
         self._protocols = protocols
@@ -47,6 +51,7 @@ class Engine:
         self._clock_ms = clock_ms
         self._stale_after_s = stale_after_s
         self._notify_system = notify_system
+        self._after_round = after_round
         self._started_ms = clock_ms()
         self.rounds = 0
 
@@ -82,6 +87,13 @@ class Engine:
         self.rounds += 1
         if notices:
             self._notify(conn, notices)
+        if self._after_round is not None:
+            try:
+                self._after_round(conn, ids, now_ms)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:  # never holds up the alerts themselves
+                log.warning("after the round: %s", type(exc).__name__)
         return len(actions) + self._examine_late(conn, now_ms)
 
     def _examine_late(self, conn: psycopg.Connection, now_ms: int) -> int:

@@ -12,6 +12,7 @@ from alerts.alert_store import Notice
 from alerts.engine import Engine
 from alerts.notify import CareTeamNotifier
 from alerts.protocol import Protocol, builtin_protocols, load_protocol_file
+from alerts.remeasure import RemeasureRequests
 from alerts.reminders import ReminderSender
 from alerts.stale_data import SystemNotice
 from alerts.webpush import PushNotifier
@@ -56,6 +57,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
     notify_system: Callable[[psycopg.Connection, Sequence[SystemNotice]], None] = _log_system
     pusher: PushNotifier | None = None
     reminders = ReminderSender(conninfo, protocols, None, settings.api.link(PATIENT_APP_PATH))
+    # without a VAPID key the requests still reach the patient app's home screen
+    requests = RemeasureRequests(conninfo, protocols, None, settings.api.link(PATIENT_APP_PATH))
     if settings.alerts.vapid_private_key is None:
         log.warning(
             "no VAPID key configured (POSTOP_ALERTS__VAPID_PRIVATE_KEY; `postop vapid`"
@@ -82,6 +85,14 @@ def run(settings: Settings, stop: threading.Event) -> None:
             allow_private_endpoints=settings.alerts.push_allow_private_endpoints,
         )
         reminders.pusher.start()
+        requests.pusher = PushNotifier(
+            settings.alerts.vapid_private_key.get_secret_value(),
+            settings.alerts.vapid_subject,
+            requests.record,
+            max_attempts=settings.alerts.push_max_attempts,
+            allow_private_endpoints=settings.alerts.push_allow_private_endpoints,
+        )
+        requests.pusher.start()
 
         def notify(conn: psycopg.Connection, notices: Sequence[Notice]) -> None:
             _log_only(conn, notices)
@@ -97,6 +108,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         notify,
         stale_after_s=settings.alerts.stale_data_s,
         notify_system=notify_system,
+        after_round=requests,
     )
     # the engine needs no broker, but it is the one always running: it says when the
     # broker stays unreachable (any answer, even a refusal, means the broker is up)
@@ -121,6 +133,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
             pusher.stop()
         if reminders.pusher is not None:
             reminders.pusher.stop()
+        if requests.pusher is not None:
+            requests.pusher.stop()
 
 
 def main(settings: Settings | None = None) -> None:

@@ -22,6 +22,7 @@ from alerts.reported_protocol import (
     WoundInfectionRule,
 )
 from vitals.catalogue import BY_NAME
+from vitals.remeasure import REQUEST_KIND
 
 Priority = Literal["high", "medium", "low"]
 Direction = Literal["above", "below", "at_or_above", "at_or_below"]
@@ -429,6 +430,11 @@ class Protocol(BaseModel):
         if len(reminders) != len(self.reminders):
             raise ValueError("a reminder id appears twice")
         for rule in self.rules:
+            if isinstance(rule, ConfirmedRule | RelativeRule) and rule.metric not in REQUEST_KIND:
+                raise ValueError(
+                    f"rule {rule.id!r}: the patient app cannot ask to measure {rule.metric!r}"
+                    " again (vitals/remeasure.py)"
+                )
             if isinstance(rule, MissingDataRule) and rule.reminder is not None:
                 linked = reminders.get(rule.reminder)
                 if linked is None:

@@ -20,7 +20,6 @@ import hashlib
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +27,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 
+from alerts.phone_pushes import PHONE_ACTIVE as _PHONE_ACTIVE
+from alerts.phone_pushes import InFlight
 from alerts.protocol import Protocol, Reminder
 from alerts.webpush import DeliveryOutcome, PushNotifier, PushSubscription
 from vitals.catalogue import BY_NAME
@@ -36,11 +37,6 @@ from vitals.device_kinds import KIND_METRICS
 log = logging.getLogger(__name__)
 
 Key = tuple[int, str, date]  # patient, reminder, local day
-# the subscription's phone may still be served: not revoked, replaced or expired
-_PHONE_ACTIVE = (
-    "EXISTS (SELECT 1 FROM patient_credentials c WHERE c.credential_id = s.credential_id"
-    " AND c.revoked_at IS NULL AND c.expires_at > %s)"
-)
 
 
 @dataclass(frozen=True)
@@ -96,10 +92,7 @@ class ReminderSender:
         self.pusher = pusher
         self._app_url = app_url
         self._clock_ms = clock_ms
-        self._lock = threading.Lock()
-        self._in_flight: dict[Key, int] = {}  # reminder -> outcomes still awaited
-        self._delivered: set[Key] = set()
-        self._keys_of: dict[int, deque[Key]] = {}  # subscription -> its pushes in order
+        self._in_flight: InFlight[Key] = InFlight()
 
     def once(self, conn: psycopg.Connection) -> list[Claimed]:
         """Claim and push the reminders due now; push again those a stopped process
@@ -190,8 +183,7 @@ class ReminderSender:
     ) -> list[Claimed]:
         """Reminders claimed but never settled by a process that stopped, still on time."""
         mine = {(c.patient_id, c.reminder_id, c.local_date) for c in claimed}
-        with self._lock:
-            mine |= set(self._in_flight) | self._delivered
+        mine |= self._in_flight.busy()
         out = []
         for patient_id, reminder_id, local_date, due_at in conn.execute(
             "SELECT patient_id, reminder_id, local_date, due_at FROM patient_reminders"
@@ -205,8 +197,7 @@ class ReminderSender:
         return out
 
     def _settle_expired(self, conn: psycopg.Connection, now: datetime) -> None:
-        with self._lock:
-            busy = set(self._in_flight)
+        busy = self._in_flight.busy()
         for patient_id, reminder_id, local_date, due_at in conn.execute(
             "SELECT patient_id, reminder_id, local_date, due_at FROM patient_reminders"
             " WHERE outcome IS NULL",
@@ -228,10 +219,7 @@ class ReminderSender:
         if not subs or self.pusher is None:
             self._settle(conn, key, "no_subscription", now)
             return
-        with self._lock:
-            self._in_flight[key] = len(subs)
-            for sub in subs:
-                self._keys_of.setdefault(sub.subscription_id, deque()).append(key)
+        self._in_flight.start(key, subs)
         self.pusher.submit(
             subs, payload_of(key, self._app_url), topic=topic_of(key), urgency="normal"
         )
@@ -248,22 +236,7 @@ class ReminderSender:
     def record(self, outcome: DeliveryOutcome) -> None:
         """Called on the push thread with each final outcome: a reminder is delivered
         when any of the patient's phones got it, failed when none did."""
-        with self._lock:
-            keys = self._keys_of.get(outcome.subscription_id)
-            key = keys.popleft() if keys else None
-            if keys is not None and not keys:
-                del self._keys_of[outcome.subscription_id]
-            settled: str | None = None
-            if key is not None:
-                if outcome.delivered:
-                    self._delivered.add(key)
-                left = self._in_flight.get(key, 1) - 1
-                if left <= 0:
-                    self._in_flight.pop(key, None)
-                    settled = "delivered" if key in self._delivered else "failed"
-                    self._delivered.discard(key)
-                else:
-                    self._in_flight[key] = left
+        key, settled = self._in_flight.finish(outcome)
         now = datetime.fromtimestamp(self._clock_ms() / 1000, UTC)
         try:
             with psycopg.connect(self._conninfo, autocommit=True) as conn:
@@ -282,6 +255,9 @@ class ReminderSender:
                     self._settle(conn, key, settled, now)
         except psycopg.Error as exc:
             log.warning("could not record a reminder's outcome (%s)", type(exc).__name__)
+        finally:
+            if key is not None and settled is not None:
+                self._in_flight.written(key)
 
     def run(self, stop: threading.Event, every_s: float) -> None:
         """Look every ``every_s`` until ``stop``; a database outage is waited out."""

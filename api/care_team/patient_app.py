@@ -163,7 +163,14 @@ MESSAGE_TEXTS = {
     "we_will_call": N_("We will call you shortly."),
     "please_call_us": N_("Please call us."),
     "go_to_emergency": N_("Please go to the emergency department now."),
+    # asked by the alerts engine when a spot reading awaits its confirmation
+    "measure_spo2": N_("Please measure your oxygen level (SpO2) now."),
+    "measure_pulse": N_("Please measure your pulse now."),
+    "measure_blood_pressure": N_("Please measure your blood pressure now."),
+    "measure_weight": N_("Please weigh yourself now."),
 }
+# the sender of the requests the alerts engine makes (no clinician)
+AUTOMATIC_SENDER = N_("the app, to confirm a measurement")
 
 
 def _message_out(request: Request, m: PatientMessage) -> PatientMessageOut:
@@ -173,8 +180,9 @@ def _message_out(request: Request, m: PatientMessage) -> PatientMessageOut:
         kind=m.kind,  # type: ignore[arg-type]
         text=catalog.gettext(MESSAGE_TEXTS[m.kind]),
         sent_at=m.sent_at,
-        sent_by=m.sent_by,
+        sent_by=m.sent_by if m.sent_by is not None else catalog.gettext(AUTOMATIC_SENDER),
         read_at=m.read_at,
+        done_at=m.done_at,
     )
 
 

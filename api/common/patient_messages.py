@@ -1,7 +1,10 @@
 """Templated messages from the team to the patient: a clinician picks one of ``KINDS``
 (no free text reaches the patient: each kind is worded in the patient's catalog and the
 team's), the patient's app shows it on the home screen, and the tap on "I have read
-this" records when it was read, which the team sees."""
+this" records when it was read, which the team sees. The alerts engine writes messages
+too: a request to measure again (``vitals.remeasure``) when an alert awaits its
+confirmation, with no clinician as sender, marked done when the reading arrived or the
+alert closed."""
 
 from __future__ import annotations
 
@@ -10,8 +13,12 @@ from datetime import datetime
 
 import psycopg
 
+from vitals.remeasure import REQUEST_KINDS
+
 # the order of the team's menu; the keys are migration 0016's CHECK
 KINDS = ("measure_temperature", "we_will_call", "please_call_us", "go_to_emergency")
+# every kind a patient may receive (migration 0022's CHECK)
+ALL_KINDS = tuple(dict.fromkeys(KINDS + REQUEST_KINDS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,8 +26,9 @@ class PatientMessage:
     message_id: int
     kind: str
     sent_at: datetime
-    sent_by: str
+    sent_by: str | None  # None: asked by the alerts engine (a re-measurement request)
     read_at: datetime | None
+    done_at: datetime | None = None  # a request answered by a reading, or moot
 
 
 def send(conn: psycopg.Connection, patient_id: int, kind: str, clinician_id: int) -> int:
@@ -36,8 +44,12 @@ def send(conn: psycopg.Connection, patient_id: int, kind: str, clinician_id: int
 def messages(conn: psycopg.Connection, patient_id: int, limit: int = 50) -> list[PatientMessage]:
     """The patient's messages, newest first."""
     rows = conn.execute(
-        "SELECT m.message_id, m.kind, m.sent_at, c.display_name, m.read_at"
-        " FROM patient_messages m JOIN clinicians c ON c.clinician_id = m.sent_by"
+        # a request whose alert a person resolved is done at once (the engine marks it
+        # at its next round)
+        "SELECT m.message_id, m.kind, m.sent_at, c.display_name, m.read_at,"
+        " COALESCE(m.done_at, a.resolved_at)"
+        " FROM patient_messages m LEFT JOIN clinicians c ON c.clinician_id = m.sent_by"
+        " LEFT JOIN alerts a ON a.alert_id = m.alert_id"
         " WHERE m.patient_id = %s ORDER BY m.sent_at DESC, m.message_id DESC LIMIT %s",
         (patient_id, limit),
     ).fetchall()

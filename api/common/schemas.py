@@ -730,6 +730,17 @@ class PatientApp(BaseModel):
 PatientMessageKind = Literal[
     "measure_temperature", "we_will_call", "please_call_us", "go_to_emergency"
 ]
+# and those the alerts engine sends (vitals/remeasure.py)
+PatientMessageKindSent = Literal[
+    "measure_temperature",
+    "we_will_call",
+    "please_call_us",
+    "go_to_emergency",
+    "measure_spo2",
+    "measure_pulse",
+    "measure_blood_pressure",
+    "measure_weight",
+]
 
 
 class PatientMessageCreate(Strict):
@@ -740,11 +751,14 @@ class PatientMessageCreate(Strict):
 
 class PatientMessageOut(BaseModel):
     message_id: int
-    kind: PatientMessageKind
+    kind: PatientMessageKindSent
     text: str = Field(description="the message as the team reads it")
     sent_at: datetime
-    sent_by: str
+    sent_by: str = Field(description="the clinician, or the app for a re-measurement request")
     read_at: datetime | None = Field(description="when the patient marked it read")
+    done_at: datetime | None = Field(
+        None, description="a re-measurement request: when the reading came or the alert closed"
+    )
 
 
 class QuestionnaireAnswerOut(BaseModel):

@@ -19,6 +19,11 @@ router = APIRouter(prefix=f"{PREFIX}/api", include_in_schema=False)
 # each kind as the patient reads it
 TEXTS = {
     "measure_temperature": T_("Please measure your temperature now."),
+    # asked by the app itself when one measurement needs checking (vitals/remeasure.py)
+    "measure_spo2": T_("Please measure your oxygen level (SpO2) now with your oximeter."),
+    "measure_pulse": T_("Please measure your pulse now."),
+    "measure_blood_pressure": T_("Please measure your blood pressure now."),
+    "measure_weight": T_("Please weigh yourself now."),
     "we_will_call": T_("We will call you shortly. Keep your phone with you."),
     "please_call_us": T_("Please call us."),
     "go_to_emergency": T_("Please go to the emergency department now."),
@@ -28,9 +33,14 @@ KEEP_READ = timedelta(hours=24)
 
 
 def for_home(conn: psycopg.Connection, patient_id: int) -> list[PatientMessage]:
-    """Unread messages, and those read in the last day, newest first."""
+    """Unread messages, and those read in the last day, newest first; a request to
+    measure again no longer once the measurement came (or the alert closed)."""
     since = datetime.now(UTC) - KEEP_READ
-    return [m for m in messages(conn, patient_id, 20) if m.read_at is None or m.read_at > since]
+    return [
+        m
+        for m in messages(conn, patient_id, 20)
+        if m.done_at is None and (m.read_at is None or m.read_at > since)
+    ]
 
 
 @router.post("/messages/{message_id}/read")

@@ -1,7 +1,8 @@
 """Reminders on the patient's phone: the app subscribes the phone to Web Push (the VAPID
 key the alerts engine signs with), and the service worker asks here, in the patient's
 language, for the words of a reminder when one arrives (the push itself names only the
-reminder). The alerts engine sends them (``alerts/reminders.py``)."""
+reminder). The alerts engine sends them (``alerts/reminders.py``), and the requests to
+measure again (``alerts/remeasure.py``), worded from the same texts."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from fastapi.responses import JSONResponse
 from api.common.guards import Conn
 from api.common.schemas import PushSubscriptionIn
 from api.patient.access import PREFIX, Patient, audit_patient
+from api.patient.messages import TEXTS as MESSAGE_TEXTS
 from api.patient.screen import caller_view
 from api.patient.view import NO_STORE, T_
 from vitals.push_endpoints import UnsafePushEndpoint, check_push_endpoint
+from vitals.remeasure import REQUEST_KINDS
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -68,7 +71,12 @@ def post_push_subscription(
 
 @router.get("/api/reminders/texts")
 def reminder_texts(request: Request, conn: Conn, caller: Patient) -> JSONResponse:
-    """The reminders' words in the patient's language, for the service worker."""
+    """The reminders' words in the patient's language, for the service worker, and those
+    of the requests to measure again (``remeasure`` pushes, by their kind)."""
     view = caller_view(request, conn, caller)
     texts = {key: {"title": view.t(TITLE), "body": view.t(text)} for key, text in TEXTS.items()}
+    texts |= {
+        kind: {"title": view.t(TITLE), "body": view.t(MESSAGE_TEXTS[kind])}
+        for kind in REQUEST_KINDS
+    }
     return JSONResponse(texts, headers=NO_STORE)

@@ -70,3 +70,17 @@ def test_duplicate_rule_ids_and_bad_yaml() -> None:
         parse_protocol(doubled, "d.yaml")
     with pytest.raises(ProtocolError, match=r"d\.yaml: not valid YAML"):
         parse_protocol("rules: [", "d.yaml")
+
+
+def test_a_spot_check_rule_must_be_one_the_patient_can_be_asked_to_repeat() -> None:
+    """A ``confirmed`` rule asks the patient's phone for a re-measurement
+    (alerts/remeasure.py): a metric the patient app has no words for is refused."""
+    confirmed = GOOD + (
+        "  - {id: glucose_high, kind: confirmed, title: Glucose high, metric: glucose_mmol_l,"
+        " direction: above, threshold: 15, run_s: 600, max_gap_s: 3600, freshness_s: 3600,"
+        " deadline_s: 1800, priority: medium}\n"
+    )
+    with pytest.raises(ProtocolError, match="cannot ask to measure 'glucose_mmol_l' again"):
+        parse_protocol(confirmed, "c.yaml")
+    accepted = parse_protocol(confirmed.replace("glucose_mmol_l", "weight_kg"), "c.yaml")
+    assert accepted.rule("glucose_high").kind == "confirmed"

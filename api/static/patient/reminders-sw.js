@@ -1,7 +1,9 @@
 // Reminders in the patient app's service worker (imported by it with importScripts): the
 // push names the reminder only; its words, in the patient's language, come from the app
 // (kept in Cache Storage for a push that arrives while the app cannot answer). One tag
-// per reminder and day: a reminder delivered twice shows once.
+// per reminder and day: a reminder delivered twice shows once. A request to measure again
+// (kind "remeasure", alerts/remeasure.py) names its request kind and is worded the same
+// way, one tag per request.
 "use strict";
 
 const REMINDER_TEXTS = "/p/api/reminders/texts";
@@ -27,8 +29,10 @@ async function reminderWords(reminder) {
 self.addEventListener("push", (event) => {
   let data = {};
   try { data = event.data ? event.data.json() : {}; } catch (_) { return; }
-  if (data.kind !== "reminder") return;
-  event.waitUntil(reminderWords(data.reminder).then((words) =>
+  const key = data.kind === "reminder" ? data.reminder
+    : data.kind === "remeasure" ? data.request : null;
+  if (!key) return;
+  event.waitUntil(reminderWords(key).then((words) =>
     self.registration.showNotification(words.title, {
       body: words.body, tag: data.tag, renotify: false, data: { url: data.url || "/p/" },
     })));
