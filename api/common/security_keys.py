@@ -217,8 +217,9 @@ def register(
     ).fetchone()
     if count and count[0] >= MAX_KEYS:
         raise KeyRefused("too many keys")
-    raw = credential.get("response", {}).get("transports") or []
-    transports = [t for t in raw if isinstance(t, str) and t in _TRANSPORTS]
+    response = credential.get("response")
+    raw = response.get("transports") if isinstance(response, dict) else None
+    transports = [t for t in raw or [] if isinstance(t, str) and t in _TRANSPORTS]
     row = conn.execute(
         "INSERT INTO clinician_security_keys (clinician_id, credential_id, public_key,"
         " sign_count, transports, name) VALUES (%s, %s, %s, %s, %s, %s)"
