@@ -311,6 +311,18 @@ def test_replayed_foreign_and_stale_assertions_are_refused(
     _code(page, live, email)
     _register(page, live, "en", "Security key")
     key = _virtual_key(cdp, authenticator)
+    # at an address the key does not belong to (an IP: no RP id), only the code is offered
+    elsewhere = page.context.browser
+    assert elsewhere is not None
+    by_ip = elsewhere.new_context(locale="en-GB").new_page()
+    by_ip.goto(f"http://127.0.0.1:{live.port}/login?lang=en")
+    by_ip.fill("input[name=email]", email)
+    by_ip.fill("input[name=password]", PASSWORD)
+    by_ip.click("form[action='/login'] button[type=submit]")
+    expect(by_ip.locator("input[name=code]")).to_be_visible()
+    expect(by_ip.locator("#form-login-key")).to_be_hidden()
+    expect(by_ip.locator(".code-hint")).to_be_visible()
+    by_ip.context.close()
     refused_sentence = "The security key was not accepted; try again, or enter a code."
 
     def sign_in() -> PendingSignIn:
