@@ -38,6 +38,10 @@ from vitals.settings import ApiSettings, Settings
 __all__ = ["world"]
 SHOTS = ARTIFACTS / "security_keys"
 SIGN_OUT = {"fr": "Se déconnecter", "en": "Sign out"}
+KEY_REFUSED = {
+    "fr": "La clé de sécurité n'a pas été acceptée ; réessayez, ou saisissez un code.",
+    "en": "The security key was not accepted; try again, or enter a code.",
+}
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,19 @@ def test_a_key_signs_in_then_is_removed_and_the_code_still_works(
     expect(key_button).to_be_visible()
     expect(page.locator("input[name=code]")).to_be_visible()  # the fallback stays
     _shot(page, "sign-in-with-key", language)
+    # a counter that does not grow (as from a cloned key) is refused, in the page's words
+    with psycopg.connect(world.db, autocommit=True) as conn:
+        conn.execute("UPDATE clinician_security_keys SET sign_count = 1000000")
     key_button.click()
+    expect(page.locator("section.login > p.error")).to_have_text(KEY_REFUSED[language])
+    expect(page.locator("input[name=code]")).to_be_visible()
+    _shot(page, "sign-in-key-refused", language)
+    assert [d["reason"] for d in _audit(world.db, "security_key_refused")] == [
+        "sign count did not grow: InvalidAuthenticationResponse"
+    ]
+    with psycopg.connect(world.db, autocommit=True) as conn:
+        conn.execute("UPDATE clinician_security_keys SET sign_count = %s", (registered[1],))
+    page.locator("#form-login-key button[type=submit]").click()
     expect(page).to_have_url(f"{live.base}/")
     # the session works: a page of the app, and the API
     expect(page.locator("header .who")).to_be_visible()
