@@ -28,6 +28,7 @@ from playwright.sync_api import Browser, CDPSession, Page, expect
 from pydantic import SecretStr
 
 from api.app import create_app
+from api.common.second_factor import reset as factor_reset
 from postop.ports import free_port, wait_port
 from tests import second_factor
 from tests.browser import ARTIFACTS, chromium
@@ -326,6 +327,13 @@ def test_replayed_foreign_and_stale_assertions_are_refused(
     _password(page, live, email, "en")
     _code(page, live, email)
     _register(page, live, "en", "Security key")
+    # the same key again: the browser refuses it (the account's keys are excluded)
+    page.fill("#form-security-key input[name=name]", "Same key")
+    page.click("#form-security-key button[type=submit]")
+    expect(page.locator("#form-security-key .error")).to_have_text(
+        "This security key is registered already."
+    )
+    expect(page.locator("#security-keys .key-name")).to_have_count(1)
     key = _virtual_key(cdp, authenticator)
     # at an address the key does not belong to (an IP: no RP id), only the code is offered
     elsewhere = page.context.browser
@@ -406,6 +414,14 @@ def test_replayed_foreign_and_stale_assertions_are_refused(
     final = sign_in()
     ok = final.answer(key.assertion(final.challenge(), count + 20, live.origin))
     assert ok.status_code == 303, ok.text
+
+    # `postop second-factor-reset` (a lost phone) forgets the keys too
+    with psycopg.connect(world.db, autocommit=True) as conn:
+        row = conn.execute("SELECT clinician_id FROM clinicians WHERE email = %s", (email,))
+        clinician = row.fetchone()
+        assert clinician is not None
+        factor_reset(conn, int(clinician[0]))
+    assert _key_row(world.db, email) is None
 
 
 def test_refusals_without_a_browser_say_what_to_do(live: Live, world: World) -> None:
