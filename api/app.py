@@ -23,7 +23,16 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.care_team import consents, documents, pages, questionnaires, questions, rest, wound_photos
+from api.care_team import (
+    consents,
+    documents,
+    pages,
+    questionnaires,
+    questions,
+    rest,
+    security_keys,
+    wound_photos,
+)
 from api.care_team import patient_app as team_patient_app
 from api.care_team.gateway_configs import ConfigPublisher
 from api.care_team.live import Broadcaster
@@ -35,6 +44,7 @@ from api.common.labels import N_
 from api.common.monitoring_report import DocumentTools
 from api.common.questionnaires import load_questionnaire_catalogs
 from api.common.second_factor import SecretBox
+from api.common.security_keys import relying_party
 from api.common.share_links import SHARE_LANGUAGES
 from api.home_physician import share_pages
 from api.home_physician.share_pages import RateLimiter
@@ -146,6 +156,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.patient_catalogs = patient_catalogs()
     app.state.questionnaires = load_questionnaires()
     app.state.questionnaire_catalogs = load_questionnaire_catalogs()
+    # security keys (WebAuthn): the RP id and origins, from the settings
+    app.state.relying_party = relying_party(settings.api)
     app.state.share_limiter = RateLimiter(settings.api.share_requests_per_minute, 60.0)
     # autoescapes .html templates
     app.state.templates = Jinja2Templates(directory=str(resources.files("api") / "templates"))
@@ -247,6 +259,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(wound_photos.router)
     app.include_router(team_patient_app.router)
     app.include_router(pages.router)
+    app.include_router(security_keys.router)
+    app.include_router(security_keys.pages)
     app.include_router(questionnaires.api_router)
     app.include_router(questionnaires.page_router)
     app.include_router(share_pages.router)

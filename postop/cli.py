@@ -433,8 +433,9 @@ def second_factor_key() -> None:
 def second_factor_reset(
     email: Annotated[str, typer.Option(help="the account's sign-in address")],
 ) -> None:
-    """Forget an account's second factor and recovery codes (a lost phone): the person
-    sets up a new one at their next sign-in. Written to the access log."""
+    """Forget an account's second factor, recovery codes and security keys (a lost
+    phone): the person sets up a new one at their next sign-in. Written to the access
+    log."""
     import psycopg
     from psycopg.types.json import Jsonb
 

@@ -122,6 +122,11 @@ class ApiSettings(BaseModel):
     # encrypts the clinicians' TOTP secrets in the database (a Fernet key: `postop
     # second-factor-key` makes one); without it they are stored as is (a warning at start)
     second_factor_key: SecretStr | None = None
+    # security keys and passkeys (WebAuthn): the relying party's id (a domain, never an IP
+    # address) and the origins the pages are served from; by default the public base
+    # URL's, else localhost on this port (`postop up`: open http://localhost:8000)
+    webauthn_rp_id: str | None = Field(default=None, pattern=r"^[a-z0-9.-]+$")
+    webauthn_origins: list[str] = Field(default_factory=list)
     # wound photos from the patient app: the upload's size, the decoded image's pixels
     # (a decompression bomb is refused before it is decoded), the stored image's longest
     # side (re-encoded smaller: a 50-megapixel photo is not needed to judge a wound)

@@ -1,4 +1,5 @@
-"""Signing in: the password, then the second factor (TOTP or a recovery code). Every
+"""Signing in: the password, then the second factor (a security key, a TOTP code or a
+recovery code). Every
 attempt, password or code, is counted by the throttle per account and per client
 address before it is checked; constant work whether or not the account exists; argon2
 hashes upgraded when the library's parameters move on; the session cookie (HttpOnly,
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import psycopg
 from fastapi import Request, Response
+from psycopg.types.json import Jsonb
 
-from api.common import second_factor
+from api.common import second_factor, security_keys
 from api.common.errors import refuse
 from api.common.labels import N_
 from api.common.passwords import hash_password, needs_rehash, verify_password
@@ -27,6 +30,8 @@ from api.common.sessions import (
 )
 from store.clinicians import set_password_hash
 from vitals.settings import Settings
+
+KEY_REFUSED = N_("The security key was not accepted; try again, or enter a code.")
 
 
 def throttle_of(settings: Settings) -> Throttle:
@@ -101,6 +106,47 @@ def check_code(
     raise refuse(401, N_("Wrong or already used code."))
 
 
+def check_security_key(
+    request: Request,
+    conn: psycopg.Connection,
+    passed: PasswordPassed,
+    bound: bytes,
+    credential: dict[str, Any],
+) -> security_keys.KeyUsed:
+    """The second factor as a security key's assertion (against the challenge of this
+    pending sign-in); counted like a code; 401 or 429 otherwise. Both outcomes audited."""
+    _count_attempt(request, conn, passed.email)
+    rp: security_keys.RelyingParty = request.app.state.relying_party
+    try:
+        used = security_keys.authenticate(conn, rp, passed.clinician_id, bound, credential)
+    except security_keys.KeyRefused as refused:
+        audit_factor(
+            conn,
+            passed.clinician_id,
+            "security_key_refused",
+            {"step": "sign_in", "reason": refused.reason},
+        )
+        raise refuse(401, KEY_REFUSED) from None
+    audit_factor(
+        conn,
+        passed.clinician_id,
+        "security_key_used",
+        {"key_id": used.key_id, "name": used.name, "sign_count": used.sign_count},
+    )
+    return used
+
+
+def audit_factor(
+    conn: psycopg.Connection, clinician_id: int, action: str, detail: dict[str, Any]
+) -> None:
+    """An audit row of the sign-in, before any session exists (the actor as sessions
+    name it)."""
+    conn.execute(
+        "INSERT INTO audit_log (actor, action, patient_id, detail) VALUES (%s, %s, NULL, %s)",
+        (f"clinician:{clinician_id}", action, Jsonb(detail)),
+    )
+
+
 def check_enrolment_code(
     request: Request, conn: psycopg.Connection, passed: PasswordPassed, secret: str, code: str
 ) -> list[str]:
@@ -122,7 +168,7 @@ def open_signed_in(
     token = open_session(conn, passed.clinician_id, timedelta(hours=settings.api.session_hours))
     who = session_clinician(conn, token)
     assert who is not None
-    if how != "totp":  # enrolment and recovery codes are worth a line in the access log
+    if how in ("enrolled", "recovery"):  # worth a line in the access log (keys have theirs)
         remaining = conn.execute(
             "SELECT count(*) FROM clinician_recovery_codes WHERE clinician_id = %s"
             " AND used_at IS NULL",

@@ -4,6 +4,7 @@ administration. Pages only read; changes go through ``/api/v1`` from the page's 
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -12,21 +13,23 @@ from zoneinfo import available_timezones
 
 from babel import Locale
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.care_team import patient_app
 from api.care_team.dashboard import dashboard, open_system_alerts
 from api.care_team.login import (
+    KEY_REFUSED,
     PasswordPassed,
     check_code,
     check_enrolment_code,
     check_password,
+    check_security_key,
     open_signed_in,
     secret_box,
     set_session_cookie,
 )
-from api.common import documents, patient_data, questions, second_factor
+from api.common import documents, patient_data, questions, second_factor, security_keys
 from api.common.consent_records import consent_records
 from api.common.errors import refuse
 from api.common.guards import Conn, audit, csrf_ok, read_patient, require_role, signed_in
@@ -200,19 +203,24 @@ def _login_again(request: Request, next: str, email: str, message: str, status: 
 
 def _code_page(
     request: Request,
+    conn: Conn,
     challenge: second_factor.Challenge,
     login_csrf: str,
     next: str,
     error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    """The second step: the authenticator's code, or its enrolment (QR code and secret)
-    when the account has none yet."""
+    """The second step: the authenticator's code (and the security key, when the account
+    has one), or its enrolment (QR code and secret) when the account has none yet."""
+    enrol = challenge.enrol_secret is not None
+    with_key = not enrol and security_keys.has_keys(conn, challenge.clinician_id)
     context: dict[str, Any] = {
         "login_csrf": login_csrf,
         "next": _safe_next(next),
         "error": error,
-        "enrol": challenge.enrol_secret is not None,
+        "enrol": enrol,
+        "security_key": with_key,
+        "rp_id": request.app.state.relying_party.rp_id,
     }
     if challenge.enrol_secret is not None:
         uri = second_factor.provisioning_uri(challenge.enrol_secret, challenge.email)
@@ -253,7 +261,7 @@ def login_submit(
     enrol_secret = None if passed.enrolled else second_factor.new_secret()
     token = second_factor.open_challenge(conn, box, passed.clinician_id, enrol_secret)
     challenge = second_factor.Challenge(passed.clinician_id, passed.email, enrol_secret)
-    page = _code_page(request, challenge, csrf_token, next)
+    page = _code_page(request, conn, challenge, csrf_token, next)
     page.set_cookie(
         CHALLENGE_COOKIE,
         token,
@@ -298,7 +306,21 @@ def login_code(
             return _login_again(request, next, challenge.email, message, 429)
         second_factor.challenge_failed(conn, pending)
         message = catalog.gettext("Wrong or already used code.")
-        return _code_page(request, challenge, csrf_token, next, message, 401)
+        return _code_page(request, conn, challenge, csrf_token, next, message, 401)
+    return _signed_in(request, conn, pending, passed, how, recovery, next)
+
+
+def _signed_in(
+    request: Request,
+    conn: Conn,
+    pending: str,
+    passed: PasswordPassed,
+    how: str,
+    recovery: list[str],
+    next: str,
+) -> Response:
+    """Both factors passed: the session, the language picked on the sign-in page, and
+    the recovery codes to show once (after an enrolment) or the page asked for."""
     second_factor.close_challenge(conn, pending)
     token, who = open_signed_in(request, conn, passed, how)
     chosen = request.cookies.get(LANG_COOKIE)
@@ -319,6 +341,72 @@ def login_code(
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     response.delete_cookie(CHALLENGE_COOKIE, path="/login")
     return response
+
+
+def _pending(request: Request, conn: Conn) -> tuple[str, second_factor.Challenge | None]:
+    pending = request.cookies.get(CHALLENGE_COOKIE, "")
+    found = second_factor.find_challenge(conn, secret_box(request), pending) if pending else None
+    return pending, found
+
+
+@router.post("/login/key/options")
+def login_key_options(
+    request: Request, conn: Conn, csrf_token: Annotated[str, Form()] = ""
+) -> JSONResponse:
+    """Options for ``navigator.credentials.get``: the account's keys, and a challenge
+    bound to this pending sign-in (a new one replaces the last)."""
+    _login_form_ok(request, csrf_token)
+    pending, challenge = _pending(request, conn)
+    if challenge is None or challenge.enrol_secret is not None:
+        raise refuse(401, N_("The sign-in expired; enter your password again."))
+    if not security_keys.has_keys(conn, challenge.clinician_id):
+        raise refuse(409, N_("This account has no security key; enter a code."))
+    options = security_keys.authentication_options(
+        conn,
+        request.app.state.relying_party,
+        challenge.clinician_id,
+        security_keys.digest(pending),
+    )
+    return JSONResponse({"options": options}, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/login/key")
+def login_key(
+    request: Request,
+    conn: Conn,
+    credential: Annotated[str, Form(max_length=16_000)],
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    """The second factor as the security key's answer (the page's script fills the form
+    after ``navigator.credentials.get``); a refusal shows the code page again."""
+    _login_form_ok(request, csrf_token)
+    catalog = request.app.state.catalogs[_visitor_language(request)]
+    pending, challenge = _pending(request, conn)
+    if challenge is None or challenge.enrol_secret is not None:
+        message = catalog.gettext("The sign-in expired; enter your password again.")
+        return _login_again(request, next, "", message, 401)
+    passed = PasswordPassed(challenge.clinician_id, challenge.email, True)
+    try:
+        parsed = json.loads(credential)
+    except ValueError:
+        parsed = None
+    try:
+        check_security_key(
+            request,
+            conn,
+            passed,
+            security_keys.digest(pending),
+            parsed if isinstance(parsed, dict) else {},
+        )
+    except HTTPException as exc:
+        if exc.status_code == 429:
+            message = catalog.gettext("Too many failed sign-ins; wait a few minutes.")
+            return _login_again(request, next, challenge.email, message, 429)
+        second_factor.challenge_failed(conn, pending)
+        message = catalog.gettext(KEY_REFUSED)
+        return _code_page(request, conn, challenge, csrf_token, next, message, 401)
+    return _signed_in(request, conn, pending, passed, "security_key", [], next)
 
 
 @router.post("/logout")

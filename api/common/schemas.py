@@ -4,7 +4,7 @@ publishes. Times are UTC ISO 8601; each value's unit is in its field name or bes
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import (
@@ -778,3 +778,25 @@ class QuestionnaireResponseOut(BaseModel):
     answered_at: datetime
     language: str = Field(description="the language the patient answered in")
     answers: list[QuestionnaireAnswerOut]
+
+
+class SecurityKeyOptions(BaseModel):
+    """What the page hands to ``navigator.credentials.create`` or ``.get`` (WebAuthn
+    options as JSON: binary values in base64url)."""
+
+    options: dict[str, Any]
+
+
+class SecurityKeyCreate(Strict):
+    # how the clinician calls it ("YubiKey", "this laptop")
+    name: Annotated[str, Field(min_length=1, max_length=60), AfterValidator(_not_blank)]
+    # the browser's PublicKeyCredential as JSON (binary values in base64url)
+    credential: dict[str, Any]
+
+
+class SecurityKeyOut(BaseModel):
+    key_id: int
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    transports: list[str]

@@ -179,8 +179,9 @@ def enrol(
 
 
 def reset(conn: psycopg.Connection, clinician_id: int) -> None:
-    """Forget the account's second factor (a lost phone): it enrols again at next sign-in,
-    and its open sessions end (the phone may be in someone else's hands)."""
+    """Forget the account's second factors (a lost phone): it enrols again at next
+    sign-in, its security keys are forgotten too, and its open sessions end (the phone
+    may be in someone else's hands)."""
     with conn.transaction():
         conn.execute("DELETE FROM web_sessions WHERE clinician_id = %s", (clinician_id,))
         conn.execute(
@@ -191,6 +192,7 @@ def reset(conn: psycopg.Connection, clinician_id: int) -> None:
         conn.execute(
             "DELETE FROM clinician_recovery_codes WHERE clinician_id = %s", (clinician_id,)
         )
+        conn.execute("DELETE FROM clinician_security_keys WHERE clinician_id = %s", (clinician_id,))
 
 
 # --- the sign-in waiting for its second factor -------------------------------------------
