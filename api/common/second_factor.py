@@ -178,19 +178,47 @@ def enrol(
     return codes
 
 
-def reset(conn: psycopg.Connection, clinician_id: int) -> None:
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What a reset took away, for its audit row."""
+
+    sessions_closed: int
+    recovery_codes_cleared: int
+    security_keys_removed: int
+
+
+def forget_webauthn_credentials(conn: psycopg.Connection, clinician_id: int) -> int:
+    """Remove the account's WebAuthn credentials (security keys, passkeys); how many.
+    None exist yet: the table ``webauthn_credentials`` arrives with migration 0023, and
+    the merge that brings it deletes its rows here, so that every reset (the
+    administration page, ``postop second-factor-reset``) forgets them too."""
+    del conn, clinician_id
+    return 0
+
+
+def reset(conn: psycopg.Connection, clinician_id: int) -> Forgotten:
     """Forget the account's second factor (a lost phone): it enrols again at next sign-in,
-    and its open sessions end (the phone may be in someone else's hands)."""
+    and its open sessions and pending sign-ins end (the phone may be in someone else's
+    hands)."""
     with conn.transaction():
-        conn.execute("DELETE FROM web_sessions WHERE clinician_id = %s", (clinician_id,))
+        sessions = conn.execute(
+            "DELETE FROM web_sessions WHERE clinician_id = %s", (clinician_id,)
+        ).rowcount
+        conn.execute("DELETE FROM login_challenges WHERE clinician_id = %s", (clinician_id,))
         conn.execute(
             "UPDATE clinicians SET totp_secret = NULL, totp_enrolled_at = NULL,"
             " totp_last_step = NULL WHERE clinician_id = %s",
             (clinician_id,),
         )
+        codes = conn.execute(
+            "DELETE FROM clinician_recovery_codes WHERE clinician_id = %s AND used_at IS NULL",
+            (clinician_id,),
+        ).rowcount
         conn.execute(
             "DELETE FROM clinician_recovery_codes WHERE clinician_id = %s", (clinician_id,)
         )
+        keys = forget_webauthn_credentials(conn, clinician_id)
+    return Forgotten(sessions, codes, keys)
 
 
 # --- the sign-in waiting for its second factor -------------------------------------------
