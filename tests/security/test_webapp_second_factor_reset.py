@@ -77,9 +77,7 @@ def _password_step(client: TestClient, email: str) -> str:
     return res.text
 
 
-def test_an_admin_resets_a_colleague_who_then_enrols_again(
-    world: World, clients: Clients
-) -> None:
+def test_an_admin_resets_a_colleague_who_then_enrols_again(world: World, clients: Clients) -> None:
     db = world.db
     nurse_email = world.emails["coordinator"]
     nurse = _id(db, nurse_email)
@@ -148,7 +146,7 @@ def test_an_admin_resets_a_colleague_who_then_enrols_again(
     admin_page = admin.get(f"/admin?second_factor_reset={nurse}")
     assert admin_page.status_code == 200
     assert (
-        "Le second facteur de Infirmière A est réinitialisé : ses sessions sont fermées"
+        "Le second facteur du compte « Infirmière A » est réinitialisé : ses sessions sont fermées"
         in admin_page.text
     )
     row = re.search(rf'<tr data-clinician-id="{nurse}">.*?</tr>', admin_page.text, re.S)
@@ -228,7 +226,7 @@ def test_the_confirmation_step_says_what_will_happen(world: World, clients: Clie
     page = admin.get(f"/admin/clinicians/{nurse}/second-factor-reset")
     assert page.status_code == 200
     text = page.text
-    assert "Réinitialiser le second facteur de Infirmière A ?" in text
+    assert "Réinitialiser le second facteur du compte « Infirmière A » ?" in text
     for consequence in (
         "la personne en configure une nouvelle",
         "Ses codes de secours restants cessent de fonctionner",
