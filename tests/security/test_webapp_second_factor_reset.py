@@ -7,12 +7,14 @@ admin's own account; a refusal changes nothing."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import psycopg
 import pyotp
 from fastapi.testclient import TestClient
 
 from api.common import second_factor as factor
+from api.common.sessions import COOKIE, open_session
 from tests import second_factor
 from tests.security.webapp_world import (
     PASSWORD,
@@ -238,3 +240,25 @@ def test_the_confirmation_step_says_what_will_happen(world: World, clients: Clie
     # only a page: nothing is reset until the button is pressed
     assert _factor_state(world.db, nurse)[0]
     assert _reset_rows(world.db) == []
+
+
+def test_a_sign_in_racing_the_reset_keeps_no_session(world: World, clients: Clients) -> None:
+    """A sign-in whose code passed just before the reset commits opens its session just
+    after it, out of the reset's reach: a session counts only when opened under the
+    account's current second factor, so this one opens nothing, even once the colleague
+    has enrolled a new authenticator."""
+    db = world.db
+    nurse_email = world.emails["coordinator"]
+    nurse = _id(db, nurse_email)
+    second_factor.code(db, nurse_email)  # enrolled
+    admin = clients.signed_in(world.emails["admin"])
+    assert admin.post(f"/api/v1/clinicians/{nurse}/second-factor/reset").status_code == 200
+    with psycopg.connect(db, autocommit=True) as conn:
+        late = open_session(conn, nurse, timedelta(hours=1))  # the racing sign-in's
+    thief = clients.anonymous()
+    thief.cookies.set(COOKIE, late)
+    assert thief.get("/api/v1/me").status_code == 401
+    second_factor.code(db, nurse_email)  # the colleague enrols a new authenticator
+    assert thief.get("/api/v1/me").status_code == 401
+    # a session opened under the new factor works
+    assert clients.signed_in(nurse_email).get("/api/v1/me").status_code == 200
