@@ -90,6 +90,7 @@ def reset_second_factor(
                 "sessions_closed": forgotten.sessions_closed,
                 "recovery_codes_cleared": forgotten.recovery_codes_cleared,
                 "security_keys_removed": forgotten.security_keys_removed,
+                "push_subscriptions_removed": forgotten.push_subscriptions_removed,
             },
         )
     return target, forgotten

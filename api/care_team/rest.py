@@ -451,7 +451,8 @@ def post_clinician(body: ClinicianCreate, conn: Conn, who: Admin) -> Message:
 )
 def post_second_factor_reset(clinician_id: int, conn: Conn, who: Admin) -> SecondFactorResetOut:
     """Forget a colleague's second factor (a lost phone): their authenticator and
-    recovery codes stop working, their sessions end now, and they enrol a new
+    recovery codes stop working, their sessions and their browsers' alert notifications
+    end now, and they enrol a new
     authenticator at their next sign-in. Not for the admin's own account (recovery codes
     are for that). Audited."""
     target, forgotten = colleagues.reset_second_factor(conn, who, clinician_id)
@@ -461,6 +462,7 @@ def post_second_factor_reset(clinician_id: int, conn: Conn, who: Admin) -> Secon
         sessions_closed=forgotten.sessions_closed,
         recovery_codes_cleared=forgotten.recovery_codes_cleared,
         security_keys_removed=forgotten.security_keys_removed,
+        push_subscriptions_removed=forgotten.push_subscriptions_removed,
     )
 
 

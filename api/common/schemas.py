@@ -156,6 +156,7 @@ class SecondFactorResetOut(BaseModel):
     sessions_closed: int = Field(description="their sessions signed out now")
     recovery_codes_cleared: int = Field(description="their unused recovery codes, now void")
     security_keys_removed: int
+    push_subscriptions_removed: int = Field(description="their browsers' alert notifications")
 
 
 class LatestValue(BaseModel):

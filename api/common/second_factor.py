@@ -185,6 +185,7 @@ class Forgotten:
     sessions_closed: int
     recovery_codes_cleared: int
     security_keys_removed: int
+    push_subscriptions_removed: int
 
 
 def forget_webauthn_credentials(conn: psycopg.Connection, clinician_id: int) -> int:
@@ -198,8 +199,8 @@ def forget_webauthn_credentials(conn: psycopg.Connection, clinician_id: int) -> 
 
 def reset(conn: psycopg.Connection, clinician_id: int) -> Forgotten:
     """Forget the account's second factor (a lost phone): it enrols again at next sign-in,
-    and its open sessions and pending sign-ins end (the phone may be in someone else's
-    hands)."""
+    and its open sessions, pending sign-ins and alert notifications end (the phone may be
+    in someone else's hands; notifications outlive a sign-out, so they go too)."""
     with conn.transaction():
         sessions = conn.execute(
             "DELETE FROM web_sessions WHERE clinician_id = %s", (clinician_id,)
@@ -217,8 +218,11 @@ def reset(conn: psycopg.Connection, clinician_id: int) -> Forgotten:
         conn.execute(
             "DELETE FROM clinician_recovery_codes WHERE clinician_id = %s", (clinician_id,)
         )
+        pushes = conn.execute(
+            "DELETE FROM push_subscriptions WHERE clinician_id = %s", (clinician_id,)
+        ).rowcount
         keys = forget_webauthn_credentials(conn, clinician_id)
-    return Forgotten(sessions, codes, keys)
+    return Forgotten(sessions, codes, keys, pushes)
 
 
 # --- the sign-in waiting for its second factor -------------------------------------------

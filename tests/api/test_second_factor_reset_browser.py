@@ -69,7 +69,7 @@ def test_admin_resets_a_colleague_who_then_enrols_again(
         "Réinitialiser le second facteur du compte « Infirmière A » ?"
     )
     consequences = page.locator("ul.consequences li")
-    expect(consequences).to_have_count(4)
+    expect(consequences).to_have_count(5)
     expect(consequences.nth(1)).to_have_text(
         "Ses codes de secours restants cessent de fonctionner dès maintenant."
     )

@@ -86,6 +86,13 @@ def test_an_admin_resets_a_colleague_who_then_enrols_again(world: World, clients
     with psycopg.connect(db, autocommit=True) as conn:
         secret = second_factor.secret_of(conn, nurse_email)
         codes = factor.enrol(conn, second_factor.BOX, nurse, secret, None)  # ten to lose
+        # alert notifications: to the lost phone, and to a colleague's (which stay)
+        for endpoint, who in (("lost-phone", nurse), ("colleague", _id(db, world.emails["admin"]))):
+            conn.execute(
+                "INSERT INTO push_subscriptions (team_id, role, endpoint, p256dh, auth,"
+                " clinician_id) VALUES (%s, 'coordinator', %s, 'k', 'a', %s)",
+                (world.team_a, f"https://push.example/{endpoint}", who),
+            )
     phone = clients.signed_in(nurse_email)  # the lost phone's session
     desk = clients.signed_in(nurse_email)  # and the ward computer's
     pending = clients.anonymous()
@@ -103,6 +110,7 @@ def test_an_admin_resets_a_colleague_who_then_enrols_again(world: World, clients
         "sessions_closed": 2,
         "recovery_codes_cleared": 10,
         "security_keys_removed": 0,
+        "push_subscriptions_removed": 1,
     }
     assert _factor_state(db, nurse) == (False, 0, 0, 0)
     with psycopg.connect(db) as conn:
@@ -112,6 +120,9 @@ def test_an_admin_resets_a_colleague_who_then_enrols_again(world: World, clients
             (nurse,),
         ).fetchone()
     assert stored == (None, None, None)
+    with psycopg.connect(db) as conn:
+        pushes = conn.execute("SELECT endpoint FROM push_subscriptions").fetchall()
+    assert pushes == [("https://push.example/colleague",)]
     # who reset whom; the row's own time says when
     assert _reset_rows(db) == [
         (
@@ -121,6 +132,7 @@ def test_an_admin_resets_a_colleague_who_then_enrols_again(world: World, clients
                 "sessions_closed": 2,
                 "recovery_codes_cleared": 10,
                 "security_keys_removed": 0,
+                "push_subscriptions_removed": 1,
             },
         )
     ]
