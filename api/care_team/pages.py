@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api.care_team import patient_app
+from api.care_team import colleagues, patient_app
 from api.care_team.dashboard import dashboard, open_system_alerts
 from api.care_team.login import (
     KEY_REFUSED,
@@ -575,10 +575,15 @@ def alert_link(alert_id: int, conn: Conn, who: Page) -> Response:
     return RedirectResponse(f"/patients/{int(row[0])}#alert-{alert_id}", status_code=303)
 
 
+Admin = Annotated[Clinician, Depends(require_role("admin"))]
+
+
 @router.get("/admin")
 def admin_page(
-    request: Request, conn: Conn, who: Annotated[Clinician, Depends(require_role("admin"))]
+    request: Request, conn: Conn, who: Admin, second_factor_reset: int | None = None
 ) -> HTMLResponse:
+    """The administration page; ``second_factor_reset`` (where the reset's confirmation
+    step sends the admin back) says whose second factor was just reset, if it is so."""
     teams = conn.execute(
         "SELECT team_id, name, contact_name, contact_phone, contact_email, contact_hours"
         " FROM care_teams WHERE team_id = ANY(%s) ORDER BY name",
@@ -606,6 +611,15 @@ def admin_page(
         key=lambda p: p[1],
     )
     gateways = [r[0] for r in conn.execute("SELECT gateway_id FROM gateways ORDER BY 1")]
+    members = colleagues.team_members(conn, who)
+    just_reset = next(
+        (
+            m
+            for m in members
+            if m.clinician_id == second_factor_reset and m.second_factor_since is None
+        ),
+        None,
+    )
     return render(
         request,
         "admin.html",
@@ -636,7 +650,24 @@ def admin_page(
                 ((c, labels.language_name(c)) for c in PATIENT_LANGUAGES), key=lambda x: x[1]
             ),
             "zones": ZONES,
+            "members": members,
+            "just_reset": just_reset,
         },
+        who,
+    )
+
+
+@router.get("/admin/clinicians/{clinician_id}/second-factor-reset")
+def second_factor_reset_page(
+    clinician_id: int, request: Request, conn: Conn, who: Admin
+) -> HTMLResponse:
+    """The confirmation step of a colleague's second-factor reset: what will happen,
+    then the button (the reset itself is ``POST /api/v1/clinicians/{id}/second-factor/
+    reset``). Refused, as the API would, for the admin's own account or another team's."""
+    return render(
+        request,
+        "second_factor_reset.html",
+        {"colleague": colleagues.colleague(conn, who, clinician_id)},
         who,
     )
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator, WithJsonSchema
 
-from api.care_team import administration
+from api.care_team import administration, colleagues
 from api.care_team.consents import sharing_consent_for_link
 from api.care_team.dashboard import dashboard
 from api.care_team.documents import make_reports_after_end
@@ -68,6 +68,7 @@ from api.common.schemas import (
     PushPublicKey,
     PushSubscriptionIn,
     ResolveRequest,
+    SecondFactorResetOut,
     SessionOut,
     ShareLinkCreate,
     ShareLinkCreated,
@@ -438,6 +439,31 @@ def post_clinician(body: ClinicianCreate, conn: Conn, who: Admin) -> Message:
     authenticator app) at its first sign-in on the page."""
     clinician_id = administration.create_account(conn, who, body)
     return Message(detail=f"account {clinician_id} created")
+
+
+@router.post(
+    "/clinicians/{clinician_id}/second-factor/reset",
+    tags=["admin"],
+    responses={
+        403: {"model": Message, "description": "not an admin, or the admin's own account"},
+        404: {"model": Message, "description": "no such colleague in the admin's teams"},
+    },
+)
+def post_second_factor_reset(clinician_id: int, conn: Conn, who: Admin) -> SecondFactorResetOut:
+    """Forget a colleague's second factor (a lost phone): their authenticator and
+    recovery codes stop working, their sessions and their browsers' alert notifications
+    end now, and they enrol a new
+    authenticator at their next sign-in. Not for the admin's own account (recovery codes
+    are for that). Audited."""
+    target, forgotten = colleagues.reset_second_factor(conn, who, clinician_id)
+    return SecondFactorResetOut(
+        clinician_id=target.clinician_id,
+        display_name=target.display_name,
+        sessions_closed=forgotten.sessions_closed,
+        recovery_codes_cleared=forgotten.recovery_codes_cleared,
+        security_keys_removed=forgotten.security_keys_removed,
+        push_subscriptions_removed=forgotten.push_subscriptions_removed,
+    )
 
 
 @router.post(

@@ -148,6 +148,17 @@ class SessionOut(BaseModel):
     csrf_token: str = Field(description="send as the X-CSRF-Token header on every change")
 
 
+class SecondFactorResetOut(BaseModel):
+    """A colleague's second factor, forgotten: they enrol a new one at next sign-in."""
+
+    clinician_id: int
+    display_name: str
+    sessions_closed: int = Field(description="their sessions signed out now")
+    recovery_codes_cleared: int = Field(description="their unused recovery codes, now void")
+    security_keys_removed: int
+    push_subscriptions_removed: int = Field(description="their browsers' alert notifications")
+
+
 class LatestValue(BaseModel):
     metric: str
     unit: str

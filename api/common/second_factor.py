@@ -178,21 +178,51 @@ def enrol(
     return codes
 
 
-def reset(conn: psycopg.Connection, clinician_id: int) -> None:
-    """Forget the account's second factors (a lost phone): it enrols again at next
-    sign-in, its security keys are forgotten too, and its open sessions end (the phone
-    may be in someone else's hands)."""
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What a reset took away, for its audit row."""
+
+    sessions_closed: int
+    recovery_codes_cleared: int
+    security_keys_removed: int
+    push_subscriptions_removed: int
+
+
+def forget_webauthn_credentials(conn: psycopg.Connection, clinician_id: int) -> int:
+    """Remove the account's security keys and passkeys (WebAuthn); how many. Every reset
+    (the administration page, ``postop second-factor-reset``) forgets them too: a key may
+    have been lost with the phone."""
+    return conn.execute(
+        "DELETE FROM clinician_security_keys WHERE clinician_id = %s", (clinician_id,)
+    ).rowcount
+
+
+def reset(conn: psycopg.Connection, clinician_id: int) -> Forgotten:
+    """Forget the account's second factor (a lost phone): it enrols again at next sign-in,
+    and its open sessions, pending sign-ins and alert notifications end (the phone may be
+    in someone else's hands; notifications outlive a sign-out, so they go too)."""
     with conn.transaction():
-        conn.execute("DELETE FROM web_sessions WHERE clinician_id = %s", (clinician_id,))
+        sessions = conn.execute(
+            "DELETE FROM web_sessions WHERE clinician_id = %s", (clinician_id,)
+        ).rowcount
+        conn.execute("DELETE FROM login_challenges WHERE clinician_id = %s", (clinician_id,))
         conn.execute(
             "UPDATE clinicians SET totp_secret = NULL, totp_enrolled_at = NULL,"
             " totp_last_step = NULL WHERE clinician_id = %s",
             (clinician_id,),
         )
+        codes = conn.execute(
+            "DELETE FROM clinician_recovery_codes WHERE clinician_id = %s AND used_at IS NULL",
+            (clinician_id,),
+        ).rowcount
         conn.execute(
             "DELETE FROM clinician_recovery_codes WHERE clinician_id = %s", (clinician_id,)
         )
-        conn.execute("DELETE FROM clinician_security_keys WHERE clinician_id = %s", (clinician_id,))
+        pushes = conn.execute(
+            "DELETE FROM push_subscriptions WHERE clinician_id = %s", (clinician_id,)
+        ).rowcount
+        keys = forget_webauthn_credentials(conn, clinician_id)
+    return Forgotten(sessions, codes, keys, pushes)
 
 
 # --- the sign-in waiting for its second factor -------------------------------------------

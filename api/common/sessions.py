@@ -52,10 +52,13 @@ def open_session(conn: psycopg.Connection, clinician_id: int, lifetime: timedelt
 
 
 def session_clinician(conn: psycopg.Connection, token: str) -> Clinician | None:
+    """The session's clinician. A session counts only when opened under the account's
+    current second factor: one opened by a sign-in that raced a reset of the factor (its
+    code checked just before the reset, its session written just after) opens nothing."""
     row = conn.execute(
         "UPDATE web_sessions s SET last_seen_at = now() FROM clinicians c"
         " WHERE s.token_sha256 = %s AND s.expires_at > now() AND c.clinician_id = s.clinician_id"
-        " AND c.active"
+        " AND c.active AND s.created_at >= c.totp_enrolled_at"
         " RETURNING c.clinician_id, c.email, c.display_name, c.role, c.language, c.time_zone,"
         " (SELECT coalesce(array_agg(team_id ORDER BY team_id), '{}') FROM clinician_teams t"
         "  WHERE t.clinician_id = c.clinician_id), s.csrf_token",

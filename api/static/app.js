@@ -175,6 +175,7 @@ document.addEventListener("submit", async (ev) => {
   try {
     const data = await api(form.dataset.method || "POST", path, body);
     if (form.dataset.then === "reload") { location.reload(); return; }
+    if (form.dataset.then === "redirect") { location.assign(form.dataset.redirect); return; }
     if (form.dataset.then === "share-link") { showShareLink(form, data); return; }
     if (form.dataset.then === "patient-app-link") { showPatientAppLink(data); return; }
     showResult(form, data);
