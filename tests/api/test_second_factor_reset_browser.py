@@ -69,10 +69,11 @@ def test_admin_resets_a_colleague_who_then_enrols_again(
         "Réinitialiser le second facteur du compte « Infirmière A » ?"
     )
     consequences = page.locator("ul.consequences li")
-    expect(consequences).to_have_count(5)
+    expect(consequences).to_have_count(6)
     expect(consequences.nth(1)).to_have_text(
         "Ses codes de secours restants cessent de fonctionner dès maintenant."
     )
+    expect(consequences.nth(2)).to_contain_text("Ses clés de sécurité et clés d’accès")
     expect(page.locator("p.warn")).to_contain_text("Cette action est irréversible.")
     assert visible_raw(page.inner_text("body")) == set()
     page.screenshot(path=str(SHOTS / "confirm-fr.png"), full_page=True)
