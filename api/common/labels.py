@@ -79,7 +79,7 @@ RULE_TITLES = {
     "sepsis_screen": N_("Fever or low temperature with a raised pulse (possible infection)"),
     "af_suspected": N_("Irregular heart rhythm (possible atrial fibrillation)"),
     "weight_gain": N_("Weight gain above 2 kg over 3 days"),
-    "weight_loss": N_("Weight loss above 2 kg (or 3%) over 3 days"),
+    "weight_loss": N_("Weight loss above 2 kg (or 2%) over 3 days"),
     "news2": N_("NEWS2 clinical risk"),
     "shock_index": N_("Shock index (pulse / systolic) above 1.0"),
     # what the patient reports in the daily questionnaire

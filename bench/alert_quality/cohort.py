@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import firmware_sim
 import numpy as np
-from firmware_sim.devices import DEFAULT_KINDS, DeviceKind, KitSimulator
+from firmware_sim.devices import DEFAULT_KINDS, DeviceKind, EmittedFrame, KitSimulator
 from firmware_sim.physiology import DAY_MS, HOUR_MS, Patient, derive_rng
 from firmware_sim.population import Profile, draw_profile
 from firmware_sim.reported import evening_answers
@@ -88,6 +88,8 @@ REPORTED_MIX = {**REALISTIC_MIX, "wound_infection": 0.05, "deep_vein_thrombosis"
 COHORTS = ("realistic", "legacy", "reported")
 PATCH_SHARE = 0.5  # legacy cohort: patients sent home with a chest patch as well
 GATEWAY_WILL_S = 90  # the broker publishes a lost gateway's will after 1.5 keepalives
+# one reading: (metric id, measured ms, arrival ms, value, flags, device index in the kit)
+Row = tuple[int, int, int, float, int, int]
 
 
 @dataclass(frozen=True)
@@ -264,31 +266,42 @@ def member_plan(member: Member, seed: int) -> Plan:
     return realistic_plan(member.scenario, seed, member.key, follow, member.profile)
 
 
-def simulate(member: Member, seed: int) -> Readings:
-    """Every reading of the member's kit over the follow-up, with its arrival time."""
+def member_kit(member: Member, seed: int) -> KitSimulator:
+    """The member's kit on their body, as planned (schedule, complication, disruption)."""
     p = member_plan(member, seed)
-    tz = ZoneInfo(member.tz)
     start = datetime.fromtimestamp(member.start_ms / 1000, UTC)
     patient = _patient(member.key, seed, member.start_ms, member.tz, p, member.profile)
-    kit = KitSimulator(
+    return KitSimulator(
         member.key,
         seed,
         start,
         member.kinds,
-        tz=tz,
+        tz=ZoneInfo(member.tz),
         schedule=p.schedule,
         patient=patient,
         disruption=p.disruption,
     )
+
+
+def arrival_ms(member: Member, rx_ms: int) -> int:
+    """When a frame received at home at ``rx_ms`` reaches the database: at once, or when
+    the home is back online."""
+    if member.offline and member.offline[0] <= rx_ms < member.offline[1]:
+        return member.offline[1]
+    return rx_ms
+
+
+def simulate(member: Member, seed: int) -> Readings:
+    """Every reading of the member's kit over the follow-up, with its arrival time."""
+    kit = member_kit(member, seed)
+    patient = kit.patient
     index = {device_id: i for i, device_id in enumerate(kit.device_ids())}
-    rows: list[tuple[int, int, int, float, int, int]] = []
+    rows: list[Row] = []
     beats: list[NDArray[np.float64]] = []  # (beat end ms, RR ms) of the patch
     patch = -1
 
     def arrival_of(rx_ms: int) -> int:
-        if member.offline and member.offline[0] <= rx_ms < member.offline[1]:
-            return member.offline[1]
-        return rx_ms
+        return arrival_ms(member, rx_ms)
 
     for day in range(int(np.ceil((member.end_ms - member.start_ms) / DAY_MS))):
         lo = member.start_ms + day * DAY_MS
@@ -302,21 +315,30 @@ def simulate(member: Member, seed: int) -> Readings:
                 ends = frame.rx_ms - (rr_ms.sum() - np.cumsum(rr_ms))
                 beats.append(np.stack([ends, rr_ms], axis=1))
                 patch = index[frame.device_id]
-            for v in frame.values:
-                rows.append(
-                    (
-                        BY_NAME[v.metric].metric_id,
-                        v.measured_ms,
-                        arrival,
-                        np.nan if v.value is None else v.value,
-                        v.flags,
-                        index[frame.device_id],
-                    )
-                )
+            rows += frame_rows(frame, arrival, index[frame.device_id])
     if beats:
         rows += _rhythm_rows(np.concatenate(beats), patch, arrival_of)
     if member.answers:
         rows += _answer_rows(member, seed, patient, len(index), arrival_of)
+    return readings_of(rows)
+
+
+def frame_rows(frame: EmittedFrame, arrival_ms: int, device: int) -> list[Row]:
+    """The readings a frame carries: (metric id, measured, arrival, value, flags, device)."""
+    return [
+        (
+            BY_NAME[v.metric].metric_id,
+            v.measured_ms,
+            arrival_ms,
+            np.nan if v.value is None else v.value,
+            v.flags,
+            device,
+        )
+        for v in frame.values
+    ]
+
+
+def readings_of(rows: list[Row]) -> Readings:
     cols: list[tuple[float, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 6
     return Readings(
         np.asarray(cols[0], dtype=np.int16),
@@ -330,7 +352,7 @@ def simulate(member: Member, seed: int) -> Readings:
 
 def _rhythm_rows(
     beats: NDArray[np.float64], device: int, arrival_of: Callable[[int], int]
-) -> list[tuple[int, int, int, float, int, int]]:
+) -> list[Row]:
     """The patch's per-minute rhythm readings as the gateway makes them
     (``gateway.rhythm_buffer``: ``vitals.rhythm.summarise_rr``, stamped at the minute's
     last millisecond, sent with the next notification, which closes the minute)."""
@@ -353,7 +375,7 @@ def _rhythm_rows(
 
 def _answer_rows(
     member: Member, seed: int, patient: Patient, device: int, arrival_of: Callable[[int], int]
-) -> list[tuple[int, int, int, float, int, int]]:
+) -> list[Row]:
     """The daily questionnaire's answers, sent from the phone as the patient submits them
     (the home's internet being down delays them as it does the gateway's readings)."""
     profile = member.profile

@@ -36,6 +36,7 @@ from alerts.lifecycle import (
 )
 from alerts.protocol import Protocol
 from bench.alert_quality.cohort import Member
+from bench.alert_quality.remeasure import Responder
 from bench.alert_quality.source import ArraySource
 
 ACK_AFTER_S = {"high": 10 * 60, "medium": 30 * 60, "low": 4 * 3600}
@@ -103,8 +104,10 @@ def replay(
     source: ArraySource,
     protocols: Mapping[str, Protocol],
     step_s: int = 60,
+    responder: Responder | None = None,
 ) -> list[AlertRecord]:
-    """Every alert the engine raises for these members over their follow-up."""
+    """Every alert the engine raises for these members over their follow-up; with a
+    ``responder``, the patients re-measure when a rule asks them to confirm a reading."""
     ctx = _context(members)
     policies = {}
     for m in members:
@@ -117,6 +120,9 @@ def replay(
     next_id = 1
     for now in range(start + step_s * 1000, end + 1, step_s * 1000):
         findings = evaluate(source, ctx, protocols, now)
+        if responder is not None:
+            for patient_id, more in responder.respond(findings, now).items():
+                source.add(patient_id, more)
         watched = {(a.patient_id, a.rule_id) for a in open_now.values()}
         relevant = [f for f in findings if f.firing or (f.patient_id, f.rule_id) in watched]
         for action in plan(relevant, list(open_now.values()), now, policies):

@@ -17,6 +17,7 @@ from typing import Any
 from alerts.protocol import Protocol, builtin_protocols, load_protocol_file
 from bench.alert_quality import report
 from bench.alert_quality.cohort import Member, Readings, cached_readings, members
+from bench.alert_quality.remeasure import Responder
 from bench.alert_quality.replay import AlertRecord, replay
 from bench.alert_quality.score import Score, score
 from bench.alert_quality.source import ArraySource
@@ -53,8 +54,9 @@ def _chunk(
 ) -> tuple[list[AlertRecord], dict[int, Readings]]:
     readings = [cached_readings(m, seed, cache) for m in chunk]
     source = ArraySource(chunk, readings)
-    records = replay(chunk, source, load_protocols(protocols_dir), step_s)
-    return records, {m.index: r for m, r in zip(chunk, readings, strict=True)}
+    protocols = load_protocols(protocols_dir)
+    records = replay(chunk, source, protocols, step_s, Responder(chunk, seed, protocols))
+    return records, {m.index: r for m, r in zip(chunk, source.readings, strict=True)}
 
 
 def run(

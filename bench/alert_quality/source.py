@@ -28,6 +28,7 @@ MINUTE_MS = 60_000
 IRREGULAR = int(ReadingFlag.IRREGULAR_PULSE)
 F = NDArray[np.float64]
 I64 = NDArray[np.int64]
+READING_FIELDS = ("metric_id", "measured_ms", "arrival_ms", "value", "flags", "device")
 
 
 class ArraySource:
@@ -45,6 +46,21 @@ class ArraySource:
         self._irregular: dict[int, NDArray[np.int32]] = {}  # cumulative flagged counts
         self._battery: tuple[NDArray[np.float32], NDArray[np.int32]] | None = None
         self._counts: tuple[NDArray[np.int32], NDArray[np.int32]] | None = None
+
+    @property
+    def readings(self) -> list[Readings]:
+        """Each member's readings, in the members' order (with those added)."""
+        return list(self._readings)
+
+    def add(self, patient_id: int, more: Readings) -> None:
+        """Readings taken during the replay (a re-measurement the engine asked for); each
+        shows from its own time on, as every reading does."""
+        row = int(self._rows([patient_id])[0])
+        old = self._readings[row]
+        cols = [np.concatenate([getattr(old, f), getattr(more, f)]) for f in READING_FIELDS]
+        order = np.argsort(cols[2], kind="stable")  # arrival order
+        self._readings[row] = Readings(*(c[order] for c in cols))
+        self._cum, self._irregular, self._battery, self._counts = {}, {}, None, None
 
     # --- time -------------------------------------------------------------------------
 

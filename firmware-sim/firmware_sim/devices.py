@@ -105,6 +105,10 @@ class Schedule:
     pain_h: float = 10.0
     jitter_min: float = 20.0
     skip_p: float = 0.0  # chance a patient forgets (or refuses) one spot measurement
+    # chance the patient repeats a measurement when asked to (the cuff's "movement, measure
+    # again" message, the phone's request to confirm a reading); 0: never asked or never does
+    remeasure_p: float = 0.0
+    remeasure_delay_min: tuple[float, float] = (5.0, 30.0)  # when asked by the phone
     patch_hr_interval_s: int = 60
     patch_resp_interval_s: int = 300
     patch_steps_interval_s: int = 900
@@ -487,53 +491,63 @@ class BloodPressureCuff(_Device):
     kind = DeviceKind.BP_CUFF
 
     def simulate_day(self, day: date, rng: np.random.Generator) -> None:
-        unit = self.schedule.bp_unit
         for hour in self.schedule.bp_h:
             t = self.jittered(day, hour, rng)
             if self.skips(rng):
                 continue
-            r = self.patient.measure_cuff(t, rng)
-            status = BloodPressureStatus.NONE
-            flags = pulse_flags = ReadingFlag.NONE
-            if r.body_movement:
-                status |= BloodPressureStatus.BODY_MOVEMENT
-                flags |= ReadingFlag.MOTION
-            if r.cuff_loose:
-                status |= BloodPressureStatus.CUFF_TOO_LOOSE
-                flags |= ReadingFlag.QUESTIONABLE
-            if r.irregular:  # a finding on the whole measurement, as the gateway reads it
-                status |= BloodPressureStatus.IRREGULAR_PULSE
-                flags |= ReadingFlag.IRREGULAR_PULSE
-            if not isinstance(r.pulse.value, Special) and round(r.pulse.value) > 180:
-                status |= BloodPressureStatus.PULSE_RATE_ABOVE_RANGE
-                pulse_flags |= ReadingFlag.QUESTIONABLE
-            m = BloodPressureMeasurement(
-                systolic_mmhg=r.systolic.value,
-                diastolic_mmhg=r.diastolic.value,
-                mean_mmhg=r.mean.value,
-                unit=unit,
-                timestamp=self.wall_clock(t),
-                pulse_rate_bpm=r.pulse.value,
-                user_id=1,
-                status=status,
+            if self._measure(t, rng) and self.schedule.remeasure_p > 0:
+                # the cuff shows its movement (or cuff) error and its manual says to rest
+                # 2-3 minutes and measure again; a separate stream keeps the day's draws
+                again = derive_rng(self.ctx.seed, self.id, 7, t)
+                if again.random() < self.schedule.remeasure_p:
+                    self._measure(t + int(again.uniform(2, 5) * MINUTE_MS), again)
+
+    def _measure(self, t: int, rng: np.random.Generator) -> bool:
+        """One measurement at ``t``; whether the cuff flagged it (movement, loose cuff)."""
+        unit = self.schedule.bp_unit
+        r = self.patient.measure_cuff(t, rng)
+        status = BloodPressureStatus.NONE
+        flags = pulse_flags = ReadingFlag.NONE
+        if r.body_movement:
+            status |= BloodPressureStatus.BODY_MOVEMENT
+            flags |= ReadingFlag.MOTION
+        if r.cuff_loose:
+            status |= BloodPressureStatus.CUFF_TOO_LOOSE
+            flags |= ReadingFlag.QUESTIONABLE
+        if r.irregular:  # a finding on the whole measurement, as the gateway reads it
+            status |= BloodPressureStatus.IRREGULAR_PULSE
+            flags |= ReadingFlag.IRREGULAR_PULSE
+        if not isinstance(r.pulse.value, Special) and round(r.pulse.value) > 180:
+            status |= BloodPressureStatus.PULSE_RATE_ABOVE_RANGE
+            pulse_flags |= ReadingFlag.QUESTIONABLE
+        m = BloodPressureMeasurement(
+            systolic_mmhg=r.systolic.value,
+            diastolic_mmhg=r.diastolic.value,
+            mean_mmhg=r.mean.value,
+            unit=unit,
+            timestamp=self.wall_clock(t),
+            pulse_rate_bpm=r.pulse.value,
+            user_id=1,
+            status=status,
+        )
+        values = []
+        for obs in (r.systolic, r.diastolic, r.mean):
+            wire, back = _mmhg_wire(obs.value, unit)
+            values.append(_value(obs.metric, wire, obs.truth, t, True, flags, back))
+        values.append(
+            _value(
+                "heart_rate_bpm",
+                sfloat_value(r.pulse.value, 0),
+                r.pulse.truth,
+                t,
+                True,
+                flags | pulse_flags,
             )
-            values = []
-            for obs in (r.systolic, r.diastolic, r.mean):
-                wire, back = _mmhg_wire(obs.value, unit)
-                values.append(_value(obs.metric, wire, obs.truth, t, True, flags, back))
-            values.append(
-                _value(
-                    "heart_rate_bpm",
-                    sfloat_value(r.pulse.value, 0),
-                    r.pulse.truth,
-                    t,
-                    True,
-                    flags | pulse_flags,
-                )
-            )
-            rx = t + int(rng.integers(1000, 6000))
-            self.gatt(rx, m, values)
-            self.report_battery(rx + 500)
+        )
+        rx = t + int(rng.integers(1000, 6000))
+        self.gatt(rx, m, values)
+        self.report_battery(rx + 500)
+        return r.body_movement or r.cuff_loose
 
 
 class Thermometer(_Device):
@@ -542,30 +556,33 @@ class Thermometer(_Device):
     kind = DeviceKind.THERMOMETER
 
     def simulate_day(self, day: date, rng: np.random.Generator) -> None:
-        fahrenheit = self.schedule.fahrenheit
         for hour in self.schedule.temperature_h:
             t = self.jittered(day, hour, rng)
             if self.skips(rng):
                 continue
-            obs = self.patient.measure_temperature(t, rng)
-            m = TemperatureMeasurement(
-                temp_c=obs.value,
-                fahrenheit=fahrenheit,
-                timestamp=self.wall_clock(t),
-                temperature_type=TemperatureType.TYMPANUM,
-                decimals=1,
+            self._measure(t, rng)
+
+    def _measure(self, t: int, rng: np.random.Generator) -> None:
+        fahrenheit = self.schedule.fahrenheit
+        obs = self.patient.measure_temperature(t, rng)
+        m = TemperatureMeasurement(
+            temp_c=obs.value,
+            fahrenheit=fahrenheit,
+            timestamp=self.wall_clock(t),
+            temperature_type=TemperatureType.TYMPANUM,
+            decimals=1,
+        )
+        if fahrenheit:
+            sent = obs.value if isinstance(obs.value, Special) else obs.value * 9 / 5 + 32
+            wire = float_value(sent, 1)
+            value = _value(
+                "temp_c", wire, obs.truth, t, True, to_catalogue=lambda v: (v - 32) * 5 / 9
             )
-            if fahrenheit:
-                sent = obs.value if isinstance(obs.value, Special) else obs.value * 9 / 5 + 32
-                wire = float_value(sent, 1)
-                value = _value(
-                    "temp_c", wire, obs.truth, t, True, to_catalogue=lambda v: (v - 32) * 5 / 9
-                )
-            else:
-                value = _value("temp_c", float_value(obs.value, 1), obs.truth, t, True)
-            rx = t + int(rng.integers(500, 3000))
-            self.gatt(rx, m, [value])
-            self.report_battery(rx + 500)
+        else:
+            value = _value("temp_c", float_value(obs.value, 1), obs.truth, t, True)
+        rx = t + int(rng.integers(500, 3000))
+        self.gatt(rx, m, [value])
+        self.report_battery(rx + 500)
 
 
 class Scale(_Device):
@@ -762,6 +779,24 @@ class KitSimulator:
 
     def device_ids(self) -> list[str]:
         return [d.id for d in self.devices]
+
+    def measure_now(self, kind: DeviceKind, t_ms: int) -> list[EmittedFrame]:
+        """The frames of one spot measurement with the kit's ``kind`` of device at
+        ``t_ms``, outside the daily schedule (the patient asked to measure again); none
+        when the kit has no such device, it is silent, or it does not take spot readings."""
+        device = next((d for d in self.devices if d.kind is kind), None)
+        if device is None or t_ms >= self._silent_ms.get(device.id, t_ms + 1):
+            return []
+        rng = derive_rng(self.seed, device.id, 8, t_ms)
+        saved, device._frames = device._frames, []
+        try:
+            if isinstance(device, Oximeter):
+                device._spot_check(t_ms, rng)
+            elif isinstance(device, BloodPressureCuff | Thermometer):
+                device._measure(t_ms, rng)
+            return device._frames
+        finally:
+            device._frames = saved
 
     def _local_date(self, t_ms: int) -> date:
         return datetime.fromtimestamp(t_ms / 1000, self.tz).date()

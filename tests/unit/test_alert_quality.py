@@ -252,3 +252,50 @@ def test_the_realistic_cohort_has_every_complication_and_what_the_hospital_knows
         if m.profile.osa and not m.profile.osa_diagnosed and not m.profile.ohs:
             assert not ctx.sleep_apnoea[i]
         assert ctx.time_zones[i] == m.tz
+
+
+def test_the_simulated_patient_answers_a_request_to_confirm_a_spot_reading() -> None:
+    """A single low spot saturation (a cold finger) opens ``spo2_spot_low`` as a request
+    for confirmation; the simulated patient re-measures 5-30 min later with their own
+    oximeter, the normal reading ends the run and the alert never rises to medium.
+    Nobody answering, the alert rises to medium once its deadline has passed."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from alerts.protocol import builtin_protocols
+    from bench.alert_quality.cohort import Readings, members
+    from bench.alert_quality.remeasure import Responder
+    from bench.alert_quality.replay import replay
+    from bench.alert_quality.source import ArraySource
+    from vitals.catalogue import BY_NAME
+
+    hour, minute = 3_600_000, 60_000
+    m = members(3, 1, 1, mix={"uneventful": 0.0})[0]
+    m = replace(m, end_ms=m.start_ms + 14 * hour)
+    spot = m.start_ms + 10 * hour  # late morning in a European home
+    one = Readings(
+        metric_id=np.array([BY_NAME["spo2_pct"].metric_id], dtype=np.int16),
+        measured_ms=np.array([spot], dtype=np.int64),
+        arrival_ms=np.array([spot + 2000], dtype=np.int64),
+        value=np.array([85.0]),
+        flags=np.zeros(1, dtype=np.int32),
+        device=np.zeros(1, dtype=np.int8),
+    )
+    protocols = builtin_protocols()
+
+    def spot_alerts(responder: Responder | None) -> tuple[list[str], ArraySource]:
+        source = ArraySource([m], [one])
+        records = replay([m], source, protocols, 60, responder)
+        return [r.priority for r in records if r.rule_id == "spo2_spot_low"], source
+
+    unanswered, _ = spot_alerts(None)
+    assert unanswered == ["medium"]
+    answered, source = spot_alerts(Responder([m], 1, protocols, remeasure_p=1.0))
+    assert answered == ["low"]
+    again = source.readings[0]
+    spo2 = again.metric_id == BY_NAME["spo2_pct"].metric_id
+    assert spo2.sum() == 2
+    delay_min = (again.measured_ms[spo2][1] - spot) / minute
+    assert 5 <= delay_min <= 31
+    assert again.value[spo2][1] >= 90  # the patient's own saturation, not the artefact

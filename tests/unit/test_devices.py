@@ -218,3 +218,54 @@ def test_adding_a_device_changes_no_other_devices_frames() -> None:
     assert [f.line for f in small.emitted] == [
         f.line for f in full.emitted if f.device_id in wanted
     ]
+
+
+def test_a_cuff_reading_flagged_for_movement_is_taken_again_when_the_patient_does() -> None:
+    """The cuff shows its movement error and the patient measures again 2-5 min later
+    (as its manual says); the rest of the day's readings stay the same."""
+    from firmware_sim.physiology import ArtifactRates, Patient
+
+    start = datetime(2025, 1, 6, tzinfo=UTC)
+    moving = ArtifactRates(cuff_movement=1.0)  # every reading flagged: each asks again
+
+    def cuff_frames(remeasure_p: float) -> list[EmittedFrame]:
+        patient = Patient("pat-010", 3, start - timedelta(days=2), UTC, artifacts=moving)
+        kit = KitSimulator(
+            "pat-010",
+            3,
+            start,
+            [DeviceKind.BP_CUFF],
+            schedule=Schedule(remeasure_p=remeasure_p),
+            patient=patient,
+        )
+        t0 = to_ms(start)
+        return [f for f in kit.frames(t0, t0 + DAY_MS) if f.char_uuid is not None and f.values]
+
+    def readings(frames: list[EmittedFrame]) -> list[int]:
+        return [f.values[0].measured_ms for f in frames if f.values[0].metric != "battery_pct"]
+
+    once, twice = readings(cuff_frames(0.0)), readings(cuff_frames(1.0))
+    assert len(once) == 3
+    assert len(twice) == 6
+    assert set(once) <= set(twice)  # the scheduled readings unchanged
+    for first, again in zip(once, sorted(set(twice) - set(once)), strict=True):
+        assert 2 * 60_000 <= again - first <= 5 * 60_000
+
+
+def test_measure_now_takes_one_spot_reading_with_the_kits_device() -> None:
+    start = datetime(2025, 1, 6, tzinfo=UTC)
+    kit = KitSimulator("pat-011", 4, start, [DeviceKind.OXIMETER, DeviceKind.THERMOMETER])
+    at = to_ms(start) + 11 * 3_600_000
+    oximeter = kit.measure_now(DeviceKind.OXIMETER, at)
+    assert {v.metric for f in oximeter for v in f.values} == {
+        "spo2_pct",
+        "heart_rate_bpm",
+        "battery_pct",
+    }
+    assert all(v.measured_ms == at for f in oximeter for v in f.values if v.timestamped)
+    assert kit.measure_now(DeviceKind.OXIMETER, at) == oximeter  # reproducible
+    assert [v.metric for f in kit.measure_now(DeviceKind.THERMOMETER, at) for v in f.values] == [
+        "temp_c",
+        "battery_pct",
+    ]
+    assert kit.measure_now(DeviceKind.BP_CUFF, at) == []  # not in this kit

@@ -202,3 +202,16 @@ def test_a_patient_whose_saturation_runs_low_is_judged_against_it() -> None:
     assert (1, "news2") not in fired  # 89 + 3 = 92 scores 2
     assert fired[(2, "spo2_low")].evidence["threshold"] == 88.0  # max(88, 90 - 3), under 92
     assert (2, "news2") in fired  # 86 + 3 = 89 scores 3
+
+
+def test_weight_loss_of_two_percent_is_dehydration_a_days_fluctuation_is_not() -> None:
+    """2 % of body mass lost is dehydration (Sawka et al. 2007; Cheuvront & Kenefick
+    2014): 80.2 -> 78.3 kg (2.4 %, under 2 kg) in two days fires; 1 % does not."""
+    src = MemorySource()
+    day = 86_400_000
+    src.add(1, "weight_kg", DAY_NOW - 2 * day - 3_600_000, [80.2, 79.5, 78.3], every_s=86_400)
+    src.add(2, "weight_kg", DAY_NOW - 2 * day - 3_600_000, [80.0, 80.4, 79.6], every_s=86_400)
+    fired = _firing(evaluate(src, _ctx(2), builtin_protocols(), DAY_NOW))
+    assert (1, "weight_loss") in fired
+    assert abs(fired[(1, "weight_loss")].evidence["fall"] - 1.9) < 1e-9
+    assert (2, "weight_loss") not in fired

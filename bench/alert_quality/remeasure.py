@@ -1,0 +1,105 @@
+"""The simulated patient's answer when the engine asks for a confirming re-measurement.
+
+A confirmed or relative rule that meets a single abnormal spot reading opens its alert
+as a request (``evidence["confirmation_requested"]``): the patient's phone asks them to
+measure again now. Here the patient does as their schedule says (``Schedule.remeasure_p``
+within ``remeasure_delay_min``; an assumption, see ``scenarios.schedule_for``), with the
+device that takes that metric, and the new reading joins the replay's source: it
+confirms the alert or ends its run, through the engine's own rule code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from firmware_sim.devices import DeviceKind, KitSimulator
+from firmware_sim.physiology import MINUTE_MS, derive_rng
+
+from alerts.lifecycle import Finding
+from alerts.protocol import Protocol
+from bench.alert_quality.cohort import (
+    Member,
+    Readings,
+    Row,
+    arrival_ms,
+    frame_rows,
+    member_kit,
+    readings_of,
+)
+
+# the device the phone asks for, by the metric of the request (the first one in the kit)
+DEVICES_FOR = {
+    "spo2_pct": (DeviceKind.OXIMETER,),
+    "heart_rate_bpm": (DeviceKind.OXIMETER, DeviceKind.BP_CUFF),
+    "bp_systolic_mmhg": (DeviceKind.BP_CUFF,),
+    "bp_diastolic_mmhg": (DeviceKind.BP_CUFF,),
+    "temp_c": (DeviceKind.THERMOMETER,),
+}
+
+
+class Responder:
+    """Per patient, answers each request once (a request is a metric's run of abnormal
+    readings: several rules on one reading make one request on the phone)."""
+
+    def __init__(
+        self,
+        members: Sequence[Member],
+        seed: int,
+        protocols: Mapping[str, Protocol],
+        remeasure_p: float | None = None,  # instead of each patient's schedule (tests)
+    ) -> None:
+        self._members = {m.index: m for m in members}
+        self._p = remeasure_p
+        self._seed = seed
+        self._metric = {
+            (name, r.id): str(getattr(r, "metric", ""))
+            for name, p in protocols.items()
+            for r in p.rules
+        }
+        self._kits: dict[int, KitSimulator] = {}
+        self._asked: set[tuple[int, str, int]] = set()
+        self.answered = 0  # re-measurements taken (for the report of a run)
+
+    def _kit(self, m: Member) -> KitSimulator:
+        kit = self._kits.get(m.index)
+        if kit is None:
+            kit = self._kits[m.index] = member_kit(m, self._seed)
+        return kit
+
+    def respond(self, findings: Sequence[Finding], now_ms: int) -> dict[int, Readings]:
+        """The readings of the re-measurements these findings ask for, by patient id
+        (measured later than ``now_ms``: the source shows them when their time comes)."""
+        rows: dict[int, list[Row]] = {}
+        for f in findings:
+            if not (f.firing and f.evidence.get("confirmation_requested")):
+                continue
+            m = self._members.get(f.patient_id)
+            if m is None or f.onset_ms is None:
+                continue
+            metric = self._metric.get((m.protocol, f.rule_id), "")
+            key = (m.index, metric, f.onset_ms)
+            if metric not in DEVICES_FOR or key in self._asked:
+                continue
+            self._asked.add(key)
+            kit = self._kit(m)
+            rng = derive_rng(self._seed, m.key, 31, f.onset_ms // 1000)
+            p = kit.schedule.remeasure_p if self._p is None else self._p
+            if rng.random() >= p:
+                continue
+            lo, hi = kit.schedule.remeasure_delay_min
+            t = now_ms + int(rng.uniform(lo, hi) * MINUTE_MS)
+            if kit.patient.is_asleep(t):  # a request at night waits for no one
+                continue
+            index = {device_id: i for i, device_id in enumerate(kit.device_ids())}
+            kinds = {d.kind: d.id for d in kit.devices}
+            kind = next((k for k in DEVICES_FOR[metric] if k in kinds), None)
+            if kind is None:
+                continue
+            frames = kit.measure_now(kind, t)
+            if frames:
+                self.answered += 1
+            for frame in frames:
+                rows.setdefault(m.index, []).extend(
+                    frame_rows(frame, arrival_ms(m, frame.rx_ms), index[frame.device_id])
+                )
+        return {pid: readings_of(r) for pid, r in rows.items()}
