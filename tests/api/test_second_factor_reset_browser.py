@@ -73,7 +73,7 @@ def test_admin_resets_a_colleague_who_then_enrols_again(
     expect(consequences.nth(1)).to_have_text(
         "Ses codes de secours restants cessent de fonctionner dès maintenant."
     )
-    expect(consequences.nth(2)).to_contain_text("Ses clés de sécurité et clés d’accès")
+    expect(consequences.nth(2)).to_contain_text("Ses clés de sécurité et clés d")
     expect(page.locator("p.warn")).to_contain_text("Cette action est irréversible.")
     assert visible_raw(page.inner_text("body")) == set()
     page.screenshot(path=str(SHOTS / "confirm-fr.png"), full_page=True)
