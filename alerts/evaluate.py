@@ -6,7 +6,7 @@ array operation over all of them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -304,8 +304,11 @@ def _evaluate_protocol(
             pids, sorted({r.metric for r in missing_rules}), now_ms, span, MISSING_BIN_S
         )
         discharged = ctx.discharged_ms[mask]
-        for rule in missing_rules:
-            out += _missing(source, ctx, mask, ids, rule, win, discharged, now_ms, proto)
+        missing = [
+            _missing(source, ctx, mask, ids, rule, win, discharged, now_ms, proto)
+            for rule in missing_rules
+        ]
+        out += _one_per_reminder(missing_rules, missing)
 
     for rule in rules:
         if isinstance(rule, GatewayOfflineRule):
@@ -399,6 +402,37 @@ def _missing(
     onset = np.where(firing, silent_from_ms, -1).astype(np.int64)
     evidence = {"silent_s": silent_s, "last_reading_ms": last_ms, **evidence}
     return _findings(ids, rule, firing, evidence, onset, priority)
+
+
+def _one_per_reminder(
+    rules: Sequence[MissingDataRule], findings: Sequence[list[Finding]]
+) -> list[Finding]:
+    """One alert for one unanswered reminder: when the morning reminder asked for a blood
+    pressure and a temperature and neither came, the first of its rules (protocol order)
+    fires and names the others' metrics (``also_missing``); they stay quiet for that
+    patient. The team has one patient to call, not two alerts to acknowledge. A metric
+    still missing once the first one came fires on its own."""
+    out: list[Finding] = []
+    first_of: dict[str, int] = {}  # reminder -> index of its first rule
+    for i, rule in enumerate(rules):
+        if rule.reminder is not None:
+            first_of.setdefault(rule.reminder, i)
+    also: dict[tuple[int, int], list[str]] = {}  # (first rule, patient) -> other metrics
+    folded = [list(f) for f in findings]
+    for i, rule in enumerate(rules):
+        lead = first_of.get(rule.reminder) if rule.reminder is not None else None
+        if lead is None or lead == i:
+            continue
+        for j, f in enumerate(folded[i]):
+            if f.firing and folded[lead][j].firing:
+                also.setdefault((lead, j), []).append(rule.metric)
+                folded[i][j] = replace(f, firing=False, evidence={}, onset_ms=None)
+    for (lead, j), metrics in also.items():
+        f = folded[lead][j]
+        folded[lead][j] = replace(f, evidence={**f.evidence, "also_missing": ",".join(metrics)})
+    for group in folded:
+        out += group
+    return out
 
 
 def _news2(

@@ -181,6 +181,7 @@ EVIDENCE = {
     "scored_params": N_("parameters scored"),
     "last_reading_ms": N_("last reading"),
     "reminder_missed": N_("reminder not acted on"),
+    "also_missing": N_("also missing"),
     "signs_reported": N_("wound signs reported"),
     "fever_reported": N_("feverish or chills reported"),
     "at_rest": N_("at rest"),
@@ -438,6 +439,8 @@ class Labels:
             shown_as = EVIDENCE_METRIC.get(key) or metric
             if key == "scored_params" and isinstance(value, str):
                 text = ", ".join(self._scored(name) for name in value.split(",") if name) or "—"
+            elif key == "also_missing" and isinstance(value, str):
+                text = ", ".join(self.long(name) for name in value.split(",") if name) or "—"
             elif key.endswith("_s") and isinstance(value, int | float):
                 text = self.duration(float(value))
             elif key == "band" and isinstance(value, int) and 0 <= value < len(NEWS2_BANDS):

@@ -253,3 +253,41 @@ def test_a_phone_replaced_by_another_hears_no_more_reminders(
             assert endpoint.received == []
         finally:
             pusher.stop()
+
+
+def _missing_rules(db: str, pid: int, now: datetime) -> dict[str, tuple[bool, dict[str, object]]]:
+    with psycopg.connect(db, autocommit=True) as conn:
+        ctx = followed_patients(conn, [pid])
+        found = evaluate(SqlSource(conn), ctx, builtin_protocols(), int(now.timestamp() * 1000))
+    return {f.rule_id: (f.firing, dict(f.evidence)) for f in found if f.rule_id.startswith("no_")}
+
+
+def test_one_missed_reminder_is_one_alert_naming_every_missing_measurement(db: str) -> None:
+    """The morning reminder asks for a blood pressure and a temperature: a morning with
+    neither is one alert for the team (naming both), not two; once the pressure comes,
+    the temperature still missing is its own alert."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        pid = patient_at_home(conn, "both")
+        for name, device, value in (
+            ("bp_systolic_mmhg", "bp_cuff-rem-both", 131.0),
+            ("temp_c", "thermometer-rem-both", 36.8),
+        ):
+            conn.execute(
+                "INSERT INTO vitals (time, patient_id, device_id, metric_id, value)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (at(7, 30, DAY - timedelta(days=1)), pid, device, metric(name).metric_id, value),
+            )
+    found = _missing_rules(db, pid, at(11, 1))
+    assert found["no_bp"][0] is True
+    assert found["no_bp"][1]["also_missing"] == "temp_c"
+    assert found["no_temp"][0] is False
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO vitals (time, patient_id, device_id, metric_id, value)"
+            " VALUES (%s, %s, 'bp_cuff-rem-both', %s, 127)",
+            (at(11, 20), pid, metric("bp_systolic_mmhg").metric_id),
+        )
+    found = _missing_rules(db, pid, at(11, 30))
+    assert found["no_bp"][0] is False
+    assert found["no_temp"][0] is True
+    assert "also_missing" not in found["no_temp"][1]
