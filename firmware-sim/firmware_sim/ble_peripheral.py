@@ -365,6 +365,14 @@ class SimPeripheral:
         value = cccd.get(c.handle, b"\x00\x00")
         return bool(value and value[0] & 0x03)
 
+    def holds_unsent(self) -> bool:
+        """Whether something it measured has not reached a gateway yet: a kept reading,
+        a stored spot check, a glucose record never sent, or a RACP procedure under way."""
+        if self.kept or self.spot_records or self._racp_busy:
+            return True
+        sent = {id(frame) for uuid, _v, frame in self.sent if uuid == GLUCOSE_MEASUREMENT}
+        return any(id(frame) not in sent for _seq, _v, frame in self.glucose_records)
+
     def listened(self) -> bool:
         """Connected, with every streamed characteristic subscribed: what it measures
         now reaches the gateway."""

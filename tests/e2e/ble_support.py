@@ -312,15 +312,11 @@ def keep_artifacts(test_name: str, gateway_workdir: Path) -> Path:
 
 
 def wait_all_kept_sent(
-    sim: BleSimulation, device_ids: Iterable[str] | None = None, timeout_s: float = 60
+    sim: BleSimulation, device_ids: Iterable[str] | None = None, timeout_s: float = 180
 ) -> None:
     ids = set(sim.peripherals if device_ids is None else device_ids)
     wait_for(
-        lambda: all(
-            not p.kept and not p.spot_records and not p._racp_busy
-            for i, p in sim.peripherals.items()
-            if i in ids
-        ),
+        lambda: not any(p.holds_unsent() for i, p in sim.peripherals.items() if i in ids),
         timeout_s,
         "every kept record to reach the gateway",
     )

@@ -22,6 +22,7 @@ from store.provisioning import (
     register_gateway,
 )
 from tests.conftest import INGEST_PASSWORD, Broker
+from tests.mqtt_clients import connect
 from tests.second_factor import TEST_KEY
 from tests.stack import ServiceProcess, wait_for
 from vitals.settings import ApiSettings, Settings
@@ -56,7 +57,18 @@ def make_kit(db: str, broker: Broker) -> Callable[[str, tuple[str, ...]], Kit]:
     return make
 
 
+def forget_session(broker: Broker, client_id: str) -> None:
+    """Discard what the broker kept for an earlier test's ingest under this client id (its
+    session persists, as in production): a test that stopped ingest with messages still
+    queued (the dead-letter flood) must not hand them to the next test's database."""
+    client = connect(client_id, client_id, INGEST_PASSWORD, broker.port)  # a clean start
+    client.disconnect()
+    client.loop_stop()
+
+
 def ingest_env(db: str, broker: Broker, client_id: str = "ingest-1") -> dict[str, str]:
+    """The environment of an ingest worker, its broker session started afresh."""
+    forget_session(broker, client_id)
     return {
         "POSTOP_DATABASE_URL": db,
         "POSTOP_MQTT__PORT": str(broker.port),
