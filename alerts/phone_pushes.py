@@ -8,7 +8,10 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Hashable, Sequence
+from datetime import datetime
 from typing import Generic, TypeVar
+
+import psycopg
 
 from alerts.webpush import DeliveryOutcome, PushSubscription
 
@@ -19,6 +22,21 @@ PHONE_ACTIVE = (
     "EXISTS (SELECT 1 FROM patient_credentials c WHERE c.credential_id = s.credential_id"
     " AND c.revoked_at IS NULL AND c.expires_at > %s)"
 )
+
+
+def note_subscription(conn: psycopg.Connection, outcome: DeliveryOutcome, now: datetime) -> None:
+    """What a push taught of the phone's subscription: gone (the push service said so)
+    is deleted, delivered is noted as its last success."""
+    if outcome.gone:
+        conn.execute(
+            "DELETE FROM patient_push_subscriptions WHERE subscription_id = %s",
+            (outcome.subscription_id,),
+        )
+    elif outcome.delivered:
+        conn.execute(
+            "UPDATE patient_push_subscriptions SET last_success_at = %s WHERE subscription_id = %s",
+            (now, outcome.subscription_id),
+        )
 
 
 class InFlight(Generic[K]):

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from alerts.phone_pushes import PHONE_ACTIVE, InFlight
+from alerts.phone_pushes import PHONE_ACTIVE, InFlight, note_subscription
 from alerts.protocol import ConfirmedRule, Protocol, RelativeRule
 from alerts.webpush import DeliveryOutcome, PushNotifier, PushSubscription
 from vitals.catalogue import BY_NAME
@@ -223,17 +223,7 @@ class RemeasureRequests:
         now = datetime.fromtimestamp(self._clock_ms() / 1000, UTC)
         try:
             with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                if outcome.gone:
-                    conn.execute(
-                        "DELETE FROM patient_push_subscriptions WHERE subscription_id = %s",
-                        (outcome.subscription_id,),
-                    )
-                elif outcome.delivered:
-                    conn.execute(
-                        "UPDATE patient_push_subscriptions SET last_success_at = %s"
-                        " WHERE subscription_id = %s",
-                        (now, outcome.subscription_id),
-                    )
+                note_subscription(conn, outcome, now)
                 if message_id is not None and settled is not None:
                     self._settle(conn, message_id, settled, now)
         except psycopg.Error as exc:

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 
 from alerts.phone_pushes import PHONE_ACTIVE as _PHONE_ACTIVE
-from alerts.phone_pushes import InFlight
+from alerts.phone_pushes import InFlight, note_subscription
 from alerts.protocol import Protocol, Reminder
 from alerts.webpush import DeliveryOutcome, PushNotifier, PushSubscription
 from vitals.catalogue import BY_NAME
@@ -240,17 +240,7 @@ class ReminderSender:
         now = datetime.fromtimestamp(self._clock_ms() / 1000, UTC)
         try:
             with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                if outcome.gone:
-                    conn.execute(
-                        "DELETE FROM patient_push_subscriptions WHERE subscription_id = %s",
-                        (outcome.subscription_id,),
-                    )
-                elif outcome.delivered:
-                    conn.execute(
-                        "UPDATE patient_push_subscriptions SET last_success_at = %s"
-                        " WHERE subscription_id = %s",
-                        (now, outcome.subscription_id),
-                    )
+                note_subscription(conn, outcome, now)
                 if key is not None and settled is not None:
                     self._settle(conn, key, settled, now)
         except psycopg.Error as exc:
