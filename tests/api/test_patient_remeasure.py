@@ -23,7 +23,7 @@ from alerts.vapid import generate
 from alerts.webpush import PushNotifier
 from api.app import create_app
 from tests.api.conftest import LiveApi, World
-from tests.browser import chromium
+from tests.browser import ARTIFACTS, chromium
 from tests.patient_phone import PatientPhone, enroll_phone
 from tests.push_endpoint import PushEndpoint
 from tests.stack import wait_for
@@ -177,6 +177,7 @@ def test_the_engine_s_push_shows_on_an_arabic_phone_in_arabic(
     page = context.new_page()
     page.goto(f"{api.base_url}/p/")
     assert page.locator("article.kind-measure_spo2 .text").inner_text() == AR
+    page.screenshot(path=str(ARTIFACTS / "patient-home-remeasure-ar.png"), full_page=True)
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     cdp = context.new_cdp_session(page)
     found: list[dict[str, object]] = []
