@@ -35,6 +35,7 @@ from alerts.lifecycle import (
     plan,
 )
 from alerts.protocol import Protocol
+from bench.alert_quality.battery import Charger
 from bench.alert_quality.cohort import Member
 from bench.alert_quality.remeasure import Responder
 from bench.alert_quality.source import ArraySource
@@ -105,9 +106,11 @@ def replay(
     protocols: Mapping[str, Protocol],
     step_s: int = 60,
     responder: Responder | None = None,
+    charger: Charger | None = None,
 ) -> list[AlertRecord]:
     """Every alert the engine raises for these members over their follow-up; with a
-    ``responder``, the patients re-measure when a rule asks them to confirm a reading."""
+    ``responder``, the patients re-measure when a rule asks them to confirm a reading;
+    with a ``charger``, they charge a device when the phone says its battery is low."""
     ctx = _context(members)
     policies = {}
     for m in members:
@@ -123,6 +126,8 @@ def replay(
         if responder is not None:
             for patient_id, more in responder.respond(findings, now).items():
                 source.add(patient_id, more)
+        if charger is not None:
+            charger.respond(source, now)
         watched = {(a.patient_id, a.rule_id) for a in open_now.values()}
         relevant = [f for f in findings if f.firing or (f.patient_id, f.rule_id) in watched]
         for action in plan(relevant, list(open_now.values()), now, policies):

@@ -16,6 +16,7 @@ from typing import Any
 
 from alerts.protocol import Protocol, builtin_protocols, load_protocol_file
 from bench.alert_quality import report
+from bench.alert_quality.battery import Charger
 from bench.alert_quality.cohort import Member, Readings, cached_readings, members
 from bench.alert_quality.remeasure import Responder
 from bench.alert_quality.replay import AlertRecord, replay
@@ -55,7 +56,14 @@ def _chunk(
     readings = [cached_readings(m, seed, cache) for m in chunk]
     source = ArraySource(chunk, readings)
     protocols = load_protocols(protocols_dir)
-    records = replay(chunk, source, protocols, step_s, Responder(chunk, seed, protocols))
+    records = replay(
+        chunk,
+        source,
+        protocols,
+        step_s,
+        Responder(chunk, seed, protocols),
+        Charger(chunk, seed, protocols),
+    )
     return records, {m.index: r for m, r in zip(chunk, source.readings, strict=True)}
 
 

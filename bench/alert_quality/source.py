@@ -13,7 +13,8 @@ any window aligned on the minute is two lookups per bin.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -208,14 +209,39 @@ class ArraySource:
             self._battery = (level, when)
         return self._battery
 
-    def lowest_battery_pct(self, ids: I64, since_ms: int, now_ms: int) -> F:
+    def battery_pct(self, ids: I64, since_ms: int, now_ms: int) -> F:
+        """Per patient and device (kit index), the latest level reported since
+        ``since_ms`` and visible at ``now_ms``; NaN if none."""
         level, when = self._battery_arrays()
         rows = self._rows(ids)
         k = self._limits(rows, now_ms)
-        lv = level[rows, :, k]  # (P, D)
+        lv = level[rows, :, k].astype(np.float64)  # (P, D)
         fresh = when[rows, :, k] >= int(self._minute(since_ms))
-        masked = np.where(fresh & np.isfinite(lv), lv, np.inf).min(axis=1).astype(np.float64)
+        return np.where(fresh, lv, np.nan)
+
+    def lowest_battery_pct(self, ids: I64, since_ms: int, now_ms: int) -> F:
+        lv = self.battery_pct(ids, since_ms, now_ms)
+        masked = np.where(np.isfinite(lv), lv, np.inf).min(axis=1)
         return np.where(np.isfinite(masked), masked, np.nan)
+
+    def recharge(
+        self, patient_id: int, device: int, from_ms: int, level_pct: Callable[[int], int]
+    ) -> None:
+        """The device's battery was charged (or its cells replaced) at ``from_ms``,
+        during the replay: each of its battery reports from then on reads ``level_pct``
+        at its own time."""
+        row = int(self._rows([patient_id])[0])
+        r = self._readings[row]
+        battery = BY_NAME["battery_pct"].metric_id
+        sel = np.flatnonzero(
+            (r.metric_id == battery) & (r.device == device) & (r.measured_ms >= from_ms)
+        )
+        value = r.value.copy()
+        value[sel] = [float(level_pct(int(t))) for t in r.measured_ms[sel]]
+        self._readings[row] = replace(r, value=value)
+        self._battery = None
+        self._cum.pop(battery, None)
+        self._irregular.pop(battery, None)
 
     def implausible_counts(self, ids: I64, since_ms: int, now_ms: int) -> tuple[F, F]:
         if self._counts is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 
@@ -167,6 +167,11 @@ class Battery:
         used = (t_ms / cycle_ms + self.phase) % 1.0
         return round(100 - (100 - self.floor_pct) * used)
 
+    def recharged_at(self, t_ms: int) -> Battery:
+        """The same battery charged full (or given new cells) at ``t_ms``: its cycle
+        starts again from 100 % then (the patient did as the phone asked)."""
+        return replace(self, phase=(-t_ms / (self.cycle_days * DAY_MS)) % 1.0)
+
 
 @dataclass(frozen=True, slots=True)
 class FailingBattery:
@@ -187,6 +192,13 @@ class FailingBattery:
         start = self.normal.level_pct(self.fails_ms)
         left = 1 - (t_ms - self.fails_ms) / (self.empty_ms - self.fails_ms)
         return max(0, round(start * left))
+
+    def recharged_at(self, t_ms: int) -> FailingBattery:
+        """Charged before it starts failing, it fails from a full level; once failing it
+        holds no charge (the device still falls silent when it is empty)."""
+        if t_ms >= self.fails_ms:
+            return self
+        return replace(self, normal=self.normal.recharged_at(t_ms))
 
 
 @dataclass(frozen=True, slots=True)
