@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 VITALS_CHANNEL = "vitals_ingested"
 # what runs after each round, with the round's patients (None: everyone) and its time:
-# the re-measurement requests to patients' phones (remeasure.py)
+# the requests to patients' phones (remeasure.py, battery_requests.py)
 AfterRound = Callable[[psycopg.Connection, list[int] | None, int], object]
 STATUS_CHANNEL = "gateway_status"
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 
 from alerts.alert_store import Notice
+from alerts.battery_requests import BatteryRequests
 from alerts.engine import Engine
 from alerts.notify import CareTeamNotifier
 from alerts.protocol import Protocol, builtin_protocols, load_protocol_file
@@ -59,6 +60,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     reminders = ReminderSender(conninfo, protocols, None, settings.api.link(PATIENT_APP_PATH))
     # without a VAPID key the requests still reach the patient app's home screen
     requests = RemeasureRequests(conninfo, protocols, None, settings.api.link(PATIENT_APP_PATH))
+    batteries = BatteryRequests(conninfo, protocols, None, settings.api.link(PATIENT_APP_PATH))
     if settings.alerts.vapid_private_key is None:
         log.warning(
             "no VAPID key configured (POSTOP_ALERTS__VAPID_PRIVATE_KEY; `postop vapid`"
@@ -93,6 +95,14 @@ def run(settings: Settings, stop: threading.Event) -> None:
             allow_private_endpoints=settings.alerts.push_allow_private_endpoints,
         )
         requests.pusher.start()
+        batteries.pusher = PushNotifier(
+            settings.alerts.vapid_private_key.get_secret_value(),
+            settings.alerts.vapid_subject,
+            batteries.record,
+            max_attempts=settings.alerts.push_max_attempts,
+            allow_private_endpoints=settings.alerts.push_allow_private_endpoints,
+        )
+        batteries.pusher.start()
 
         def notify(conn: psycopg.Connection, notices: Sequence[Notice]) -> None:
             _log_only(conn, notices)
@@ -108,7 +118,10 @@ def run(settings: Settings, stop: threading.Event) -> None:
         notify,
         stale_after_s=settings.alerts.stale_data_s,
         notify_system=notify_system,
-        after_round=requests,
+        after_round=lambda conn, ids, now_ms: (
+            requests(conn, ids, now_ms),
+            batteries(conn, ids, now_ms),
+        ),
     )
     # the engine needs no broker, but it is the one always running: it says when the
     # broker stays unreachable (any answer, even a refusal, means the broker is up)
@@ -135,6 +148,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
             reminders.pusher.stop()
         if requests.pusher is not None:
             requests.pusher.stop()
+        if batteries.pusher is not None:
+            batteries.pusher.stop()
 
 
 def main(settings: Settings | None = None) -> None:

@@ -18,8 +18,6 @@ language."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,9 +26,9 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from alerts.phone_pushes import PHONE_ACTIVE, InFlight, note_subscription
+from alerts.phone_requests import PhoneRequests, Request, request_topic
 from alerts.protocol import ConfirmedRule, Protocol, RelativeRule
-from alerts.webpush import DeliveryOutcome, PushNotifier, PushSubscription
+from alerts.webpush import PushNotifier
 from vitals.catalogue import BY_NAME
 from vitals.remeasure import REQUEST_KIND
 
@@ -46,13 +44,6 @@ class Asked:
     remeasure_after_s: int
 
 
-@dataclass(frozen=True)
-class Request:
-    message_id: int
-    patient_id: int
-    kind: str
-
-
 def asks_of(protocols: Mapping[str, Protocol]) -> dict[tuple[str, str], Asked]:
     """(protocol, rule) -> what its spot-check alerts ask for."""
     return {
@@ -64,18 +55,7 @@ def asks_of(protocols: Mapping[str, Protocol]) -> dict[tuple[str, str], Asked]:
 
 
 def topic_of(message_id: int) -> str:
-    """RFC 8030 Topic (at most 32 URL-safe characters): one per request."""
-    digest = hashlib.sha256(f"remeasure/{message_id}".encode()).digest()
-    return base64.urlsafe_b64encode(digest).decode()[:32]
-
-
-def payload_of(request: Request, app_url: str) -> dict[str, str]:
-    return {
-        "kind": "remeasure",
-        "request": request.kind,
-        "url": app_url,
-        "tag": f"remeasure-{request.message_id}",
-    }
+    return request_topic(RemeasureRequests.push_kind, message_id)
 
 
 _PATIENTS = " AND {col} = ANY(%(ids)s)"
@@ -124,9 +104,11 @@ WHERE alert_id IS NOT NULL AND push_outcome IS NULL AND done_at IS NULL
 """
 
 
-class RemeasureRequests:
-    """Called by the engine after each round (``__call__``); pushes through ``pusher``
-    (its own ``PushNotifier``: outcomes name patients' subscriptions)."""
+class RemeasureRequests(PhoneRequests):
+    """Called by the engine after each round (``__call__``)."""
+
+    push_kind = "remeasure"
+    unpushed_sql = _UNPUSHED
 
     def __init__(
         self,
@@ -136,12 +118,8 @@ class RemeasureRequests:
         app_url: str,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
-        self._conninfo = conninfo
+        super().__init__(conninfo, pusher, app_url, clock_ms)
         self._asks = asks_of(protocols)
-        self.pusher = pusher
-        self._app_url = app_url
-        self._clock_ms = clock_ms
-        self._in_flight: InFlight[int] = InFlight()
 
     def __call__(
         self, conn: psycopg.Connection, patient_ids: Sequence[int] | None, now_ms: int
@@ -177,57 +155,7 @@ class RemeasureRequests:
             ).fetchone()
             if row is not None:
                 made.append(Request(int(row[0]), int(patient_id), kind))
-        busy = self._in_flight.busy() | {r.message_id for r in made}
-        left = [
-            Request(int(mid), int(pid), str(kind))
-            for mid, pid, kind in conn.execute(_UNPUSHED).fetchall()
-            if int(mid) not in busy
-        ]
-        for request in made + left:
-            self._push(conn, request, now)
+        self.push_claimed(conn, made, now)
         if made:
             log.info("%d re-measurement request(s) sent to patients' phones", len(made))
         return made
-
-    def _push(self, conn: psycopg.Connection, request: Request, now: datetime) -> None:
-        subs = [
-            PushSubscription(int(sid), str(endpoint), str(p256dh), str(auth))
-            for sid, endpoint, p256dh, auth in conn.execute(
-                "SELECT subscription_id, endpoint, p256dh, auth FROM patient_push_subscriptions s"
-                f" WHERE patient_id = %s AND {PHONE_ACTIVE} ORDER BY subscription_id",
-                (request.patient_id, now),
-            ).fetchall()
-        ]
-        if not subs or self.pusher is None:
-            self._settle(conn, request.message_id, "no_subscription", now)
-            return
-        self._in_flight.start(request.message_id, subs)
-        self.pusher.submit(
-            subs,
-            payload_of(request, self._app_url),
-            topic=topic_of(request.message_id),
-            urgency="high",
-        )
-
-    @staticmethod
-    def _settle(conn: psycopg.Connection, message_id: int, outcome: str, now: datetime) -> None:
-        conn.execute(
-            "UPDATE patient_messages SET push_outcome = %s, push_settled_at = %s"
-            " WHERE message_id = %s AND push_outcome IS NULL",
-            (outcome, now, message_id),
-        )
-
-    def record(self, outcome: DeliveryOutcome) -> None:
-        """Called on the push thread with each final outcome."""
-        message_id, settled = self._in_flight.finish(outcome)
-        now = datetime.fromtimestamp(self._clock_ms() / 1000, UTC)
-        try:
-            with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                note_subscription(conn, outcome, now)
-                if message_id is not None and settled is not None:
-                    self._settle(conn, message_id, settled, now)
-        except psycopg.Error as exc:
-            log.warning("could not record a request's push outcome (%s)", type(exc).__name__)
-        finally:
-            if message_id is not None and settled is not None:
-                self._in_flight.written(message_id)

@@ -31,6 +31,7 @@ from api.common.schemas import (
     PatientMessageOut,
     PatientPhoneOut,
 )
+from vitals.battery import CHARGE_KINDS
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["patient app"])
 
@@ -168,9 +169,18 @@ MESSAGE_TEXTS = {
     "measure_pulse": N_("Please measure your pulse now."),
     "measure_blood_pressure": N_("Please measure your blood pressure now."),
     "measure_weight": N_("Please weigh yourself now."),
+    # asked by the alerts engine when a device's battery is low
+    "charge_oximeter": N_("Please charge the oximeter."),
+    "charge_patch": N_("Please charge the heart-rate patch."),
+    "batteries_bp_cuff": N_("Please replace the batteries of the blood-pressure cuff."),
+    "batteries_thermometer": N_("Please replace the batteries of the thermometer."),
+    "batteries_scale": N_("Please replace the batteries of the scale."),
+    "batteries_glucose_meter": N_("Please replace the batteries of the glucose meter."),
+    "charge_device": N_("Please charge the device or replace its batteries."),
 }
 # the sender of the requests the alerts engine makes (no clinician)
 AUTOMATIC_SENDER = N_("the app, to confirm a measurement")
+BATTERY_SENDER = N_("the app, about a low battery")
 
 
 def _message_out(request: Request, m: PatientMessage) -> PatientMessageOut:
@@ -180,7 +190,9 @@ def _message_out(request: Request, m: PatientMessage) -> PatientMessageOut:
         kind=m.kind,  # type: ignore[arg-type]
         text=catalog.gettext(MESSAGE_TEXTS[m.kind]),
         sent_at=m.sent_at,
-        sent_by=m.sent_by if m.sent_by is not None else catalog.gettext(AUTOMATIC_SENDER),
+        sent_by=m.sent_by
+        if m.sent_by is not None
+        else catalog.gettext(BATTERY_SENDER if m.kind in CHARGE_KINDS else AUTOMATIC_SENDER),
         read_at=m.read_at,
         done_at=m.done_at,
     )

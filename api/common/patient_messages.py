@@ -4,7 +4,8 @@ team's), the patient's app shows it on the home screen, and the tap on "I have r
 this" records when it was read, which the team sees. The alerts engine writes messages
 too: a request to measure again (``vitals.remeasure``) when an alert awaits its
 confirmation, with no clinician as sender, marked done when the reading arrived or the
-alert closed."""
+alert closed, and a request to charge a device (``vitals.battery``) when its battery is
+low, done once it reports a good level again."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from datetime import datetime
 
 import psycopg
 
+from vitals.battery import CHARGE_KINDS
 from vitals.remeasure import REQUEST_KINDS
 
 # the order of the team's menu; the keys are migration 0016's CHECK
 KINDS = ("measure_temperature", "we_will_call", "please_call_us", "go_to_emergency")
-# every kind a patient may receive (migration 0022's CHECK)
-ALL_KINDS = tuple(dict.fromkeys(KINDS + REQUEST_KINDS))
+# every kind a patient may receive (migration 0024's CHECK)
+ALL_KINDS = tuple(dict.fromkeys(KINDS + REQUEST_KINDS + CHARGE_KINDS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +28,7 @@ class PatientMessage:
     message_id: int
     kind: str
     sent_at: datetime
-    sent_by: str | None  # None: asked by the alerts engine (a re-measurement request)
+    sent_by: str | None  # None: asked by the alerts engine (to measure again, to charge)
     read_at: datetime | None
     done_at: datetime | None = None  # a request answered by a reading, or moot
 

@@ -741,7 +741,7 @@ class PatientApp(BaseModel):
 PatientMessageKind = Literal[
     "measure_temperature", "we_will_call", "please_call_us", "go_to_emergency"
 ]
-# and those the alerts engine sends (vitals/remeasure.py)
+# and those the alerts engine sends (vitals/remeasure.py, vitals/battery.py)
 PatientMessageKindSent = Literal[
     "measure_temperature",
     "we_will_call",
@@ -751,6 +751,13 @@ PatientMessageKindSent = Literal[
     "measure_pulse",
     "measure_blood_pressure",
     "measure_weight",
+    "charge_oximeter",
+    "charge_patch",
+    "batteries_bp_cuff",
+    "batteries_thermometer",
+    "batteries_scale",
+    "batteries_glucose_meter",
+    "charge_device",
 ]
 
 

@@ -24,6 +24,22 @@ TEXTS = {
     "measure_pulse": T_("Please measure your pulse now."),
     "measure_blood_pressure": T_("Please measure your blood pressure now."),
     "measure_weight": T_("Please weigh yourself now."),
+    # asked by the app itself when a device's battery is low (vitals/battery.py)
+    "charge_oximeter": T_("The battery of your oximeter is low. Please charge it today."),
+    "charge_patch": T_("The battery of your heart rate patch is low. Please charge it today."),
+    "batteries_bp_cuff": T_(
+        "The batteries of your blood pressure monitor are low. Please replace them today."
+    ),
+    "batteries_thermometer": T_(
+        "The batteries of your thermometer are low. Please replace them today."
+    ),
+    "batteries_scale": T_("The batteries of your scale are low. Please replace them today."),
+    "batteries_glucose_meter": T_(
+        "The batteries of your glucose meter are low. Please replace them today."
+    ),
+    "charge_device": T_(
+        "One of your devices has a low battery. Please charge it or replace its batteries today."
+    ),
     "we_will_call": T_("We will call you shortly. Keep your phone with you."),
     "please_call_us": T_("Please call us."),
     "go_to_emergency": T_("Please go to the emergency department now."),
@@ -34,7 +50,8 @@ KEEP_READ = timedelta(hours=24)
 
 def for_home(conn: psycopg.Connection, patient_id: int) -> list[PatientMessage]:
     """Unread messages, and those read in the last day, newest first; a request to
-    measure again no longer once the measurement came (or the alert closed)."""
+    measure again no longer once the measurement came (or the alert closed), nor one to
+    charge a device once it reported a good level again."""
     since = datetime.now(UTC) - KEEP_READ
     return [
         m

@@ -16,6 +16,7 @@ from api.patient.access import COOKIE, PREFIX, Patient, PatientRefused, audit_pa
 from api.patient.messages import TEXTS, for_home
 from api.patient.screen import help_for, patient_page
 from api.patient.view import NO_STORE, T_, PatientView, browser_view, render
+from vitals.battery import CHARGE_KINDS
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -96,6 +97,6 @@ def home(request: Request, conn: Conn, caller: Patient) -> Response:
         conn,
         caller,
         "patient/home.html",
-        {"messages": messages, "message_texts": TEXTS},
+        {"messages": messages, "message_texts": TEXTS, "charge_kinds": CHARGE_KINDS},
         nav="home",
     )

@@ -2,7 +2,8 @@
 key the alerts engine signs with), and the service worker asks here, in the patient's
 language, for the words of a reminder when one arrives (the push itself names only the
 reminder). The alerts engine sends them (``alerts/reminders.py``), and the requests to
-measure again (``alerts/remeasure.py``), worded from the same texts."""
+measure again (``alerts/remeasure.py``) and to charge a device
+(``alerts/battery_requests.py``), worded from the same texts."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from api.patient.access import PREFIX, Patient, audit_patient
 from api.patient.messages import TEXTS as MESSAGE_TEXTS
 from api.patient.screen import caller_view
 from api.patient.view import NO_STORE, T_
+from vitals.battery import CHARGE_KINDS
 from vitals.push_endpoints import UnsafePushEndpoint, check_push_endpoint
 from vitals.remeasure import REQUEST_KINDS
 
@@ -72,11 +74,12 @@ def post_push_subscription(
 @router.get("/api/reminders/texts")
 def reminder_texts(request: Request, conn: Conn, caller: Patient) -> JSONResponse:
     """The reminders' words in the patient's language, for the service worker, and those
-    of the requests to measure again (``remeasure`` pushes, by their kind)."""
+    of the requests to measure again or to charge a device (``remeasure`` and
+    ``battery`` pushes, by their kind)."""
     view = caller_view(request, conn, caller)
     texts = {key: {"title": view.t(TITLE), "body": view.t(text)} for key, text in TEXTS.items()}
     texts |= {
         kind: {"title": view.t(TITLE), "body": view.t(MESSAGE_TEXTS[kind])}
-        for kind in REQUEST_KINDS
+        for kind in REQUEST_KINDS + CHARGE_KINDS
     }
     return JSONResponse(texts, headers=NO_STORE)

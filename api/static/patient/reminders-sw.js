@@ -3,7 +3,8 @@
 // (kept in Cache Storage for a push that arrives while the app cannot answer). One tag
 // per reminder and day: a reminder delivered twice shows once. A request to measure again
 // (kind "remeasure", alerts/remeasure.py) names its request kind and is worded the same
-// way, one tag per request.
+// way, one tag per request, as is a request to charge a device (kind "battery",
+// alerts/battery_requests.py).
 "use strict";
 
 const REMINDER_TEXTS = "/p/api/reminders/texts";
@@ -30,7 +31,7 @@ self.addEventListener("push", (event) => {
   let data = {};
   try { data = event.data ? event.data.json() : {}; } catch (_) { return; }
   const key = data.kind === "reminder" ? data.reminder
-    : data.kind === "remeasure" ? data.request : null;
+    : data.kind === "remeasure" || data.kind === "battery" ? data.request : null;
   if (!key) return;
   event.waitUntil(reminderWords(key).then((words) =>
     self.registration.showNotification(words.title, {
