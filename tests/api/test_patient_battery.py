@@ -1,0 +1,206 @@
+"""Issue 17: the request to charge a device that the alerts engine makes when its battery
+is low, as the patient reads it: on the home screen in their language (French, Arabic,
+right to left), naming the device, without the re-measurement's "after your last
+measurement" line; in the push's words the service worker fetches; gone once the device
+reports a good level again; on the team's list of messages, sent by the app. In Chromium,
+the engine's push (kind "battery") shows on an Arabic-speaking phone in Arabic."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from playwright.sync_api import Browser
+
+from alerts.battery_requests import BatteryRequests
+from alerts.protocol import builtin_protocols
+from alerts.vapid import generate
+from alerts.webpush import PushNotifier
+from api.app import create_app
+from store.provisioning import register_device, register_gateway
+from tests.api.conftest import LiveApi, World
+from tests.browser import ARTIFACTS, chromium
+from tests.patient_phone import PatientPhone, enroll_phone
+from tests.push_endpoint import PushEndpoint
+from tests.stack import wait_for
+from vitals.catalogue import metric
+from vitals.settings import Settings
+
+FR = "La batterie de votre oxymètre est faible. Veuillez la recharger aujourd'hui."
+AR = "بطارية جهاز قياس الأكسجين منخفضة. يرجى شحنها اليوم."
+AR_CUFF = "بطاريات جهاز قياس ضغط الدم منخفضة. يرجى استبدالها اليوم."
+AR_WHY = "طلبه التطبيق بعد قياسك الأخير، للتحقق منه."
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with chromium() as b:
+        yield b
+
+
+def low_oximeter(db: str, patient_id: int, language: str, at: datetime, pct: int = 12) -> str:
+    """The patient's oximeter reported ``pct`` % at ``at``; returns its id."""
+    device_id = f"ox-battery-{patient_id}"
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE patients SET language = %s, protocol = 'cardiac_surgery' WHERE patient_id = %s",
+            (language, patient_id),
+        )
+        register_gateway(conn, "gw-battery-api")
+        register_device(conn, device_id, "oximeter", "gw-battery-api")
+        conn.execute(
+            "INSERT INTO vitals (time, patient_id, device_id, metric_id, value)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (at, patient_id, device_id, metric("battery_pct").metric_id, pct),
+        )
+    return device_id
+
+
+def ask(db: str, patient_id: int, at: datetime, requests: BatteryRequests | None = None) -> int:
+    """The engine's step after a round (no push by default); returns how many requests
+    it made."""
+    requests = requests or BatteryRequests(db, builtin_protocols(), None, "/p/")
+    with psycopg.connect(db, autocommit=True) as conn:
+        return len(requests(conn, [patient_id], int(at.timestamp() * 1000)))
+
+
+def home(settings: Settings, phone: PatientPhone) -> str:
+    with TestClient(create_app(settings), cookies=phone.cookies) as client:
+        page = client.get("/p/")
+        assert page.status_code == 200
+        return page.text
+
+
+def test_the_request_reads_in_french_and_arabic_and_goes_once_charged(
+    app_settings: Settings, world: World, login: Callable[[str], TestClient]
+) -> None:
+    now = datetime.now(UTC)
+    fr_device = low_oximeter(world.db, world.patient_a2, "fr", now - timedelta(minutes=1))
+    low_oximeter(world.db, world.patient_b, "ar", now - timedelta(minutes=1))
+    fr_phone = enroll_phone(world.db, world.patient_a2)
+    ar_phone = enroll_phone(world.db, world.patient_b)
+    assert ask(world.db, world.patient_a2, now) == 1
+    assert ask(world.db, world.patient_b, now) == 1
+    assert ask(world.db, world.patient_b, now) == 0  # one request per episode
+
+    fr_page = home(app_settings, fr_phone)
+    assert FR.replace("'", "&#39;") in fr_page
+    assert "après votre dernière mesure" not in fr_page
+    ar_page = home(app_settings, ar_phone)
+    assert '<html lang="ar" dir="rtl">' in ar_page
+    assert AR in ar_page
+    assert AR_WHY not in ar_page
+    # the push's words, as the service worker asks for them
+    with TestClient(create_app(app_settings), cookies=ar_phone.cookies) as client:
+        texts = client.get("/p/api/reminders/texts").json()
+    assert texts["charge_oximeter"] == {"title": texts["default"]["title"], "body": AR}
+    assert texts["batteries_bp_cuff"]["body"] == AR_CUFF
+
+    # the team sees it among the patient's messages, sent by the app
+    team = login("coordinator")
+    listed = team.get(f"/api/v1/patients/{world.patient_a2}/patient-messages").json()
+    assert [(m["kind"], m["done_at"]) for m in listed] == [("charge_oximeter", None)]
+    assert listed[0]["sent_by"] in (
+        "the app, about a low battery",
+        "l'application, pour une batterie faible",
+    )
+
+    # the patient charged it: the oximeter reports 100 %, the request leaves the screen
+    with psycopg.connect(world.db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO vitals (time, patient_id, device_id, metric_id, value)"
+            " VALUES (%s, %s, %s, %s, 100)",
+            (
+                now + timedelta(hours=2),
+                world.patient_a2,
+                fr_device,
+                metric("battery_pct").metric_id,
+            ),
+        )
+    ask(world.db, world.patient_a2, now + timedelta(hours=2, minutes=1))
+    assert FR.replace("'", "&#39;") not in home(app_settings, fr_phone)
+    listed = team.get(f"/api/v1/patients/{world.patient_a2}/patient-messages").json()
+    assert listed[0]["done_at"] is not None
+
+
+def test_the_engine_s_push_shows_on_an_arabic_phone_in_arabic(
+    world: World, browser: Browser, live_api: Callable[[str], LiveApi]
+) -> None:
+    api = live_api("coordinator")
+    now = datetime.now(UTC)
+    low_oximeter(world.db, world.patient_b, "ar", now - timedelta(minutes=1))
+    enrolled = enroll_phone(world.db, world.patient_b)
+    keys = generate()
+    endpoint = PushEndpoint(keys.public_key_b64url).start()
+    try:
+        sub = endpoint.subscribe(world.patient_b)
+        with psycopg.connect(world.db, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO patient_push_subscriptions (patient_id, credential_id, endpoint,"
+                " p256dh, auth) VALUES (%s, %s, %s, %s, %s)",
+                (world.patient_b, enrolled.credential_id, sub.endpoint, sub.p256dh, sub.auth),
+            )
+        requests = BatteryRequests(world.db, builtin_protocols(), None, "/p/")
+        pusher = PushNotifier(
+            keys.private_pem, "mailto:t@postop.invalid", requests.record,
+            allow_private_endpoints=True,
+        )  # fmt: skip
+        requests.pusher = pusher
+        pusher.start()
+        try:
+            assert ask(world.db, world.patient_b, now, requests) == 1
+            wait_for(lambda: len(endpoint.received) == 1, 10, "the request's push")
+        finally:
+            pusher.stop()
+    finally:
+        endpoint.stop()
+    payload = endpoint.received[0].payload
+    assert payload["kind"] == "battery"
+    assert payload["request"] == "charge_oximeter"
+
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="ar"
+    )
+    context.grant_permissions(["notifications"], origin=api.base_url)
+    context.add_cookies([enrolled.playwright_cookie(api.base_url)])
+    page = context.new_page()
+    page.goto(f"{api.base_url}/p/")
+    assert page.locator("article.kind-charge_oximeter .text").inner_text() == AR
+    page.screenshot(path=str(ARTIFACTS / "patient-home-battery-ar.png"), full_page=True)
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    cdp = context.new_cdp_session(page)
+    found: list[dict[str, object]] = []
+    cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: found.extend(e["registrations"]))
+    cdp.send("ServiceWorker.enable")
+    for _ in range(40):
+        if found:
+            break
+        page.wait_for_timeout(250)
+    assert found, "the patient app registered no service worker"
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {
+            "origin": api.base_url,
+            "registrationId": str(found[0]["registrationId"]),
+            "data": json.dumps(payload),
+        },
+    )
+    shown: list[list[str]] = []
+    for _ in range(40):
+        shown = page.evaluate(
+            "navigator.serviceWorker.ready.then(r => r.getNotifications())"
+            ".then(ns => ns.map(n => [n.title, n.body, n.tag]))"
+        )
+        if shown:
+            break
+        page.wait_for_timeout(250)
+    assert len(shown) == 1
+    title, body, tag = shown[0]
+    assert body == AR
+    assert tag == payload["tag"]
+    assert title != "postop"  # the app's name in Arabic, not the fallback
+    context.close()
