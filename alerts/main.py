@@ -16,7 +16,7 @@ from alerts.protocol import Protocol, builtin_protocols, load_protocol_file
 from alerts.remeasure import RemeasureRequests
 from alerts.reminders import ReminderSender
 from alerts.stale_data import SystemNotice
-from alerts.webpush import PushNotifier
+from alerts.webpush import DeliveryOutcome, PushNotifier
 from store.service_status import BrokerMonitor
 from vitals.broker_probe import probe_broker
 from vitals.service import run_service
@@ -67,42 +67,27 @@ def run(settings: Settings, stop: threading.Event) -> None:
             " makes one): alerts are stored and shown, but no Web Push is sent"
         )
     else:
+        key = settings.alerts.vapid_private_key.get_secret_value()
+
+        def started(record: Callable[[DeliveryOutcome], None]) -> PushNotifier:
+            """A sender of its own per table of subscriptions its outcomes name."""
+            sender = PushNotifier(
+                key,
+                settings.alerts.vapid_subject,
+                record,
+                max_attempts=settings.alerts.push_max_attempts,
+                allow_private_endpoints=settings.alerts.push_allow_private_endpoints,
+            )
+            sender.start()
+            return sender
+
         team = CareTeamNotifier(conninfo, protocols, settings.api.public_base_url)
-        pusher = PushNotifier(
-            settings.alerts.vapid_private_key.get_secret_value(),
-            settings.alerts.vapid_subject,
-            team.record,
-            max_attempts=settings.alerts.push_max_attempts,
-            allow_private_endpoints=settings.alerts.push_allow_private_endpoints,
-        )
-        team.pusher = pusher
-        pusher.start()
-        # the patients' phones have their own sender: outcomes name subscriptions of
+        pusher = team.pusher = started(team.record)
+        # the patients' phones have their own senders: outcomes name subscriptions of
         # another table
-        reminders.pusher = PushNotifier(
-            settings.alerts.vapid_private_key.get_secret_value(),
-            settings.alerts.vapid_subject,
-            reminders.record,
-            max_attempts=settings.alerts.push_max_attempts,
-            allow_private_endpoints=settings.alerts.push_allow_private_endpoints,
-        )
-        reminders.pusher.start()
-        requests.pusher = PushNotifier(
-            settings.alerts.vapid_private_key.get_secret_value(),
-            settings.alerts.vapid_subject,
-            requests.record,
-            max_attempts=settings.alerts.push_max_attempts,
-            allow_private_endpoints=settings.alerts.push_allow_private_endpoints,
-        )
-        requests.pusher.start()
-        batteries.pusher = PushNotifier(
-            settings.alerts.vapid_private_key.get_secret_value(),
-            settings.alerts.vapid_subject,
-            batteries.record,
-            max_attempts=settings.alerts.push_max_attempts,
-            allow_private_endpoints=settings.alerts.push_allow_private_endpoints,
-        )
-        batteries.pusher.start()
+        reminders.pusher = started(reminders.record)
+        requests.pusher = started(requests.record)
+        batteries.pusher = started(batteries.record)
 
         def notify(conn: psycopg.Connection, notices: Sequence[Notice]) -> None:
             _log_only(conn, notices)

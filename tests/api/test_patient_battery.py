@@ -7,7 +7,6 @@ the engine's push (kind "battery") shows on an Arabic-speaking phone in Arabic."
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -18,15 +17,12 @@ from playwright.sync_api import Browser
 
 from alerts.battery_requests import BatteryRequests
 from alerts.protocol import builtin_protocols
-from alerts.vapid import generate
-from alerts.webpush import PushNotifier
 from api.app import create_app
 from store.provisioning import register_device, register_gateway
 from tests.api.conftest import LiveApi, World
 from tests.browser import ARTIFACTS, chromium
 from tests.patient_phone import PatientPhone, enroll_phone
-from tests.push_endpoint import PushEndpoint
-from tests.stack import wait_for
+from tests.phone_pushes import pushed_once, shown_by_service_worker
 from vitals.catalogue import metric
 from vitals.settings import Settings
 
@@ -134,31 +130,10 @@ def test_the_engine_s_push_shows_on_an_arabic_phone_in_arabic(
     now = datetime.now(UTC)
     low_oximeter(world.db, world.patient_b, "ar", now - timedelta(minutes=1))
     enrolled = enroll_phone(world.db, world.patient_b)
-    keys = generate()
-    endpoint = PushEndpoint(keys.public_key_b64url).start()
-    try:
-        sub = endpoint.subscribe(world.patient_b)
-        with psycopg.connect(world.db, autocommit=True) as conn:
-            conn.execute(
-                "INSERT INTO patient_push_subscriptions (patient_id, credential_id, endpoint,"
-                " p256dh, auth) VALUES (%s, %s, %s, %s, %s)",
-                (world.patient_b, enrolled.credential_id, sub.endpoint, sub.p256dh, sub.auth),
-            )
-        requests = BatteryRequests(world.db, builtin_protocols(), None, "/p/")
-        pusher = PushNotifier(
-            keys.private_pem, "mailto:t@postop.invalid", requests.record,
-            allow_private_endpoints=True,
-        )  # fmt: skip
-        requests.pusher = pusher
-        pusher.start()
-        try:
-            assert ask(world.db, world.patient_b, now, requests) == 1
-            wait_for(lambda: len(endpoint.received) == 1, 10, "the request's push")
-        finally:
-            pusher.stop()
-    finally:
-        endpoint.stop()
-    payload = endpoint.received[0].payload
+    requests = BatteryRequests(world.db, builtin_protocols(), None, "/p/")
+    payload = pushed_once(
+        world.db, enrolled, requests, lambda: ask(world.db, world.patient_b, now, requests)
+    )
     assert payload["kind"] == "battery"
     assert payload["request"] == "charge_oximeter"
 
@@ -171,33 +146,7 @@ def test_the_engine_s_push_shows_on_an_arabic_phone_in_arabic(
     page.goto(f"{api.base_url}/p/")
     assert page.locator("article.kind-charge_oximeter .text").inner_text() == AR
     page.screenshot(path=str(ARTIFACTS / "patient-home-battery-ar.png"), full_page=True)
-    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-    cdp = context.new_cdp_session(page)
-    found: list[dict[str, object]] = []
-    cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: found.extend(e["registrations"]))
-    cdp.send("ServiceWorker.enable")
-    for _ in range(40):
-        if found:
-            break
-        page.wait_for_timeout(250)
-    assert found, "the patient app registered no service worker"
-    cdp.send(
-        "ServiceWorker.deliverPushMessage",
-        {
-            "origin": api.base_url,
-            "registrationId": str(found[0]["registrationId"]),
-            "data": json.dumps(payload),
-        },
-    )
-    shown: list[list[str]] = []
-    for _ in range(40):
-        shown = page.evaluate(
-            "navigator.serviceWorker.ready.then(r => r.getNotifications())"
-            ".then(ns => ns.map(n => [n.title, n.body, n.tag]))"
-        )
-        if shown:
-            break
-        page.wait_for_timeout(250)
+    shown = shown_by_service_worker(context, page, api.base_url, payload)
     assert len(shown) == 1
     title, body, tag = shown[0]
     assert body == AR

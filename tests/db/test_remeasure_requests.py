@@ -23,19 +23,12 @@ from alerts.vapid import generate
 from alerts.webpush import PushNotifier
 from store.provisioning import ensure_patient, ensure_team
 from tests.patient_phone import enroll_phone
+from tests.phone_pushes import Clock, subscribe
 from tests.push_endpoint import PushEndpoint
 from tests.stack import wait_for
 from vitals.catalogue import metric
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
-
-
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> int:
-        return int(self.now.timestamp() * 1000)
 
 
 @pytest.fixture
@@ -54,17 +47,6 @@ def patient(conn: psycopg.Connection, key: str) -> int:
         (NOW - timedelta(days=3), pid),
     )
     return pid
-
-
-def subscribe(db: str, conn: psycopg.Connection, endpoint: PushEndpoint, pid: int) -> None:
-    """The patient's enrolled phone subscribed (its credential made by a real link)."""
-    phone = enroll_phone(db, pid)
-    sub = endpoint.subscribe(pid)
-    conn.execute(
-        "INSERT INTO patient_push_subscriptions (patient_id, credential_id, endpoint, p256dh,"
-        " auth) VALUES (%s, %s, %s, %s, %s)",
-        (pid, phone.credential_id, sub.endpoint, sub.p256dh, sub.auth),
-    )
 
 
 def spot(conn: psycopg.Connection, pid: int, at: datetime, name: str, value: float) -> None:
