@@ -320,8 +320,9 @@ class BatteryRule(_Rule):
     """A battery below ``below_pct``. With ``critical_pct`` the team hears of it only at
     or below that level, when the device is about to stop: between the two the patient's
     phone asks them to recharge or change it (``alerts.battery_requests``), as every kit
-    needs every few days, and that is not a call for the team. A battery that fails fast falls through the critical
-    level within hours, or the device falls silent (the missing-data rules)."""
+    needs every few days, and that is not a call for the team. A battery that fails fast
+    falls through the critical level within hours, or the device falls silent (the
+    missing-data rules)."""
 
     kind: Literal["battery"]
     below_pct: Annotated[float, Field(gt=0, lt=100)]

@@ -50,8 +50,8 @@ class Charger:
         }
         self._kits: dict[int, KitSimulator] = {}
         self._asked: set[tuple[int, int]] = set()  # (patient, device) in an episode
-        self.asked = 0
-        self.charged = 0
+        # (patient, device, asked at, charged at or None if the patient did not act)
+        self.answers: list[tuple[int, int, int, int | None]] = []
 
     def _kit(self, m: Member) -> KitSimulator:
         kit = self._kits.get(m.index)
@@ -62,6 +62,7 @@ class Charger:
     def respond(self, source: ArraySource, now_ms: int) -> None:
         """Ask for the devices low at ``now_ms`` (as the engine would) and recharge, in
         ``source``, those the patient will charge."""
+        # the shipped protocols share one freshness; the longest serves them all
         freshness = max((r.freshness_s for r in self._rule.values() if r), default=0)
         if not freshness:
             return
@@ -80,15 +81,16 @@ class Charger:
                 if key in self._asked:
                     continue
                 self._asked.add(key)
-                self.asked += 1
-                self._answer(source, m, device, now_ms)
+                charged = self._answer(source, m, device, now_ms)
+                self.answers.append((m.index, device, now_ms, charged))
 
-    def _answer(self, source: ArraySource, m: Member, device: int, now_ms: int) -> None:
+    def _answer(self, source: ArraySource, m: Member, device: int, now_ms: int) -> int | None:
+        """When the patient charges the device (None: they do not)."""
         kit = self._kit(m)
         rng = derive_rng(self._seed, m.key, 37, device, now_ms // 1000)
         p = kit.schedule.remeasure_p if self._p is None else self._p
         if rng.random() >= p:
-            return
+            return None
         t = now_ms
         while kit.patient.is_asleep(t) and t - now_ms < _MAX_WAIT_MIN * MINUTE_MS:
             t += _AWAKE_STEP_MIN * MINUTE_MS
@@ -97,4 +99,4 @@ class Charger:
         d = kit.devices[device]
         d.battery = d.battery.recharged_at(t)
         source.recharge(m.index, device, t, d.battery.level_pct)
-        self.charged += 1
+        return t
