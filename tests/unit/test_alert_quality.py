@@ -299,3 +299,77 @@ def test_the_simulated_patient_answers_a_request_to_confirm_a_spot_reading() -> 
     delay_min = (again.measured_ms[spo2][1] - spot) / minute
     assert 5 <= delay_min <= 31
     assert again.value[spo2][1] >= 90  # the patient's own saturation, not the artefact
+
+
+def test_the_simulated_patient_charges_a_device_when_the_phone_asks() -> None:
+    """An oximeter draining through 15 % makes the phone ask once; the simulated patient
+    charges it (awake, 10-60 min later), its later reports read a full battery and the
+    team's ``battery_low`` (5 %) never opens. Nobody charging, it opens."""
+    from dataclasses import replace
+
+    import numpy as np
+    from firmware_sim.devices import DeviceKind
+
+    from alerts.protocol import builtin_protocols
+    from bench.alert_quality.battery import Charger
+    from bench.alert_quality.cohort import Readings, member_kit, members
+    from bench.alert_quality.replay import replay
+    from bench.alert_quality.source import ArraySource
+    from vitals.catalogue import BY_NAME
+
+    hour = 3_600_000
+    m = members(3, 1, 1, mix={"uneventful": 0.0})[0]
+    m = replace(m, end_ms=m.start_ms + 30 * hour)
+    assert member_kit(m, 1).devices[0].kind is DeviceKind.OXIMETER
+    reports = m.start_ms + hour * np.arange(1, 30, dtype=np.int64)
+    levels = np.maximum(2.0, 20.0 - np.arange(1, 30))  # 1 % an hour from 19 %
+    drained = Readings(
+        metric_id=np.full(len(reports), BY_NAME["battery_pct"].metric_id, dtype=np.int16),
+        measured_ms=reports,
+        arrival_ms=reports + 2000,
+        value=levels,
+        flags=np.zeros(len(reports), dtype=np.int32),
+        device=np.zeros(len(reports), dtype=np.int8),
+    )
+    protocols = builtin_protocols()
+
+    def battery_alerts(charger: Charger | None) -> tuple[int, ArraySource]:
+        source = ArraySource([m], [drained])
+        records = replay([m], source, protocols, 300, None, charger)
+        return sum(r.rule_id == "battery_low" for r in records), source
+
+    unanswered, _ = battery_alerts(None)
+    assert unanswered == 1
+    charger = Charger([m], 1, protocols, charge_p=1.0)
+    answered, source = battery_alerts(charger)
+    assert answered == 0
+    [(patient, device, asked_ms, charged_ms)] = charger.answers  # one request, one episode
+    assert (patient, device) == (m.index, 0)
+    assert charged_ms is not None
+    assert asked_ms + 10 * 60_000 <= charged_ms
+    after = source.readings[0].measured_ms >= charged_ms
+    charged = source.readings[0].value[after]  # full, then draining 0.8 % an hour
+    assert charged[0] >= 99
+    assert (np.diff(charged) <= 0).all()
+    assert charged.min() > 15  # the episode is over
+    assert (source.readings[0].value[~after] == levels[~after]).all()  # the past unchanged
+    # nobody acting: asked all the same, once
+    idle = Charger([m], 1, protocols, charge_p=0.0)
+    assert battery_alerts(idle)[0] == 1
+    assert [a[3] for a in idle.answers] == [None]
+
+
+def test_a_recharged_battery_is_full_and_a_failing_one_keeps_failing() -> None:
+    from firmware_sim.devices import Battery, FailingBattery
+    from firmware_sim.physiology import DAY_MS
+
+    battery = Battery(5.0, 0.3)
+    t = 3 * DAY_MS + 12_345
+    charged = battery.recharged_at(t)
+    assert charged.level_pct(t) == 100
+    assert charged.level_pct(t + DAY_MS) == round(100 - 96 / 5)
+    failing = FailingBattery(battery, fails_ms=t, hours_to_empty=10)
+    assert failing.recharged_at(t + 1000) is failing  # failing: it holds no charge
+    early = failing.recharged_at(t - 3_600_000)  # charged an hour before it fails
+    assert early.level_pct(t) == 99
+    assert early.level_pct(early.empty_ms) == 0
