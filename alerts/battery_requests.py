@@ -6,7 +6,7 @@ only when the patient did not act (or it fails faster than anyone could).
 
 Run after each engine round for the round's patients, with the re-measurement requests
 (``phone_requests`` holds what they share). One request per device per low-battery
-episode: a patient message (no clinician, no alert; the device, its open request unique)
+episode: a patient message (no clinician, no alert; one open per patient and device)
 claimed in a committed row before its Web Push, so a restart never asks twice; one
 claimed but not settled is pushed again with the same Topic. None while the patient has
 no enrolled phone. Done once the device reports a level above the limit again; the
@@ -74,25 +74,26 @@ WHERE m.device_id IS NOT NULL AND m.done_at IS NULL AND {_LATEST} > m.limit_pct
 # device has no open request
 _CANDIDATES = """
 SELECT l.patient_id, p.protocol, l.device_id, d.kind, l.value, l.time
-FROM (SELECT DISTINCT ON (v.device_id) v.patient_id, v.device_id, v.value, v.time
+FROM (SELECT DISTINCT ON (v.patient_id, v.device_id) v.patient_id, v.device_id, v.value, v.time
       FROM vitals v
       WHERE v.metric_id = %(battery)s AND v.value IS NOT NULL AND v.time >= %(since)s
         {patients}
-      ORDER BY v.device_id, v.time DESC) l
+      ORDER BY v.patient_id, v.device_id, v.time DESC) l
 JOIN patients p USING (patient_id)
 LEFT JOIN devices d ON d.device_id = l.device_id
 WHERE (p.follow_up_ended_at IS NULL OR p.follow_up_ended_at > %(now)s)
   AND EXISTS (SELECT 1 FROM patient_credentials c WHERE c.patient_id = l.patient_id
               AND c.revoked_at IS NULL AND c.expires_at > %(now)s)
   AND NOT EXISTS (SELECT 1 FROM patient_messages m WHERE m.device_id = l.device_id
-                  AND m.done_at IS NULL)
+                  AND m.patient_id = l.patient_id AND m.done_at IS NULL)
 """
 
 # the claim: committed before the push
 _CLAIM = """
 INSERT INTO patient_messages (patient_id, kind, sent_at, device_id, limit_pct)
 VALUES (%(patient)s, %(kind)s, %(now)s, %(device)s, %(limit)s)
-ON CONFLICT (device_id) WHERE device_id IS NOT NULL AND done_at IS NULL DO NOTHING
+ON CONFLICT (patient_id, device_id) WHERE device_id IS NOT NULL AND done_at IS NULL
+DO NOTHING
 RETURNING message_id
 """
 

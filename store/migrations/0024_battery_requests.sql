@@ -2,8 +2,8 @@
 -- its protocol's battery rule ``below_pct``, the alerts engine asks the patient's phone
 -- to charge it (or change its batteries) before the team hears of it at ``critical_pct``.
 -- The request is a patient message written by the engine (no clinician, no alert: sent_by
--- and alert_id NULL, device_id set), at most one open per device (the unique index is the
--- claim, committed before the push): one per low-battery episode. done_at when the
+-- and alert_id NULL, device_id set), at most one open per patient and device (the unique
+-- index is the claim, committed before the push): one per low-battery episode. done_at when the
 -- device reported a level above limit_pct again (done_reason 'charged'). device_id is
 -- the readings' device (vitals.device_id, no foreign key, as there). push_outcome as
 -- for 0022's requests.
@@ -27,4 +27,4 @@ ALTER TABLE patient_messages ADD CONSTRAINT patient_messages_sender_check CHECK 
     OR (sent_by IS NULL AND alert_id IS NULL AND device_id IS NOT NULL
         AND limit_pct IS NOT NULL));
 CREATE UNIQUE INDEX IF NOT EXISTS patient_messages_one_per_battery_episode
-    ON patient_messages (device_id) WHERE device_id IS NOT NULL AND done_at IS NULL;
+    ON patient_messages (patient_id, device_id) WHERE device_id IS NOT NULL AND done_at IS NULL;
