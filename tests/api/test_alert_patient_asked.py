@@ -265,6 +265,25 @@ def test_a_missed_morning_says_when_the_reminder_reached_the_phone(
     )
 
 
+def low_pressure_awaiting_confirmation(db: str, patient_id: int, at: datetime) -> None:
+    """A spot systolic pressure of 84 mmHg opened ``sbp_low`` awaiting its confirmation."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE patients SET protocol = 'cardiac_surgery' WHERE patient_id = %s", (patient_id,)
+        )
+        conn.execute(
+            "INSERT INTO alerts (patient_id, rule_id, kind, priority, state, opened_at,"
+            " condition_onset_at, evidence) VALUES (%s, 'sbp_low', 'clinical', 'medium',"
+            " 'active', %s, %s, %s)",
+            (
+                patient_id,
+                at,
+                at - timedelta(seconds=30),
+                Jsonb({"value": 84.0, "threshold": 90.0, "confirmation_requested": True}),
+            ),
+        )
+
+
 def test_the_team_reads_it_in_chromium_in_french_and_english(
     world: World,
     browser: Browser,
@@ -273,18 +292,32 @@ def test_the_team_reads_it_in_chromium_in_french_and_english(
     endpoint: PushEndpoint,
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
+    asked_at = now - timedelta(minutes=20)
     # one patient asked and not answered yet, one with no phone, one who missed a morning
-    awaiting_confirmation(world.db, world.patient_a2, "es", now - timedelta(minutes=20))
+    low_pressure_awaiting_confirmation(world.db, world.patient_a2, asked_at)
     subscribed_phone(world.db, endpoint, world.patient_a2)
-    ask_and_push(world.db, keys, world.patient_a2, now - timedelta(minutes=20))
+    ask_and_push(world.db, keys, world.patient_a2, asked_at)
+    awaiting_confirmation(world.db, world.patient_a, "en", now)  # patient A has no phone
     reminded = missed_morning(world.db, keys, endpoint, world.team_a)
     expected = {
-        "fr": ("Le patient a été invité à refaire la mesure", "Pas encore de nouvelle mesure.",
-               "Le rappel de mesure a été envoyé au téléphone à"),
-        "en": ("Patient asked to measure again at", "Not measured again yet.",
-               "The reminder to measure was sent to the phone at"),
-    }  # fmt: skip
-    for language in ("fr", "en"):
+        "fr": {
+            "waiting": (
+                "Le patient a été invité à refaire la mesure",
+                "Pas encore de nouvelle mesure.",
+            ),
+            "answered": ("Nouvelle mesure le", "112/70\u00a0mmHg"),
+            "no-phone": ("aucun téléphone n\u2019est enregistré. Appelez le patient.",),
+            "reminder": ("Le rappel de mesure a été envoyé au téléphone le",),
+        },
+        "en": {
+            "waiting": ("Patient asked to measure again at", "Not measured again yet."),
+            "answered": ("Measured again at", "112/70\u00a0mmHg"),
+            "no-phone": ("no phone is enrolled. Call the patient.",),
+            "reminder": ("The reminder to measure was sent to the phone at",),
+        },
+    }
+
+    def look(language: str, shots: dict[str, int]) -> None:
         with psycopg.connect(world.db, autocommit=True) as conn:
             conn.execute(
                 "UPDATE clinicians SET language = %s WHERE email = %s",
@@ -292,22 +325,34 @@ def test_the_team_reads_it_in_chromium_in_french_and_english(
             )
         api = live_api("coordinator")
         context = browser.new_context(
-            locale="fr-FR" if language == "fr" else "en-GB", viewport={"width": 1100, "height": 900}
+            locale="fr-FR" if language == "fr" else "en-GB", viewport={"width": 1000, "height": 800}
         )
         context.add_cookies(
             [{"name": k, "value": v, "url": api.base_url} for k, v in api.cookies.items()]
         )
         page = context.new_page()
-        page.goto(f"{api.base_url}/patients/{world.patient_a2}")
-        block = page.locator(".patient-asked").first
-        text = block.inner_text()
-        assert expected[language][0] in text, text
-        assert expected[language][1] in text, text
-        assert visible_raw(text) == set()
-        page.locator(".alert-item").first.scroll_into_view_if_needed()
-        page.locator(".timeline").screenshot(path=f"/tmp/asked-remeasure-{language}.png")
-        page.goto(f"{api.base_url}/patients/{reminded}")
-        text = page.locator(".patient-asked").first.inner_text()
-        assert expected[language][2] in text, text
-        page.locator(".timeline").screenshot(path=f"/tmp/asked-reminder-{language}.png")
+        for name, pid in shots.items():
+            page.goto(f"{api.base_url}/patients/{pid}")
+            item = page.locator(".alert-item", has=page.locator(".patient-asked")).first
+            text = item.locator(".patient-asked").inner_text()
+            for words in expected[language][name]:
+                assert words in text, (name, language, text)
+            assert visible_raw(text) == set()
+            item.screenshot(path=f"/tmp/asked-{name}-{language}.png")
         context.close()
+
+    for language in ("fr", "en"):
+        look(
+            language,
+            {"waiting": world.patient_a2, "no-phone": world.patient_a, "reminder": reminded},
+        )
+    # the patient measured again eleven minutes after the request: 112/70
+    with psycopg.connect(world.db, autocommit=True) as conn:
+        for name, value in (("bp_systolic_mmhg", 112), ("bp_diastolic_mmhg", 70)):
+            conn.execute(
+                "INSERT INTO vitals (time, patient_id, device_id, metric_id, value)"
+                " VALUES (%s, %s, 'cuff-remeasure', %s, %s)",
+                (asked_at + timedelta(minutes=11), world.patient_a2, metric(name).metric_id, value),
+            )
+    for language in ("fr", "en"):
+        look(language, {"answered": world.patient_a2})
