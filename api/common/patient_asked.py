@@ -76,7 +76,10 @@ def of_alerts(
         answer: list[AskedReading] = []
         if answered_at is not None:
             names = list(_BP) if metric in _BP or metric == "bp_mean_mmhg" else [metric]
-            values = dict(conn.execute(_READING, (patient_id, answered_at, names)).fetchall())
+            values: dict[str, float] = {
+                str(n): float(v)
+                for n, v in conn.execute(_READING, (patient_id, answered_at, names)).fetchall()
+            }
             answer = [AskedReading(metric=n, value=values[n]) for n in names if n in values]
             if not answer:  # a lone mean pressure: show what was asked for
                 answer = [
