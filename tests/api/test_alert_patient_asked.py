@@ -177,6 +177,14 @@ def asked_text(page_html: str, alert_id: int) -> str:
     return re.sub(r"[ \t\r\n]+", " ", words).strip()  # no-break spaces stay
 
 
+def brief(team: TestClient, patient_id: int) -> str:
+    """The dashboard row's line under the patient's alert badge."""
+    rows = team.get("/fragments/dashboard-rows").text
+    row = rows.split(f'data-patient-id="{patient_id}"', 1)[1].split("</tr>", 1)[0]
+    line = row.split('class="asked-brief', 1)[1].split(">", 1)[1].split("</span>", 1)[0]
+    return html.unescape(line)
+
+
 def alert_of(db: str, patient_id: int, rule_id: str) -> int:
     with psycopg.connect(db) as conn:
         row = conn.execute(
@@ -209,6 +217,7 @@ def test_the_alert_says_asked_then_answered_or_no_phone(
     assert said == (
         "The patient was not asked to measure again: no phone is enrolled. Call the patient."
     )
+    assert brief(team, world.patient_a2) == "no phone enrolled: call the patient"
 
     # a phone with notifications on: the engine asks, the push reaches it
     subscribed_phone(world.db, endpoint, world.patient_a2)
@@ -219,6 +228,7 @@ def test_the_alert_says_asked_then_answered_or_no_phone(
         f"Patient asked to measure again at {clock.at(now)} (sent to the phone)."
         " Not measured again yet."
     )
+    assert brief(team, world.patient_a2) == f"asked at {clock.at(now)}; not measured again yet"
 
     # the patient measured again 11 minutes later
     with psycopg.connect(world.db, autocommit=True) as conn:
@@ -234,6 +244,9 @@ def test_the_alert_says_asked_then_answered_or_no_phone(
         f" Measured again at {clock.at(now + timedelta(minutes=11))}: 95\u00a0%."
     )
     assert "measure_spo2" not in body
+    assert brief(team, world.patient_a2) == (
+        f"measured again at {clock.at(now + timedelta(minutes=11))}"
+    )
     assert visible_raw(said) == set()
 
     # the alert's API says the same, under the alert's audit row
@@ -317,6 +330,11 @@ def test_the_team_reads_it_in_chromium_in_french_and_english(
         },
     }
 
+    dashboard = {
+        "fr": ["aucun téléphone enregistré : appelez le patient", "nouvelle mesure demandée le"],
+        "en": ["no phone enrolled: call the patient", "asked at"],
+    }
+
     def look(language: str, shots: dict[str, int]) -> None:
         with psycopg.connect(world.db, autocommit=True) as conn:
             conn.execute(
@@ -331,6 +349,11 @@ def test_the_team_reads_it_in_chromium_in_french_and_english(
             [{"name": k, "value": v, "url": api.base_url} for k, v in api.cookies.items()]
         )
         page = context.new_page()
+        page.goto(f"{api.base_url}/")
+        table = page.locator("table", has=page.locator(".asked-brief")).first
+        for words in dashboard[language]:
+            assert words in table.inner_text(), (language, words)
+        table.screenshot(path=f"/tmp/asked-dashboard-{next(iter(shots))}-{language}.png")
         for name, pid in shots.items():
             page.goto(f"{api.base_url}/patients/{pid}")
             item = page.locator(".alert-item", has=page.locator(".patient-asked")).first
@@ -354,5 +377,6 @@ def test_the_team_reads_it_in_chromium_in_french_and_english(
                 " VALUES (%s, %s, 'cuff-remeasure', %s, %s)",
                 (asked_at + timedelta(minutes=11), world.patient_a2, metric(name).metric_id, value),
             )
+    dashboard = {"fr": ["nouvelle mesure le"], "en": ["measured again at"]}
     for language in ("fr", "en"):
         look(language, {"answered": world.patient_a2})
