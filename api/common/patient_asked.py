@@ -7,6 +7,7 @@ patient page's, the alert's)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,6 +57,8 @@ def _reminder_due(alert: dict[str, Any]) -> datetime | None:
     evidence = alert["evidence"]
     due_ms = evidence.get("reminder_due_ms")
     if evidence.get("reminder_missed") is not True or not isinstance(due_ms, int | float):
+        return None
+    if not math.isfinite(due_ms) or not 0 < due_ms < 10**14:
         return None
     return datetime.fromtimestamp(due_ms / 1000, UTC)
 

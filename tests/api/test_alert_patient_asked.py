@@ -31,7 +31,7 @@ from alerts.webpush import PushNotifier
 from api.common.i18n import Clock, viewer_locale
 from store.provisioning import enroll, ensure_patient, register_device, register_gateway
 from tests.api.conftest import LiveApi, World, audit_rows
-from tests.api.test_patient_remeasure import awaiting_confirmation
+from tests.api.test_patient_remeasure import ask, awaiting_confirmation
 from tests.browser import chromium, visible_raw
 from tests.patient_phone import enroll_phone
 from tests.push_endpoint import PushEndpoint
@@ -380,3 +380,34 @@ def test_the_team_reads_it_in_chromium_in_french_and_english(
     dashboard = {"fr": ["nouvelle mesure le"], "en": ["measured again at"]}
     for language in ("fr", "en"):
         look(language, {"answered": world.patient_a2})
+
+
+def test_notifications_off_and_a_request_closed_with_its_alert(
+    world: World, login: Callable[[str], TestClient]
+) -> None:
+    """A phone enrolled but with notifications off: the engine asks in the app only; the
+    team resolves the alert before the patient measured."""
+    with psycopg.connect(world.db, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE clinicians SET language = 'en' WHERE email = %s",
+            (world.emails["coordinator"],),
+        )
+    now = datetime.now(UTC).replace(microsecond=0)
+    awaiting_confirmation(world.db, world.patient_a2, "es", now)
+    enroll_phone(world.db, world.patient_a2)
+    assert ask(world.db, world.patient_a2, now) == 1
+    alert_id = alert_of(world.db, world.patient_a2, "spo2_spot_low")
+    team = login("coordinator")
+    at = clock_of(world.db, world.emails["coordinator"]).at(now)
+    page = f"/patients/{world.patient_a2}"
+    assert asked_text(team.get(page).text, alert_id) == (
+        f"Patient asked to measure again at {at} in the app only: notifications are off on"
+        " the phone. Not measured again yet. Call the patient if it matters now."
+    )
+    resolved = team.post(f"/api/v1/alerts/{alert_id}/resolve", json={"note": "called, fine"})
+    assert resolved.status_code == 200
+    assert resolved.json()["patient_asked"]["delivery"] == "no_subscription"
+    assert asked_text(team.get(page).text, alert_id) == (
+        f"Patient asked to measure again at {at} in the app only: notifications are off on"
+        " the phone. No new measurement came before the alert closed."
+    )
