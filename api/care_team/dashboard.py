@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 
+from api.common import patient_asked
 from api.common.schemas import LatestValue, OpenAlertBrief, PatientSummary, PendingAccessRequest
 from store.access_requests import legal_today, open_access_requests
 from vitals.catalogue import BY_ID, BY_NAME
@@ -106,6 +107,25 @@ def dashboard(conn: psycopg.Connection, team_ids: list[int]) -> list[PatientSumm
                 confirmation_requested=requested,
             )
         )
+    for pid, briefs in alerts.items():
+        awaiting = [b for b in briefs if b.confirmation_requested]
+        if awaiting:  # read under the dashboard's audit row, as the patient page does
+            asked = patient_asked.of_alerts(
+                conn,
+                pid,
+                [
+                    {
+                        "alert_id": b.alert_id,
+                        "state": b.state,
+                        "evidence": {"confirmation_requested": True},
+                        "condition_cleared_at": b.condition_cleared_at,
+                    }
+                    for b in awaiting
+                ],
+            )
+            alerts[pid] = [
+                b.model_copy(update={"patient_asked": asked.get(b.alert_id)}) for b in briefs
+            ]
     latest: dict[int, list[LatestValue]] = {}
     for pid, mid, at, value in conn.execute(_LATEST, params):
         m = BY_ID[int(mid)]

@@ -285,13 +285,9 @@ def login_code(
     """The second factor: a code of the authenticator app (or a recovery code); at
     enrolment, the first code of the new secret, then the recovery codes, shown once."""
     _login_form_ok(request, csrf_token)
-    catalog = request.app.state.catalogs[_visitor_language(request)]
-    box = secret_box(request)
-    pending = request.cookies.get(CHALLENGE_COOKIE, "")
-    challenge = second_factor.find_challenge(conn, box, pending) if pending else None
+    pending, challenge = _pending(request, conn)
     if challenge is None:
-        message = catalog.gettext("The sign-in expired; enter your password again.")
-        return _login_again(request, next, "", message, 401)
+        return _sign_in_expired(request, next)
     passed = PasswordPassed(challenge.clinician_id, challenge.email, challenge.enrol_secret is None)
     recovery: list[str] = []
     try:
@@ -301,13 +297,36 @@ def login_code(
         else:
             how = check_code(request, conn, passed, code)
     except HTTPException as exc:
-        if exc.status_code == 429:
-            message = catalog.gettext("Too many failed sign-ins; wait a few minutes.")
-            return _login_again(request, next, challenge.email, message, 429)
-        second_factor.challenge_failed(conn, pending)
-        message = catalog.gettext("Wrong or already used code.")
-        return _code_page(request, conn, challenge, csrf_token, next, message, 401)
+        wrong = N_("Wrong or already used code.")
+        return _step_refused(request, conn, exc, pending, challenge, csrf_token, next, wrong)
     return _signed_in(request, conn, pending, passed, how, recovery, next)
+
+
+def _sign_in_expired(request: Request, next: str) -> Response:
+    catalog = request.app.state.catalogs[_visitor_language(request)]
+    message = catalog.gettext("The sign-in expired; enter your password again.")
+    return _login_again(request, next, "", message, 401)
+
+
+def _step_refused(
+    request: Request,
+    conn: Conn,
+    exc: HTTPException,
+    pending: str,
+    challenge: second_factor.Challenge,
+    csrf_token: str,
+    next: str,
+    refused: str,
+) -> Response:
+    """A second step refused: throttled, back to the password; otherwise the code page
+    again with ``refused`` (English source), the pending sign-in counting one failure."""
+    catalog = request.app.state.catalogs[_visitor_language(request)]
+    if exc.status_code == 429:
+        message = catalog.gettext("Too many failed sign-ins; wait a few minutes.")
+        return _login_again(request, next, challenge.email, message, 429)
+    second_factor.challenge_failed(conn, pending)
+    message = catalog.gettext(refused)
+    return _code_page(request, conn, challenge, csrf_token, next, message, 401)
 
 
 def _signed_in(
@@ -381,11 +400,9 @@ def login_key(
     """The second factor as the security key's answer (the page's script fills the form
     after ``navigator.credentials.get``); a refusal shows the code page again."""
     _login_form_ok(request, csrf_token)
-    catalog = request.app.state.catalogs[_visitor_language(request)]
     pending, challenge = _pending(request, conn)
     if challenge is None or challenge.enrol_secret is not None:
-        message = catalog.gettext("The sign-in expired; enter your password again.")
-        return _login_again(request, next, "", message, 401)
+        return _sign_in_expired(request, next)
     passed = PasswordPassed(challenge.clinician_id, challenge.email, True)
     try:
         parsed = json.loads(credential)
@@ -400,12 +417,7 @@ def login_key(
             parsed if isinstance(parsed, dict) else {},
         )
     except HTTPException as exc:
-        if exc.status_code == 429:
-            message = catalog.gettext("Too many failed sign-ins; wait a few minutes.")
-            return _login_again(request, next, challenge.email, message, 429)
-        second_factor.challenge_failed(conn, pending)
-        message = catalog.gettext(KEY_REFUSED)
-        return _code_page(request, conn, challenge, csrf_token, next, message, 401)
+        return _step_refused(request, conn, exc, pending, challenge, csrf_token, next, KEY_REFUSED)
     return _signed_in(request, conn, pending, passed, "security_key", [], next)
 
 

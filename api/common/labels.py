@@ -5,6 +5,7 @@ time."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from babel.numbers import format_decimal
 from babel.support import NullTranslations
 from babel.units import format_unit
 
+from api.common.schemas import AskedReading
 from vitals.catalogue import BY_NAME
 
 
@@ -461,6 +463,15 @@ class Labels:
                 text = self.evidence(value)
             out.append((label, text))
         return out
+
+    def reading(self, answer: Sequence[AskedReading]) -> str:
+        """A re-measurement as the team reads it: "112/70 mmHg", "95 %"."""
+        values = {r.metric: r.value for r in answer}
+        if "bp_systolic_mmhg" in values and "bp_diastolic_mmhg" in values:
+            systolic = format_decimal(values["bp_systolic_mmhg"], "#,##0", locale=self.language)
+            diastolic = self.value("bp_diastolic_mmhg", values["bp_diastolic_mmhg"])
+            return f"{systolic}/{diastolic}"
+        return ", ".join(self.value(r.metric, r.value) for r in answer if r.metric in BY_NAME)
 
     def _scored(self, name: str) -> str:
         if name in NEWS2_SIGNS:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import psycopg
 
+from api.common import patient_asked
 from api.common.labels import KIND_METRICS
 from api.common.schemas import (
     AccessOut,
@@ -137,6 +138,19 @@ def alerts(conn: psycopg.Connection, patient_id: int, limit: int = 200) -> list[
         events.setdefault(aid, []).append(
             AlertEventOut(at=at, transition=transition, actor=actor, note=note, evidence=evidence)
         )
+    asked = patient_asked.of_alerts(
+        conn,
+        patient_id,
+        [
+            {
+                "alert_id": r[0],
+                "state": r[5],
+                "evidence": r[14] or {},
+                "condition_cleared_at": r[15],
+            }
+            for r in rows
+        ],
+    )
     return [
         AlertOut(
             alert_id=r[0],
@@ -157,6 +171,7 @@ def alerts(conn: psycopg.Connection, patient_id: int, limit: int = 200) -> list[
             escalation_tier=r[13],
             evidence=r[14],
             events=events.get(r[0], []),
+            patient_asked=asked.get(r[0]),
         )
         for r in rows
     ]

@@ -166,6 +166,44 @@ class LatestValue(BaseModel):
     measured_at: datetime
 
 
+class AskedReading(BaseModel):
+    metric: str
+    value: float
+
+
+class PatientAskedOut(BaseModel):
+    """What the patient's phone was asked for this alert, so that the team knows whether
+    to wait for the patient or to call: a re-measurement request (an alert awaiting its
+    confirmation) or the reminder a missing measurement followed."""
+
+    kind: Literal["remeasure", "reminder"]
+    metric: str | None = Field(default=None, description="the metric asked for (remeasure)")
+    asked_at: datetime | None = Field(
+        description="when the request or reminder was pushed; null when none was"
+    )
+    delivery: Literal[
+        "sending",
+        "delivered",
+        "failed",
+        "no_subscription",
+        "already_done",
+        "expired",
+        "no_phone",
+        "not_recorded",
+    ] = Field(
+        description="sending: push in flight; delivered: a phone got it; failed: no phone"
+        " could be reached; no_subscription: notifications off, the app shows it when"
+        " opened; already_done/expired: a reminder not sent (measured already, too late);"
+        " no_phone: no enrolled phone, nothing asked; not_recorded: nothing recorded"
+    )
+    answered_at: datetime | None = Field(
+        default=None, description="when the reading that answers the request was taken"
+    )
+    answer: list[AskedReading] = Field(
+        default_factory=list, description="that reading (blood pressure: systolic, diastolic)"
+    )
+
+
 class OpenAlertBrief(BaseModel):
     alert_id: int
     rule_id: str
@@ -180,6 +218,10 @@ class OpenAlertBrief(BaseModel):
     confirmation_requested: bool = Field(
         default=False,
         description="opened by a single abnormal spot reading: a re-measurement is asked for",
+    )
+    patient_asked: PatientAskedOut | None = Field(
+        default=None,
+        description="for an alert awaiting confirmation: what the patient's phone was asked",
     )
 
 
@@ -411,6 +453,10 @@ class AlertOut(BaseModel):
     escalation_tier: int
     evidence: dict[str, object]
     events: list[AlertEventOut]
+    patient_asked: PatientAskedOut | None = Field(
+        default=None,
+        description="what the patient's phone was asked for this alert (null: nothing to say)",
+    )
 
 
 class NoteCreate(Strict):

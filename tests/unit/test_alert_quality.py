@@ -25,7 +25,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
         seed=5,
         out_dir=out,
         cache=None,
-        workers=1,
+        workers=None,  # a process per core: the patients are replayed independently
         step_s=300,
         cohort="legacy",
     )
