@@ -15,6 +15,12 @@ what is open, now) to actions; the engine applies them in the database.
   a condition that clears in this round escalates no further, one that returns may).
 - A rule that now finds a higher priority raises the open alert's priority (and notifies
   again); priorities never go down by themselves.
+- One missing-data alert per patient ("the kit is not being used": the team calls once).
+  While a missing-data alert of the patient is open, any other missing metric joins it
+  (``also_missing``) instead of opening its own; the rule that opened it keeps it. If its
+  own metric comes back while another is still missing, it stays firing, naming what is
+  still missing, until nothing is: it neither resolves nor hands over to a new alert
+  (which would page again for a patient the team already called).
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ class OpenAlert:
     escalation_tier: int
     escalated_ms: int | None
     late: bool = False
+    # a missing-data alert's ``also_missing`` evidence as stored (None: absent)
+    also_missing: str | None = None
 
     @property
     def latched(self) -> bool:
@@ -70,6 +78,8 @@ class Policy:
     # per rule id, a clear time other than ``auto_resolve_after_s`` (e.g. missing data:
     # one alert per day window, not one per forgotten measurement)
     resolve_after_s: Mapping[str, int] = field(default_factory=dict)
+    # missing-data rule id -> its metric, in protocol order (one such alert per patient)
+    missing_metrics: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, proto: Protocol) -> Policy:
@@ -79,6 +89,7 @@ class Policy:
             {str(k): v for k, v in proto.escalation.after_s.items()},
             len(proto.escalation.tiers),
             {r.id: r.resolve_after_s for r in proto.rules if r.resolve_after_s is not None},
+            {r.id: r.metric for r in proto.rules if r.kind == "missing"},
         )
 
 
@@ -105,6 +116,15 @@ class RaisePriority:
 
 
 @dataclass(frozen=True, slots=True)
+class EvidenceChanged:
+    """A firing missing-data alert whose list of missing metrics changed: its evidence is
+    updated (the page names every missing measurement), nobody is notified again."""
+
+    alert: OpenAlert
+    finding: Finding
+
+
+@dataclass(frozen=True, slots=True)
 class AutoResolve:
     alert: OpenAlert
 
@@ -115,7 +135,15 @@ class Escalate:
     tier: int
 
 
-Action = Open | ConditionCleared | ConditionReturned | RaisePriority | AutoResolve | Escalate
+Action = (
+    Open
+    | ConditionCleared
+    | ConditionReturned
+    | RaisePriority
+    | EvidenceChanged
+    | AutoResolve
+    | Escalate
+)
 
 
 def plan(
@@ -129,6 +157,7 @@ def plan(
     ``policies`` maps a patient id to its protocol's policy.
     """
     by_key = {(a.patient_id, a.rule_id): a for a in open_alerts}
+    findings = fold_missing(list(findings), by_key.values(), policies)
     actions: list[Action] = []
     for f in findings:
         alert = by_key.get((f.patient_id, f.rule_id))
@@ -142,6 +171,12 @@ def plan(
                 actions.append(ConditionReturned(alert, f))
             if RANK[f.priority] > RANK[alert.priority]:
                 actions.append(RaisePriority(alert, f))
+            elif (
+                alert.condition_cleared_ms is None
+                and f.rule_id in policy.missing_metrics
+                and f.evidence.get("also_missing") != alert.also_missing
+            ):
+                actions.append(EvidenceChanged(alert, f))
             continue
         if alert.condition_cleared_ms is None:
             actions.append(ConditionCleared(alert))
@@ -165,6 +200,61 @@ def plan(
         if tier is not None:
             actions.append(Escalate(alert, tier))
     return actions
+
+
+def fold_missing(
+    findings: list[Finding], open_alerts: Iterable[OpenAlert], policies: Mapping[int, Policy]
+) -> list[Finding]:
+    """One missing-data alert per patient. The lead is the patient's open missing-data
+    alert (the earliest opened), else the firing rule whose silence began first (protocol
+    order on a tie). Every other firing missing rule is folded into it: quiet itself, its
+    metric in the lead's ``also_missing``; the lead fires while any of them does."""
+    leads: dict[int, OpenAlert] = {}
+    for a in sorted(open_alerts, key=lambda a: (a.opened_ms, a.alert_id)):
+        policy = policies.get(a.patient_id)
+        if policy is not None and a.rule_id in policy.missing_metrics:
+            leads.setdefault(a.patient_id, a)
+    groups: dict[int, list[int]] = {}  # patient -> indices of its missing-data findings
+    for i, f in enumerate(findings):
+        policy = policies.get(f.patient_id)
+        if policy is not None and f.rule_id in policy.missing_metrics:
+            groups.setdefault(f.patient_id, []).append(i)
+    out = list(findings)
+    for pid, idx in groups.items():
+        metrics = policies[pid].missing_metrics
+        order = list(metrics)
+        firing = sorted(
+            (i for i in idx if findings[i].firing),
+            key=lambda i: (
+                findings[i].onset_ms if findings[i].onset_ms is not None else 2**63,
+                order.index(findings[i].rule_id),
+            ),
+        )
+        if not firing:
+            continue
+        lead_alert = leads.get(pid)
+        lead_rule = lead_alert.rule_id if lead_alert else findings[firing[0]].rule_id
+        lead = next((i for i in idx if findings[i].rule_id == lead_rule), None)
+        others = [i for i in firing if i != lead]
+        if lead is None or not others:
+            continue
+        f = findings[lead]
+        named = [m for m in str(f.evidence.get("also_missing") or "").split(",") if m]
+        for i in others:
+            o = findings[i]
+            named += [metrics[o.rule_id]]
+            named += [m for m in str(o.evidence.get("also_missing") or "").split(",") if m]
+            out[i] = replace(o, firing=False, evidence={}, onset_ms=None)
+        unique = [m for m in dict.fromkeys(named) if m != metrics[lead_rule]]
+        top = max([f, *(findings[i] for i in others)], key=lambda x: RANK[x.priority])
+        out[lead] = replace(
+            f,
+            firing=True,
+            priority=top.priority,
+            evidence={**f.evidence, "also_missing": ",".join(unique)},
+            onset_ms=f.onset_ms if f.firing else findings[others[0]].onset_ms,
+        )
+    return out
 
 
 def _may_auto_resolve(alert: OpenAlert, now_ms: int, policy: Policy) -> bool:

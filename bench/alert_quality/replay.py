@@ -28,6 +28,7 @@ from alerts.lifecycle import (
     ConditionCleared,
     ConditionReturned,
     Escalate,
+    EvidenceChanged,
     Open,
     OpenAlert,
     Policy,
@@ -64,6 +65,12 @@ class AlertRecord:
 def _scored(evidence: Mapping[str, object]) -> tuple[str, ...]:
     found = evidence.get("scored_params")
     return tuple(str(found).split(",")) if found else ()
+
+
+def _also(evidence: Mapping[str, object]) -> str | None:
+    """The ``also_missing`` evidence as the database returns it."""
+    found = evidence.get("also_missing")
+    return None if found is None else str(found)
 
 
 def _known(values: list[float | None]) -> NDArray[np.float64]:
@@ -129,7 +136,16 @@ def replay(
             if isinstance(action, Open):
                 f = action.finding
                 open_now[next_id] = OpenAlert(
-                    next_id, f.patient_id, f.rule_id, f.priority, "active", now, None, 0, None
+                    next_id,
+                    f.patient_id,
+                    f.rule_id,
+                    f.priority,
+                    "active",
+                    now,
+                    None,
+                    0,
+                    None,
+                    also_missing=_also(f.evidence),
                 )
                 records[next_id] = AlertRecord(
                     f.patient_id,
@@ -146,16 +162,26 @@ def replay(
             if isinstance(action, ConditionCleared):
                 open_now[a.alert_id] = replace(open_now[a.alert_id], condition_cleared_ms=now)
             elif isinstance(action, ConditionReturned):
-                open_now[a.alert_id] = replace(open_now[a.alert_id], condition_cleared_ms=None)
+                open_now[a.alert_id] = replace(
+                    open_now[a.alert_id],
+                    condition_cleared_ms=None,
+                    also_missing=_also(action.finding.evidence),
+                )
                 records[a.alert_id].renewed_ms.append(now)
                 records[a.alert_id].scored.append(_scored(action.finding.evidence))
             elif isinstance(action, RaisePriority):
                 open_now[a.alert_id] = replace(
-                    open_now[a.alert_id], priority=action.finding.priority
+                    open_now[a.alert_id],
+                    priority=action.finding.priority,
+                    also_missing=_also(action.finding.evidence),
                 )
                 records[a.alert_id].priority = action.finding.priority
                 records[a.alert_id].renewed_ms.append(now)
                 records[a.alert_id].scored.append(_scored(action.finding.evidence))
+            elif isinstance(action, EvidenceChanged):
+                open_now[a.alert_id] = replace(
+                    open_now[a.alert_id], also_missing=_also(action.finding.evidence)
+                )
             elif isinstance(action, AutoResolve):
                 del open_now[a.alert_id]
                 records[a.alert_id].resolved_ms = now
