@@ -49,7 +49,7 @@ def open_alerts(conn: psycopg.Connection, patient_ids: Sequence[int] | None) -> 
         " (extract(epoch FROM opened_at) * 1000)::bigint,"
         " (extract(epoch FROM condition_cleared_at) * 1000)::bigint,"
         " escalation_tier, (extract(epoch FROM escalated_at) * 1000)::bigint, late,"
-        " evidence->>'also_missing'"
+        " evidence->>'also_missing', evidence->>'still_missing'"
         " FROM alerts WHERE state <> 'resolved'"
     )
     params: tuple[Any, ...] = ()

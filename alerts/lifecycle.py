@@ -19,8 +19,8 @@ what is open, now) to actions; the engine applies them in the database.
   While a missing-data alert of the patient is open, any other missing metric joins it
   (``also_missing``) instead of opening its own; the rule that opened it keeps it. If its
   own metric comes back while another is still missing, it stays firing, naming what is
-  still missing, until nothing is: it neither resolves nor hands over to a new alert
-  (which would page again for a patient the team already called).
+  still missing (``still_missing``), until nothing is: it neither resolves nor hands over
+  to a new alert (which would page again for a patient the team already called).
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ class OpenAlert:
     escalation_tier: int
     escalated_ms: int | None
     late: bool = False
-    # a missing-data alert's ``also_missing`` evidence as stored (None: absent)
+    # a missing-data alert's ``also_missing`` and ``still_missing`` evidence as stored
     also_missing: str | None = None
+    still_missing: str | None = None
 
     @property
     def latched(self) -> bool:
@@ -174,7 +175,8 @@ def plan(
             elif (
                 alert.condition_cleared_ms is None
                 and f.rule_id in policy.missing_metrics
-                and f.evidence.get("also_missing") != alert.also_missing
+                and (f.evidence.get("also_missing"), f.evidence.get("still_missing"))
+                != (alert.also_missing, alert.still_missing)
             ):
                 actions.append(EvidenceChanged(alert, f))
             continue
@@ -245,13 +247,16 @@ def fold_missing(
             named += [metrics[o.rule_id]]
             named += [m for m in str(o.evidence.get("also_missing") or "").split(",") if m]
             out[i] = replace(o, firing=False, evidence={}, onset_ms=None)
-        unique = [m for m in dict.fromkeys(named) if m != metrics[lead_rule]]
+        unique = ",".join(m for m in dict.fromkeys(named) if m != metrics[lead_rule])
         top = max([f, *(findings[i] for i in others)], key=lambda x: RANK[x.priority])
         out[lead] = replace(
             f,
             firing=True,
             priority=top.priority,
-            evidence={**f.evidence, "also_missing": ",".join(unique)},
+            # its own metric back: the alert names only what is still missing
+            evidence={**f.evidence, "also_missing": unique}
+            if f.firing
+            else {"still_missing": unique},
             onset_ms=f.onset_ms if f.firing else findings[others[0]].onset_ms,
         )
     return out

@@ -182,6 +182,7 @@ EVIDENCE = {
     "last_reading_ms": N_("last reading"),
     "reminder_missed": N_("reminder not acted on"),
     "also_missing": N_("also missing"),
+    "still_missing": N_("still missing"),
     "signs_reported": N_("wound signs reported"),
     "fever_reported": N_("feverish or chills reported"),
     "at_rest": N_("at rest"),
@@ -439,7 +440,7 @@ class Labels:
             shown_as = EVIDENCE_METRIC.get(key) or metric
             if key == "scored_params" and isinstance(value, str):
                 text = ", ".join(self._scored(name) for name in value.split(",") if name) or "—"
-            elif key == "also_missing" and isinstance(value, str):
+            elif key in ("also_missing", "still_missing") and isinstance(value, str):
                 text = ", ".join(self.long(name) for name in value.split(",") if name) or "—"
             elif key.endswith("_s") and isinstance(value, int | float):
                 text = self.duration(float(value))
