@@ -120,13 +120,15 @@ def _apply_one(cur: psycopg.Cursor, action: Action, now_ms: int) -> Notice | Non
         _changed(cur, a.alert_id, a.patient_id, a.state)
         return Notice(a.alert_id, a.patient_id, f.priority, a.escalation_tier, "priority raised")
     elif isinstance(action, EvidenceChanged):
-        # not a transition (no event row, no notice): the open alert names what is missing
+        # not a transition (no event row): the open alert names what is missing
         cur.execute(
             "UPDATE alerts SET evidence = %s, updated_at = now()"
             " WHERE alert_id = %s AND state <> 'resolved'",
             (Jsonb(dict(action.finding.evidence)), a.alert_id),
         )
         _changed(cur, a.alert_id, a.patient_id, a.state)
+        if action.notify:
+            return Notice(a.alert_id, a.patient_id, a.priority, a.escalation_tier, "more missing")
     elif isinstance(action, AutoResolve):
         cur.execute(
             "UPDATE alerts SET state = 'resolved', resolved_at = to_timestamp(%s),"

@@ -119,10 +119,13 @@ class RaisePriority:
 @dataclass(frozen=True, slots=True)
 class EvidenceChanged:
     """A firing missing-data alert whose list of missing metrics changed: its evidence is
-    updated (the page names every missing measurement), nobody is notified again."""
+    updated (the page names every missing measurement). ``notify``: a metric joined an
+    alert the team had acknowledged (a call about the kit already made): they hear of it
+    again, as of a priority raised."""
 
     alert: OpenAlert
     finding: Finding
+    notify: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +181,9 @@ def plan(
                 and (f.evidence.get("also_missing"), f.evidence.get("still_missing"))
                 != (alert.also_missing, alert.still_missing)
             ):
-                actions.append(EvidenceChanged(alert, f))
+                grew = _named(f.evidence.get("also_missing"), f.evidence.get("still_missing"))
+                grew -= _named(alert.also_missing, alert.still_missing)
+                actions.append(EvidenceChanged(alert, f, bool(grew) and alert.state != "active"))
             continue
         if alert.condition_cleared_ms is None:
             actions.append(ConditionCleared(alert))
@@ -260,6 +265,10 @@ def fold_missing(
             onset_ms=f.onset_ms if f.firing else findings[others[0]].onset_ms,
         )
     return out
+
+
+def _named(*lists: object) -> set[str]:
+    return {m for x in lists if x for m in str(x).split(",") if m}
 
 
 def _may_auto_resolve(alert: OpenAlert, now_ms: int, policy: Policy) -> bool:

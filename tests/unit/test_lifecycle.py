@@ -200,6 +200,9 @@ def test_a_second_missing_metric_joins_the_open_missing_data_alert() -> None:
     actions = plan(both, [spo2], 60 * MIN, MISSING)
     joined = replace(both[0], evidence={"silent_s": 1.0, "also_missing": "bp_systolic_mmhg"})
     assert actions == [EvidenceChanged(spo2, joined)]
+    # the team had acknowledged it (called about the kit): they hear of the new gap
+    seen = replace(spo2, state="acknowledged")
+    assert plan(both, [seen], 60 * MIN, MISSING) == [EvidenceChanged(seen, joined, notify=True)]
     spo2 = replace(spo2, also_missing="bp_systolic_mmhg")
     assert plan(both, [spo2], 61 * MIN, MISSING) == []  # stored: nothing to write again
     # the SpO2 comes back, the pressure is still missing: the same alert goes on
