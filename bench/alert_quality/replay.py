@@ -148,8 +148,12 @@ def replay(
         relevant = [f for f in findings if f.firing or (f.patient_id, f.rule_id) in watched]
         for action in plan(relevant, list(open_now.values()), now, policies):
             if isinstance(action, ConditionReturned | RaisePriority | EvidenceChanged):
+                # an alert that comes back or rises is heard again with all it names; an
+                # evidence update, with what it adds
                 records[action.alert.alert_id].joined += _joins(
-                    open_now[action.alert.alert_id],
+                    open_now[action.alert.alert_id]
+                    if isinstance(action, EvidenceChanged)
+                    else None,
                     action.finding.evidence,
                     policies[action.alert.patient_id],
                     now,
