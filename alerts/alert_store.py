@@ -49,7 +49,8 @@ def open_alerts(conn: psycopg.Connection, patient_ids: Sequence[int] | None) -> 
         " (extract(epoch FROM opened_at) * 1000)::bigint,"
         " (extract(epoch FROM condition_cleared_at) * 1000)::bigint,"
         " escalation_tier, (extract(epoch FROM escalated_at) * 1000)::bigint, late,"
-        " evidence->>'also_missing', evidence->>'still_missing'"
+        " evidence->>'also_missing', evidence->>'still_missing',"
+        " (evidence->>'confirmation_requested')::boolean"
         " FROM alerts WHERE state <> 'resolved'"
     )
     params: tuple[Any, ...] = ()
@@ -120,7 +121,7 @@ def _apply_one(cur: psycopg.Cursor, action: Action, now_ms: int) -> Notice | Non
         _changed(cur, a.alert_id, a.patient_id, a.state)
         return Notice(a.alert_id, a.patient_id, f.priority, a.escalation_tier, "priority raised")
     elif isinstance(action, EvidenceChanged):
-        # not a transition (no event row): the open alert names what is missing
+        # not a transition (no event row): what the open alert says is kept current
         cur.execute(
             "UPDATE alerts SET evidence = %s, updated_at = now()"
             " WHERE alert_id = %s AND state <> 'resolved'",

@@ -64,6 +64,8 @@ class OpenAlert:
     # a missing-data alert's ``also_missing`` and ``still_missing`` evidence as stored
     also_missing: str | None = None
     still_missing: str | None = None
+    # a spot reading's alert: whether it still awaits its re-measurement, as stored
+    confirmation_requested: bool | None = None
 
     @property
     def latched(self) -> bool:
@@ -118,8 +120,9 @@ class RaisePriority:
 
 @dataclass(frozen=True, slots=True)
 class EvidenceChanged:
-    """A firing missing-data alert whose list of missing metrics changed: its evidence is
-    updated (the page names every missing measurement). ``notify``: a metric joined an
+    """A firing alert whose evidence changed what it says: a missing-data alert's list of
+    missing metrics (the page names every missing measurement), a spot reading confirmed
+    without a change of priority; its evidence is updated. ``notify``: a metric joined an
     alert the team had acknowledged (a call about the kit already made): they hear of it
     again, as of a priority raised."""
 
@@ -175,12 +178,7 @@ def plan(
                 actions.append(ConditionReturned(alert, f))
             if RANK[f.priority] > RANK[alert.priority]:
                 actions.append(RaisePriority(alert, f))
-            elif (
-                alert.condition_cleared_ms is None
-                and f.rule_id in policy.missing_metrics
-                and (f.evidence.get("also_missing"), f.evidence.get("still_missing"))
-                != (alert.also_missing, alert.still_missing)
-            ):
+            elif alert.condition_cleared_ms is None and _evidence_moved(f, alert, policy):
                 grew = _named(f.evidence.get("also_missing"), f.evidence.get("still_missing"))
                 grew -= _named(alert.also_missing, alert.still_missing)
                 actions.append(EvidenceChanged(alert, f, bool(grew) and alert.state != "active"))
@@ -265,6 +263,21 @@ def fold_missing(
             onset_ms=f.onset_ms if f.firing else findings[others[0]].onset_ms,
         )
     return out
+
+
+def _evidence_moved(f: Finding, alert: OpenAlert, policy: Policy) -> bool:
+    """Whether a firing alert's stored evidence no longer says what matters: the missing
+    metrics it names, or a spot reading confirmed at the priority it had while awaiting
+    its re-measurement (no raise would write it)."""
+    if f.rule_id in policy.missing_metrics:
+        now = (f.evidence.get("also_missing"), f.evidence.get("still_missing"))
+        return now != (alert.also_missing, alert.still_missing)
+    asked = f.evidence.get("confirmation_requested")
+    return (
+        asked is not None
+        and alert.confirmation_requested is not None
+        and bool(asked) != alert.confirmation_requested
+    )
 
 
 def _named(*lists: object) -> set[str]:

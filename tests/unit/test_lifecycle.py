@@ -253,3 +253,13 @@ def test_a_folded_rule_never_opens_nor_keeps_its_own_alert() -> None:
         EvidenceChanged(bp, joined),
         ConditionCleared(temp),
     ]
+
+
+def test_a_spot_reading_confirmed_at_the_same_priority_updates_the_alert() -> None:
+    """A low-priority rule asks for a re-measurement at low priority too: no raise would
+    write its confirmation, so the evidence is updated (the page stops asking)."""
+    asked = alert(priority="low", confirmation_requested=True)
+    confirmed = replace(finding(True, "low"), evidence={"confirmation_requested": False})
+    assert plan([confirmed], [asked], MIN, POLICY) == [EvidenceChanged(asked, confirmed)]
+    done = replace(asked, confirmation_requested=False)
+    assert plan([confirmed], [done], 2 * MIN, POLICY) == []
