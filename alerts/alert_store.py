@@ -20,6 +20,7 @@ from alerts.lifecycle import (
     ConditionCleared,
     ConditionReturned,
     Escalate,
+    EvidenceChanged,
     Open,
     OpenAlert,
     RaisePriority,
@@ -47,7 +48,9 @@ def open_alerts(conn: psycopg.Connection, patient_ids: Sequence[int] | None) -> 
         "SELECT alert_id, patient_id, rule_id, priority, state,"
         " (extract(epoch FROM opened_at) * 1000)::bigint,"
         " (extract(epoch FROM condition_cleared_at) * 1000)::bigint,"
-        " escalation_tier, (extract(epoch FROM escalated_at) * 1000)::bigint, late"
+        " escalation_tier, (extract(epoch FROM escalated_at) * 1000)::bigint, late,"
+        " evidence->>'also_missing', evidence->>'still_missing',"
+        " (evidence->>'confirmation_requested')::boolean"
         " FROM alerts WHERE state <> 'resolved'"
     )
     params: tuple[Any, ...] = ()
@@ -117,6 +120,16 @@ def _apply_one(cur: psycopg.Cursor, action: Action, now_ms: int) -> Notice | Non
         )
         _changed(cur, a.alert_id, a.patient_id, a.state)
         return Notice(a.alert_id, a.patient_id, f.priority, a.escalation_tier, "priority raised")
+    elif isinstance(action, EvidenceChanged):
+        # not a transition (no event row): what the open alert says is kept current
+        cur.execute(
+            "UPDATE alerts SET evidence = %s, updated_at = now()"
+            " WHERE alert_id = %s AND state <> 'resolved'",
+            (Jsonb(dict(action.finding.evidence)), a.alert_id),
+        )
+        _changed(cur, a.alert_id, a.patient_id, a.state)
+        if action.notify:
+            return Notice(a.alert_id, a.patient_id, a.priority, a.escalation_tier, "more missing")
     elif isinstance(action, AutoResolve):
         cur.execute(
             "UPDATE alerts SET state = 'resolved', resolved_at = to_timestamp(%s),"

@@ -426,7 +426,7 @@ def _one_per_reminder(
         for j, f in enumerate(folded[i]):
             if f.firing and folded[lead][j].firing:
                 also.setdefault((lead, j), []).append(rule.metric)
-                folded[i][j] = replace(f, firing=False, evidence={}, onset_ms=None)
+                folded[i][j] = replace(f, firing=False, onset_ms=None)
     for (lead, j), metrics in also.items():
         f = folded[lead][j]
         folded[lead][j] = replace(f, evidence={**f.evidence, "also_missing": ",".join(metrics)})

@@ -22,6 +22,7 @@ TITLES = {
     "opened": "New alert",
     "priority raised": "Alert priority raised",
     "escalated": "Alert escalated to you",
+    "more missing": "Another measurement missing",
 }
 
 

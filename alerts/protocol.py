@@ -141,7 +141,7 @@ class RelativeRule(_MetricRule, _ConfirmParams):
 
     @model_validator(mode="after")
     def _usual_known(self) -> RelativeRule:
-        if self.metric not in USUAL_FIELDS:
+        if self.metric not in USUAL_FIELDS and self.metric not in FIRST_DAY_USUAL:
             raise ValueError(f"no usual value is kept for {self.metric!r}")
         return self
 
@@ -152,6 +152,9 @@ USUAL_FIELDS = {
     "heart_rate_bpm": "discharge_hr_bpm",
     "weight_kg": "discharge_weight_kg",
 }
+# metrics whose usual value is only the median of the first day's readings (the hospital
+# enters none): the temperature, for a rise over the patient's own usual (High et al. 2009)
+FIRST_DAY_USUAL = frozenset({"temp_c"})
 
 
 class FallRule(_MetricRule):

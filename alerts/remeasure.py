@@ -3,10 +3,13 @@
 patient's phone to measure that metric now, so that the confirmation the rule waits for
 comes within minutes rather than at the next planned check.
 
-Run after each engine round for the round's patients. One request per alert: a patient
-message (no clinician; the alert's id, unique) claimed in a committed row before its Web
-Push, so a restart never asks twice; one claimed but not settled when the process
-stopped is pushed again with the same RFC 8030 ``Topic`` and notification tag. No
+Run after each engine round for the round's patients. One request per alert, and one
+open at a time per patient and kind (a 38.6 °C spot reading opens ``fever`` and
+``low_grade_fever``: the patient is asked once, for the earliest alert, and the
+re-measurement answers both): a patient message (no clinician; the alert's id, unique)
+claimed in a committed row before its Web Push, so a restart never asks twice; one
+claimed but not settled when the process stopped is pushed again with the same RFC 8030
+``Topic`` and notification tag. No
 request while the patient has no enrolled phone (a credential not revoked nor expired),
 nor when a reading of the metric taken ``remeasure_after_s`` or more after the spot
 reading has already arrived. A request is done once such a reading arrives or the alert
@@ -86,6 +89,8 @@ SELECT * FROM (VALUES (%(patient)s::bigint, %(kind)s, %(now)s::timestamptz, %(al
                        %(metric)s::smallint, %(after)s::timestamptz))
        AS r(patient_id, kind, sent_at, alert_id, metric_id, measure_after)
 WHERE NOT {_MEASURED.format(m="r")}
+  AND NOT EXISTS (SELECT 1 FROM patient_messages o WHERE o.patient_id = r.patient_id
+                  AND o.kind = r.kind AND o.alert_id IS NOT NULL AND o.done_at IS NULL)
 ON CONFLICT (alert_id) WHERE alert_id IS NOT NULL DO NOTHING
 RETURNING message_id
 """
@@ -133,6 +138,7 @@ class RemeasureRequests(PhoneRequests):
         candidates = _CANDIDATES
         if patient_ids is not None:
             candidates += _PATIENTS.format(col="a.patient_id")
+        candidates += " ORDER BY a.alert_id"
         made: list[Request] = []
         for alert_id, patient_id, protocol, rule_id, onset in conn.execute(
             candidates, params

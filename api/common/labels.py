@@ -78,6 +78,8 @@ RULE_TITLES = {
     "rr_high": N_("Respiratory rate above 24/min for 15 min"),
     "fever": N_("Temperature 38.0 °C or above"),
     "temp_rising": N_("Temperature rising over 12 h"),
+    "temp_above_usual": N_("Temperature more than 1.1 °C above the patient's usual"),
+    "low_grade_fever": N_("Temperature above 37.2 °C, confirmed"),
     "sepsis_screen": N_("Fever or low temperature with a raised pulse (possible infection)"),
     "af_suspected": N_("Irregular heart rhythm (possible atrial fibrillation)"),
     "weight_gain": N_("Weight gain above 2 kg over 3 days"),
@@ -184,6 +186,7 @@ EVIDENCE = {
     "last_reading_ms": N_("last reading"),
     "reminder_missed": N_("reminder not acted on"),
     "also_missing": N_("also missing"),
+    "still_missing": N_("still missing"),
     "signs_reported": N_("wound signs reported"),
     "fever_reported": N_("feverish or chills reported"),
     "at_rest": N_("at rest"),
@@ -441,7 +444,7 @@ class Labels:
             shown_as = EVIDENCE_METRIC.get(key) or metric
             if key == "scored_params" and isinstance(value, str):
                 text = ", ".join(self._scored(name) for name in value.split(",") if name) or "—"
-            elif key == "also_missing" and isinstance(value, str):
+            elif key in ("also_missing", "still_missing") and isinstance(value, str):
                 text = ", ".join(self.long(name) for name in value.split(",") if name) or "—"
             elif key.endswith("_s") and isinstance(value, int | float):
                 text = self.duration(float(value))

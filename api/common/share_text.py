@@ -20,6 +20,8 @@ RULES = {
     "rr_high": S_("Breathing rate high"),
     "fever": S_("Fever"),
     "temp_rising": S_("Temperature rising"),
+    "temp_above_usual": S_("Temperature well above the patient's usual"),
+    "low_grade_fever": S_("Low-grade fever (confirmed)"),
     "weight_gain": S_("Weight gain"),
     "news2": S_("Early warning score (NEWS2) raised"),
     "shock_index": S_("Shock index raised (pulse high for the blood pressure)"),

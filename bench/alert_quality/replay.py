@@ -28,6 +28,7 @@ from alerts.lifecycle import (
     ConditionCleared,
     ConditionReturned,
     Escalate,
+    EvidenceChanged,
     Open,
     OpenAlert,
     Policy,
@@ -60,11 +61,31 @@ class AlertRecord:
     # NEWS2: the parameters that scored, at the opening and at each renewal (same order
     # as (opened_ms, *renewed_ms)); empty for other rules
     scored: list[tuple[str, ...]] = field(default_factory=list)
+    # missing data: (time, rule) each time another missing rule's metric joined this
+    # alert (named in ``also_missing``; the team sees it on the open alert)
+    joined: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _scored(evidence: Mapping[str, object]) -> tuple[str, ...]:
     found = evidence.get("scored_params")
     return tuple(str(found).split(",")) if found else ()
+
+
+def _also(evidence: Mapping[str, object], key: str = "also_missing") -> str | None:
+    """The ``also_missing`` (or ``still_missing``) evidence as the database returns it."""
+    found = evidence.get(key)
+    return None if found is None else str(found)
+
+
+def _joins(
+    before: OpenAlert | None, evidence: Mapping[str, object], policy: Policy, now: int
+) -> list[tuple[int, str]]:
+    """The missing metrics newly named by a missing-data alert's evidence, as their rules."""
+    rule_of = {m: r for r, m in policy.missing_metrics.items()}
+    now_named = f"{_also(evidence) or ''},{_also(evidence, 'still_missing') or ''}"
+    was = f"{before.also_missing or ''},{before.still_missing or ''}" if before else ""
+    named = set(now_named.split(",")) - set(was.split(","))
+    return [(now, rule_of[m]) for m in sorted(named) if m in rule_of]
 
 
 def _known(values: list[float | None]) -> NDArray[np.float64]:
@@ -131,10 +152,31 @@ def replay(
         watched = {(a.patient_id, a.rule_id) for a in open_now.values()}
         relevant = [f for f in findings if f.firing or (f.patient_id, f.rule_id) in watched]
         for action in plan(relevant, list(open_now.values()), now, policies):
+            if isinstance(action, ConditionReturned | RaisePriority | EvidenceChanged):
+                # an alert that comes back or rises is heard again with all it names; an
+                # evidence update, with what it adds
+                records[action.alert.alert_id].joined += _joins(
+                    open_now[action.alert.alert_id]
+                    if isinstance(action, EvidenceChanged)
+                    else None,
+                    action.finding.evidence,
+                    policies[action.alert.patient_id],
+                    now,
+                )
             if isinstance(action, Open):
                 f = action.finding
                 open_now[next_id] = OpenAlert(
-                    next_id, f.patient_id, f.rule_id, f.priority, "active", now, None, 0, None
+                    next_id,
+                    f.patient_id,
+                    f.rule_id,
+                    f.priority,
+                    "active",
+                    now,
+                    None,
+                    0,
+                    None,
+                    also_missing=_also(f.evidence),
+                    still_missing=_also(f.evidence, "still_missing"),
                 )
                 records[next_id] = AlertRecord(
                     f.patient_id,
@@ -144,6 +186,7 @@ def replay(
                     now,
                     f.onset_ms,
                     scored=[_scored(f.evidence)],
+                    joined=_joins(None, f.evidence, policies[f.patient_id], now),
                 )
                 next_id += 1
                 continue
@@ -151,16 +194,30 @@ def replay(
             if isinstance(action, ConditionCleared):
                 open_now[a.alert_id] = replace(open_now[a.alert_id], condition_cleared_ms=now)
             elif isinstance(action, ConditionReturned):
-                open_now[a.alert_id] = replace(open_now[a.alert_id], condition_cleared_ms=None)
+                open_now[a.alert_id] = replace(
+                    open_now[a.alert_id],
+                    condition_cleared_ms=None,
+                    also_missing=_also(action.finding.evidence),
+                    still_missing=_also(action.finding.evidence, "still_missing"),
+                )
                 records[a.alert_id].renewed_ms.append(now)
                 records[a.alert_id].scored.append(_scored(action.finding.evidence))
             elif isinstance(action, RaisePriority):
                 open_now[a.alert_id] = replace(
-                    open_now[a.alert_id], priority=action.finding.priority
+                    open_now[a.alert_id],
+                    priority=action.finding.priority,
+                    also_missing=_also(action.finding.evidence),
+                    still_missing=_also(action.finding.evidence, "still_missing"),
                 )
                 records[a.alert_id].priority = action.finding.priority
                 records[a.alert_id].renewed_ms.append(now)
                 records[a.alert_id].scored.append(_scored(action.finding.evidence))
+            elif isinstance(action, EvidenceChanged):
+                open_now[a.alert_id] = replace(
+                    open_now[a.alert_id],
+                    also_missing=_also(action.finding.evidence),
+                    still_missing=_also(action.finding.evidence, "still_missing"),
+                )
             elif isinstance(action, AutoResolve):
                 del open_now[a.alert_id]
                 records[a.alert_id].resolved_ms = now

@@ -8,7 +8,9 @@
   (the finding's ``scored_params``) is one of them. A NEWS2 of 3 from a COPD patient's
   usual saturation is not the detection of their bleed. Any clinical alert in the same
   window is reported too ("any alert"), to tell a late or unrelated detection from none.
-- A technical event is detected by an alert of one of its expected rules.
+- A technical event is detected by an alert of one of its expected rules, or by the
+  patient's open missing-data alert when the expected rule's metric joined it
+  (``also_missing``: one missing-data alert per patient).
 - Time to alert is measured from the onset, and from the moment the signal became
   abnormal by the protocol's own definition: for a clinical event, the first moment the
   readings that reached the database after the onset met the condition of one of the
@@ -286,6 +288,14 @@ def _detection(
                 continue
             if any_alert or related(truth, rules.get(rec.rule_id), params):
                 best = (t, rec.rule_id)
+        if any_alert:
+            continue
+        # a missing metric folded into the patient's open missing-data alert (named on it)
+        for t, rule_id in rec.joined:
+            if not truth.onset_ms <= t <= deadline or (best is not None and t >= best[0]):
+                continue
+            if related(truth, rules.get(rule_id)):
+                best = (t, rule_id)
     return (best[0], best[1]) if best else (None, None)
 
 

@@ -291,3 +291,54 @@ def test_one_missed_reminder_is_one_alert_naming_every_missing_measurement(db: s
     assert found["no_bp"][0] is False
     assert found["no_temp"][0] is True
     assert "also_missing" not in found["no_temp"][1]
+
+
+def test_a_metric_missing_later_joins_the_open_alert_and_keeps_it_open(db: str) -> None:
+    """One missing-data alert per patient: the pressure forgotten on Friday opens
+    ``no_bp``; on Saturday neither measurement came, and the same alert names the
+    temperature too (its evidence updated, no second alert). Once the pressure comes but
+    not the temperature, the alert stays open and firing, naming the temperature still
+    missing: it neither resolves nor hands over to a new ``no_temp`` alert."""
+    from alerts.engine import Engine
+
+    clock = Clock(at(11, 1))
+    engine = Engine(db, builtin_protocols(), lambda _c, _n: None, clock_ms=clock)
+    saturday = DAY + timedelta(days=1)
+
+    def vital(conn: psycopg.Connection, name: str, device: str, when: datetime, v: float) -> None:
+        conn.execute(
+            "INSERT INTO vitals (time, patient_id, device_id, metric_id, value)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (when, pid, device, metric(name).metric_id, v),
+        )
+
+    def missing_alerts(conn: psycopg.Connection) -> list[tuple[str, bool, object, object]]:
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in conn.execute(
+                "SELECT rule_id, condition_cleared_at IS NULL, evidence->>'also_missing',"
+                " evidence->>'still_missing'"
+                " FROM alerts WHERE patient_id = %s AND kind = 'technical' ORDER BY alert_id",
+                (pid,),
+            )
+        ]
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        pid = patient_at_home(conn, "join")
+        vital(conn, "bp_systolic_mmhg", "bp_cuff-rem-join", at(7, 30, DAY - timedelta(days=1)), 131)
+        vital(conn, "temp_c", "thermometer-rem-join", at(7, 30, DAY - timedelta(days=1)), 36.8)
+        vital(conn, "temp_c", "thermometer-rem-join", at(7, 30), 36.7)  # no pressure Friday
+        engine.evaluate_once(conn, [pid])
+        assert missing_alerts(conn) == [("no_bp", True, None, None)]
+        clock.now = at(11, 1, saturday)  # nothing measured on Saturday morning
+        engine.evaluate_once(conn, [pid])
+        assert missing_alerts(conn) == [("no_bp", True, "temp_c", None)]
+        vital(conn, "bp_systolic_mmhg", "bp_cuff-rem-join", at(11, 20, saturday), 127)
+        for minutes in (30, 90, 150):
+            clock.now = at(11, 30, saturday) + timedelta(minutes=minutes - 30)
+            engine.evaluate_once(conn, [pid])
+            assert missing_alerts(conn) == [("no_bp", True, None, "temp_c")]
+        vital(conn, "temp_c", "thermometer-rem-join", at(14, 10, saturday), 36.9)
+        clock.now = at(14, 15, saturday)
+        engine.evaluate_once(conn, [pid])
+        assert missing_alerts(conn) == [("no_bp", False, None, "temp_c")]  # cleared, one alert

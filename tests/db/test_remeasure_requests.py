@@ -233,3 +233,36 @@ def test_no_request_when_the_remeasurement_came_with_the_spot_reading(
             assert endpoint.received == []
         finally:
             pusher.stop()
+
+
+def test_one_fever_reading_opening_two_rules_asks_the_patient_once(
+    db: str, push: tuple[str, PushEndpoint]
+) -> None:
+    """38.6 °C opens ``fever`` and ``low_grade_fever`` (both await a confirmation): one
+    request to the phone, for the earliest alert; the re-measurement confirms both."""
+    pem, endpoint = push
+    clock = Clock(NOW)
+    with psycopg.connect(db, autocommit=True) as conn:
+        pid = patient(conn, "twice")
+        subscribe(db, conn, endpoint, pid)
+        eng, _requests, pusher = engine(db, pem, clock)
+        try:
+            spot(conn, pid, NOW - timedelta(seconds=30), "temp_c", 38.6)
+            eng.evaluate_once(conn, [pid])
+            assert alert_of(conn, pid, "fever") == ("low", "true")
+            assert alert_of(conn, pid, "low_grade_fever") == ("low", "true")
+            wait_for(lambda: len(endpoint.received) == 1, 10, "the push")
+            clock.now = NOW + timedelta(minutes=1)
+            eng.evaluate_once(conn, [pid])
+            threading.Event().wait(0.3)
+            [(_, kind, _, rule, _, done)] = requests_of(conn, pid)
+            assert (kind, rule, done) == ("measure_temperature", "fever", None)
+            assert len(endpoint.received) == 1
+            spot(conn, pid, NOW + timedelta(minutes=3), "temp_c", 38.5)
+            clock.now = NOW + timedelta(minutes=3, seconds=20)
+            eng.evaluate_once(conn, [pid])
+            assert alert_of(conn, pid, "fever") == ("medium", "false")
+            assert alert_of(conn, pid, "low_grade_fever") == ("low", "false")
+            assert [r[5] for r in requests_of(conn, pid)] == ["measured"]
+        finally:
+            pusher.stop()

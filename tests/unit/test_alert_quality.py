@@ -160,6 +160,29 @@ def test_a_deterioration_counts_as_detected_only_by_a_related_alert() -> None:
     assert _detection(bleed, [late], rules) == (None, None)  # after the 12 h deadline
 
 
+def test_a_stopped_kit_is_detected_by_the_missing_data_alert_it_joined() -> None:
+    """One missing-data alert per patient: a patient who stops measuring while their
+    ``no_bp`` alert is open gets no ``no_spo2`` alert; the SpO2 named on the open alert
+    (``also_missing``) is the detection, at the time it joined."""
+    from firmware_sim.scenarios import GroundTruth
+
+    from alerts.protocol import builtin_protocols
+    from bench.alert_quality.replay import AlertRecord
+    from bench.alert_quality.score import _detection
+
+    rules = {r.id: r for r in builtin_protocols()["digestive_surgery"].rules}
+    hour = 3_600_000
+    stopped = GroundTruth("stopped_measuring", "technical", 10 * hour, ("no_spo2",), 12 * 3600)
+    bp = AlertRecord(1, "no_bp", "technical", "low", 5 * hour, None)
+    assert _detection(stopped, [bp], rules) == (None, None)
+    bp.joined.append((19 * hour, "no_spo2"))
+    assert _detection(stopped, [bp], rules) == (19 * hour, "no_spo2")
+    late = AlertRecord(
+        1, "no_bp", "technical", "low", 5 * hour, None, joined=[(23 * hour, "no_spo2")]
+    )
+    assert _detection(stopped, [late], rules) == (None, None)  # after the 12 h deadline
+
+
 def test_news2_findings_name_the_parameters_that_scored() -> None:
     import numpy as np
 

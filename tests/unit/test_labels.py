@@ -59,3 +59,16 @@ def test_newer_rules_evidence_reads_in_words() -> None:
     assert fr.alert_state("acknowledged", None, {"confirmation_requested": False}) == "acquittée"
     assert fr.threshold(None, "hr_above", 90.0) == "90\u00a0/min"
     assert fr.rule("sbp_below_usual").startswith("Pression systolique 30 mmHg")
+
+
+def test_a_missing_data_alert_names_every_missing_measurement() -> None:
+    """One missing-data alert per patient: the metrics that joined it read in words."""
+    for language, expected in (
+        ("fr", {"manque aussi": "Température corporelle, Saturation en oxygène (SpO2)"}),
+        ("en", {"also missing": "Body temperature, Oxygen saturation (SpO2)"}),
+    ):
+        labels = Labels(language, CATALOGS[language])
+        items = dict(labels.evidence_items({"also_missing": "temp_c,spo2_pct"}, "bp_systolic_mmhg"))
+        assert items == expected
+    still = Labels("fr", CATALOGS["fr"]).evidence_items({"still_missing": "temp_c"}, None)
+    assert still == [("manque encore", "Température corporelle")]

@@ -10,6 +10,7 @@ from alerts.lifecycle import (
     ConditionCleared,
     ConditionReturned,
     Escalate,
+    EvidenceChanged,
     Finding,
     Open,
     OpenAlert,
@@ -165,3 +166,100 @@ def test_the_shipped_protocols_keep_missing_data_alerts_for_days() -> None:
         assert policy.resolve_after_s["battery_low"] == 86_400
         assert "spo2_low" not in policy.resolve_after_s  # clinical: the protocol's hour
         assert policy.auto_resolve_after_s == 3600
+
+
+MISSING = {
+    7: replace(
+        POLICY[7],
+        resolve_after_s={"no_spo2": 259_200, "no_bp": 259_200, "no_temp": 259_200},
+        missing_metrics={"no_spo2": "spo2_pct", "no_bp": "bp_systolic_mmhg", "no_temp": "temp_c"},
+    )
+}
+
+
+def silence(rule: str, firing: bool, onset_ms: int | None = 0, **evidence: object) -> Finding:
+    return Finding(
+        7,
+        rule,
+        firing,
+        "low",
+        "technical",
+        {"silent_s": 1.0, **evidence},
+        onset_ms if firing else None,
+    )
+
+
+def test_a_second_missing_metric_joins_the_open_missing_data_alert() -> None:
+    """'The kit is not being used': the team calls once. A blood pressure missing while the
+    patient's SpO2 alert is open is named in that alert (``also_missing``, the evidence
+    updated without a notification), not a second alert; the lead keeps firing while its
+    own metric is back and the pressure still missing (no resolve, no new alert; the
+    evidence then names only what is still missing), and clears once nothing is."""
+    spo2 = alert(rule_id="no_spo2", priority="low")
+    both = [silence("no_spo2", True), silence("no_bp", True, 5 * MIN)]
+    actions = plan(both, [spo2], 60 * MIN, MISSING)
+    joined = replace(both[0], evidence={"silent_s": 1.0, "also_missing": "bp_systolic_mmhg"})
+    assert actions == [EvidenceChanged(spo2, joined)]
+    # the team had acknowledged it (called about the kit): they hear of the new gap
+    seen = replace(spo2, state="acknowledged")
+    assert plan(both, [seen], 60 * MIN, MISSING) == [EvidenceChanged(seen, joined, notify=True)]
+    spo2 = replace(spo2, also_missing="bp_systolic_mmhg")
+    assert plan(both, [spo2], 61 * MIN, MISSING) == []  # stored: nothing to write again
+    # the SpO2 comes back, the pressure is still missing: the same alert goes on
+    spo2_back = [silence("no_spo2", False), silence("no_bp", True, 5 * MIN)]
+    still = Finding(
+        7, "no_spo2", True, "low", "technical", {"still_missing": "bp_systolic_mmhg"}, 5 * MIN
+    )
+    assert plan(spo2_back, [spo2], 90 * MIN, MISSING) == [EvidenceChanged(spo2, still)]
+    spo2 = replace(spo2, also_missing=None, still_missing="bp_systolic_mmhg")
+    assert plan(spo2_back, [spo2], 91 * MIN, MISSING) == []
+    # nothing missing any more: the lead clears (and resolves after its own time)
+    quiet = [silence("no_spo2", False), silence("no_bp", False)]
+    assert plan(quiet, [spo2], 120 * MIN, MISSING) == [ConditionCleared(spo2)]
+    # a metric missing again while the alert awaits its resolution continues it
+    cleared = replace(spo2, condition_cleared_ms=120 * MIN)
+    temp = [silence("no_spo2", False), silence("no_bp", False), silence("no_temp", True, 3 * MIN)]
+    [returned] = plan(temp, [cleared], 180 * MIN, MISSING)
+    assert isinstance(returned, ConditionReturned)
+    assert returned.alert == cleared
+    assert returned.finding.rule_id == "no_spo2"
+    assert returned.finding.firing
+    assert returned.finding.evidence == {"still_missing": "temp_c"}
+
+
+def test_missing_metrics_without_an_open_alert_open_one_led_by_the_longest_silence() -> None:
+    """Two rules firing in the same round open one alert: the one silent longest (the
+    first to fire) leads, naming the other and the reminder-folded ones; the alert takes
+    the highest priority among them."""
+    raised = replace(silence("no_spo2", True, 30 * MIN), priority="medium")
+    bp = silence("no_bp", True, 10 * MIN, also_missing="temp_c")
+    [opened] = plan([raised, bp, silence("no_temp", False)], [], 60 * MIN, MISSING)
+    assert isinstance(opened, Open)
+    assert opened.finding.rule_id == "no_bp"
+    assert opened.finding.priority == "medium"
+    assert opened.finding.evidence["also_missing"] == "temp_c,spo2_pct"
+    assert opened.finding.onset_ms == 10 * MIN
+
+
+def test_a_folded_rule_never_opens_nor_keeps_its_own_alert() -> None:
+    """Two missing-data alerts open (opened before this rule, or by two engines): the
+    earliest leads; the other's condition clears and it resolves in its time, whatever
+    its metric does, so it cannot flap the lead."""
+    bp = alert(alert_id=1, rule_id="no_bp", priority="low", opened_ms=0)
+    temp = alert(alert_id=2, rule_id="no_temp", priority="low", opened_ms=MIN)
+    found = [silence("no_bp", True), silence("no_temp", True)]
+    joined = replace(found[0], evidence={"silent_s": 1.0, "also_missing": "temp_c"})
+    assert plan(found, [temp, bp], 60 * MIN, MISSING) == [
+        EvidenceChanged(bp, joined),
+        ConditionCleared(temp),
+    ]
+
+
+def test_a_spot_reading_confirmed_at_the_same_priority_updates_the_alert() -> None:
+    """A low-priority rule asks for a re-measurement at low priority too: no raise would
+    write its confirmation, so the evidence is updated (the page stops asking)."""
+    asked = alert(priority="low", confirmation_requested=True)
+    confirmed = replace(finding(True, "low"), evidence={"confirmation_requested": False})
+    assert plan([confirmed], [asked], MIN, POLICY) == [EvidenceChanged(asked, confirmed)]
+    done = replace(asked, confirmation_requested=False)
+    assert plan([confirmed], [done], 2 * MIN, POLICY) == []
