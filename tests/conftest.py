@@ -7,12 +7,15 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
+from argon2 import PasswordHasher, profiles
 
+from api.common import passwords
 from postop.local_mosquitto import LocalMosquitto
 from postop.local_postgres import (
     TIMESCALEDB_CONF,
@@ -74,6 +77,18 @@ def _seal_template(server: LocalPostgres, flavour: Flavour) -> None:
         )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_argon2() -> Iterator[None]:
+    """argon2id with argon2-cffi's test profile in this process: the same hash and verify
+    code without its deliberate work (a signed-in client hashed 10 recovery codes and
+    checked a password, 2-3 s a test). Services the tests start as processes keep the
+    production parameters; argon2 reads them from each hash, so either verifies."""
+    production = passwords._HASHER
+    passwords._HASHER = PasswordHasher.from_parameters(profiles.CHEAPEST)
+    yield
+    passwords._HASHER = production
+
+
 @pytest.fixture(scope="session")
 def pg_flavour() -> Flavour:
     return requested_flavour()
@@ -115,11 +130,48 @@ def pg(pg_flavour: Flavour) -> Iterator[LocalPostgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+class _Clones:
+    """Fresh clones of the template, each made while the test before it runs: a CREATE
+    DATABASE ... TEMPLATE takes about half a second, most of a short test's set-up. A
+    clone made ahead that failed (a test stopped the server meanwhile) is made again."""
+
+    def __init__(self, server: LocalPostgres) -> None:
+        self._server = server
+        self._maker = ThreadPoolExecutor(1, thread_name_prefix="template-clone")
+        self._ahead: Future[str] | None = None
+
+    def _make(self) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        self._server.create_database(name, template=TEMPLATE_DB)
+        return name
+
+    def take(self) -> str:
+        ahead, self._ahead = self._ahead, None
+        try:
+            name = ahead.result() if ahead is not None else self._make()
+        except psycopg.Error:
+            name = self._make()
+        self._ahead = self._maker.submit(self._make)
+        return name
+
+    def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.cancel()
+        self._maker.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def _clones(pg: LocalPostgres) -> Iterator[_Clones]:
+    clones = _Clones(pg)
+    yield clones
+    clones.close()
+
+
 @pytest.fixture
-def db(pg: LocalPostgres, pg_flavour: Flavour) -> Iterator[str]:
+def db(pg: LocalPostgres, pg_flavour: Flavour, _clones: _Clones) -> Iterator[str]:
     """Conninfo of a fresh database cloned from the migrated template."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    conninfo = pg.create_database(name, template=TEMPLATE_DB)
+    name = _clones.take()
+    conninfo = pg.conninfo(name)
     if pg_flavour is Flavour.TIMESCALEDB:
         # policies (aggregate refresh, compression, retention) run from now on, as in
         # production, without waiting for the launcher's next poll of new databases

@@ -130,7 +130,7 @@ class QuestionnaireError(ValueError):
 
 def parse_questionnaire(text: str, source: str) -> Questionnaire:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=yaml.CSafeLoader)  # libyaml: safe, 10x faster
     except yaml.YAMLError as exc:
         raise QuestionnaireError(f"{source}: not valid YAML: {exc}") from None
     try:

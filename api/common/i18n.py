@@ -5,6 +5,7 @@ Dates and numbers are formatted with Babel in the viewer's locale and time zone.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from dataclasses import dataclass
@@ -40,18 +41,26 @@ def load_catalogs(
     """English (the message ids) plus each language that has ``<domain>.po``: the
     clinician pages use ``messages``, the home physician's pages ``share``."""
     catalogs: dict[str, NullTranslations] = {"en": NullTranslations()}
-    root = resources.files("api") / "locales"
     for lang in languages:
-        po = root / lang / "LC_MESSAGES" / f"{domain}.po"
-        if not po.is_file():
-            continue
-        with po.open("rb") as fh:
-            catalog = read_po(fh, locale=lang)
-        buf = io.BytesIO()
-        write_mo(buf, catalog)
-        buf.seek(0)
-        catalogs[lang] = Translations(fp=buf)
+        compiled = _compiled(domain, lang)
+        if compiled is not None:
+            catalogs[lang] = compiled
     return catalogs
+
+
+@functools.cache
+def _compiled(domain: str, lang: str) -> Translations | None:
+    """The shipped ``.po`` compiled once per process (they do not change while it runs;
+    every app the process builds shares them, read-only)."""
+    po = resources.files("api") / "locales" / lang / "LC_MESSAGES" / f"{domain}.po"
+    if not po.is_file():
+        return None
+    with po.open("rb") as fh:
+        catalog = read_po(fh, locale=lang)
+    buf = io.BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return Translations(fp=buf)
 
 
 def negotiate(accept_language: str | None) -> str:
