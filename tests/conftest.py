@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from argon2 import PasswordHasher, profiles
+from playwright.sync_api import Browser
 
 from api.common import passwords
 from postop.local_mosquitto import LocalMosquitto
@@ -28,6 +29,7 @@ from store.broker_acl import gateway_account, ingest_account, observer_account
 from store.flavour import Flavour, detect
 from store.migrate import migrate
 from store.mqtt_accounts import hash_password
+from tests.browser import chromium
 
 # the shared checks of the end-to-end suites say what differed when they fail
 pytest.register_assert_rewrite("tests.e2e.ble_support")
@@ -75,6 +77,14 @@ def _seal_template(server: LocalPostgres, flavour: Flavour) -> None:
         conn.execute(
             f'ALTER DATABASE "{TEMPLATE_DB}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false'
         )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for a test module; each test opens its own pages (a context
+    of their own: cookies and storage are not shared between tests)."""
+    with chromium() as b:
+        yield b
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -32,7 +32,7 @@ from api.common.i18n import Clock, viewer_locale
 from store.provisioning import enroll, ensure_patient, register_device, register_gateway
 from tests.api.conftest import LiveApi, World, audit_rows
 from tests.api.test_patient_remeasure import ask, awaiting_confirmation
-from tests.browser import chromium, visible_raw
+from tests.browser import visible_raw
 from tests.patient_phone import enroll_phone
 from tests.push_endpoint import PushEndpoint
 from tests.stack import wait_for
@@ -52,12 +52,6 @@ def endpoint(keys: VapidKeys) -> Iterator[PushEndpoint]:
     push = PushEndpoint(keys.public_key_b64url).start()
     yield push
     push.stop()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def subscribed_phone(db: str, endpoint: PushEndpoint, patient_id: int) -> None:

@@ -6,24 +6,17 @@ Screenshots in tests/artifacts/consent/ for a person to look at."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-import pytest
 from playwright.sync_api import Browser, Page
 
 from store.provisioning import ensure_patient
 from tests.api.conftest import LiveApi, World
-from tests.browser import ARTIFACTS, chromium, visible_raw
+from tests.browser import ARTIFACTS, visible_raw
 
 SHOTS = ARTIFACTS / "consent"
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def _page(browser: Browser, api: LiveApi) -> Page:

@@ -6,7 +6,7 @@ of every page go to tests/artifacts/pages/ for a person to look at."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -16,15 +16,9 @@ from psycopg.types.json import Jsonb
 
 from store.provisioning import ensure_patient
 from tests.api.conftest import LiveApi, World
-from tests.browser import ARTIFACTS, chromium, visible_raw
+from tests.browser import ARTIFACTS, visible_raw
 
 SHOTS = ARTIFACTS / "pages"
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ the engine's push (kind "battery") shows on an Arabic-speaking phone in Arabic."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser
 
@@ -20,7 +19,7 @@ from alerts.protocol import builtin_protocols
 from api.app import create_app
 from store.provisioning import register_device, register_gateway
 from tests.api.conftest import LiveApi, World
-from tests.browser import ARTIFACTS, chromium
+from tests.browser import ARTIFACTS
 from tests.patient_phone import PatientPhone, enroll_phone
 from tests.phone_pushes import pushed_once, shown_by_service_worker
 from vitals.catalogue import metric
@@ -30,12 +29,6 @@ FR = "La batterie de votre oxymètre est faible. Veuillez la recharger aujourd'h
 AR = "بطارية جهاز قياس الأكسجين منخفضة. يرجى شحنها اليوم."
 AR_CUFF = "بطاريات جهاز قياس ضغط الدم منخفضة. يرجى استبدالها اليوم."
 AR_WHY = "طلبه التطبيق بعد قياسك الأخير، للتحقق منه."
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def low_oximeter(db: str, patient_id: int, language: str, at: datetime, pct: int = 12) -> str:

@@ -8,14 +8,14 @@ language. Screenshots of the home screen in French and Chinese are kept too."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
 from tests.api.conftest import LiveApi, World
-from tests.browser import ARTIFACTS, chromium, visible_raw
+from tests.browser import ARTIFACTS, visible_raw
 from tests.patient_phone import enroll_phone
 
 
@@ -29,12 +29,6 @@ def phone_screen(browser: Browser, locale: str, zone: str) -> BrowserContext:
         locale=locale,
         timezone_id=zone,
     )
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def _at_home(db: str, patient_id: int, language: str, country: str, zone: str) -> None:

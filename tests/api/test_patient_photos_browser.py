@@ -9,12 +9,11 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import psycopg
-import pytest
 from PIL import Image
 from playwright.sync_api import Browser, ViewportSize
 
@@ -23,19 +22,13 @@ from alerts.reminders import ReminderSender
 from alerts.vapid import generate
 from alerts.webpush import PushNotifier
 from tests.api.conftest import LiveApi, World
-from tests.browser import ARTIFACTS, chromium
+from tests.browser import ARTIFACTS
 from tests.patient_phone import enroll_phone
 from tests.push_endpoint import PushEndpoint
 from tests.stack import wait_for
 
 SHOTS = ARTIFACTS / "patient"
 PHONE: ViewportSize = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def wound_jpeg() -> bytes:

@@ -7,11 +7,10 @@ phone in Arabic."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser
 from psycopg.types.json import Jsonb
@@ -20,7 +19,7 @@ from alerts.protocol import builtin_protocols
 from alerts.remeasure import RemeasureRequests
 from api.app import create_app
 from tests.api.conftest import LiveApi, World
-from tests.browser import ARTIFACTS, chromium
+from tests.browser import ARTIFACTS
 from tests.patient_phone import PatientPhone, enroll_phone
 from tests.phone_pushes import pushed_once, shown_by_service_worker
 from vitals.catalogue import metric
@@ -29,12 +28,6 @@ from vitals.settings import Settings
 FR = "Veuillez mesurer votre taux d'oxygène (SpO2) maintenant avec votre oxymètre."
 AR = "يرجى قياس مستوى الأكسجين (SpO2) الآن بجهاز قياس الأكسجين."
 AR_WHY = "طلبه التطبيق بعد قياسك الأخير، للتحقق منه."
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def awaiting_confirmation(db: str, patient_id: int, language: str, at: datetime) -> None:

@@ -5,14 +5,13 @@ response on its timeline within seconds without a reload, in French."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
-import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
 from tests.api.conftest import LiveApi, World
-from tests.browser import ARTIFACTS, chromium
+from tests.browser import ARTIFACTS
 from tests.patient_phone import enroll_phone
 
 
@@ -25,12 +24,6 @@ def phone_screen(browser: Browser) -> BrowserContext:
         locale="ar-SA",
         timezone_id="Asia/Riyadh",
     )
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def test_answered_in_arabic_on_a_phone_and_seen_live_by_the_team(

@@ -6,7 +6,7 @@ confirmation step and of the result (French) go to tests/artifacts/second-factor
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
 import pyotp
@@ -14,15 +14,9 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.api.conftest import PASSWORD, LiveApi, World
-from tests.browser import ARTIFACTS, chromium, visible_raw
+from tests.browser import ARTIFACTS, visible_raw
 
 SHOTS = ARTIFACTS / "second-factor-reset"
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def _set_language(db: str, email: str, language: str) -> None:

@@ -6,7 +6,6 @@ clinician signs in with a second factor, and the answer comes back."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -26,7 +25,7 @@ from store.provisioning import (
 )
 from tests import second_factor
 from tests.api.conftest import add_vitals, open_alert
-from tests.browser import ARTIFACTS, chromium, visible_raw
+from tests.browser import ARTIFACTS, visible_raw
 
 LANGUAGES = ("fr", "en", "es", "it", "de", "pt", "ar", "zh")
 VIEWER_ZONES = {"ar": "Asia/Riyadh", "zh": "Asia/Shanghai", "en": "America/Chicago"}
@@ -93,12 +92,6 @@ def shared(db: str) -> dict[str, str]:
             )
             tokens[lang] = link.token
     return tokens
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -31,7 +31,7 @@ from api.app import create_app
 from api.common.second_factor import reset as factor_reset
 from postop.ports import free_port, wait_port
 from tests import second_factor
-from tests.browser import ARTIFACTS, chromium
+from tests.browser import ARTIFACTS
 from tests.second_factor import TEST_KEY
 from tests.security.webapp_world import PASSWORD, World, world
 from vitals.settings import ApiSettings, Settings
@@ -79,12 +79,6 @@ def live(world: World) -> Iterator[Live]:
     yield Live(f"http://localhost:{port}", port, world.db)
     server.should_exit = True
     thread.join(10)
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def _with_authenticator(browser: Browser, language: str) -> tuple[Page, CDPSession, str]:
