@@ -218,13 +218,14 @@ def test_weight_loss_of_two_percent_is_dehydration_a_days_fluctuation_is_not() -
 
 
 def test_low_grade_fever_of_older_adults_over_the_patients_own_usual() -> None:
-    """IDSA (High et al. 2009): above 37.2 °C repeated, or more than 1.1 °C over the
-    patient's usual (the median of their first day's readings, no hospital value). A spot
-    reading asks for a re-measurement first; 37.2 itself is not above."""
+    """IDSA (High et al. 2009): repeated readings above the normal range (37.5 °C for an
+    ear thermometer), or more than 1.1 °C over the patient's usual (the median of their
+    first day's readings, no hospital value). A spot reading asks for a re-measurement
+    first; 37.5 itself is not above, nor is 1.1 over."""
     src = MemorySource()
     day = 86_400_000
     discharge = DAY_NOW - 3 * day
-    for pid, usual, now_c in ((1, 36.4, 37.6), (2, 36.9, 37.4), (3, 36.4, 37.2)):
+    for pid, usual, now_c in ((1, 36.4, 37.6), (2, 36.9, 37.6), (3, 36.4, 37.5)):
         src.add(pid, "temp_c", discharge + 3_600_000, [usual] * 3, every_s=14_400)
         src.add(pid, "temp_c", DAY_NOW - 10 * MIN_MS, [now_c])
     ctx = _ctx(3, discharged_ms=discharge)
@@ -232,11 +233,11 @@ def test_low_grade_fever_of_older_adults_over_the_patients_own_usual() -> None:
     assert fired[(1, "temp_above_usual")].evidence["usual"] == 36.4
     assert fired[(1, "temp_above_usual")].evidence["confirmation_requested"] is True
     assert fired[(1, "low_grade_fever")].priority == "low"
-    assert (2, "temp_above_usual") not in fired  # 0.5 over a usual of 36.9
+    assert (2, "temp_above_usual") not in fired  # 0.7 over a usual of 36.9
     assert fired[(2, "low_grade_fever")].evidence["confirmation_requested"] is True
     temperature = {"fever", "temp_above_usual", "low_grade_fever"}
     assert not {k for k in fired if k[0] == 3 and k[1] in temperature}
     assert not {k for k in fired if k[1] == "fever"}
-    src.add(2, "temp_c", DAY_NOW - 5 * MIN_MS, [37.3])  # the re-measurement confirms it
+    src.add(2, "temp_c", DAY_NOW - 5 * MIN_MS, [37.7])  # the re-measurement confirms it
     confirmed = _firing(evaluate(src, ctx, builtin_protocols(), DAY_NOW))
     assert confirmed[(2, "low_grade_fever")].evidence["confirmation_requested"] is False
