@@ -3,7 +3,9 @@ window: the database buckets and averages, numpy scatters the result into place.
 
 Readings flagged as motion artifacts, questionable or early estimates are left out of
 clinical windows (they count for the device-problem rules instead); special values
-(value NULL) never enter a window.
+(value NULL) never enter a window. Times carry microseconds: a bin is found from the
+time's millisecond rounded down (rounded to nearest, a reading less than half a
+millisecond before the end fell one bin past the array).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ UNRELIABLE = int(ReadingFlag.MOTION | ReadingFlag.QUESTIONABLE | ReadingFlag.EAR
 
 _BUCKETS = """
 SELECT patient_id, metric_id,
-       ((extract(epoch FROM time) * 1000)::bigint - %(start_ms)s) / %(bin_ms)s AS bin,
+       (floor(extract(epoch FROM time) * 1000)::bigint - %(start_ms)s) / %(bin_ms)s AS bin,
        avg(value) AS value, bool_or((flags & %(irregular)s) <> 0)::int AS irregular
 FROM vitals
 WHERE patient_id = ANY(%(patients)s) AND metric_id = ANY(%(metrics)s)

@@ -47,3 +47,25 @@ def test_window_bins_average_and_skip_unreliable_readings(db: str) -> None:
     assert w.values[ia, 49] == 95.0
     assert np.flatnonzero(w.present[ib]).tolist() == [57]
     assert w.values[ib, 57] == 91.0
+
+
+def test_a_reading_less_than_a_millisecond_before_the_end_is_in_the_last_bin(db: str) -> None:
+    """Readings carry microseconds: one 400 us before the window's end (a whole-ms end)
+    was rounded up to the end's millisecond and indexed one bin past the array (an engine
+    round failed with IndexError, at random, whenever a reading fell there)."""
+    spo2 = metric("spo2_pct").metric_id
+    with psycopg.connect(db, autocommit=True) as conn:
+        patient = ensure_patient(conn, "P-WEDGE", ensure_team(conn, "W"))
+        for t, value in (
+            (END - timedelta(microseconds=400), 93.0),
+            (END - timedelta(hours=1), 97.0),
+        ):
+            conn.execute(
+                "INSERT INTO vitals (time, patient_id, device_id, metric_id, value, flags)"
+                " VALUES (%s, %s, 'ox', %s, %s, 0)",
+                (t, patient, spo2, value),
+            )
+        window = load_window(conn, [patient], ["spo2_pct"], int(END.timestamp() * 1000), 3600, 60)
+    w = window.metrics["spo2_pct"]
+    assert np.flatnonzero(w.present[0]).tolist() == [0, 59]
+    assert (w.values[0, 0], w.values[0, 59]) == (97.0, 93.0)
