@@ -260,11 +260,16 @@ def make_kit(
     backfill_h: float,
     live_s: int,
     every_s: int = 8,
+    dense_s: int | None = None,
 ) -> tuple[KitSimulator, datetime]:
+    """``dense_s`` (default ``live_s``): how long after now the spot devices go on
+    measuring every ``every_s`` seconds; only what falls before the simulation's end is
+    taken. The live part starts when the test opens it, often long after now: what was
+    due meanwhile goes at once."""
     tz = ZoneInfo(HOME_TZ)
     now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(hours=backfill_h)
-    schedule = dense_schedule(now, tz, every_s, live_s, backfill_h)
+    schedule = dense_schedule(now, tz, every_s, dense_s or live_s, backfill_h)
     return KitSimulator(key, 11, start, kinds, tz=tz, schedule=schedule), now
 
 
