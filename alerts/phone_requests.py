@@ -69,6 +69,13 @@ class PhoneRequests:
         self._clock_ms = clock_ms
         self._in_flight: InFlight[int] = InFlight()
 
+    def __call__(
+        self, conn: psycopg.Connection, patient_ids: Sequence[int] | None, now_ms: int
+    ) -> list[Request]:
+        """After an engine round over ``patient_ids`` (None: everyone): settle, claim and
+        push this sender's requests; the requests made."""
+        raise NotImplementedError
+
     def push_claimed(
         self, conn: psycopg.Connection, made: Sequence[Request], now: datetime
     ) -> None:

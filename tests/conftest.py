@@ -16,6 +16,7 @@ import pytest
 from argon2 import PasswordHasher, profiles
 from playwright.sync_api import Browser
 
+from alerts.vapid import generate
 from api.common import passwords
 from postop.local_mosquitto import LocalMosquitto
 from postop.local_postgres import (
@@ -30,6 +31,7 @@ from store.flavour import Flavour, detect
 from store.migrate import migrate
 from store.mqtt_accounts import hash_password
 from tests.browser import chromium
+from tests.push_endpoint import PushEndpoint
 
 # the shared checks of the end-to-end suites say what differed when they fail
 pytest.register_assert_rewrite("tests.e2e.ble_support")
@@ -85,6 +87,16 @@ def browser() -> Iterator[Browser]:
     of their own: cookies and storage are not shared between tests)."""
     with chromium() as b:
         yield b
+
+
+@pytest.fixture
+def push() -> Iterator[tuple[str, PushEndpoint]]:
+    """A VAPID key pair's private half (PEM) and a local push endpoint that checks VAPID
+    with the public half and decrypts what it receives, as a push service would."""
+    keys = generate()
+    endpoint = PushEndpoint(keys.public_key_b64url).start()
+    yield keys.private_pem, endpoint
+    endpoint.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

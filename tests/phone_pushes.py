@@ -6,14 +6,17 @@ Chromium (delivered through the DevTools protocol, as a push service would)."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 from playwright.sync_api import BrowserContext, Page
 
-from alerts.phone_requests import PhoneRequests
+from alerts.engine import Engine
+from alerts.phone_requests import PhoneRequests, request_topic
+from alerts.protocol import Protocol, builtin_protocols
 from alerts.vapid import generate
 from alerts.webpush import PushNotifier
 from tests.patient_phone import PatientPhone, enroll_phone
@@ -27,6 +30,68 @@ class Clock:
 
     def __call__(self) -> int:
         return int(self.now.timestamp() * 1000)
+
+
+# a phone-request sender's class, built as alerts.main builds it: (conninfo, protocols,
+# pusher, app url, clock)
+MakeRequests = Callable[
+    [str, Mapping[str, Protocol], PushNotifier | None, str, Callable[[], int]], PhoneRequests
+]
+
+
+def requests_engine(
+    db: str, pem: str, clock: Clock, make: MakeRequests, *, start: bool = True
+) -> tuple[Engine, PhoneRequests, PushNotifier]:
+    """The engine with one kind of phone requests after each round, as ``alerts.main``
+    wires them; a pusher not started stands for a process that claimed and died before
+    pushing."""
+    requests = make(db, builtin_protocols(), None, "/p/", clock)
+    pusher = PushNotifier(
+        pem, "mailto:t@postop.invalid", requests.record, base_delay_s=0.05,
+        allow_private_endpoints=True,
+    )  # fmt: skip
+    requests.pusher = pusher
+    if start:
+        pusher.start()
+    eng = Engine(db, builtin_protocols(), lambda _c, _n: None, clock_ms=clock, after_round=requests)
+    return eng, requests, pusher
+
+
+def pushed_after_restart(
+    db: str,
+    push: tuple[str, PushEndpoint],
+    conn: psycopg.Connection,
+    pid: int,
+    make: MakeRequests,
+    clock: Clock,
+    requests_of: Callable[[], list[tuple[Any, ...]]],
+) -> dict[str, Any]:
+    """A request claimed (committed) by a process that died before its push is pushed by
+    the restarted process's first round, once, with the Topic of its message; its
+    outcome is recorded and a later round pushes nothing more. The push's payload."""
+    pem, endpoint = push
+    dead, sender, _ = requests_engine(db, pem, clock, make, start=False)
+    dead.evaluate_once(conn, [pid])
+    [(message_id, *_)] = requests_of()
+    threading.Event().wait(0.3)
+    assert endpoint.received == []
+    clock.now += timedelta(minutes=1)
+    eng, _, pusher = requests_engine(db, pem, clock, make)  # the restarted process
+    try:
+        eng.evaluate_once(conn, None)  # its first round looks at everyone
+        wait_for(lambda: len(endpoint.received) == 1, 10, "the push after the restart")
+        got = endpoint.received[0]
+        assert got.headers["topic"] == request_topic(sender.push_kind, int(message_id))
+        assert got.payload["tag"] == f"{sender.push_kind}-{message_id}"
+        wait_for(lambda: requests_of()[0][4] == "delivered", 10, "the outcome")
+        clock.now += timedelta(minutes=1)
+        eng.evaluate_once(conn, None)
+        threading.Event().wait(0.3)
+        assert len(endpoint.received) == 1
+        assert len(requests_of()) == 1
+        return dict(got.payload)
+    finally:
+        pusher.stop()
 
 
 def subscribe(db: str, conn: psycopg.Connection, endpoint: PushEndpoint, pid: int) -> None:

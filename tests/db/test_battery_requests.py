@@ -10,34 +10,22 @@ waits for the critical 5 %."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-import pytest
 
-from alerts.alert_store import Notice
 from alerts.battery_requests import BatteryRequests, topic_of
 from alerts.engine import Engine
-from alerts.protocol import builtin_protocols
-from alerts.vapid import generate
+from alerts.phone_requests import PhoneRequests
 from alerts.webpush import PushNotifier
 from store.provisioning import ensure_patient, ensure_team, register_device, register_gateway
 from tests.patient_phone import enroll_phone
-from tests.phone_pushes import Clock, subscribe
+from tests.phone_pushes import Clock, pushed_after_restart, requests_engine, subscribe
 from tests.push_endpoint import PushEndpoint
 from tests.stack import wait_for
 from vitals.catalogue import metric
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
-
-
-@pytest.fixture
-def push() -> Iterator[tuple[str, PushEndpoint]]:
-    keys = generate()
-    endpoint = PushEndpoint(keys.public_key_b64url).start()
-    yield keys.private_pem, endpoint
-    endpoint.stop()
 
 
 def patient(conn: psycopg.Connection, key: str) -> int:
@@ -67,23 +55,8 @@ def battery(conn: psycopg.Connection, pid: int, device_id: str, at: datetime, pc
 
 def engine(
     db: str, pem: str, clock: Clock, *, start: bool = True
-) -> tuple[Engine, list[Notice], PushNotifier]:
-    """The engine with its battery requests, as ``alerts.main`` wires them; a pusher not
-    started stands for a process that claimed and died before pushing."""
-    requests = BatteryRequests(db, builtin_protocols(), None, "/p/", clock)
-    pusher = PushNotifier(
-        pem, "mailto:t@postop.invalid", requests.record, base_delay_s=0.05,
-        allow_private_endpoints=True,
-    )  # fmt: skip
-    requests.pusher = pusher
-    if start:
-        pusher.start()
-    notices: list[Notice] = []
-    eng = Engine(
-        db, builtin_protocols(), lambda _c, n: notices.extend(n), clock_ms=clock,
-        after_round=requests,
-    )  # fmt: skip
-    return eng, notices, pusher
+) -> tuple[Engine, PhoneRequests, PushNotifier]:
+    return requests_engine(db, pem, clock, BatteryRequests, start=start)
 
 
 def requests_of(conn: psycopg.Connection, pid: int) -> list[tuple[object, ...]]:
@@ -166,36 +139,16 @@ def test_a_low_oximeter_asks_the_phone_once_per_episode_and_a_charge_ends_it(
 def test_a_request_claimed_before_a_crash_is_pushed_after_the_restart_with_its_topic(
     db: str, push: tuple[str, PushEndpoint]
 ) -> None:
-    pem, endpoint = push
     clock = Clock(NOW)
     with psycopg.connect(db, autocommit=True) as conn:
         pid = patient(conn, "crash")
-        subscribe(db, conn, endpoint, pid)
+        subscribe(db, conn, push[1], pid)
         cuff = device(conn, pid, "bp-cuff")
         battery(conn, pid, cuff, NOW - timedelta(seconds=30), 10)
-        dead, _, _ = engine(db, pem, clock, start=False)
-        dead.evaluate_once(conn, [pid])  # claimed (committed), then the process died
-        [(message_id, kind, *_)] = requests_of(conn, pid)
-        assert kind == "batteries_bp_cuff"
-        threading.Event().wait(0.3)
-        assert endpoint.received == []
-        clock.now = NOW + timedelta(minutes=1)
-        eng, _, pusher = engine(db, pem, clock)  # the restarted process
-        try:
-            eng.evaluate_once(conn, None)  # its first round looks at everyone
-            wait_for(lambda: len(endpoint.received) == 1, 10, "the push after the restart")
-            got = endpoint.received[0]
-            assert got.headers["topic"] == topic_of(int(str(message_id)))
-            assert got.payload["tag"] == f"battery-{message_id}"
-            assert got.payload["request"] == "batteries_bp_cuff"
-            wait_for(lambda: requests_of(conn, pid)[0][4] == "delivered", 10, "the outcome")
-            clock.now = NOW + timedelta(minutes=2)
-            eng.evaluate_once(conn, None)
-            threading.Event().wait(0.3)
-            assert len(endpoint.received) == 1
-            assert len(requests_of(conn, pid)) == 1
-        finally:
-            pusher.stop()
+        payload = pushed_after_restart(
+            db, push, conn, pid, BatteryRequests, clock, lambda: requests_of(conn, pid)
+        )
+        assert payload["request"] == "batteries_bp_cuff"
 
 
 def test_no_request_without_a_phone_nor_for_a_stale_level(

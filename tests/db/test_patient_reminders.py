@@ -7,19 +7,16 @@ becomes the missing-data technical alert only after the reminder and its grace p
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
-import pytest
 
 from alerts.context import followed_patients
 from alerts.evaluate import evaluate
 from alerts.protocol import builtin_protocols
 from alerts.reminders import ReminderSender, topic_of
 from alerts.source import SqlSource
-from alerts.vapid import generate
 from alerts.webpush import PushNotifier
 from store.provisioning import (
     enroll,
@@ -47,14 +44,6 @@ class Clock:
 
     def __call__(self) -> int:
         return int(self.now.timestamp() * 1000)
-
-
-@pytest.fixture
-def push() -> Iterator[tuple[str, PushEndpoint]]:
-    keys = generate()
-    endpoint = PushEndpoint(keys.public_key_b64url).start()
-    yield keys.private_pem, endpoint
-    endpoint.stop()
 
 
 def patient_at_home(conn: psycopg.Connection, key: str) -> int:

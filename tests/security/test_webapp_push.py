@@ -5,7 +5,6 @@ team's alerts only (subscriptions were keyed on the endpoint alone)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -14,7 +13,6 @@ from pydantic import SecretStr
 from alerts.alert_store import Notice
 from alerts.notify import CareTeamNotifier
 from alerts.protocol import builtin_protocols
-from alerts.vapid import generate
 from alerts.webpush import DeliveryOutcome, PushMessage, PushNotifier
 from tests.push_endpoint import PushEndpoint
 from tests.security.webapp_world import Clients, World, add_clinician, clients, world
@@ -37,14 +35,6 @@ PRIVATE_ENDPOINTS = [
     "https://2130706433/push/x",  # 127.0.0.1 as one number
     "http://8.8.8.8/push/x",  # public, but not https
 ]
-
-
-@pytest.fixture
-def push() -> Iterator[tuple[str, PushEndpoint]]:
-    keys = generate()
-    endpoint = PushEndpoint(keys.public_key_b64url).start()
-    yield keys.private_pem, endpoint
-    endpoint.stop()
 
 
 @pytest.fixture
