@@ -79,7 +79,7 @@ RULE_TITLES = {
     "fever": N_("Temperature 38.0 °C or above"),
     "temp_rising": N_("Temperature rising over 12 h"),
     "temp_above_usual": N_("Temperature more than 1.1 °C above the patient's usual"),
-    "low_grade_fever": N_("Temperature above 37.2 °C, confirmed"),
+    "low_grade_fever": N_("Temperature above 37.5 °C, confirmed"),
     "sepsis_screen": N_("Fever or low temperature with a raised pulse (possible infection)"),
     "af_suspected": N_("Irregular heart rhythm (possible atrial fibrillation)"),
     "weight_gain": N_("Weight gain above 2 kg over 3 days"),

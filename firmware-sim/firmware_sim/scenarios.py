@@ -218,9 +218,10 @@ def fluid_overload(rng: np.random.Generator, f: FollowUp) -> Plan:
 def stops_measuring(rng: np.random.Generator, f: FollowUp) -> Plan:
     """The patient gives up: every device falls silent (the patch taken off too)."""
     onset = _onset(rng, f, 3.0, 12.0)
-    truth = GroundTruth(
-        "stopped_measuring", "technical", onset, ("no_spo2", "no_weight"), 12 * 3600
-    )
+    # any missing-data rule says it, the reminder-linked ones (issue 20) included: a
+    # patient whose missing-data alert is already open hears of it through them
+    missing = ("no_spo2", "no_weight", "no_bp", "no_temp")
+    truth = GroundTruth("stopped_measuring", "technical", onset, missing, 12 * 3600)
     return Plan(
         "stopped_measuring",
         disruption=Disruption(silent_from_ms=onset),
