@@ -12,13 +12,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from playwright.sync_api import BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from alerts.engine import Engine
 from alerts.phone_requests import PhoneRequests, request_topic
 from alerts.protocol import Protocol, builtin_protocols
 from alerts.vapid import generate
 from alerts.webpush import PushNotifier
+from tests.browser import ARTIFACTS
 from tests.patient_phone import PatientPhone, enroll_phone
 from tests.push_endpoint import PushEndpoint
 from tests.stack import wait_for
@@ -169,3 +170,34 @@ def pushed_once(
     finally:
         endpoint.stop()
     return endpoint.received[0].payload
+
+
+def arabic_phone_shows(
+    browser: Browser,
+    base_url: str,
+    phone: PatientPhone,
+    payload: Mapping[str, str],
+    text: str,
+    screenshot: str,
+) -> None:
+    """On the enrolled phone, in Arabic: the request on the app's home screen (saved as
+    ``screenshot`` to look at), and the push as its service worker shows it, both saying
+    ``text``; the title is the app's Arabic name, not the fallback."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="ar"
+    )
+    try:
+        context.grant_permissions(["notifications"], origin=base_url)
+        context.add_cookies([phone.playwright_cookie(base_url)])
+        page = context.new_page()
+        page.goto(f"{base_url}/p/")
+        assert page.locator(f"article.kind-{payload['request']} .text").inner_text() == text
+        page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+        shown = shown_by_service_worker(context, page, base_url, payload)
+        assert len(shown) == 1
+        title, body, tag = shown[0]
+        assert body == text
+        assert tag == payload["tag"]
+        assert title != "postop"
+    finally:
+        context.close()

@@ -19,9 +19,8 @@ from alerts.protocol import builtin_protocols
 from alerts.remeasure import RemeasureRequests
 from api.app import create_app
 from tests.api.conftest import LiveApi, World
-from tests.browser import ARTIFACTS
 from tests.patient_phone import PatientPhone, enroll_phone
-from tests.phone_pushes import pushed_once, shown_by_service_worker
+from tests.phone_pushes import arabic_phone_shows, pushed_once
 from vitals.catalogue import metric
 from vitals.settings import Settings
 
@@ -137,19 +136,6 @@ def test_the_engine_s_push_shows_on_an_arabic_phone_in_arabic(
     assert payload["kind"] == "remeasure"
     assert payload["request"] == "measure_spo2"
 
-    context = browser.new_context(
-        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="ar"
+    arabic_phone_shows(
+        browser, api.base_url, enrolled, payload, AR, "patient-home-remeasure-ar.png"
     )
-    context.grant_permissions(["notifications"], origin=api.base_url)
-    context.add_cookies([enrolled.playwright_cookie(api.base_url)])
-    page = context.new_page()
-    page.goto(f"{api.base_url}/p/")
-    assert page.locator("article.kind-measure_spo2 .text").inner_text() == AR
-    page.screenshot(path=str(ARTIFACTS / "patient-home-remeasure-ar.png"), full_page=True)
-    shown = shown_by_service_worker(context, page, api.base_url, payload)
-    assert len(shown) == 1
-    title, body, tag = shown[0]
-    assert body == AR
-    assert tag == payload["tag"]
-    assert title != "postop"  # the app's name in Arabic, not the fallback
-    context.close()
