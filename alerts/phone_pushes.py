@@ -1,13 +1,14 @@
 """Which pushes to the patients' phones are still in flight, for the senders that claim
-each push in a committed row before sending it (``reminders``, ``remeasure``): a push
+each push in a committed row before sending it (``reminders``, ``phone_requests``): a push
 counts as delivered when any of the patient's phones got it, failed when none did, and a
 row claimed but not in flight here was left by a process that stopped (pushed again)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -16,6 +17,8 @@ import psycopg
 from alerts.webpush import DeliveryOutcome, PushSubscription
 
 K = TypeVar("K", bound=Hashable)
+
+log = logging.getLogger(__name__)
 
 # the subscription's phone may still be served: not revoked, replaced or expired
 PHONE_ACTIVE = (
@@ -83,3 +86,28 @@ class InFlight(Generic[K]):
     def written(self, key: K) -> None:
         with self._lock:
             self._settling.discard(key)
+
+
+def record_outcome(
+    conninfo: str,
+    in_flight: InFlight[K],
+    outcome: DeliveryOutcome,
+    now: datetime,
+    settle: Callable[[psycopg.Connection, K, str, datetime], None],
+    what: str,
+) -> None:
+    """On the push thread, each final outcome: what it taught of the subscription, and,
+    once the push's last phone answered, its row settled by ``settle``. A database that
+    fails here loses only the bookkeeping (logged with ``what``): the row stays claimed
+    and unsettled, so the next process pushes it again with the same Topic."""
+    key, settled = in_flight.finish(outcome)
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            note_subscription(conn, outcome, now)
+            if key is not None and settled is not None:
+                settle(conn, key, settled, now)
+    except psycopg.Error as exc:
+        log.warning("could not record %s's push outcome (%s)", what, type(exc).__name__)
+    finally:
+        if key is not None and settled is not None:
+            in_flight.written(key)

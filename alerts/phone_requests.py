@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,10 +18,8 @@ from typing import ClassVar
 
 import psycopg
 
-from alerts.phone_pushes import PHONE_ACTIVE, InFlight, note_subscription
+from alerts.phone_pushes import PHONE_ACTIVE, InFlight, record_outcome
 from alerts.webpush import DeliveryOutcome, PushNotifier, PushSubscription
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -119,15 +116,5 @@ class PhoneRequests:
 
     def record(self, outcome: DeliveryOutcome) -> None:
         """Called on the push thread with each final outcome."""
-        message_id, settled = self._in_flight.finish(outcome)
         now = datetime.fromtimestamp(self._clock_ms() / 1000, UTC)
-        try:
-            with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                note_subscription(conn, outcome, now)
-                if message_id is not None and settled is not None:
-                    self._settle(conn, message_id, settled, now)
-        except psycopg.Error as exc:
-            log.warning("could not record a request's push outcome (%s)", type(exc).__name__)
-        finally:
-            if message_id is not None and settled is not None:
-                self._in_flight.written(message_id)
+        record_outcome(self._conninfo, self._in_flight, outcome, now, self._settle, "a request")

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 
 from alerts.phone_pushes import PHONE_ACTIVE as _PHONE_ACTIVE
-from alerts.phone_pushes import InFlight, note_subscription
+from alerts.phone_pushes import InFlight, record_outcome
 from alerts.protocol import Protocol, Reminder
 from alerts.webpush import DeliveryOutcome, PushNotifier, PushSubscription
 from vitals.catalogue import BY_NAME
@@ -236,18 +236,8 @@ class ReminderSender:
     def record(self, outcome: DeliveryOutcome) -> None:
         """Called on the push thread with each final outcome: a reminder is delivered
         when any of the patient's phones got it, failed when none did."""
-        key, settled = self._in_flight.finish(outcome)
         now = datetime.fromtimestamp(self._clock_ms() / 1000, UTC)
-        try:
-            with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                note_subscription(conn, outcome, now)
-                if key is not None and settled is not None:
-                    self._settle(conn, key, settled, now)
-        except psycopg.Error as exc:
-            log.warning("could not record a reminder's outcome (%s)", type(exc).__name__)
-        finally:
-            if key is not None and settled is not None:
-                self._in_flight.written(key)
+        record_outcome(self._conninfo, self._in_flight, outcome, now, self._settle, "a reminder")
 
     def run(self, stop: threading.Event, every_s: float) -> None:
         """Look every ``every_s`` until ``stop``; a database outage is waited out."""
