@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from alerts.phone_requests import PhoneRequests, Request, request_topic
+from alerts.phone_requests import ROUND_PATIENTS, PhoneRequests, Request
 from alerts.protocol import BatteryRule, Protocol
 from alerts.webpush import PushNotifier
 from vitals.battery import CHARGE_KIND, CHARGE_OTHER
@@ -51,12 +51,6 @@ def limits_of(protocols: Mapping[str, Protocol]) -> dict[str, Limit]:
         if isinstance(rule, BatteryRule)
     }
 
-
-def topic_of(message_id: int) -> str:
-    return request_topic(BatteryRequests.push_kind, message_id)
-
-
-_PATIENTS = " AND {col} = ANY(%(ids)s)"
 
 _LATEST = (
     "(SELECT v.value FROM vitals v WHERE v.patient_id = m.patient_id"
@@ -137,9 +131,9 @@ class BatteryRequests(PhoneRequests):
             "since": now - timedelta(seconds=freshness_s),
         }
         only = patient_ids is not None
-        conn.execute(_CLOSE + (_PATIENTS.format(col="m.patient_id") if only else ""), params)
+        conn.execute(_CLOSE + (ROUND_PATIENTS.format(col="m.patient_id") if only else ""), params)
         candidates = _CANDIDATES.format(
-            patients=_PATIENTS.format(col="v.patient_id") if only else ""
+            patients=ROUND_PATIENTS.format(col="v.patient_id") if only else ""
         )
         made: list[Request] = []
         for patient_id, protocol, device_id, device_kind, level, at in conn.execute(

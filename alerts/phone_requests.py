@@ -35,6 +35,10 @@ def request_topic(push_kind: str, message_id: int) -> str:
     return base64.urlsafe_b64encode(digest).decode()[:32]
 
 
+# the round's patients only (``%(ids)s``), appended to a sender's query on ``col``
+ROUND_PATIENTS = " AND {col} = ANY(%(ids)s)"
+
+
 def request_payload(push_kind: str, request: Request, app_url: str) -> dict[str, str]:
     return {
         "kind": push_kind,
@@ -65,6 +69,11 @@ class PhoneRequests:
         self._app_url = app_url
         self._clock_ms = clock_ms
         self._in_flight: InFlight[int] = InFlight()
+
+    @classmethod
+    def topic_of(cls, message_id: int) -> str:
+        """The RFC 8030 Topic of this sender's push for ``message_id``."""
+        return request_topic(cls.push_kind, message_id)
 
     def __call__(
         self, conn: psycopg.Connection, patient_ids: Sequence[int] | None, now_ms: int
@@ -102,7 +111,7 @@ class PhoneRequests:
         self.pusher.submit(
             subs,
             request_payload(self.push_kind, request, self._app_url),
-            topic=request_topic(self.push_kind, request.message_id),
+            topic=self.topic_of(request.message_id),
             urgency=self.urgency,
         )
 

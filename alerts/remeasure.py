@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from alerts.phone_requests import PhoneRequests, Request, request_topic
+from alerts.phone_requests import ROUND_PATIENTS, PhoneRequests, Request
 from alerts.protocol import ConfirmedRule, Protocol, RelativeRule
 from alerts.webpush import PushNotifier
 from vitals.catalogue import BY_NAME
@@ -56,12 +56,6 @@ def asks_of(protocols: Mapping[str, Protocol]) -> dict[tuple[str, str], Asked]:
         if isinstance(rule, ConfirmedRule | RelativeRule)
     }
 
-
-def topic_of(message_id: int) -> str:
-    return request_topic(RemeasureRequests.push_kind, message_id)
-
-
-_PATIENTS = " AND {col} = ANY(%(ids)s)"
 
 # open alerts awaiting a confirmation, of patients with an enrolled phone, not yet asked
 _CANDIDATES = """
@@ -133,11 +127,11 @@ class RemeasureRequests(PhoneRequests):
         stopped process left unsettled; returns the requests made now."""
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
         params: dict[str, object] = {"now": now, "ids": list(patient_ids or [])}
-        close = _CLOSE + (_PATIENTS.format(col="m.patient_id") if patient_ids is not None else "")
-        conn.execute(close, params)
-        candidates = _CANDIDATES
+        close, candidates = _CLOSE, _CANDIDATES
         if patient_ids is not None:
-            candidates += _PATIENTS.format(col="a.patient_id")
+            close += ROUND_PATIENTS.format(col="m.patient_id")
+            candidates += ROUND_PATIENTS.format(col="a.patient_id")
+        conn.execute(close, params)
         candidates += " ORDER BY a.alert_id"
         made: list[Request] = []
         for alert_id, patient_id, protocol, rule_id, onset in conn.execute(

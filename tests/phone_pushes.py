@@ -15,7 +15,7 @@ import psycopg
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from alerts.engine import Engine
-from alerts.phone_requests import PhoneRequests, request_topic
+from alerts.phone_requests import PhoneRequests
 from alerts.protocol import Protocol, builtin_protocols
 from alerts.vapid import generate
 from alerts.webpush import PushNotifier
@@ -82,7 +82,7 @@ def pushed_after_restart(
         eng.evaluate_once(conn, None)  # its first round looks at everyone
         wait_for(lambda: len(endpoint.received) == 1, 10, "the push after the restart")
         got = endpoint.received[0]
-        assert got.headers["topic"] == request_topic(sender.push_kind, int(message_id))
+        assert got.headers["topic"] == sender.topic_of(int(message_id))
         assert got.payload["tag"] == f"{sender.push_kind}-{message_id}"
         wait_for(lambda: requests_of()[0][4] == "delivered", 10, "the outcome")
         clock.now += timedelta(minutes=1)

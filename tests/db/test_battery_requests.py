@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from alerts.battery_requests import BatteryRequests, topic_of
+from alerts.battery_requests import BatteryRequests
 from alerts.engine import Engine
 from alerts.phone_requests import PhoneRequests
 from alerts.webpush import PushNotifier
@@ -101,7 +101,7 @@ def test_a_low_oximeter_asks_the_phone_once_per_episode_and_a_charge_ends_it(
                 "url": "/p/",
                 "tag": f"battery-{message_id}",
             }
-            assert got.headers["topic"] == topic_of(int(str(message_id)))
+            assert got.headers["topic"] == BatteryRequests.topic_of(int(str(message_id)))
             wait_for(lambda: requests_of(conn, pid)[0][4] == "delivered", 10, "the outcome")
             # the team does not hear of it: the patient can act
             assert team_alerts(conn, pid) == []

@@ -15,7 +15,7 @@ import psycopg
 
 from alerts.engine import Engine
 from alerts.phone_requests import PhoneRequests
-from alerts.remeasure import RemeasureRequests, topic_of
+from alerts.remeasure import RemeasureRequests
 from alerts.webpush import PushNotifier
 from store.provisioning import ensure_patient, ensure_team
 from tests.patient_phone import enroll_phone
@@ -93,7 +93,7 @@ def test_a_low_spot_spo2_asks_the_phone_once_and_the_confirmation_ends_it(
                 "url": "/p/",
                 "tag": f"remeasure-{message_id}",
             }
-            assert got.headers["topic"] == topic_of(int(str(message_id)))
+            assert got.headers["topic"] == RemeasureRequests.topic_of(int(str(message_id)))
             wait_for(
                 lambda: requests_of(conn, pid)[0][4] == "delivered", 10, "the outcome recorded"
             )
