@@ -126,7 +126,9 @@ def _kit_and_history(conn: psycopg.Connection, world: World) -> None:
             " tstzrange(%s, NULL))",
             (device, world.patient_a, now - timedelta(days=3)),
         )
-    times = [now - timedelta(hours=h) for h in range(2, 72, 12)]
+    # one reading on each of the follow-up's four local days, whatever the hour: the first
+    # as the devices were enrolled, the last now, none more than 14 h from the next
+    times = [now - timedelta(hours=h) for h in (72, 58, 44, 30, 16, 0)]
     add_vitals(conn, world.patient_a, "cuff-doc", "bp_systolic_mmhg", [(t, 120.0) for t in times])
     add_vitals(conn, world.patient_a, "cuff-doc", "bp_diastolic_mmhg", [(t, 75.0) for t in times])
     add_vitals(

@@ -21,6 +21,7 @@ from store.provisioning import (
     register_device,
     register_gateway,
 )
+from tests.daytime import daytime_zone
 from vitals.catalogue import metric
 
 
@@ -44,8 +45,8 @@ def test_technical_rules_and_overrides(db: str) -> None:
     )
     with psycopg.connect(db, autocommit=True) as conn:
         team = ensure_team(conn, "Tech")
-        a = ensure_patient(conn, "P-TECH-A", team)
-        b = ensure_patient(conn, "P-TECH-B", team)
+        a = ensure_patient(conn, "P-TECH-A", team, time_zone=daytime_zone(now))
+        b = ensure_patient(conn, "P-TECH-B", team, time_zone=daytime_zone(now))
         for pid, gw in ((a, "gw-tech-a"), (b, "gw-tech-b")):
             register_gateway(conn, gw)
             register_device(conn, f"ox-{gw}", "oximeter", gw)

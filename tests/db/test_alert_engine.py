@@ -15,6 +15,7 @@ from alerts.engine import Engine
 from alerts.protocol import builtin_protocols
 from store.alert_actions import acknowledge
 from store.provisioning import ensure_patient, ensure_team
+from tests.daytime import daytime_zone
 from vitals.catalogue import metric
 from vitals.flags import ReadingFlag
 
@@ -44,7 +45,9 @@ def test_desaturation_opens_one_latched_high_alert(db: str) -> None:
         db, builtin_protocols(), lambda _c, n: notices.extend(n), clock_ms=lambda: clock["ms"]
     )
     with psycopg.connect(db, autocommit=True) as conn:
-        patient = ensure_patient(conn, "P-ENGINE", ensure_team(conn, "Engine"))
+        patient = ensure_patient(
+            conn, "P-ENGINE", ensure_team(conn, "Engine"), time_zone=daytime_zone(now)
+        )
         conn.execute(
             "UPDATE patients SET protocol = 'cardiac_surgery' WHERE patient_id = %s", (patient,)
         )
@@ -126,7 +129,7 @@ def test_new_alert_reaches_the_care_team_as_a_decrypted_web_push(db: str) -> Non
         with psycopg.connect(db, autocommit=True) as conn:
             team_id = ensure_team(conn, "Push team")
             other_team = ensure_team(conn, "Another team")
-            patient = ensure_patient(conn, "P-PUSH", team_id)
+            patient = ensure_patient(conn, "P-PUSH", team_id, time_zone=daytime_zone(now))
             subs = {}
             for n, (tid, role) in enumerate(
                 [(team_id, "coordinator"), (team_id, "physician"), (other_team, "coordinator")],
@@ -172,7 +175,9 @@ def test_a_medium_alert_that_clears_is_not_escalated_in_the_same_round(db: str) 
     clock = {"ms": int(now.timestamp() * 1000)}
     engine = Engine(db, builtin_protocols(), lambda _c, n: None, clock_ms=lambda: clock["ms"])
     with psycopg.connect(db, autocommit=True) as conn:
-        patient = ensure_patient(conn, "P-NOESC", ensure_team(conn, "NoEsc"))
+        patient = ensure_patient(
+            conn, "P-NOESC", ensure_team(conn, "NoEsc"), time_zone=daytime_zone(now)
+        )
         conn.execute(
             "UPDATE patients SET protocol = 'cardiac_surgery' WHERE patient_id = %s", (patient,)
         )
@@ -208,7 +213,9 @@ def test_own_usual_pressure_and_irregular_pulse_flags_over_sql(db: str) -> None:
         db, builtin_protocols(), lambda _c, n: None, clock_ms=lambda: int(now.timestamp() * 1000)
     )
     with psycopg.connect(db, autocommit=True) as conn:
-        patient = ensure_patient(conn, "P-USUAL", ensure_team(conn, "Usual"))
+        patient = ensure_patient(
+            conn, "P-USUAL", ensure_team(conn, "Usual"), time_zone=daytime_zone(now)
+        )
         conn.execute(
             "UPDATE patients SET protocol = 'orthopaedic_surgery', discharge_sbp_mmhg = 145,"
             " beta_blocker = true, discharged_at = %s WHERE patient_id = %s",
@@ -217,7 +224,7 @@ def test_own_usual_pressure_and_irregular_pulse_flags_over_sql(db: str) -> None:
         ctx = followed_patients(conn, [patient])
         assert ctx.discharge_sbp_mmhg.tolist() == [145.0]
         assert ctx.beta_blocker.tolist() == [True]
-        assert ctx.time_zones == ("Europe/Paris",)
+        assert ctx.time_zones == (daytime_zone(now),)
         irregular = int(ReadingFlag.IRREGULAR_PULSE)
         rows = []
         for minutes, sbp in ((90, 104.0), (5, 102.0)):

@@ -17,17 +17,10 @@ from alerts.engine import Engine
 from alerts.protocol import builtin_protocols
 from store.alert_actions import acknowledge, resolve
 from store.provisioning import ensure_patient, ensure_team
+from tests.daytime import daytime_zone
 from vitals.catalogue import metric
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
-
-
-def _daytime_zone() -> str:
-    """A zone where NOW is 17:00: every episode of these tests falls in the patient's
-    day (night limits are tested apart), whenever the tests run."""
-    off = (17 - NOW.hour) % 24
-    off = off - 24 if off > 12 else off
-    return f"Etc/GMT{-off:+d}" if off else "Etc/GMT"
 
 
 def _readings(
@@ -92,7 +85,8 @@ def world(db: str) -> World:
         ids = {name: ensure_patient(conn, f"P-LATE-{name}", team) for name in ("a", "b", "c")}
         conn.execute(
             "UPDATE patients SET protocol = 'cardiac_surgery', discharged_at = %s, time_zone = %s",
-            (NOW - timedelta(days=2), _daytime_zone()),
+            # every episode (up to 3 h back) in the patient's day; night limits are tested apart
+            (NOW - timedelta(days=2), daytime_zone(NOW, hour=17)),
         )
     return World(engine, ids, notices, clock)
 
