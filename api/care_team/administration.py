@@ -294,9 +294,10 @@ def end_follow_up(
     conn: psycopg.Connection, who: Clinician, patient_id: int, at: datetime, note: str | None
 ) -> None:
     """End the follow-up: the patient's open enrollments close at ``at``, the alerts engine
-    stops evaluating them, and every open alert is resolved by this person with an event
-    saying the follow-up ended (nobody watches a patient who has left the programme, so an
-    alert left open would only keep them on the dashboard)."""
+    stops evaluating them, its open requests to the phone are done, and every open alert
+    is resolved by this person with an event saying the follow-up ended (nobody watches a
+    patient who has left the programme, so an alert left open would only keep them on the
+    dashboard)."""
     with conn.transaction():
         row = conn.execute(
             "UPDATE patients SET follow_up_ended_at = %s WHERE patient_id = %s"
@@ -310,6 +311,13 @@ def end_follow_up(
             " WHERE patient_id = %s AND lower(valid) < %s"
             " AND (upper_inf(valid) OR upper(valid) > %s)",
             (at, patient_id, at, at),
+        )
+        # the engine's requests to the phone end with it (a returned kit never reports
+        # the good level that would close a battery request)
+        conn.execute(
+            "UPDATE patient_messages SET done_at = %s, done_reason = 'follow_up_ended'"
+            " WHERE patient_id = %s AND sent_by IS NULL AND done_at IS NULL",
+            (at, patient_id),
         )
         if note:
             conn.execute(

@@ -130,3 +130,30 @@ def test_the_engine_s_push_shows_on_an_arabic_phone_in_arabic(
     assert payload["request"] == "charge_oximeter"
 
     arabic_phone_shows(browser, api.base_url, enrolled, payload, AR, "patient-home-battery-ar.png")
+
+
+def test_the_request_ends_with_the_follow_up(
+    app_settings: Settings, world: World, login: Callable[[str], TestClient]
+) -> None:
+    """The kit goes back with the end of the follow-up: a device that never reports again
+    must not keep asking the patient to charge it."""
+    now = datetime.now(UTC)
+    low_oximeter(world.db, world.patient_a2, "fr", now - timedelta(minutes=1))
+    phone = enroll_phone(world.db, world.patient_a2)
+    assert ask(world.db, world.patient_a2, now) == 1
+    admin = login("admin")
+    res = admin.post(f"/api/v1/patients/{world.patient_a2}/end-follow-up", json={})
+    assert res.status_code == 200, res.text
+    with psycopg.connect(world.db) as conn:
+        rows = conn.execute(
+            "SELECT kind, done_reason, done_at IS NOT NULL FROM patient_messages"
+            " WHERE patient_id = %s",
+            (world.patient_a2,),
+        ).fetchall()
+    assert rows == [("charge_oximeter", "follow_up_ended", True)]
+    assert ask(world.db, world.patient_a2, now + timedelta(minutes=5)) == 0
+    # the team's list says it is over (the phone itself is signed out with the follow-up)
+    listed = admin.get(f"/api/v1/patients/{world.patient_a2}/patient-messages").json()
+    assert [(m["kind"], m["done_at"] is not None) for m in listed] == [("charge_oximeter", True)]
+    with TestClient(create_app(app_settings), cookies=phone.cookies) as client:
+        assert client.get("/p/").status_code == 403
