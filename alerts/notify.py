@@ -26,6 +26,15 @@ TITLES = {
 }
 
 
+# the codes the service worker words (api/care_team/push_texts.py has their words)
+REASON_CODES = {
+    "opened": "opened",
+    "priority raised": "priority_raised",
+    "escalated": "escalated",
+    "more missing": "more_missing",
+}
+
+
 def push_message(notice: Notice, base_url: str | None = None) -> PushMessage:
     path = f"/alerts/{notice.alert_id}"
     return PushMessage(
@@ -33,6 +42,8 @@ def push_message(notice: Notice, base_url: str | None = None) -> PushMessage:
         body=f"A patient needs review ({notice.priority} priority).",
         url=base_url.rstrip("/") + path if base_url else path,
         tag=f"alert-{notice.alert_id}",
+        reason=REASON_CODES.get(notice.reason, "alert"),
+        priority=notice.priority,
     )
 
 
@@ -44,6 +55,8 @@ def system_message(notice: SystemNotice, base_url: str | None = None) -> PushMes
         " Check the system.",
         url=base_url.rstrip("/") + "/" if base_url else "/",
         tag=f"system-{notice.system_alert_id}",
+        reason="no_data",
+        minutes=minutes,
     )
 
 

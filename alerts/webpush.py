@@ -40,10 +40,16 @@ class PushSubscription:
 
 @dataclass(frozen=True)
 class PushMessage:
+    # ``title`` and ``body`` are the English fallback; the team's service worker words the
+    # notification in the clinician's language from ``reason``, ``priority`` and
+    # ``minutes`` (codes and a count only, no clinical detail)
     title: str
     body: str
     url: str
     tag: str
+    reason: str = ""
+    priority: str = ""
+    minutes: int = 0
 
 
 @dataclass(frozen=True)

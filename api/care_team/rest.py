@@ -25,6 +25,7 @@ from api.care_team.login import (
     set_session_cookie,
     throttle_of,
 )
+from api.care_team.push_texts import push_texts
 from api.common import patient_data
 from api.common.database import Database
 from api.common.errors import refuse
@@ -330,6 +331,14 @@ async def events(
 def push_public_key(request: Request, _who: Who) -> PushPublicKey:
     """The VAPID application server key browsers subscribe with (null: push disabled)."""
     return PushPublicKey(public_key=request.app.state.settings.api.vapid_public_key)
+
+
+@router.get("/push/texts", tags=["push"])
+def get_push_texts(request: Request, who: Who) -> dict[str, dict[str, str]]:
+    """The alert notifications' words in the clinician's language, for the service
+    worker: ``titles`` and ``bodies`` by the push's ``reason`` and ``priority`` codes."""
+    catalogs = request.app.state.catalogs
+    return push_texts(catalogs.get(who.language, catalogs["en"]))
 
 
 @router.post(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from fastapi.testclient import TestClient
 
+from alerts.notify import REASON_CODES
 from api.app import create_app
 from store.aggregates import AGGREGATE_VIEWS, refresh_aggregates
 from store.flavour import Flavour
@@ -267,6 +268,26 @@ def test_push_subscription_is_stored_for_the_team_and_role(
     with psycopg.connect(world.db) as conn:
         rows = conn.execute("SELECT team_id, role, clinician_id FROM push_subscriptions").fetchall()
     assert rows == [(world.team_a, "physician", 3)]
+
+
+def test_notification_words_follow_the_clinicians_language(
+    login: Callable[[str], TestClient], app_settings: Settings
+) -> None:
+    """A push carries codes; the team's service worker words it from these, in the
+    language of the clinician whose browser it is (never an internal code)."""
+    fr = login("coordinator").get("/api/v1/push/texts").json()
+    assert fr["titles"]["opened"] == "Nouvelle alerte"
+    assert fr["bodies"]["high"] == "Un patient doit être vu (priorité haute)."
+    assert "{minutes} min" in fr["bodies"]["no_data"]
+    en = login("physician").get("/api/v1/push/texts").json()
+    assert en["titles"]["escalated"] == "Alert escalated to you"
+    # every code the alerts engine sends has its words in both
+    for texts in (fr, en):
+        assert set(texts["titles"]) == {*REASON_CODES.values(), "alert", "no_data"}
+        assert set(texts["bodies"]) == {"high", "medium", "low", "no_data"}
+    assert all(fr["titles"][k] != en["titles"][k] for k in en["titles"])
+    with TestClient(create_app(app_settings)) as anonymous:
+        assert anonymous.get("/api/v1/push/texts").status_code == 401
 
 
 def test_follow_up_end_stops_the_dashboard_listing_later(

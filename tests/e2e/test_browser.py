@@ -101,6 +101,7 @@ def test_live_alert_push_chart_and_acknowledge_in_chromium(
     try:
         with chromium() as browser:
             context = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+            context.grant_permissions(["notifications"], origin=api_server)
             page = context.new_page()
             code = second_factor.code(db, EMAIL)  # enrolled before, as at a first sign-in
             page.goto(f"{api_server}/")
@@ -146,7 +147,16 @@ def test_live_alert_push_chart_and_acknowledge_in_chromium(
                     "data": json.dumps(payload),
                 },
             )
-            expect(page.locator(".push-toast")).to_contain_text(payload["title"])
+            # codes only in the push; the service worker words it in the nurse's French
+            assert (payload["reason"], payload["priority"]) == ("opened", "high")
+            toast = page.locator(".push-toast")
+            expect(toast).to_contain_text("Nouvelle alerte")
+            expect(toast).to_contain_text("Un patient doit être vu (priorité haute).")
+            shown = page.evaluate(
+                "navigator.serviceWorker.ready.then(r => r.getNotifications())"
+                ".then(ns => ns.map(n => [n.title, n.body]))"
+            )
+            assert ["Nouvelle alerte", "Un patient doit être vu (priorité haute)."] in shown
 
             row.locator("a").first.click()
             expect(page.locator("#chart.ready")).to_be_visible(timeout=20_000)

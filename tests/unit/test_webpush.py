@@ -13,7 +13,12 @@ from tests.push_endpoint import PushEndpoint
 from tests.stack import wait_for
 
 MSG = PushMessage(
-    "postop: New alert", "A patient needs review (high priority).", "/alerts/7", "alert-7"
+    "postop: New alert",
+    "A patient needs review (high priority).",
+    "/alerts/7",
+    "alert-7",
+    reason="opened",
+    priority="high",
 )
 
 
@@ -55,7 +60,16 @@ def test_push_is_verified_decrypted_and_carries_no_clinical_detail(
     assert all(o.delivered and o.attempts == 1 for o in outcomes)
     assert {r.endpoint_id for r in endpoint.received} == {"ep1", "ep2"}
     got = endpoint.received[0]
-    assert got.payload == {"title": MSG.title, "body": MSG.body, "url": MSG.url, "tag": MSG.tag}
+    # the English fallback, the link and codes: nothing about the patient
+    assert got.payload == {
+        "title": MSG.title,
+        "body": MSG.body,
+        "url": MSG.url,
+        "tag": MSG.tag,
+        "reason": "opened",
+        "priority": "high",
+        "minutes": 0,
+    }
     assert got.headers["urgency"] == "high"
     assert endpoint.rejected == []
 
