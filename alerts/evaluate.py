@@ -66,6 +66,8 @@ WORN_MIN_BINS = 10
 # asleep, a pulse at the patient's usual night less this margin scores as NEWS2's 51/min
 PULSE_NORMAL_FLOOR = 51.0
 NIGHT_PULSE_MARGIN = 5.0
+# the top of NEWS2's normal respiratory band (12-20/min)
+RESP_NORMAL_TOP = 20.0
 
 
 def metric_of(window: Window, name: str) -> MetricWindow:
@@ -198,8 +200,18 @@ def _evaluate_protocol(
         usual_night = usual_nights(source, ctx, mask, pids, night_rules, now_ms)
     usual_rules = [r for r in rules if isinstance(r, SustainedRule) and r.usual is not None]
     usual_day: dict[str, NDArray[np.float64]] = {}
-    if usual_rules or any(isinstance(r, News2Rule) and r.spo2_usual_allowance for r in rules):
-        wanted = {r.metric for r in usual_rules} | {"spo2_pct"}
+    news2_usual = {
+        m
+        for r in rules
+        if isinstance(r, News2Rule)
+        for m, allowance in (
+            ("spo2_pct", r.spo2_usual_allowance),
+            ("resp_rate_per_min", r.resp_rate_usual_allowance),
+        )
+        if allowance
+    }
+    if usual_rules or news2_usual:
+        wanted = {r.metric for r in usual_rules} | news2_usual
         usual_day = _usual_values(source, ctx, mask, pids, [], wanted, now_ms)
     for rule in rules:
         if isinstance(rule, SustainedRule):
@@ -233,7 +245,7 @@ def _evaluate_protocol(
                 scores,
                 now_ms,
                 usual_night.get("spo2_pct"),
-                usual_day.get("spo2_pct"),
+                usual_day,
                 usual_night.get("heart_rate_bpm"),
             )
         elif isinstance(rule, ShockIndexRule):
@@ -444,7 +456,7 @@ def _news2(
     scores: list[News2Score] | None,
     now_ms: int,
     usual_night_spo2: NDArray[np.float64] | None,
-    usual_day_spo2: NDArray[np.float64] | None,
+    usual_day: dict[str, NDArray[np.float64]],
     usual_night_pulse: NDArray[np.float64] | None = None,
 ) -> list[Finding]:
     latest = {
@@ -459,13 +471,21 @@ def _news2(
             rule.freshness_s,
             rule.resp_rate_settle_s,
         )
-    if rule.spo2_usual_allowance and usual_day_spo2 is not None:
+    if rule.spo2_usual_allowance and "spo2_pct" in usual_day:
         # a patient whose own saturation runs low (COPD not on scale 2, an old lung):
         # their usual value is not a new sign; judged as lifted by how far it runs
         # below 96 % (at most the allowance); a fall from it still scores
-        lift = np.nan_to_num(np.clip(96.0 - usual_day_spo2, 0.0, rule.spo2_usual_allowance))
+        usual = usual_day["spo2_pct"]
+        lift = np.nan_to_num(np.clip(96.0 - usual, 0.0, rule.spo2_usual_allowance))
         value, has = latest["spo2_pct"]
         latest["spo2_pct"] = (value + lift, has)
+    if rule.resp_rate_usual_allowance and "resp_rate_per_min" in usual_day:
+        # likewise a patient who breathes fast at rest from the first day (COPD): judged
+        # as lowered by how far their usual rate runs above 20/min (at most the allowance)
+        usual = usual_day["resp_rate_per_min"]
+        drop = np.nan_to_num(np.clip(usual - RESP_NORMAL_TOP, 0.0, rule.resp_rate_usual_allowance))
+        value, has = latest["resp_rate_per_min"]
+        latest["resp_rate_per_min"] = (value - drop, has)
     asleep = asleep_now(
         ctx,
         mask,

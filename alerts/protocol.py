@@ -220,6 +220,11 @@ class News2Rule(_Rule):
     # day and night, SpO2 lifted by how far the patient's usual value (their first 24 h)
     # runs below 96 %, at most this allowance
     spo2_usual_allowance: Annotated[float, Field(ge=0, le=6)] = 0.0
+    # day and night, the respiratory rate lowered by how far the patient's usual rate
+    # (their first 24 h) runs above 20/min, the top of NEWS2's normal band, at most this
+    # allowance: a COPD patient breathing 22/min at rest from the first day is not a new
+    # sign; a rise from their own rate still scores
+    resp_rate_usual_allowance: Annotated[float, Field(ge=0, le=4)] = 0.0
     # asleep, whether a single red score from SpO2 alone opens an alert (the night-aware
     # SpO2 rules judge sleeping saturation; SpO2 still counts in the NEWS2 total)
     night_spo2_single_opens: bool = True

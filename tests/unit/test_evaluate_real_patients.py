@@ -204,6 +204,25 @@ def test_a_patient_whose_saturation_runs_low_is_judged_against_it() -> None:
     assert (2, "news2") in fired  # 86 + 3 = 89 scores 3
 
 
+def test_a_patient_who_breathes_fast_from_the_first_day_is_judged_against_it() -> None:
+    """A patch's respiratory rate: patients 1 and 2 breathed 23/min through their first
+    24 h (COPD), patient 3 30/min, patient 4 15/min. NEWS2 judges the rate lowered by how
+    far the usual runs above 20, at most 3: 26 is patient 1's rest (23 scores 2), 29 a
+    rise for patient 2 (26 scores 3); patient 3's 28 still scores (the allowance is
+    capped); patient 4's 25 scores 3 as for anyone."""
+    discharge = DAY_NOW - 3 * 86_400_000
+    src = MemorySource()
+    for pid, usual in ((1, 23.0), (2, 23.0), (3, 30.0), (4, 15.0)):
+        src.add(pid, "resp_rate_per_min", discharge + 3_600_000, [usual] * 10, every_s=7200)
+    for pid, now_rate in ((1, 26.0), (2, 29.0), (3, 28.0), (4, 25.0)):
+        src.add(pid, "resp_rate_per_min", DAY_NOW - 20 * MIN_MS, [now_rate] * 20)
+    ctx = _ctx(4, discharged_ms=discharge)
+    fired = _firing(evaluate(src, ctx, builtin_protocols(), DAY_NOW))
+    assert (1, "news2") not in fired
+    for pid in (2, 3, 4):
+        assert fired[(pid, "news2")].evidence["scored_params"] == "resp_rate_per_min"
+
+
 def test_weight_loss_of_two_percent_is_dehydration_a_days_fluctuation_is_not() -> None:
     """2 % of body mass lost is dehydration (Sawka et al. 2007; Cheuvront & Kenefick
     2014): 80.2 -> 78.3 kg (2.4 %, under 2 kg) in two days fires; 1 % does not."""
