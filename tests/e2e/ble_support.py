@@ -37,13 +37,17 @@ from store.provisioning import (
 )
 from tests.browser import ARTIFACTS
 from tests.conftest import Broker
+from tests.daytime import daytime_zone
 from tests.mqtt_clients import connect
 from tests.stack import ServiceProcess, wait_for
 from vitals.catalogue import BY_NAME
 from vitals.flags import ReadingFlag
 from vitals.topics import config_topic
 
-HOME_TZ = "Europe/Paris"
+# the devices measure by day and the patient sleeps at night: the kits live where this
+# run's moment is mid-afternoon, so the hours a test covers are waking hours whenever
+# it runs (a Paris home failed in CI at 23:39, its spot checks skipped asleep)
+HOME_TZ = daytime_zone(datetime.now(UTC), hour=15)
 API_PASSWORD = "api-test-password"
 GLUCOSE = 0x2A18
 PLX_SPOT_CHECK = 0x2A5E
