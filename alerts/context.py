@@ -54,7 +54,8 @@ class PatientContext:
     # None: not recorded (a replay), every metric expected from discharge
     measuring_since_ms: Mapping[str, NDArray[np.int64]] | None = None
     # the patient's usual values as the hospital recorded them at discharge (NaN: not
-    # entered); otherwise the rules learn them from the first day's readings
+    # entered); the rules also learn them from the first day's readings and judge a
+    # change against the nearer of the two
     discharge_sbp_mmhg: NDArray[np.float64] = field(default_factory=_empty_f)
     discharge_hr_bpm: NDArray[np.float64] = field(default_factory=_empty_f)
     discharge_weight_kg: NDArray[np.float64] = field(default_factory=_empty_f)

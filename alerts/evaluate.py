@@ -890,7 +890,8 @@ def _usual_values(
     metrics: set[str],
     now_ms: int,
 ) -> dict[str, NDArray[np.float64]]:
-    """Per metric, each patient's usual value (hospital's, else their first day's)."""
+    """Per metric, each patient's usual value (hospital's and first day's: the nearer to
+    the change watched for, see ``rules.usual_value``)."""
     if not metrics:
         return {}
     relative = [r for r in rules if isinstance(r, RelativeRule)]
@@ -903,11 +904,22 @@ def _usual_values(
     win = source.window(pids, sorted(metrics), now_ms, span, HOUR_S)
     start_ms = win.end_ms - win.n_bins * HOUR_S * 1000
     bin_start = start_ms + np.arange(win.n_bins, dtype=np.int64) * HOUR_S * 1000
+    # the direction each metric's changes are watched in (a pulse rising: sepsis screen,
+    # calf rule and relative rules alike; a pressure falling)
+    watch: dict[str, k.Direction] = {r.metric: r.direction for r in relative}
+    awake = k.awake_bins(bin_start, ctx.utc_offset_s(now_ms)[mask])
     out = {}
     for metric in metrics:
         field = USUAL_FIELDS.get(metric)
         entered = getattr(ctx, field)[mask] if field else np.full(len(pids), np.nan)
         out[metric] = k.usual_value(
-            metric_of(win, metric), bin_start, discharged, usual_s, min_points, entered
+            metric_of(win, metric),
+            bin_start,
+            discharged,
+            usual_s,
+            min_points,
+            entered,
+            watch.get(metric, "above"),
+            awake,
         )
     return out

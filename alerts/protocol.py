@@ -129,8 +129,9 @@ class ConfirmedRule(_MetricRule, _ConfirmParams):
 
 class RelativeRule(_MetricRule, _ConfirmParams):
     """A change from the patient's own usual value (entered by the hospital at discharge,
-    else the median of their first ``usual_s`` of readings): beyond both ``change_abs``
-    and ``change_pct`` percent of it, confirmed as a ``confirmed`` rule is."""
+    and the median of their first ``usual_s`` of readings: of the two, the one the change
+    departs from soonest): beyond both ``change_abs`` and ``change_pct`` percent of it,
+    confirmed as a ``confirmed`` rule is."""
 
     kind: Literal["relative"]
     direction: Literal["above", "below"]

@@ -196,7 +196,8 @@ def _wound(
 
 
 def _usual_pulse(source: ReadingSource, ctx: PatientContext, mask: B, ids: I64, now_ms: int) -> F:
-    """The hospital's usual pulse, else the median of the first day after discharge."""
+    """The patient's usual pulse: the lower of the hospital's and the median of the first
+    day's waking hours after discharge (a rise is what the calf rule watches for)."""
     discharged = ctx.discharged_ms[mask]
     known = discharged >= 0
     first = int(discharged[known].min()) if known.any() else now_ms - FIRST_ANSWERS_MAX_S * 1000
@@ -205,7 +206,14 @@ def _usual_pulse(source: ReadingSource, ctx: PatientContext, mask: B, ids: I64, 
     start_ms = win.end_ms - win.n_bins * HOUR_S * 1000
     bin_start = start_ms + np.arange(win.n_bins, dtype=np.int64) * HOUR_S * 1000
     return k.usual_value(
-        _metric(win, "heart_rate_bpm"), bin_start, discharged, 86_400, 2, ctx.discharge_hr_bpm[mask]
+        _metric(win, "heart_rate_bpm"),
+        bin_start,
+        discharged,
+        86_400,
+        2,
+        ctx.discharge_hr_bpm[mask],
+        "above",
+        k.awake_bins(bin_start, ctx.utc_offset_s(now_ms)[mask]),
     )
 
 

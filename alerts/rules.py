@@ -381,23 +381,39 @@ def confirmed(
 
 
 def usual_value(
-    metric: MetricWindow, bin_start_ms: I, from_ms: I, span_s: int, min_points: int, entered: F
+    metric: MetricWindow,
+    bin_start_ms: I,
+    from_ms: I,
+    span_s: int,
+    min_points: int,
+    entered: F,
+    watch: Direction = "above",
+    awake: B | None = None,
 ) -> F:
-    """The patient's own usual value: the one the hospital entered (``entered``, NaN if
-    none), else the median of the readings (spot checks count) of their first ``span_s``
-    from ``from_ms`` (discharge; -1 when unknown: from their first reading in the window),
-    if there are at least ``min_points``; NaN otherwise."""
-    present = metric.present
+    """The patient's own usual value: the median of the readings (spot checks count) of
+    their first ``span_s`` from ``from_ms`` (discharge; -1 when unknown: from their first
+    reading in the window), or, when that span holds fewer than ``min_points``, of their
+    first ``min_points`` readings within twice the span (a thermometer used twice a day,
+    one reading forgotten, still gets a usual temperature), and the one the hospital
+    entered (``entered``, NaN if none). When both are known, the one a change in the
+    ``watch`` direction departs from soonest (a rise: the lower; a fall: the higher):
+    the ward's pressure and the home cuff's first day are both the patient's usual, and a
+    bleed that begins on the first day at home lowers the learned one. ``awake`` (per
+    patient and bin) keeps the waking hours only: a night oximeter's sleeping pulse would
+    otherwise make most of a first day's hours, and a day's pulse is judged against it."""
+    present = metric.present if awake is None else metric.present & awake
     first, has = last_present(present[:, ::-1])
     n = present.shape[1]
     first_ms = np.where(has, bin_start_ms[np.clip(n - 1 - first, 0, n - 1)], -1)
     start = np.where(from_ms >= 0, from_ms, first_ms)
-    in_span = (bin_start_ms[None, :] >= start[:, None]) & (
-        bin_start_ms[None, :] < (start + span_s * 1000)[:, None]
-    )
-    base = present & in_span & (start >= 0)[:, None]
-    learned = np.where(base.sum(axis=1) >= min_points, masked_median(metric.values, base), np.nan)
-    return np.where(np.isnan(entered), learned, entered)
+    after = present & (bin_start_ms[None, :] >= start[:, None]) & (start >= 0)[:, None]
+    base = after & (bin_start_ms[None, :] < (start + span_s * 1000)[:, None])
+    longer = after & (bin_start_ms[None, :] < (start + 2 * span_s * 1000)[:, None])
+    firsts = longer & (np.cumsum(longer, axis=1) <= min_points)
+    use = np.where((base.sum(axis=1) < min_points)[:, None], firsts, base)
+    learned = np.where(use.sum(axis=1) >= min_points, masked_median(metric.values, use), np.nan)
+    both = np.fmin(learned, entered) if is_high(watch) else np.fmax(learned, entered)
+    return np.asarray(both, dtype=np.float64)
 
 
 def fall_over(
@@ -432,6 +448,18 @@ def in_hours(hour: F, start_h: float, end_h: float) -> B:
     if start_h <= end_h:
         return np.asarray((hour >= start_h) & (hour < end_h), dtype=np.bool_)
     return np.asarray((hour >= start_h) | (hour < end_h), dtype=np.bool_)
+
+
+# the local night a usual waking value leaves out (the protocols' default night)
+USUAL_NIGHT_H = (22.0, 7.0)
+
+
+def awake_bins(bin_start_ms: I, utc_offset_s: I, night: tuple[float, float] = USUAL_NIGHT_H) -> B:
+    """Per patient and bin, whether the bin's middle is outside the patient's local night."""
+    width_ms = int(bin_start_ms[1] - bin_start_ms[0]) if len(bin_start_ms) > 1 else 0
+    mid_s = (bin_start_ms + width_ms // 2) // 1000
+    hours = ((mid_s[None, :] + utc_offset_s[:, None]) % 86_400) / 3600.0
+    return ~in_hours(hours, *night)
 
 
 def bins_in_hours(

@@ -9,13 +9,16 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from alerts.protocol import RiseRule, builtin_protocols
 from alerts.rules import (
+    awake_bins,
     beyond,
     confirmed,
     fall_over,
     flagged_count,
     in_hours,
     local_hour,
+    rise_over,
     settled,
     sustained,
     usual_value,
@@ -113,24 +116,31 @@ def test_many_patients_at_once_match_one_at_a_time() -> None:
     assert together == ([a[0][0] for a in alone], [a[1][0] for a in alone])
 
 
-def test_usual_value_from_hospital_else_first_day() -> None:
+def test_usual_value_from_first_day_and_hospital_nearer_the_change_watched() -> None:
     # hourly bins from t=0; discharge at 0; first 24 h: 140, 150, 145 -> median 145
     values = [140.0, NAN, 150.0, 145.0] + [NAN] * 30 + [100.0]
-    w = series(values, values, values)
+    w = series(values, values, values, values)
     starts = np.arange(len(values), dtype=np.int64) * HOUR_MS
-    usual = usual_value(
-        w,
-        starts,
-        np.array([0, 0, -1], dtype=np.int64),
-        86_400,
-        2,
-        np.array([NAN, 130.0, NAN]),
+    discharged = np.array([0, 0, -1, 0], dtype=np.int64)
+    entered = np.array([NAN, 130.0, NAN, 160.0])
+    rise = usual_value(w, starts, discharged, 86_400, 2, entered, "above")
+    fall = usual_value(w, starts, discharged, 86_400, 2, entered, "below")
+    # unknown discharge: from the first reading; both known: for a rise the lower, for a
+    # fall the higher (the ward's 160 and the home cuff's 145: 115 is 45 below one of them)
+    assert rise.tolist() == [145.0, 130.0, 145.0, 145.0]
+    assert fall.tolist() == [145.0, 145.0, 145.0, 160.0]
+    # one reading on the first day: the first two within two days; none more: the
+    # hospital's value alone
+    sparse = series(
+        [36.1] + [NAN] * 27 + [36.5] + [NAN] * 30,
+        [140.0] + [NAN] * 58,
+        [140.0] + [NAN] * 58,
     )
-    assert usual.tolist() == [145.0, 130.0, 145.0]  # unknown discharge: from first reading
-    few = usual_value(
-        series([140.0] + [NAN] * 30), starts[:31], np.array([0]), 86_400, 2, np.array([NAN])
-    )
-    assert np.isnan(few[0])
+    hours = np.arange(59, dtype=np.int64) * HOUR_MS
+    alone = usual_value(sparse, hours, np.array([0, 0, 0]), 86_400, 2, np.array([NAN, NAN, 150.0]))
+    assert alone[0] == pytest.approx(36.3)
+    assert np.isnan(alone[1])
+    assert alone[2] == 150.0
 
 
 def test_weight_loss_by_kilograms_or_percent_whichever_is_less() -> None:
@@ -157,3 +167,42 @@ def test_flagged_count_counts_bins_with_an_irregular_pulse() -> None:
     w = MetricWindow(np.full((2, 4), 80.0), present, irregular)
     assert flagged_count(w, 3600, 3 * 3600).tolist() == [2, 0]
     assert flagged_count(MetricWindow(w.values, present), 3600, 3 * 3600).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize(
+    "protocol", ["cardiac_surgery", "digestive_surgery", "orthopaedic_surgery"]
+)
+def test_weight_gain_over_3_days_compares_with_the_weighing_three_days_before(
+    protocol: str,
+) -> None:
+    """A heart failure's weighings: 83.3 kg one morning, 85.4 three days later at a
+    slightly later hour (72 h apart in hourly bins, 72.4 h in the case that showed it):
+    2.1 kg over 3 days is above the guideline's 2 kg, and the shipped rule must see the
+    first weighing, not only the 83.8 of the next day."""
+    rule = next(r for r in builtin_protocols()[protocol].rules if r.id == "weight_gain")
+    assert isinstance(rule, RiseRule)
+    hourly = [NAN] * 85
+    for hour, kg in ((12, 83.3), (36, 83.8), (59, 84.4), (84, 85.4)):
+        hourly[hour] = kg
+    r = rise_over(series(hourly), 3600, rule.window_s, np.array([rule.rise_above]))
+    assert r.firing.tolist() == [True]
+    assert r.value[0] == pytest.approx(2.1)
+
+
+def test_usual_pulse_is_learned_from_waking_hours() -> None:
+    """A night oximeter's first day: 9 sleeping hours at 55/min and 4 waking hours at
+    72/min. The usual pulse is the waking one, else a day's 80/min at rest would count
+    as 25/min above it."""
+    hours = np.arange(24, dtype=np.int64) * HOUR_MS  # from midnight UTC
+    row = [NAN] * 24
+    for h in range(9):  # 22:00-07:00 at UTC+2 is 20:00-05:00 UTC
+        row[(20 + h) % 24] = 55.0
+    for h in (8, 11, 14, 17):
+        row[h] = 72.0
+    w = series(row, row)
+    awake = awake_bins(hours, np.array([7200, 7200], dtype=np.int64))
+    assert awake[0].sum() == 15
+    usual = usual_value(w, hours, np.array([0, 0]), 86_400, 2, np.array([NAN, NAN]), "above", awake)
+    assert usual.tolist() == [72.0, 72.0]
+    asleep_too = usual_value(series(row), hours, np.array([0]), 86_400, 2, np.array([NAN]))
+    assert asleep_too[0] == 55.0
