@@ -175,7 +175,7 @@ def test_weight_loss_and_the_sepsis_screen_from_spot_checks() -> None:
     src.add(1, "weight_kg", DAY_NOW - 2 * day - 3_600_000, [72.0, 71.0, 69.6], every_s=86_400)
     # patient 2: first day pulse 72 (usual), now 37.9 °C and 90/min (18 above usual)
     discharge = DAY_NOW - 3 * day
-    src.add(2, "heart_rate_bpm", discharge + 3_600_000, [72.0, 71.0, 73.0], every_s=14_400)
+    src.add(2, "heart_rate_bpm", discharge + 3_600_000, [72.0, 71.0, 73.0], every_s=7_200)
     src.add(2, "heart_rate_bpm", DAY_NOW - 30 * MIN_MS, [90.0])
     src.add(2, "temp_c", DAY_NOW - 20 * MIN_MS, [37.9])
     fired = _firing(evaluate(src, _ctx(2, discharged_ms=discharge), builtin_protocols(), DAY_NOW))
