@@ -179,8 +179,15 @@ def plan(
             if RANK[f.priority] > RANK[alert.priority]:
                 actions.append(RaisePriority(alert, f))
             elif alert.condition_cleared_ms is None and _evidence_moved(f, alert, policy):
-                grew = _named(f.evidence.get("also_missing"), f.evidence.get("still_missing"))
-                grew -= _named(alert.also_missing, alert.still_missing)
+                grew = missing_named(
+                    f.rule_id,
+                    f.evidence.get("also_missing"),
+                    f.evidence.get("still_missing"),
+                    policy,
+                )
+                grew -= missing_named(
+                    alert.rule_id, alert.also_missing, alert.still_missing, policy
+                )
                 actions.append(EvidenceChanged(alert, f, bool(grew) and alert.state != "active"))
             continue
         if alert.condition_cleared_ms is None:
@@ -282,6 +289,17 @@ def _evidence_moved(f: Finding, alert: OpenAlert, policy: Policy) -> bool:
 
 def _named(*lists: object) -> set[str]:
     return {m for x in lists if x for m in str(x).split(",") if m}
+
+
+def missing_named(rule_id: str, also: object, still: object, policy: Policy) -> set[str]:
+    """The metrics a missing-data alert says are missing: those its evidence names, and
+    its own rule's metric unless the evidence names only what is still missing (its own
+    metric back). A lead's metric falling silent again is then news like any other."""
+    named = _named(also, still)
+    own = policy.missing_metrics.get(rule_id)
+    if own is not None and not still:
+        named.add(own)
+    return named
 
 
 def _may_auto_resolve(alert: OpenAlert, now_ms: int, policy: Policy) -> bool:

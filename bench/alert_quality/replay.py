@@ -33,6 +33,7 @@ from alerts.lifecycle import (
     OpenAlert,
     Policy,
     RaisePriority,
+    missing_named,
     plan,
 )
 from alerts.protocol import Protocol
@@ -78,13 +79,18 @@ def _also(evidence: Mapping[str, object], key: str = "also_missing") -> str | No
 
 
 def _joins(
-    before: OpenAlert | None, evidence: Mapping[str, object], policy: Policy, now: int
+    before: OpenAlert | None,
+    rule_id: str,
+    evidence: Mapping[str, object],
+    policy: Policy,
+    now: int,
 ) -> list[tuple[int, str]]:
-    """The missing metrics newly named by a missing-data alert's evidence, as their rules."""
+    """The missing metrics newly named by a missing-data alert's evidence (its own rule's
+    metric included when it is missing again), as their rules."""
     rule_of = {m: r for r, m in policy.missing_metrics.items()}
-    now_named = f"{_also(evidence) or ''},{_also(evidence, 'still_missing') or ''}"
-    was = f"{before.also_missing or ''},{before.still_missing or ''}" if before else ""
-    named = set(now_named.split(",")) - set(was.split(","))
+    named = missing_named(rule_id, _also(evidence), _also(evidence, "still_missing"), policy)
+    if before is not None:
+        named -= missing_named(rule_id, before.also_missing, before.still_missing, policy)
     return [(now, rule_of[m]) for m in sorted(named) if m in rule_of]
 
 
@@ -159,6 +165,7 @@ def replay(
                     open_now[action.alert.alert_id]
                     if isinstance(action, EvidenceChanged)
                     else None,
+                    action.alert.rule_id,
                     action.finding.evidence,
                     policies[action.alert.patient_id],
                     now,
@@ -186,7 +193,7 @@ def replay(
                     now,
                     f.onset_ms,
                     scored=[_scored(f.evidence)],
-                    joined=_joins(None, f.evidence, policies[f.patient_id], now),
+                    joined=_joins(None, f.rule_id, f.evidence, policies[f.patient_id], now),
                 )
                 next_id += 1
                 continue

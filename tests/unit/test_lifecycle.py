@@ -227,6 +227,26 @@ def test_a_second_missing_metric_joins_the_open_missing_data_alert() -> None:
     assert returned.finding.evidence == {"still_missing": "temp_c"}
 
 
+def test_the_leads_own_metric_missing_again_is_news_to_a_team_that_acknowledged() -> None:
+    """The SpO2 alert leads, its own metric came back, the pressure is still missing; the
+    team acknowledged it. Then the oximeter falls silent again (the patient gave up on
+    every device): the evidence names the SpO2 again, and the team hears of it, as of
+    any metric that joins (seed 1: a patient who stopped measuring was never heard of,
+    the alert already open with only the pressure named)."""
+    seen = alert(rule_id="no_spo2", priority="low", state="acknowledged")
+    seen = replace(seen, still_missing="bp_systolic_mmhg")
+    again = [silence("no_spo2", True), silence("no_bp", True, 5 * MIN)]
+    joined = replace(again[0], evidence={"silent_s": 1.0, "also_missing": "bp_systolic_mmhg"})
+    assert plan(again, [seen], 200 * MIN, MISSING) == [EvidenceChanged(seen, joined, notify=True)]
+    # the SpO2 back again: the alert says what is still missing, nothing new to tell
+    back = [silence("no_spo2", False), silence("no_bp", True, 5 * MIN)]
+    was_all = replace(seen, still_missing=None, also_missing="bp_systolic_mmhg")
+    [moved] = plan(back, [was_all], 260 * MIN, MISSING)
+    assert isinstance(moved, EvidenceChanged)
+    assert moved.finding.evidence == {"still_missing": "bp_systolic_mmhg"}
+    assert not moved.notify
+
+
 def test_missing_metrics_without_an_open_alert_open_one_led_by_the_longest_silence() -> None:
     """Two rules firing in the same round open one alert: the one silent longest (the
     first to fire) leads, naming the other and the reminder-folded ones; the alert takes
