@@ -212,7 +212,9 @@ def _evaluate_protocol(
     }
     if usual_rules or news2_usual:
         wanted = {r.metric for r in usual_rules} | news2_usual
-        usual_day = _usual_values(source, ctx, mask, pids, [], wanted, now_ms)
+        # how low (or fast) the patient runs over whole days, their nights included:
+        # what NEWS2's allowances and the sustained rules' own limits were tuned on
+        usual_day = _usual_values(source, ctx, mask, pids, [], wanted, now_ms, waking_only=False)
     for rule in rules:
         if isinstance(rule, SustainedRule):
             threshold, duration = sustained_limits(
@@ -889,9 +891,11 @@ def _usual_values(
     rules: list[Rule],
     metrics: set[str],
     now_ms: int,
+    waking_only: bool = True,
 ) -> dict[str, NDArray[np.float64]]:
     """Per metric, each patient's usual value (hospital's and first day's: the nearer to
-    the change watched for, see ``rules.usual_value``)."""
+    the change watched for, see ``rules.usual_value``); ``waking_only``: learned from
+    waking hours, as the spot checks it judges are taken."""
     if not metrics:
         return {}
     relative = [r for r in rules if isinstance(r, RelativeRule)]
@@ -907,7 +911,7 @@ def _usual_values(
     # the direction each metric's changes are watched in (a pulse rising: sepsis screen,
     # calf rule and relative rules alike; a pressure falling)
     watch: dict[str, k.Direction] = {r.metric: r.direction for r in relative}
-    awake = k.awake_bins(bin_start, ctx.utc_offset_s(now_ms)[mask])
+    awake = k.awake_bins(bin_start, ctx.utc_offset_s(now_ms)[mask]) if waking_only else None
     out = {}
     for metric in metrics:
         field = USUAL_FIELDS.get(metric)

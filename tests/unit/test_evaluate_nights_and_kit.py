@@ -97,8 +97,7 @@ def test_the_night_lasts_while_the_overnight_oximeter_is_worn() -> None:
     """Earlier nights at 90 % (night limit 86 = 90 - 4). At 08:00 local, past the clock's
     night, the oximeter still streams 87 % for 40 minutes: the patient is still asleep,
     judged by their nights. The same stream at 11:00 is an awake patient at 87 %, under
-    the day's limit: a fall. Only nights are known, so the day's usual is not (a sleeping
-    saturation is no waking usual): the day's limit is the protocol's 92."""
+    the day's limit (88: 3 under their usual 90, floor 88): a fall."""
     src = MemorySource()
     _earlier_nights(src, 1, "spo2_pct", 90.0)
     _earlier_nights(src, 2, "spo2_pct", 90.0)
@@ -110,7 +109,7 @@ def test_the_night_lasts_while_the_overnight_oximeter_is_worn() -> None:
     assert (1, "spo2_low") not in early
     assert early.get((1, "spo2_critical")) is None
     assert (2, "spo2_low") in late
-    assert late[(2, "spo2_low")].evidence["threshold"] == 92.0
+    assert late[(2, "spo2_low")].evidence["threshold"] == 88.0
     # a single spot reading at 08:00 is not a stream: no night for it
     src2 = MemorySource()
     src2.add(1, "spo2_pct", EARLY_MORNING - 2 * MIN_MS, [91.0])
