@@ -80,6 +80,12 @@ def summary(score: Score) -> dict[str, Any]:
             "clinical_events": len(clinical_events),
             "clinical_detected": sum(e.detected for e in clinical_events),
             "clinical_detected_any_alert": sum(e.any_alert_ms is not None for e in clinical_events),
+            "clinical_missed_beyond_limit_in_time": sum(
+                not e.detected
+                and e.beyond_limit_ms is not None
+                and e.beyond_limit_ms <= e.deadline_ms
+                for e in clinical_events
+            ),
             "median_min_from_abnormal": _median(e.minutes_from_abnormal for e in clinical_events),
             "well_patient_days": well_days,
             "false_clinical_alerts": len(well_false),
@@ -230,6 +236,13 @@ def markdown(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         f"{o['clinical_events']}; by any clinical alert: {o['clinical_detected_any_alert']}/"
         f"{o['clinical_events']}. False clinical alerts at night (22:00-07:00 at home): "
         f"{o['false_clinical_at_night']} of {o['false_clinical_alerts']}.",
+        "",
+        "Missed with a reading past a fixed limit before the deadline (a single reliable "
+        "waking reading beyond a related spot-check limit, or a shock index beyond its "
+        "limit): "
+        f"{o.get('clinical_missed_beyond_limit_in_time', 0)} of "
+        f"{o['clinical_events'] - o['clinical_detected']} missed; the others had no "
+        "reading past a fixed limit in time.",
         "",
         "False clinical alerts by rule: "
         + (", ".join(f"{k} {v}" for k, v in o["false_clinical_by_rule"].items()) or "none")

@@ -21,6 +21,15 @@
   allowed time). An alert raised before any of those conditions was met (NEWS2 adding
   up several moderate signs, a trend, a deviation from the patient's baseline) counts
   as zero.
+- A missed clinical event is told apart by whether a single reliable reading after
+  its onset, taken in waking hours (07:00-22:00 at home: a sleeping saturation is judged
+  against the patient's own nights) and arrived before its deadline, was beyond the
+  fixed limit of a related spot-check rule (the limits made for a single reading: SpO2
+  under 90, pulse over 110, systolic under 90, temperature 38.0 or above, above 37.5
+  confirmed) or a cuff's shock index beyond its limit: ``beyond_limit_ms``. A miss
+  with such a reading is the engine's; one without had no reading past a fixed limit
+  in time (a change from the patient's own usual, which the relative rules judge, is
+  not counted: their limits are the engine's choice).
 - False clinical alerts are the clinical alerts opened for patients whose body does
   well: uneventful recoveries and the technical scenarios (their physiology is an
   uneventful recovery too). Clinical alerts before the onset of a complication are
@@ -40,6 +49,7 @@ from numpy.typing import NDArray
 
 from alerts.protocol import (
     BatteryRule,
+    ConfirmedRule,
     GatewayOfflineRule,
     MissingDataRule,
     News2Rule,
@@ -74,6 +84,7 @@ class EventOutcome:
     any_alert_ms: int | None = None  # first clinical alert of any rule in the window
     any_rule_id: str | None = None
     groups: dict[str, str] = field(default_factory=dict)  # subgroup per dimension
+    beyond_limit_ms: int | None = None  # clinical: first single reading past a fixed limit
 
     @property
     def detected(self) -> bool:
@@ -193,6 +204,43 @@ def _first_crossing(
             times.append(_first_rise(r, rule, after_ms))
     found = [t for t in times if t is not None]
     return min(found) if found else None
+
+
+def _beyond(v: NDArray[np.float64], direction: str, limit: float) -> NDArray[np.bool_]:
+    ops = {"above": np.greater, "below": np.less}
+    ops |= {"at_or_above": np.greater_equal, "at_or_below": np.less_equal}
+    return np.asarray(ops[direction](v, limit), dtype=np.bool_)
+
+
+def _beyond_limit_ms(
+    truth: GroundTruth, proto: Protocol, r: Readings, scale2: bool, tz: str = "UTC"
+) -> int | None:
+    """Arrival of the first reliable waking reading measured after the onset beyond the
+    fixed threshold of a related spot-check rule (a sustained rule's threshold is made
+    for a run, not for one reading), or of a cuff measurement whose shock index is
+    beyond its limit."""
+    times: list[int] = []
+    for rule in proto.rules:
+        if not related(truth, rule):
+            continue
+        if isinstance(rule, ShockIndexRule):
+            hit = _first_shock(r, rule, truth.onset_ms)
+            times += [hit] if hit is not None else []
+        elif isinstance(rule, ConfirmedRule):
+            limit = rule.scale2_threshold if scale2 and rule.scale2_threshold else rule.threshold
+            sel = (
+                _visible(r)
+                & (r.measured_ms >= truth.onset_ms)
+                & (r.metric_id == BY_NAME[rule.metric].metric_id)
+            )
+            beyond = _beyond(r.value[sel], rule.direction, limit)
+            awake = [
+                int(a)
+                for a, t in zip(r.arrival_ms[sel][beyond], r.measured_ms[sel][beyond], strict=True)
+                if not _at_night(int(t), tz)
+            ]
+            times += [min(awake)] if awake else []
+    return min(times) if times else None
 
 
 def rule_metrics(rule: Rule) -> frozenset[str]:
@@ -379,6 +427,15 @@ def score(
                     any_ms,
                     any_rule,
                     groups,
+                    _beyond_limit_ms(
+                        truth,
+                        protocols[m.protocol],
+                        readings[m.index],
+                        m.profile is not None and m.profile.copd_hypoxaemic,
+                        m.tz,
+                    )
+                    if truth.category == "clinical"
+                    else None,
                 )
             )
     technical = [r for r in records if r.category == "technical"]

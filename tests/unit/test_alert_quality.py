@@ -183,6 +183,71 @@ def test_a_stopped_kit_is_detected_by_the_missing_data_alert_it_joined() -> None
     assert _detection(stopped, [late], rules) == (None, None)  # after the 12 h deadline
 
 
+def test_a_miss_is_told_apart_by_a_reading_past_a_fixed_limit() -> None:
+    """A bleed whose only cuff reading after the onset is 124 mmHg and 74/min had no
+    reading past a fixed limit; one at 86 mmHg had (systolic under 90), from its
+    arrival. A COPD patient on scale 2 at 87 % is within their spot-check limit (86),
+    another patient is not (90); an artefact-flagged reading counts for nothing, nor a
+    single 91 % (the 92 of ``spo2_low`` is for 10 minutes, not for one reading), nor
+    a sleeping 87 % at 04:00 at home."""
+    import numpy as np
+    from firmware_sim.scenarios import GroundTruth
+
+    from alerts.protocol import builtin_protocols
+    from alerts.window_sql import UNRELIABLE
+    from bench.alert_quality.cohort import Readings
+    from bench.alert_quality.score import _beyond_limit_ms
+    from vitals.catalogue import BY_NAME
+
+    proto = builtin_protocols()["digestive_surgery"]
+    hour = 3_600_000
+
+    def readings(rows: list[tuple[str, int, float, int]]) -> Readings:
+        return Readings(
+            metric_id=np.asarray([BY_NAME[n].metric_id for n, *_ in rows], dtype=np.int16),
+            measured_ms=np.asarray([t for _, t, _, _ in rows], dtype=np.int64),
+            arrival_ms=np.asarray([t + 2000 for _, t, _, _ in rows], dtype=np.int64),
+            value=np.asarray([v for _, _, v, _ in rows], dtype=np.float64),
+            flags=np.asarray([f for *_, f in rows], dtype=np.int32),
+            device=np.zeros(len(rows), dtype=np.int8),
+        )
+
+    bleed = GroundTruth(
+        "bleeding",
+        "clinical",
+        10 * hour,
+        ("news2",),
+        12 * 3600,
+        ("heart_rate_bpm", "bp_systolic_mmhg", "bp_diastolic_mmhg", "bp_mean_mmhg"),
+    )
+    before = [("bp_systolic_mmhg", 5 * hour, 80.0, 0)]  # before the onset: not this event
+    quiet = readings(
+        [*before, ("bp_systolic_mmhg", 11 * hour, 124.0, 0), ("heart_rate_bpm", 11 * hour, 74.0, 0)]
+    )
+    assert _beyond_limit_ms(bleed, proto, quiet, scale2=False) is None
+    low = readings([*before, ("bp_systolic_mmhg", 11 * hour, 86.0, 0)])
+    assert _beyond_limit_ms(bleed, proto, low, scale2=False) == 11 * hour + 2000
+    flagged = readings([("bp_systolic_mmhg", 11 * hour, 86.0, int(UNRELIABLE))])
+    assert _beyond_limit_ms(bleed, proto, flagged, scale2=False) is None
+
+    sepsis = GroundTruth(
+        "sepsis", "clinical", 10 * hour, ("news2",), 24 * 3600, ("spo2_pct", "temp_c")
+    )
+    assert (
+        _beyond_limit_ms(sepsis, proto, readings([("spo2_pct", 12 * hour, 91.0, 0)]), False) is None
+    )
+    spot = readings([("spo2_pct", 12 * hour, 87.0, 0)])
+    assert _beyond_limit_ms(sepsis, proto, spot, scale2=True) is None
+    assert _beyond_limit_ms(sepsis, proto, spot, scale2=False) == 12 * hour + 2000
+    asleep = readings([("spo2_pct", 28 * hour, 87.0, 0)])  # 04:00 UTC, 08:00 in Dubai
+    assert _beyond_limit_ms(sepsis, proto, asleep, scale2=False, tz="UTC") is None
+    assert (
+        _beyond_limit_ms(sepsis, proto, asleep, scale2=False, tz="Asia/Dubai") == 28 * hour + 2000
+    )
+    fever = readings([("temp_c", 12 * hour, 38.0, 0)])  # fever is 38.0 and above
+    assert _beyond_limit_ms(sepsis, proto, fever, scale2=False) == 12 * hour + 2000
+
+
 def test_news2_findings_name_the_parameters_that_scored() -> None:
     import numpy as np
 
