@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from firmware_sim.scenarios import GroundTruth
 
 from bench.alert_quality.cohort import DEFAULT_MIX
 from bench.alert_quality.run import Outcome, run
@@ -117,11 +118,22 @@ def test_the_replay_opens_a_late_alert_for_an_episode_inside_an_outage() -> None
     assert clinical[0].onset_ms == m.start_ms + 8 * hour + 2 * 60_000
 
 
+def _bleed(onset_ms: int) -> GroundTruth:
+    """A bleed's truth: pulse and pressure change, 12 h to find it."""
+    return GroundTruth(
+        "bleeding",
+        "clinical",
+        onset_ms,
+        ("news2",),
+        12 * 3600,
+        ("heart_rate_bpm", "bp_systolic_mmhg", "bp_diastolic_mmhg", "bp_mean_mmhg"),
+    )
+
+
 def test_a_deterioration_counts_as_detected_only_by_a_related_alert() -> None:
     """A bleed (pulse and pressure) is not detected by a NEWS2 that scored on a COPD
     patient's usual saturation, nor by a silent oximeter; it is by a NEWS2 that scored
     on the pressure, or by the shock index."""
-    from firmware_sim.scenarios import GroundTruth
 
     from alerts.protocol import builtin_protocols
     from bench.alert_quality.replay import AlertRecord
@@ -129,14 +141,7 @@ def test_a_deterioration_counts_as_detected_only_by_a_related_alert() -> None:
 
     rules = {r.id: r for r in builtin_protocols()["digestive_surgery"].rules}
     hour = 3_600_000
-    bleed = GroundTruth(
-        "bleeding",
-        "clinical",
-        10 * hour,
-        ("news2",),
-        12 * 3600,
-        ("heart_rate_bpm", "bp_systolic_mmhg", "bp_diastolic_mmhg", "bp_mean_mmhg"),
-    )
+    bleed = _bleed(10 * hour)
     assert not related(bleed, rules["news2"], ("spo2_pct",))
     assert related(bleed, rules["news2"], ("spo2_pct", "bp_systolic_mmhg"))
     assert related(bleed, rules["shock_index"])
@@ -212,14 +217,7 @@ def test_a_miss_is_told_apart_by_a_reading_past_a_fixed_limit() -> None:
             device=np.zeros(len(rows), dtype=np.int8),
         )
 
-    bleed = GroundTruth(
-        "bleeding",
-        "clinical",
-        10 * hour,
-        ("news2",),
-        12 * 3600,
-        ("heart_rate_bpm", "bp_systolic_mmhg", "bp_diastolic_mmhg", "bp_mean_mmhg"),
-    )
+    bleed = _bleed(10 * hour)
     before = [("bp_systolic_mmhg", 5 * hour, 80.0, 0)]  # before the onset: not this event
     quiet = readings(
         [*before, ("bp_systolic_mmhg", 11 * hour, 124.0, 0), ("heart_rate_bpm", 11 * hour, 74.0, 0)]
