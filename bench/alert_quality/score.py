@@ -61,6 +61,7 @@ from alerts.protocol import (
     ShockIndexRule,
     SustainedRule,
 )
+from alerts.rules import beyond
 from alerts.window_sql import UNRELIABLE
 from bench.alert_quality.cohort import GATEWAY_WILL_S, Member, Readings
 from bench.alert_quality.replay import AlertRecord
@@ -206,12 +207,6 @@ def _first_crossing(
     return min(found) if found else None
 
 
-def _beyond(v: NDArray[np.float64], direction: str, limit: float) -> NDArray[np.bool_]:
-    ops = {"above": np.greater, "below": np.less}
-    ops |= {"at_or_above": np.greater_equal, "at_or_below": np.less_equal}
-    return np.asarray(ops[direction](v, limit), dtype=np.bool_)
-
-
 def _beyond_limit_ms(
     truth: GroundTruth, proto: Protocol, r: Readings, scale2: bool, tz: str = "UTC"
 ) -> int | None:
@@ -233,10 +228,10 @@ def _beyond_limit_ms(
                 & (r.measured_ms >= truth.onset_ms)
                 & (r.metric_id == BY_NAME[rule.metric].metric_id)
             )
-            beyond = _beyond(r.value[sel], rule.direction, limit)
+            past = beyond(r.value[sel], np.full(int(sel.sum()), limit), rule.direction)
             awake = [
                 int(a)
-                for a, t in zip(r.arrival_ms[sel][beyond], r.measured_ms[sel][beyond], strict=True)
+                for a, t in zip(r.arrival_ms[sel][past], r.measured_ms[sel][past], strict=True)
                 if not _at_night(int(t), tz)
             ]
             times += [min(awake)] if awake else []
