@@ -214,7 +214,7 @@ def _evaluate_protocol(
         wanted = {r.metric for r in usual_rules} | news2_usual
         # how low (or fast) the patient runs over whole days, their nights included:
         # what NEWS2's allowances and the sustained rules' own limits were tuned on
-        usual_day = _usual_values(source, ctx, mask, pids, [], wanted, now_ms, waking_only=False)
+        usual_day = usual_values(source, ctx, mask, pids, [], wanted, now_ms, waking_only=False)
     for rule in rules:
         if isinstance(rule, SustainedRule):
             threshold, duration = sustained_limits(
@@ -789,7 +789,7 @@ def _spot_rules(
     }
     if sepsis:
         usual_metrics.add("heart_rate_bpm")
-    usual = _usual_values(source, ctx, mask, pids, rules, usual_metrics, now_ms)
+    usual = usual_values(source, ctx, mask, pids, rules, usual_metrics, now_ms)
 
     out: list[Finding] = []
     for rule in confirm:
@@ -883,7 +883,7 @@ def _flagged(
     return k.flagged_count(metric_of(win, "heart_rate_bpm"), HOUR_S, rule.flag_window_s)
 
 
-def _usual_values(
+def usual_values(
     source: ReadingSource,
     ctx: PatientContext,
     mask: NDArray[np.bool_],

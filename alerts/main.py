@@ -11,6 +11,7 @@ import psycopg
 from alerts.alert_store import Notice
 from alerts.battery_requests import BatteryRequests
 from alerts.engine import Engine
+from alerts.full_set_requests import FullSetRequests
 from alerts.notify import CareTeamNotifier
 from alerts.protocol import Protocol, builtin_protocols, load_protocol_file
 from alerts.remeasure import RemeasureRequests
@@ -61,6 +62,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     # without a VAPID key the requests still reach the patient app's home screen
     requests = RemeasureRequests(conninfo, protocols, None, settings.api.link(PATIENT_APP_PATH))
     batteries = BatteryRequests(conninfo, protocols, None, settings.api.link(PATIENT_APP_PATH))
+    full_sets = FullSetRequests(conninfo, protocols, None, settings.api.link(PATIENT_APP_PATH))
     if settings.alerts.vapid_private_key is None:
         log.warning(
             "no VAPID key configured (POSTOP_ALERTS__VAPID_PRIVATE_KEY; `postop vapid`"
@@ -88,6 +90,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         reminders.pusher = started(reminders.record)
         requests.pusher = started(requests.record)
         batteries.pusher = started(batteries.record)
+        full_sets.pusher = started(full_sets.record)
 
         def notify(conn: psycopg.Connection, notices: Sequence[Notice]) -> None:
             _log_only(conn, notices)
@@ -106,6 +109,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         after_round=lambda conn, ids, now_ms: (
             requests(conn, ids, now_ms),
             batteries(conn, ids, now_ms),
+            full_sets(conn, ids, now_ms),
         ),
     )
     # the engine needs no broker, but it is the one always running: it says when the
@@ -129,12 +133,9 @@ def run(settings: Settings, stop: threading.Event) -> None:
     finally:
         if pusher is not None:
             pusher.stop()
-        if reminders.pusher is not None:
-            reminders.pusher.stop()
-        if requests.pusher is not None:
-            requests.pusher.stop()
-        if batteries.pusher is not None:
-            batteries.pusher.stop()
+        for sender in (reminders, requests, batteries, full_sets):
+            if sender.pusher is not None:
+                sender.pusher.stop()
 
 
 def main(settings: Settings | None = None) -> None:

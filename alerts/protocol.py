@@ -412,6 +412,57 @@ class Reminder(BaseModel):
         return int(hours) * 3600 + int(minutes) * 60
 
 
+class FullSetTrigger(BaseModel):
+    """A waking reading that asks for a full set: past ``above`` / ``at_or_above`` /
+    ``below`` (fixed limits), and past the patient's usual value by ``above_usual_by`` /
+    ``below_usual_by`` when those are given (every limit given must be passed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: str
+    above: float | None = None
+    at_or_above: float | None = None
+    below: float | None = None
+    above_usual_by: Annotated[float, Field(gt=0)] | None = None
+    below_usual_by: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _a_limit(self) -> FullSetTrigger:
+        if self.metric not in BY_NAME:
+            raise ValueError(f"unknown metric {self.metric!r}")
+        limits = (self.above, self.at_or_above, self.below)
+        if all(v is None for v in (*limits, self.above_usual_by, self.below_usual_by)):
+            raise ValueError("a full-set trigger needs a limit")
+        return self
+
+
+class FullSet(BaseModel):
+    """When one waking reading is off (``triggers``) and others that would tell whether it
+    matters are not fresh (``asks``, none within ``fresh_s``), the patient's phone asks
+    for a full set of measurements now, as a ward takes a full set of observations
+    when one is abnormal (NEWS2 is scored on a full set; RCP 2017). A request, not an
+    alert: the team hears of the readings it brings through the rules. At most one in
+    ``every_s``; it lapses after ``expires_s``; none at night (a sleeping patient is
+    not woken for a reading no rule found alarming)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    asks: Annotated[tuple[str, ...], Field(min_length=1)]
+    triggers: Annotated[tuple[FullSetTrigger, ...], Field(min_length=1)]
+    within_s: Annotated[int, Field(ge=300, le=6 * 3600)] = 3600
+    fresh_s: Annotated[int, Field(ge=300, le=6 * 3600)] = 3600
+    every_s: Annotated[int, Field(ge=3600, le=7 * 86_400)] = 6 * 3600
+    expires_s: Annotated[int, Field(ge=600, le=12 * 3600)] = 2 * 3600
+    settle_s: Annotated[int, Field(ge=0, le=1800)] = 300
+
+    @model_validator(mode="after")
+    def _known(self) -> FullSet:
+        unknown = [m for m in self.asks if m not in BY_NAME]
+        if unknown:
+            raise ValueError(f"unknown metric {unknown[0]!r}")
+        return self
+
+
 class Escalation(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -428,6 +479,7 @@ class Protocol(BaseModel):
     escalation: Escalation
     rules: Annotated[list[Rule], Field(min_length=1)]
     reminders: list[Reminder] = []
+    full_set: FullSet | None = None
 
     @model_validator(mode="after")
     def _unique_rule_ids(self) -> Protocol:

@@ -18,4 +18,7 @@ REQUEST_KIND: Final[dict[str, str]] = {
     "temp_c": "measure_temperature",
     "weight_kg": "measure_weight",
 }
-REQUEST_KINDS: Final[tuple[str, ...]] = tuple(dict.fromkeys(REQUEST_KIND.values()))
+# all of the patient's measurements now, when one waking reading is off and the others
+# are not fresh (alerts/full_set.py; store/migrations/0028)
+FULL_SET_KIND: Final = "measure_vitals"
+REQUEST_KINDS: Final[tuple[str, ...]] = (*dict.fromkeys(REQUEST_KIND.values()), FULL_SET_KIND)

@@ -169,6 +169,10 @@ MESSAGE_TEXTS = {
     "measure_pulse": N_("Please measure your pulse now."),
     "measure_blood_pressure": N_("Please measure your blood pressure now."),
     "measure_weight": N_("Please weigh yourself now."),
+    # asked by the alerts engine when one reading is off and the others are not fresh
+    "measure_vitals": N_(
+        "Please take all your measurements now: temperature, blood pressure and oxygen level."
+    ),
     # asked by the alerts engine when a device's battery is low
     "charge_oximeter": N_("Please charge the oximeter."),
     "charge_patch": N_("Please charge the heart-rate patch."),

@@ -804,6 +804,7 @@ PatientMessageKindSent = Literal[
     "batteries_scale",
     "batteries_glucose_meter",
     "charge_device",
+    "measure_vitals",
 ]
 
 

@@ -24,6 +24,12 @@ TEXTS = {
     "measure_pulse": T_("Please measure your pulse now."),
     "measure_blood_pressure": T_("Please measure your blood pressure now."),
     "measure_weight": T_("Please weigh yourself now."),
+    # asked by the app when one reading is off and the others are not fresh
+    # (alerts/full_set.py; the protocols ask for these three)
+    "measure_vitals": T_(
+        "Please take all your measurements now, one after the other: temperature,"
+        " blood pressure and oxygen level."
+    ),
     # asked by the app itself when a device's battery is low (vitals/battery.py)
     "charge_oximeter": T_("The battery of your oximeter is low. Please charge it today."),
     "charge_patch": T_("The battery of your heart rate patch is low. Please charge it today."),

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from firmware_sim.devices import DeviceKind, KitSimulator
 from firmware_sim.physiology import MINUTE_MS, derive_rng
 
+from alerts.full_set import FullSetAsk
 from alerts.lifecycle import Finding
 from alerts.protocol import Protocol
 from bench.alert_quality.cohort import (
@@ -56,15 +57,57 @@ class Responder:
             for name, p in protocols.items()
             for r in p.rules
         }
+        self._every_ms = {
+            name: p.full_set.every_s * 1000 for name, p in protocols.items() if p.full_set
+        }
         self._kits: dict[int, KitSimulator] = {}
         self._asked: set[tuple[int, str, int]] = set()
+        self._full_set_ms: dict[int, int] = {}  # patient -> when a full set was last asked
         self.answered = 0  # re-measurements taken (for the report of a run)
+        self.full_sets_asked = 0
+        self.full_sets_answered = 0
 
     def _kit(self, m: Member) -> KitSimulator:
         kit = self._kits.get(m.index)
         if kit is None:
             kit = self._kits[m.index] = member_kit(m, self._seed)
         return kit
+
+    def respond_full_sets(self, asks: Sequence[FullSetAsk], now_ms: int) -> dict[int, Readings]:
+        """The readings of the full sets these asks bring (the sender's limits: none
+        within the protocol's ``every_s`` of the last), by patient id: each missing
+        metric's device, one after the other, as the patient's schedule answers."""
+        rows: dict[int, list[Row]] = {}
+        for ask in asks:
+            m = self._members.get(ask.patient_id)
+            every = self._every_ms.get(ask.protocol)
+            last = self._full_set_ms.get(ask.patient_id)
+            if m is None or every is None or (last is not None and now_ms - last < every):
+                continue
+            self._full_set_ms[ask.patient_id] = now_ms
+            self.full_sets_asked += 1
+            kit = self._kit(m)
+            rng = derive_rng(self._seed, m.key, 37, now_ms // 1000)
+            p = kit.schedule.remeasure_p if self._p is None else self._p
+            if rng.random() >= p:
+                continue
+            lo, hi = kit.schedule.remeasure_delay_min
+            t = now_ms + int(rng.uniform(lo, hi) * MINUTE_MS)
+            if kit.patient.is_asleep(t):
+                continue
+            index = {device_id: i for i, device_id in enumerate(kit.device_ids())}
+            kinds = {d.kind for d in kit.devices}
+            devices = dict.fromkeys(
+                k for metric in ask.missing for k in DEVICES_FOR.get(metric, ())[:1] if k in kinds
+            )
+            for step, kind in enumerate(devices):
+                for frame in kit.measure_now(kind, t + step * 2 * MINUTE_MS):
+                    rows.setdefault(m.index, []).extend(
+                        frame_rows(frame, arrival_ms(m, frame.rx_ms), index[frame.device_id])
+                    )
+            if devices:
+                self.full_sets_answered += 1
+        return {pid: readings_of(r) for pid, r in rows.items()}
 
     def respond(self, findings: Sequence[Finding], now_ms: int) -> dict[int, Readings]:
         """The readings of the re-measurements these findings ask for, by patient id

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from alerts.context import PatientContext
 from alerts.evaluate import evaluate
+from alerts.full_set import full_set_asks
 from alerts.late import late_episodes
 from alerts.lifecycle import (
     AutoResolve,
@@ -152,6 +153,9 @@ def replay(
         findings = evaluate(source, ctx, protocols, now)
         if responder is not None:
             for patient_id, more in responder.respond(findings, now).items():
+                source.add(patient_id, more)
+            asks = full_set_asks(source, ctx, protocols, now)
+            for patient_id, more in responder.respond_full_sets(asks, now).items():
                 source.add(patient_id, more)
         if charger is not None:
             charger.respond(source, now)

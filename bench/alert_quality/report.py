@@ -207,6 +207,14 @@ def markdown(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         "",
         *_condition_table(s["overall"]["conditions"]),
     ]
+    if "full_set_requests" in meta:
+        lines += [
+            "",
+            f"Full-set requests to the patients' phones (one reading off, the others not "
+            f"fresh): {meta['full_set_requests']} "
+            f"({meta['full_set_requests_per_patient_day']:.3f} a patient-day), "
+            f"{meta['full_set_answered']} answered.",
+        ]
     for name, block in s["protocols"].items():
         lines += ["", f"## {name.replace('_', ' ')}", "", *_condition_table(block["conditions"])]
     lines += [

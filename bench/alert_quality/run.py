@@ -52,19 +52,15 @@ def load_protocols(directory: Path | None) -> dict[str, Protocol]:
 
 def _chunk(
     chunk: list[Member], seed: int, protocols_dir: Path | None, cache: Path | None, step_s: int
-) -> tuple[list[AlertRecord], dict[int, Readings]]:
+) -> tuple[list[AlertRecord], dict[int, Readings], tuple[int, int]]:
+    """The chunk's alerts, readings, and full-set requests (asked, answered)."""
     readings = [cached_readings(m, seed, cache) for m in chunk]
     source = ArraySource(chunk, readings)
     protocols = load_protocols(protocols_dir)
-    records = replay(
-        chunk,
-        source,
-        protocols,
-        step_s,
-        Responder(chunk, seed, protocols),
-        Charger(chunk, seed, protocols),
-    )
-    return records, {m.index: r for m, r in zip(chunk, source.readings, strict=True)}
+    responder = Responder(chunk, seed, protocols)
+    records = replay(chunk, source, protocols, step_s, responder, Charger(chunk, seed, protocols))
+    readings_by_id = {m.index: r for m, r in zip(chunk, source.readings, strict=True)}
+    return records, readings_by_id, (responder.full_sets_asked, responder.full_sets_answered)
 
 
 def run(
@@ -94,9 +90,12 @@ def run(
         with ProcessPoolExecutor(n_chunks) as pool:
             futures = [pool.submit(_chunk, c, seed, protocols_dir, cache, step_s) for c in chunks]
             results = [f.result() for f in futures]
-    for recs, rds in results:
+    full_sets = [0, 0]
+    for recs, rds, (asked, answered) in results:
         records += recs
         readings.update(rds)
+        full_sets[0] += asked
+        full_sets[1] += answered
     scored = score(cohort_members, readings, records, protocols)
     summary = report.summary(scored)
     meta = {
@@ -108,6 +107,11 @@ def run(
         "step_s": step_s,
         "protocols_source": str(protocols_dir) if protocols_dir else "shipped defaults",
         "seconds": round(time.monotonic() - started, 1),
+        "full_set_requests": full_sets[0],
+        "full_set_answered": full_sets[1],
+        "full_set_requests_per_patient_day": round(
+            full_sets[0] / max(sum(scored.all_patient_days.values()), 1e-9), 3
+        ),
     }
     paths = report.write(out_dir, summary, scored, meta)
     return Outcome(summary, scored, paths, time.monotonic() - started)

@@ -459,3 +459,55 @@ def test_a_recharged_battery_is_full_and_a_failing_one_keeps_failing() -> None:
     early = failing.recharged_at(t - 3_600_000)  # charged an hour before it fails
     assert early.level_pct(t) == 99
     assert early.level_pct(early.empty_ms) == 0
+
+
+def test_the_simulated_patient_takes_a_full_set_when_the_phone_asks() -> None:
+    """A single spot pulse 25/min over the patient's usual, late in the morning, with
+    nothing else measured: the phone asks for a full set (``alerts.full_set``) and the
+    simulated patient measures what is missing, temperature first, within their
+    re-measurement delay; once only, within the protocol's ``every_s``."""
+    from dataclasses import replace
+
+    import numpy as np
+    from firmware_sim.devices import DeviceKind
+
+    from alerts.protocol import builtin_protocols
+    from bench.alert_quality.cohort import Readings, members
+    from bench.alert_quality.remeasure import Responder
+    from bench.alert_quality.replay import replay
+    from bench.alert_quality.source import ArraySource
+    from vitals.catalogue import BY_NAME
+
+    hour, minute = 3_600_000, 60_000
+    m = next(
+        m
+        for m in members(8, 1, 1, mix={"uneventful": 0.0})
+        if DeviceKind.THERMOMETER.value in m.kinds and m.discharge_hr_bpm is not None
+    )
+    m = replace(m, end_ms=m.start_ms + 14 * hour)
+    spot = m.start_ms + 10 * hour  # late morning in a European home
+    assert m.discharge_hr_bpm is not None
+    pulse = max(m.discharge_hr_bpm + 25, 95.0)
+    one = Readings(
+        metric_id=np.array([BY_NAME["heart_rate_bpm"].metric_id], dtype=np.int16),
+        measured_ms=np.array([spot], dtype=np.int64),
+        arrival_ms=np.array([spot + 2000], dtype=np.int64),
+        value=np.array([pulse]),
+        flags=np.zeros(1, dtype=np.int32),
+        device=np.zeros(1, dtype=np.int8),
+    )
+    protocols = builtin_protocols()
+    temp = BY_NAME["temp_c"].metric_id
+
+    source = ArraySource([m], [one])
+    replay([m], source, protocols, 60)
+    assert (source.readings[0].metric_id == temp).sum() == 0  # nobody asked
+
+    responder = Responder([m], 1, protocols, remeasure_p=1.0)
+    source = ArraySource([m], [one])
+    replay([m], source, protocols, 60, responder)
+    assert (responder.full_sets_asked, responder.full_sets_answered) == (1, 1)
+    got = source.readings[0]
+    temps = got.measured_ms[got.metric_id == temp]
+    assert len(temps) == 1
+    assert 5 <= (temps[0] - spot) / minute <= 31

@@ -4,7 +4,8 @@
 // per reminder and day: a reminder delivered twice shows once. A request to measure again
 // (kind "remeasure", alerts/remeasure.py) names its request kind and is worded the same
 // way, one tag per request, as is a request to charge a device (kind "battery",
-// alerts/battery_requests.py).
+// alerts/battery_requests.py) or to take a full set of measurements (kind "full_set",
+// alerts/full_set_requests.py).
 "use strict";
 
 const REMINDER_TEXTS = "/p/api/reminders/texts";
@@ -31,7 +32,7 @@ self.addEventListener("push", (event) => {
   let data = {};
   try { data = event.data ? event.data.json() : {}; } catch (_) { return; }
   const key = data.kind === "reminder" ? data.reminder
-    : data.kind === "remeasure" || data.kind === "battery" ? data.request : null;
+    : ["remeasure", "battery", "full_set"].includes(data.kind) ? data.request : null;
   if (!key) return;
   event.waitUntil(reminderWords(key).then((words) =>
     self.registration.showNotification(words.title, {
