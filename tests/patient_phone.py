@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import psycopg
+from fastapi.testclient import TestClient
 
+from api.app import create_app
 from api.common.patient_app import create_link, use_link
 from api.patient.access import COOKIE, COOKIE_PATH
+from vitals.settings import Settings
 
 if TYPE_CHECKING:  # Playwright's cookie type (its public module does not name it)
     from playwright._impl._api_structures import SetCookieParam
@@ -65,3 +68,11 @@ def enroll_phone(conninfo: str, patient_id: int) -> PatientPhone:
     assert credential_id is not None
     assert token is not None
     return PatientPhone(patient_id, credential_id, token)
+
+
+def home_page(settings: Settings, phone: PatientPhone) -> str:
+    """The patient app's home screen as the enrolled phone gets it (HTML)."""
+    with TestClient(create_app(settings), cookies=phone.cookies) as client:
+        page = client.get("/p/")
+        assert page.status_code == 200
+        return page.text

@@ -201,3 +201,10 @@ def arabic_phone_shows(
         assert title != "postop"
     finally:
         context.close()
+
+
+def asked(db: str, requests: PhoneRequests, patient_id: int, at: datetime) -> int:
+    """The engine's step after a round for one patient at ``at`` (pushing only if
+    ``requests`` has a pusher); how many requests it made."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        return len(requests(conn, [patient_id], int(at.timestamp() * 1000)))

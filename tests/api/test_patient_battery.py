@@ -19,8 +19,8 @@ from alerts.protocol import builtin_protocols
 from api.app import create_app
 from store.provisioning import register_device, register_gateway
 from tests.api.conftest import LiveApi, World
-from tests.patient_phone import PatientPhone, enroll_phone
-from tests.phone_pushes import arabic_phone_shows, pushed_once
+from tests.patient_phone import enroll_phone, home_page
+from tests.phone_pushes import arabic_phone_shows, asked, pushed_once
 from vitals.catalogue import metric
 from vitals.settings import Settings
 
@@ -49,18 +49,10 @@ def low_oximeter(db: str, patient_id: int, language: str, at: datetime, pct: int
 
 
 def ask(db: str, patient_id: int, at: datetime, requests: BatteryRequests | None = None) -> int:
-    """The engine's step after a round (no push by default); returns how many requests
-    it made."""
-    requests = requests or BatteryRequests(db, builtin_protocols(), None, "/p/")
-    with psycopg.connect(db, autocommit=True) as conn:
-        return len(requests(conn, [patient_id], int(at.timestamp() * 1000)))
-
-
-def home(settings: Settings, phone: PatientPhone) -> str:
-    with TestClient(create_app(settings), cookies=phone.cookies) as client:
-        page = client.get("/p/")
-        assert page.status_code == 200
-        return page.text
+    """The engine's step after a round (no push by default); how many requests it made."""
+    return asked(
+        db, requests or BatteryRequests(db, builtin_protocols(), None, "/p/"), patient_id, at
+    )
 
 
 def test_the_request_reads_in_french_and_arabic_and_goes_once_charged(
@@ -75,10 +67,10 @@ def test_the_request_reads_in_french_and_arabic_and_goes_once_charged(
     assert ask(world.db, world.patient_b, now) == 1
     assert ask(world.db, world.patient_b, now) == 0  # one request per episode
 
-    fr_page = home(app_settings, fr_phone)
+    fr_page = home_page(app_settings, fr_phone)
     assert FR.replace("'", "&#39;") in fr_page
     assert "après votre dernière mesure" not in fr_page
-    ar_page = home(app_settings, ar_phone)
+    ar_page = home_page(app_settings, ar_phone)
     assert '<html lang="ar" dir="rtl">' in ar_page
     assert AR in ar_page
     assert AR_WHY not in ar_page
@@ -110,7 +102,7 @@ def test_the_request_reads_in_french_and_arabic_and_goes_once_charged(
             ),
         )
     ask(world.db, world.patient_a2, now + timedelta(hours=2, minutes=1))
-    assert FR.replace("'", "&#39;") not in home(app_settings, fr_phone)
+    assert FR.replace("'", "&#39;") not in home_page(app_settings, fr_phone)
     listed = team.get(f"/api/v1/patients/{world.patient_a2}/patient-messages").json()
     assert listed[0]["done_at"] is not None
 

@@ -19,8 +19,8 @@ from alerts.protocol import builtin_protocols
 from api.app import create_app
 from tests.api.conftest import LiveApi, World
 from tests.daytime import daytime_zone
-from tests.patient_phone import PatientPhone, enroll_phone
-from tests.phone_pushes import arabic_phone_shows, pushed_once
+from tests.patient_phone import enroll_phone, home_page
+from tests.phone_pushes import arabic_phone_shows, asked, pushed_once
 from vitals.catalogue import metric
 from vitals.settings import Settings
 
@@ -56,16 +56,9 @@ def pulse_off(db: str, patient_id: int, language: str, at: datetime) -> None:
 
 def ask(db: str, patient_id: int, at: datetime, requests: FullSetRequests | None = None) -> int:
     """The engine's step after a round (no push by default); how many requests it made."""
-    requests = requests or FullSetRequests(db, builtin_protocols(), None, "/p/")
-    with psycopg.connect(db, autocommit=True) as conn:
-        return len(requests(conn, [patient_id], int(at.timestamp() * 1000)))
-
-
-def home(settings: Settings, phone: PatientPhone) -> str:
-    with TestClient(create_app(settings), cookies=phone.cookies) as client:
-        page = client.get("/p/")
-        assert page.status_code == 200
-        return page.text
+    return asked(
+        db, requests or FullSetRequests(db, builtin_protocols(), None, "/p/"), patient_id, at
+    )
 
 
 def test_the_full_set_reads_in_portuguese_and_arabic_and_goes_once_measured(
@@ -80,8 +73,8 @@ def test_the_full_set_reads_in_portuguese_and_arabic_and_goes_once_measured(
     assert ask(world.db, world.patient_b, now) == 1
     assert ask(world.db, world.patient_b, now) == 0  # one open at a time
 
-    assert PT in home(app_settings, pt_phone)
-    ar_page = home(app_settings, ar_phone)
+    assert PT in home_page(app_settings, pt_phone)
+    ar_page = home_page(app_settings, ar_phone)
     assert '<html lang="ar" dir="rtl">' in ar_page
     assert AR in ar_page
     with TestClient(create_app(app_settings), cookies=ar_phone.cookies) as client:
@@ -105,7 +98,7 @@ def test_the_full_set_reads_in_portuguese_and_arabic_and_goes_once_measured(
             (now + timedelta(minutes=6), world.patient_a2, metric("temp_c").metric_id),
         )
     ask(world.db, world.patient_a2, now + timedelta(minutes=7))
-    assert PT not in home(app_settings, pt_phone)
+    assert PT not in home_page(app_settings, pt_phone)
     listed = team.get(f"/api/v1/patients/{world.patient_a2}/patient-messages").json()
     assert listed[0]["done_at"] is not None
 

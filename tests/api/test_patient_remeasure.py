@@ -19,8 +19,8 @@ from alerts.protocol import builtin_protocols
 from alerts.remeasure import RemeasureRequests
 from api.app import create_app
 from tests.api.conftest import LiveApi, World
-from tests.patient_phone import PatientPhone, enroll_phone
-from tests.phone_pushes import arabic_phone_shows, pushed_once
+from tests.patient_phone import enroll_phone, home_page
+from tests.phone_pushes import arabic_phone_shows, asked, pushed_once
 from vitals.catalogue import metric
 from vitals.settings import Settings
 
@@ -51,18 +51,10 @@ def awaiting_confirmation(db: str, patient_id: int, language: str, at: datetime)
 
 
 def ask(db: str, patient_id: int, at: datetime, requests: RemeasureRequests | None = None) -> int:
-    """The engine's step after a round (no push by default); returns how many requests
-    it made."""
-    requests = requests or RemeasureRequests(db, builtin_protocols(), None, "/p/")
-    with psycopg.connect(db, autocommit=True) as conn:
-        return len(requests(conn, [patient_id], int(at.timestamp() * 1000)))
-
-
-def home(settings: Settings, phone: PatientPhone) -> str:
-    with TestClient(create_app(settings), cookies=phone.cookies) as client:
-        page = client.get("/p/")
-        assert page.status_code == 200
-        return page.text
+    """The engine's step after a round (no push by default); how many requests it made."""
+    return asked(
+        db, requests or RemeasureRequests(db, builtin_protocols(), None, "/p/"), patient_id, at
+    )
 
 
 def test_the_request_reads_in_french_and_arabic_and_goes_once_measured(
@@ -77,10 +69,10 @@ def test_the_request_reads_in_french_and_arabic_and_goes_once_measured(
     assert ask(world.db, world.patient_b, now) == 1
     assert ask(world.db, world.patient_b, now) == 0  # one request per alert
 
-    fr_page = home(app_settings, fr_phone)
+    fr_page = home_page(app_settings, fr_phone)
     assert FR.replace("'", "&#39;") in fr_page
     assert "Demandé par l&#39;application après votre dernière mesure" in fr_page
-    ar_page = home(app_settings, ar_phone)
+    ar_page = home_page(app_settings, ar_phone)
     assert '<html lang="ar" dir="rtl">' in ar_page
     assert AR in ar_page
     assert AR_WHY in ar_page
@@ -107,7 +99,7 @@ def test_the_request_reads_in_french_and_arabic_and_goes_once_measured(
             (now + timedelta(minutes=3), world.patient_a2, metric("spo2_pct").metric_id),
         )
     ask(world.db, world.patient_a2, now + timedelta(minutes=4))
-    fr_page = home(app_settings, fr_phone)
+    fr_page = home_page(app_settings, fr_phone)
     assert FR.replace("'", "&#39;") not in fr_page
     listed = team.get(f"/api/v1/patients/{world.patient_a2}/patient-messages").json()
     assert listed[0]["done_at"] is not None
@@ -119,7 +111,7 @@ def test_the_request_reads_in_french_and_arabic_and_goes_once_measured(
             " WHERE patient_id = %s AND rule_id = 'spo2_spot_low'",
             (world.patient_b,),
         )
-    assert AR not in home(app_settings, ar_phone)
+    assert AR not in home_page(app_settings, ar_phone)
 
 
 def test_the_engine_s_push_shows_on_an_arabic_phone_in_arabic(
