@@ -65,6 +65,7 @@ class Responder:
         self._full_set_ms: dict[int, int] = {}  # patient -> when a full set was last asked
         self.answered = 0  # re-measurements taken (for the report of a run)
         self.full_sets_asked = 0
+        self.full_sets_asked_well = 0  # of them, to patients with no complication
         self.full_sets_answered = 0
 
     def _kit(self, m: Member) -> KitSimulator:
@@ -86,6 +87,7 @@ class Responder:
                 continue
             self._full_set_ms[ask.patient_id] = now_ms
             self.full_sets_asked += 1
+            self.full_sets_asked_well += m.scenario == "uneventful"
             kit = self._kit(m)
             rng = derive_rng(self._seed, m.key, 37, now_ms // 1000)
             p = kit.schedule.remeasure_p if self._p is None else self._p

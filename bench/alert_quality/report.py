@@ -212,8 +212,9 @@ def markdown(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
             "",
             f"Full-set requests to the patients' phones (one reading off, the others not "
             f"fresh): {meta['full_set_requests']} "
-            f"({meta['full_set_requests_per_patient_day']:.3f} a patient-day), "
-            f"{meta['full_set_answered']} answered.",
+            f"({meta['full_set_requests_per_patient_day']:.3f} a patient-day; "
+            f"{meta.get('full_set_requests_uneventful_per_patient_day', 0):.3f} a day of a "
+            f"patient with no complication), {meta['full_set_answered']} answered.",
         ]
     for name, block in s["protocols"].items():
         lines += ["", f"## {name.replace('_', ' ')}", "", *_condition_table(block["conditions"])]

@@ -52,15 +52,21 @@ def load_protocols(directory: Path | None) -> dict[str, Protocol]:
 
 def _chunk(
     chunk: list[Member], seed: int, protocols_dir: Path | None, cache: Path | None, step_s: int
-) -> tuple[list[AlertRecord], dict[int, Readings], tuple[int, int]]:
-    """The chunk's alerts, readings, and full-set requests (asked, answered)."""
+) -> tuple[list[AlertRecord], dict[int, Readings], tuple[int, int, int]]:
+    """The chunk's alerts, readings, and full-set requests (asked, answered, asked to
+    patients with no complication)."""
     readings = [cached_readings(m, seed, cache) for m in chunk]
     source = ArraySource(chunk, readings)
     protocols = load_protocols(protocols_dir)
     responder = Responder(chunk, seed, protocols)
     records = replay(chunk, source, protocols, step_s, responder, Charger(chunk, seed, protocols))
     readings_by_id = {m.index: r for m, r in zip(chunk, source.readings, strict=True)}
-    return records, readings_by_id, (responder.full_sets_asked, responder.full_sets_answered)
+    asked = (
+        responder.full_sets_asked,
+        responder.full_sets_answered,
+        responder.full_sets_asked_well,
+    )
+    return records, readings_by_id, asked
 
 
 def run(
@@ -90,12 +96,14 @@ def run(
         with ProcessPoolExecutor(n_chunks) as pool:
             futures = [pool.submit(_chunk, c, seed, protocols_dir, cache, step_s) for c in chunks]
             results = [f.result() for f in futures]
-    full_sets = [0, 0]
-    for recs, rds, (asked, answered) in results:
+    full_sets = [0, 0, 0]
+    for recs, rds, counts in results:
         records += recs
         readings.update(rds)
-        full_sets[0] += asked
-        full_sets[1] += answered
+        full_sets = [a + b for a, b in zip(full_sets, counts, strict=True)]
+    uneventful_days = sum(
+        (m.end_ms - m.start_ms) / 86_400_000 for m in cohort_members if m.scenario == "uneventful"
+    )
     scored = score(cohort_members, readings, records, protocols)
     summary = report.summary(scored)
     meta = {
@@ -111,6 +119,9 @@ def run(
         "full_set_answered": full_sets[1],
         "full_set_requests_per_patient_day": round(
             full_sets[0] / max(sum(scored.all_patient_days.values()), 1e-9), 3
+        ),
+        "full_set_requests_uneventful_per_patient_day": round(
+            full_sets[2] / max(uneventful_days, 1e-9), 3
         ),
     }
     paths = report.write(out_dir, summary, scored, meta)
