@@ -67,9 +67,7 @@ def full_set_asks(
     """The patients (awake now, in their local time) whose phone should ask for a full
     set; the sender decides whether it may (a phone enrolled, none asked lately)."""
     out: list[FullSetAsk] = []
-    awake_now = ~k.in_hours(
-        ((now_ms // 1000 + ctx.utc_offset_s(now_ms)) % 86_400) / 3600.0, *k.USUAL_NIGHT_H
-    )
+    awake_now = ~k.in_hours(k.local_hour(now_ms, ctx.utc_offset_s(now_ms)), *k.USUAL_NIGHT_H)
     for name in sorted(set(ctx.protocols)):
         proto = protocols.get(name)
         if proto is None or proto.full_set is None:
