@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 from firmware_sim.devices import DeviceKind, KitSimulator
 from firmware_sim.physiology import MINUTE_MS, derive_rng
 
@@ -74,6 +75,28 @@ class Responder:
             kit = self._kits[m.index] = member_kit(m, self._seed)
         return kit
 
+    def _answer_ms(self, m: Member, rng: np.random.Generator, now_ms: int) -> int | None:
+        """When the patient answers a request made at ``now_ms`` (their schedule's
+        ``remeasure_p`` and delay), or None: not answered, or asleep by then (a request at
+        night waits for no one)."""
+        kit = self._kit(m)
+        p = kit.schedule.remeasure_p if self._p is None else self._p
+        if rng.random() >= p:
+            return None
+        lo, hi = kit.schedule.remeasure_delay_min
+        t = now_ms + int(rng.uniform(lo, hi) * MINUTE_MS)
+        return None if kit.patient.is_asleep(t) else t
+
+    def _measure(self, m: Member, kind: DeviceKind, t_ms: int, rows: list[Row]) -> int:
+        """Measure with the kit's ``kind`` at ``t_ms``, its readings added to ``rows``;
+        how many frames the device sent."""
+        kit = self._kit(m)
+        index = {device_id: i for i, device_id in enumerate(kit.device_ids())}
+        frames = kit.measure_now(kind, t_ms)
+        for frame in frames:
+            rows.extend(frame_rows(frame, arrival_ms(m, frame.rx_ms), index[frame.device_id]))
+        return len(frames)
+
     def respond_full_sets(self, asks: Sequence[FullSetAsk], now_ms: int) -> dict[int, Readings]:
         """The readings of the full sets these asks bring (the sender's limits: none
         within the protocol's ``every_s`` of the last), by patient id: each missing
@@ -88,28 +111,18 @@ class Responder:
             self._full_set_ms[ask.patient_id] = now_ms
             self.full_sets_asked += 1
             self.full_sets_asked_well += m.scenario == "uneventful"
-            kit = self._kit(m)
-            rng = derive_rng(self._seed, m.key, 37, now_ms // 1000)
-            p = kit.schedule.remeasure_p if self._p is None else self._p
-            if rng.random() >= p:
+            t = self._answer_ms(m, derive_rng(self._seed, m.key, 37, now_ms // 1000), now_ms)
+            if t is None:
                 continue
-            lo, hi = kit.schedule.remeasure_delay_min
-            t = now_ms + int(rng.uniform(lo, hi) * MINUTE_MS)
-            if kit.patient.is_asleep(t):
-                continue
-            index = {device_id: i for i, device_id in enumerate(kit.device_ids())}
-            kinds = {d.kind for d in kit.devices}
+            kinds = {d.kind for d in self._kit(m).devices}
             devices = dict.fromkeys(
                 k for metric in ask.missing for k in DEVICES_FOR.get(metric, ())[:1] if k in kinds
             )
             for step, kind in enumerate(devices):
-                for frame in kit.measure_now(kind, t + step * 2 * MINUTE_MS):
-                    rows.setdefault(m.index, []).extend(
-                        frame_rows(frame, arrival_ms(m, frame.rx_ms), index[frame.device_id])
-                    )
+                self._measure(m, kind, t + step * 2 * MINUTE_MS, rows.setdefault(m.index, []))
             if devices:
                 self.full_sets_answered += 1
-        return {pid: readings_of(r) for pid, r in rows.items()}
+        return {pid: readings_of(r) for pid, r in rows.items() if r}
 
     def respond(self, findings: Sequence[Finding], now_ms: int) -> dict[int, Readings]:
         """The readings of the re-measurements these findings ask for, by patient id
@@ -126,25 +139,13 @@ class Responder:
             if metric not in DEVICES_FOR or key in self._asked:
                 continue
             self._asked.add(key)
-            kit = self._kit(m)
-            rng = derive_rng(self._seed, m.key, 31, f.onset_ms // 1000)
-            p = kit.schedule.remeasure_p if self._p is None else self._p
-            if rng.random() >= p:
+            t = self._answer_ms(m, derive_rng(self._seed, m.key, 31, f.onset_ms // 1000), now_ms)
+            if t is None:
                 continue
-            lo, hi = kit.schedule.remeasure_delay_min
-            t = now_ms + int(rng.uniform(lo, hi) * MINUTE_MS)
-            if kit.patient.is_asleep(t):  # a request at night waits for no one
-                continue
-            index = {device_id: i for i, device_id in enumerate(kit.device_ids())}
-            kinds = {d.kind: d.id for d in kit.devices}
+            kinds = {d.kind for d in self._kit(m).devices}
             kind = next((k for k in DEVICES_FOR[metric] if k in kinds), None)
             if kind is None:
                 continue
-            frames = kit.measure_now(kind, t)
-            if frames:
+            if self._measure(m, kind, t, rows.setdefault(m.index, [])):
                 self.answered += 1
-            for frame in frames:
-                rows.setdefault(m.index, []).extend(
-                    frame_rows(frame, arrival_ms(m, frame.rx_ms), index[frame.device_id])
-                )
-        return {pid: readings_of(r) for pid, r in rows.items()}
+        return {pid: readings_of(r) for pid, r in rows.items() if r}
