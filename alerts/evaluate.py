@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from alerts import news2 as n2
 from alerts import rules as k
+from alerts.congestion import congestion
 from alerts.context import PatientContext
 from alerts.lifecycle import RANK, Finding
 from alerts.protocol import (
@@ -21,6 +22,7 @@ from alerts.protocol import (
     BaselineRule,
     BatteryRule,
     ConfirmedRule,
+    CongestionRule,
     FallRule,
     GatewayOfflineRule,
     ImplausibleRateRule,
@@ -282,6 +284,8 @@ def _evaluate_protocol(
                 )
                 out += _findings(ids, rule, res.firing, {"fall": res.value})
 
+    out += _congestion(source, ctx, mask, ids, rules, now_ms)
+
     base_rules = [r for r in rules if isinstance(r, BaselineRule)]
     if base_rules:
         discharged = ctx.discharged_ms[mask]
@@ -289,8 +293,7 @@ def _evaluate_protocol(
         first = int(discharged[known].min()) if known.any() else now_ms
         span = min(max(now_ms - first, HOUR_S), BASELINE_MAX_S)
         base = source.window(pids, sorted({r.metric for r in base_rules}), now_ms, span, HOUR_S)
-        start_ms = base.end_ms - base.n_bins * HOUR_S * 1000
-        bin_start = start_ms + np.arange(base.n_bins, dtype=np.int64) * HOUR_S * 1000
+        bin_start = base.bin_starts_ms()
         for rule in base_rules:
             until = np.where(known, discharged + int(rule.baseline_days * 86_400_000), -1)
             bmask = (bin_start[None, :] >= discharged[:, None]) & (
@@ -739,8 +742,7 @@ def usual_nights(
     their earlier nights (the last 7 days, tonight excluded); NaN with too few hours."""
     metrics = sorted({r.metric for r in rules})
     win = source.window(pids, metrics, now_ms, NIGHTS_S, HOUR_S)
-    start_ms = win.end_ms - win.n_bins * HOUR_S * 1000
-    mid_ms = start_ms + (np.arange(win.n_bins, dtype=np.int64) * HOUR_S + HOUR_S // 2) * 1000
+    mid_ms = win.bin_starts_ms() + HOUR_S // 2 * 1000
     offsets = ctx.utc_offset_s(now_ms)[mask]
     hours = (((mid_ms[None, :] // 1000) + offsets[:, None]) % 86_400) / 3600.0
     out = {}
@@ -875,6 +877,48 @@ def _spot_rules(
     return out
 
 
+def _congestion(
+    source: ReadingSource,
+    ctx: PatientContext,
+    mask: NDArray[np.bool_],
+    ids: NDArray[np.int64],
+    rules: list[Rule],
+    now_ms: int,
+) -> list[Finding]:
+    """Fluid overload: a weight gain with a sign of congestion (``alerts.congestion``)."""
+    found = [r for r in rules if isinstance(r, CongestionRule)]
+    if not found:
+        return []
+    pids = ids.tolist()
+    signs = {"spo2_pct", "heart_rate_bpm"}
+    usual = usual_values(source, ctx, mask, pids, rules, signs, now_ms)
+    out: list[Finding] = []
+    for rule in found:
+        weight = source.window(pids, ["weight_kg"], now_ms, rule.window_s + HOUR_S, HOUR_S)
+        win = source.window(pids, sorted(signs), now_ms, rule.signs_s, HOUR_S)
+        bin_start = win.bin_starts_ms()
+        res = congestion(
+            rule,
+            metric_of(weight, "weight_kg"),
+            metric_of(win, "spo2_pct"),
+            metric_of(win, "heart_rate_bpm"),
+            k.awake_bins(bin_start, ctx.utc_offset_s(now_ms)[mask]),
+            HOUR_S,
+            rule_param(ctx, ids, rule, "rise_above", rule.rise_above),
+            usual["spo2_pct"],
+            usual["heart_rate_bpm"],
+        )
+        evidence = {
+            "weight_rise": res.rise_kg,
+            "spo2": res.spo2_pct,
+            "usual_spo2": usual["spo2_pct"],
+            "pulse": res.pulse_bpm,
+            "usual_pulse": usual["heart_rate_bpm"],
+        }
+        out += _findings(ids, rule, res.firing, evidence)
+    return out
+
+
 def _flagged(
     source: ReadingSource, pids: list[int], rule: RhythmRule, now_ms: int
 ) -> NDArray[np.int64]:
@@ -906,8 +950,7 @@ def usual_values(
     first = int(discharged[known].min()) if known.any() else now_ms - BASELINE_MAX_S * 1000
     span = min(max(now_ms - first, HOUR_S), BASELINE_MAX_S)
     win = source.window(pids, sorted(metrics), now_ms, span, HOUR_S)
-    start_ms = win.end_ms - win.n_bins * HOUR_S * 1000
-    bin_start = start_ms + np.arange(win.n_bins, dtype=np.int64) * HOUR_S * 1000
+    bin_start = win.bin_starts_ms()
     # the direction each metric's changes are watched in (a pulse rising: sepsis screen,
     # calf rule and relative rules alike; a pressure falling)
     watch: dict[str, k.Direction] = {r.metric: r.direction for r in relative}

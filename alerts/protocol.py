@@ -271,6 +271,29 @@ class RiseRule(_MetricRule):
     rise_above: Annotated[float, Field(gt=0)]
 
 
+class CongestionRule(_Rule):
+    """Fluid overload in heart failure: a weight gain smaller than the 2 kg of the
+    guideline rule (``rise_above`` over the lowest weight of ``window_s``) that comes with
+    a sign of congestion, the median of the last ``signs_s`` of waking readings against
+    the patient's usual: saturation ``spo2_below_usual_by`` points lower, or the pulse
+    ``hr_above_usual_by`` faster. Weight alone finds a fifth to a third of
+    decompensations (Gyllensten et al. 2016); weight rises over the days before one
+    (Chaudhry et al. 2007; Ledwidge et al. 2013: up to 4 days before), while congestion
+    lowers saturation and quickens the resting pulse, which predicts worsening better
+    than weight (Moazeni et al. 2023)."""
+
+    kind: Literal["congestion"]
+    window_s: Annotated[int, Field(ge=86_400, le=14 * 86_400)]
+    rise_above: Annotated[float, Field(gt=0)]
+    signs_s: Annotated[int, Field(ge=3600, le=3 * 86_400)]
+    spo2_below_usual_by: Annotated[float, Field(gt=0)]
+    hr_above_usual_by: Annotated[float, Field(gt=0)]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return ("weight_kg", "spo2_pct", "heart_rate_bpm")
+
+
 class BaselineRule(_MetricRule):
     kind: Literal["baseline"]
     direction: Literal["above", "below"]
@@ -365,6 +388,7 @@ Rule = Annotated[
     | ShockIndexRule
     | TrendRule
     | RiseRule
+    | CongestionRule
     | BaselineRule
     | MissingDataRule
     | GatewayOfflineRule

@@ -203,8 +203,7 @@ def _usual_pulse(source: ReadingSource, ctx: PatientContext, mask: B, ids: I64, 
     first = int(discharged[known].min()) if known.any() else now_ms - FIRST_ANSWERS_MAX_S * 1000
     span = min(max(now_ms - first, HOUR_S), FIRST_ANSWERS_MAX_S)
     win = source.window(ids.tolist(), ["heart_rate_bpm"], now_ms, span, HOUR_S)
-    start_ms = win.end_ms - win.n_bins * HOUR_S * 1000
-    bin_start = start_ms + np.arange(win.n_bins, dtype=np.int64) * HOUR_S * 1000
+    bin_start = win.bin_starts_ms()
     return k.usual_value(
         _metric(win, "heart_rate_bpm"),
         bin_start,

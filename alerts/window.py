@@ -31,3 +31,8 @@ class Window:
 
     def bin_start_ms(self, i: int) -> int:
         return self.end_ms - (self.n_bins - i) * self.bin_s * 1000
+
+    def bin_starts_ms(self) -> NDArray[np.int64]:
+        """(T,): epoch ms UTC of the start of every bin."""
+        bins = np.arange(self.n_bins, dtype=np.int64)
+        return self.end_ms - (self.n_bins - bins) * self.bin_s * 1000

@@ -84,6 +84,7 @@ RULE_TITLES = {
     "af_suspected": N_("Irregular heart rhythm (possible atrial fibrillation)"),
     "weight_gain": N_("Weight gain above 2 kg over 3 days"),
     "weight_loss": N_("Weight loss above 2 kg (or 2%) over 3 days"),
+    "fluid_overload": N_("Weight up 1.5 kg over a week with lower saturation or a faster pulse"),
     "news2": N_("NEWS2 clinical risk"),
     "shock_index": N_("Shock index (pulse / systolic) above 1.0"),
     # what the patient reports in the daily questionnaire
@@ -180,6 +181,9 @@ EVIDENCE = {
     "temp_c": N_("temperature"),
     "pulse": N_("pulse"),
     "usual_pulse": N_("patient's usual pulse"),
+    "weight_rise": N_("weight gained"),
+    "spo2": N_("saturation"),
+    "usual_spo2": N_("patient's usual saturation"),
     "irregularity": N_("pulse irregularity"),
     "irregular_readings": N_("readings flagged irregular"),
     "scored_params": N_("parameters scored"),
@@ -278,7 +282,14 @@ NEWS2_SIGNS = {"on_oxygen": N_("on oxygen"), "consciousness": N_("consciousness"
 # evidence the page does not list (the engine's bookkeeping; another item says it)
 HIDDEN_EVIDENCE = frozenset({"last_reading_ms", "reminder_due_ms"})
 # evidence read as a value of this metric whatever the rule's own metric
-EVIDENCE_METRIC = {"temp_c": "temp_c", "pulse": "heart_rate_bpm", "usual_pulse": "heart_rate_bpm"}
+EVIDENCE_METRIC = {
+    "temp_c": "temp_c",
+    "pulse": "heart_rate_bpm",
+    "usual_pulse": "heart_rate_bpm",
+    "weight_rise": "weight_kg",
+    "spo2": "spo2_pct",
+    "usual_spo2": "spo2_pct",
+}
 NEWS2_BANDS = (N_("low"), N_("low-medium"), N_("medium"), N_("high"))
 # words that come from the database (roles, priorities, states, transitions)
 WORDS = (

@@ -23,6 +23,9 @@ RULES = {
     "temp_above_usual": S_("Temperature well above the patient's usual"),
     "low_grade_fever": S_("Low-grade fever (confirmed)"),
     "weight_gain": S_("Weight gain"),
+    "fluid_overload": S_(
+        "Weight gain with lower saturation or a faster pulse (possible heart failure)"
+    ),
     "news2": S_("Early warning score (NEWS2) raised"),
     "shock_index": S_("Shock index raised (pulse high for the blood pressure)"),
     "no_spo2": S_("Oxygen saturation not measured for a while"),

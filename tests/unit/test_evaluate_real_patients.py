@@ -260,3 +260,34 @@ def test_low_grade_fever_of_older_adults_over_the_patients_own_usual() -> None:
     src.add(2, "temp_c", DAY_NOW - 5 * MIN_MS, [37.7])  # the re-measurement confirms it
     confirmed = _firing(evaluate(src, ctx, builtin_protocols(), DAY_NOW))
     assert confirmed[(2, "low_grade_fever")].evidence["confirmation_requested"] is False
+
+
+def test_a_smaller_weight_gain_with_a_sign_of_congestion_is_fluid_overload() -> None:
+    """Heart failure creeping in (alerts/congestion.py): 1.6 kg over a week with the last
+    day's waking saturation 3 points under the usual 96 (patient 1) or the pulse 12/min
+    over the usual 72 (patient 2) fires; the same gain with usual signs (3), a gain of
+    1.2 kg with low saturation (4) and low saturation asleep only (5) do not."""
+    day, hour = 86_400_000, 3_600_000
+    discharge = DAY_NOW - 8 * day  # the first day's readings are at 16:00-20:00 in Paris
+    src = MemorySource()
+    gains = {1: 1.6, 2: 1.6, 3: 1.6, 4: 1.2, 5: 1.6}
+    for pid, gain in gains.items():
+        src.add(pid, "spo2_pct", discharge + 2 * hour, [96.0, 96.0, 96.0], every_s=7200)
+        src.add(pid, "heart_rate_bpm", discharge + 2 * hour, [72.0, 72.0, 72.0], every_s=7200)
+        week = [70.0 + gain * share for share in (0, 0, 0.25, 0.5, 0.75, 0.9, 1.0)]
+        src.add(pid, "weight_kg", DAY_NOW - 6 * day - hour, week, every_s=86_400)
+    spo2_now = {1: 93.0, 2: 96.0, 3: 96.0, 4: 93.0, 5: 96.0}
+    pulse_now = {1: 74.0, 2: 84.0, 3: 73.0, 4: 74.0, 5: 74.0}
+    for pid in gains:  # waking spot checks at 19:00 yesterday, 10:00 and 13:00 today
+        for back_h in (20, 5, 2):
+            src.add(pid, "spo2_pct", DAY_NOW - back_h * hour, [spo2_now[pid]])
+            src.add(pid, "heart_rate_bpm", DAY_NOW - back_h * hour, [pulse_now[pid]])
+    src.add(5, "spo2_pct", DAY_NOW - 12 * hour, [91.0] * 120)  # 03:00-05:00, asleep
+    fired = _firing(evaluate(src, _ctx(5, discharged_ms=discharge), builtin_protocols(), DAY_NOW))
+    overload = {pid for pid, rule in fired if rule == "fluid_overload"}
+    assert overload == {1, 2}
+    one = fired[(1, "fluid_overload")].evidence
+    assert abs(one["weight_rise"] - 1.6) < 1e-9
+    assert (one["spo2"], one["usual_spo2"], one["usual_pulse"]) == (93.0, 96.0, 72.0)
+    assert fired[(2, "fluid_overload")].evidence["pulse"] == 84.0
+    assert not {k for k in fired if k[1] == "weight_gain"}  # under the guideline's 2 kg

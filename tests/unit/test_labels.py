@@ -72,3 +72,16 @@ def test_a_missing_data_alert_names_every_missing_measurement() -> None:
         assert items == expected
     still = Labels("fr", CATALOGS["fr"]).evidence_items({"still_missing": "temp_c"}, None)
     assert still == [("manque encore", "Température corporelle")]
+
+
+def test_fluid_overload_evidence_reads_in_each_signs_unit() -> None:
+    fr = Labels("fr", CATALOGS["fr"])
+    evidence = {"weight_rise": 1.6, "spo2": 93.0, "usual_spo2": 96.0, "pulse": 74.0}
+    items = dict(fr.evidence_items(evidence, None))
+    assert items == {
+        "poids pris": "1,6\u00a0kg",
+        "saturation": "93\u00a0%",
+        "saturation habituelle du patient": "96\u00a0%",
+        "pouls": "74\u00a0/min",
+    }
+    assert fr.rule("fluid_overload").startswith("Poids en hausse de 1,5 kg en une semaine")
