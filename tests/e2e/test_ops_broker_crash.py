@@ -82,7 +82,9 @@ def test_a_killed_broker_comes_back_and_stale_data_raises_the_alert(workdir: Pat
             f" password={password}"
         )
         wait_for(lambda: _ready(api_port) == 200, 60, "the API to be ready")
-        wait_for(lambda: _one(conninfo, "SELECT count(*) FROM vitals") > 2, 180, "readings")
+        # a first reading stored: the pipeline runs (the demo kit sends about one a
+        # minute in real time, so waiting for more only adds minutes)
+        wait_for(lambda: _one(conninfo, "SELECT count(*) FROM vitals") > 0, 180, "readings")
 
         # 1. kill -9: the supervisor starts it again
         broker = _listener_pid(ports["mqtt"])
