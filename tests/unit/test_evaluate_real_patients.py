@@ -268,7 +268,7 @@ def test_a_smaller_weight_gain_with_a_sign_of_congestion_is_fluid_overload() -> 
     over the usual 72 (patient 2) fires; the same gain with usual signs (3), a gain of
     1.2 kg with low saturation (4) and low saturation asleep only (5) do not."""
     day, hour = 86_400_000, 3_600_000
-    discharge = DAY_NOW - 8 * day  # the first day's readings are at 16:00-20:00 in Paris
+    discharge = DAY_NOW - 8 * day  # the first day's readings are at 17:00-21:00 in Paris
     src = MemorySource()
     gains = {1: 1.6, 2: 1.6, 3: 1.6, 4: 1.2, 5: 1.6}
     for pid, gain in gains.items():
@@ -282,7 +282,7 @@ def test_a_smaller_weight_gain_with_a_sign_of_congestion_is_fluid_overload() -> 
         for back_h in (20, 5, 2):
             src.add(pid, "spo2_pct", DAY_NOW - back_h * hour, [spo2_now[pid]])
             src.add(pid, "heart_rate_bpm", DAY_NOW - back_h * hour, [pulse_now[pid]])
-    src.add(5, "spo2_pct", DAY_NOW - 12 * hour, [91.0] * 120)  # 03:00-05:00, asleep
+    src.add(5, "spo2_pct", DAY_NOW - 16 * hour, [91.0] * 480)  # 23:00-07:00, asleep
     fired = _firing(evaluate(src, _ctx(5, discharged_ms=discharge), builtin_protocols(), DAY_NOW))
     overload = {pid for pid, rule in fired if rule == "fluid_overload"}
     assert overload == {1, 2}
