@@ -207,7 +207,8 @@ def test_a_killed_postgres_comes_back_and_readings_resume(workdir: Path) -> None
             f"host=127.0.0.1 port={ports['postgres']} dbname=postop user=postgres"
             f" password={password} connect_timeout=3"
         )
-        wait_for(lambda: _one(conninfo, "SELECT count(*) FROM vitals") > 2, 180, "readings")
+        # the first stored reading (the demo kit sends about one a minute)
+        wait_for(lambda: _one(conninfo, "SELECT count(*) FROM vitals") > 0, 180, "readings")
         server = _postmaster(data_dir)
         assert server is not None
         os.kill(server, signal.SIGKILL)
