@@ -70,6 +70,7 @@ PULSE_NORMAL_FLOOR = 51.0
 NIGHT_PULSE_MARGIN = 5.0
 # the top of NEWS2's normal respiratory band (12-20/min)
 RESP_NORMAL_TOP = 20.0
+CONGESTION_SIGNS = frozenset({"spo2_pct", "heart_rate_bpm"})  # alerts.congestion
 
 
 def metric_of(window: Window, name: str) -> MetricWindow:
@@ -284,7 +285,9 @@ def _evaluate_protocol(
                 )
                 out += _findings(ids, rule, res.firing, {"fall": res.value})
 
-    out += _congestion(source, ctx, mask, ids, rules, now_ms)
+    # each patient's usual values, once for the rules that compare with them
+    usual = usual_values(source, ctx, mask, pids, rules, _usual_metrics(rules), now_ms)
+    out += _congestion(source, ctx, mask, ids, rules, now_ms, usual)
 
     base_rules = [r for r in rules if isinstance(r, BaselineRule)]
     if base_rules:
@@ -311,7 +314,7 @@ def _evaluate_protocol(
             )
             out += _findings(ids, rule, res.firing, {"deviation": res.value})
 
-    out += _spot_rules(source, ctx, mask, ids, rules, now_ms)
+    out += _spot_rules(source, ctx, mask, ids, rules, now_ms, usual)
     out += evaluate_reported(source, ctx, mask, ids, rules, now_ms)  # the patient's answers
 
     missing_rules = [r for r in rules if isinstance(r, MissingDataRule)]
@@ -764,9 +767,11 @@ def _spot_rules(
     ids: NDArray[np.int64],
     rules: list[Rule],
     now_ms: int,
+    usual: Mapping[str, NDArray[np.float64]],
 ) -> list[Finding]:
     """Rules that work on spot checks as on continuous data: confirmed limits, changes
-    from the patient's usual value, the sepsis screen and the rhythm rule."""
+    from the patient's usual value (``usual``, per metric), the sepsis screen and the
+    rhythm rule."""
     confirm = [r for r in rules if isinstance(r, ConfirmedRule | RelativeRule)]
     sepsis = [r for r in rules if isinstance(r, SepsisScreenRule)]
     rhythm = [r for r in rules if isinstance(r, RhythmRule)]
@@ -783,15 +788,6 @@ def _spot_rules(
         spans["rr_irregularity"] = max(r.duration_s + r.max_gap_s for r in rhythm)
         spans["heart_rate_bpm"] = max(spans.get("heart_rate_bpm", 0), 2 * SPOT_SETTLE_S)
     wins = {m: source.window(pids, [m], now_ms, span, MINUTE_S) for m, span in spans.items()}
-
-    usual_metrics = {
-        r.metric
-        for r in rules
-        if isinstance(r, RelativeRule) or (isinstance(r, ConfirmedRule) and r.usual is not None)
-    }
-    if sepsis:
-        usual_metrics.add("heart_rate_bpm")
-    usual = usual_values(source, ctx, mask, pids, rules, usual_metrics, now_ms)
 
     out: list[Finding] = []
     for rule in confirm:
@@ -877,6 +873,21 @@ def _spot_rules(
     return out
 
 
+def _usual_metrics(rules: list[Rule]) -> set[str]:
+    """The metrics whose usual value some rule compares with: relative rules, limits
+    that follow the usual, the sepsis screen's pulse, the signs of congestion."""
+    metrics = {
+        r.metric
+        for r in rules
+        if isinstance(r, RelativeRule) or (isinstance(r, ConfirmedRule) and r.usual is not None)
+    }
+    if any(isinstance(r, SepsisScreenRule) for r in rules):
+        metrics.add("heart_rate_bpm")
+    if any(isinstance(r, CongestionRule) for r in rules):
+        metrics |= CONGESTION_SIGNS
+    return metrics
+
+
 def _congestion(
     source: ReadingSource,
     ctx: PatientContext,
@@ -884,18 +895,18 @@ def _congestion(
     ids: NDArray[np.int64],
     rules: list[Rule],
     now_ms: int,
+    usual: Mapping[str, NDArray[np.float64]],
 ) -> list[Finding]:
-    """Fluid overload: a weight gain with a sign of congestion (``alerts.congestion``)."""
+    """Fluid overload: a weight gain with a sign of congestion (``alerts.congestion``),
+    the signs judged against ``usual``."""
     found = [r for r in rules if isinstance(r, CongestionRule)]
     if not found:
         return []
     pids = ids.tolist()
-    signs = {"spo2_pct", "heart_rate_bpm"}
-    usual = usual_values(source, ctx, mask, pids, rules, signs, now_ms)
     out: list[Finding] = []
     for rule in found:
         weight = source.window(pids, ["weight_kg"], now_ms, rule.window_s + HOUR_S, HOUR_S)
-        win = source.window(pids, sorted(signs), now_ms, rule.signs_s, HOUR_S)
+        win = source.window(pids, sorted(CONGESTION_SIGNS), now_ms, rule.signs_s, HOUR_S)
         bin_start = win.bin_starts_ms()
         res = congestion(
             rule,
