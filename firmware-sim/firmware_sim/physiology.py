@@ -339,6 +339,16 @@ _AR_TAPS = 40
 _AR_KERNEL = SINUS_AR ** np.arange(_AR_TAPS + 1, dtype=np.float64)
 
 
+# Day-to-day body weight: first-morning body mass of healthy people wanders by about
+# 1 % from day to day (Cheuvront et al. 2004, Int J Sport Nutr Exerc Metab; the ACSM's
+# 2 % dehydration line is set at twice it: Sawka et al. 2007), with weekly rhythms
+# (heavier after weekends: Orsama et al. 2014, Obes Facts). Modelled as a wander with
+# periods of one to seven days and a standard deviation of 0.5 % of body weight: two
+# mornings in a row differ by 0.7 % (SD), and the morning weight is over 2 % under the
+# highest of the 3 days before on about 1 % of days (3,000 simulated patients).
+WEIGHT_WANDER_PCT = 0.5
+
+
 @dataclass(frozen=True, slots=True)
 class _Wander:
     """Slow, smooth, seeded fluctuation with unit standard deviation: a sum of sinusoids
@@ -513,6 +523,8 @@ class Patient:
         self._last_asleep: tuple[int, float] = (-1, 0.0)
         self._apnoeas: dict[date, tuple[np.ndarray, np.ndarray]] = {}
         self._traits = _Traits.of(profile, derive_rng(seed, key, 9))
+        # its own stream: adding it left every other draw of the patient unchanged
+        self._weight_wander = _Wander.draw(derive_rng(seed, key, 14), 24, 168)
 
     def add_deviation(self, deviation: Deviation) -> None:
         self.deviations.append(deviation)
@@ -775,6 +787,7 @@ class Patient:
                 b.weight_kg
                 + r.weight_excess_kg * r.remaining(t_ms, r.tau_weight_days)
                 + 0.3 * math.sin(2 * math.pi * (hour - 10) / 24)  # fuller in the evening
+                + WEIGHT_WANDER_PCT / 100 * b.weight_kg * self._weight_wander(t_ms)
             )
         if metric == "glucose_mmol_l":
             hour = self.local_hour(t_ms)
