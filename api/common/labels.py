@@ -84,7 +84,7 @@ RULE_TITLES = {
     "af_suspected": N_("Irregular heart rhythm (possible atrial fibrillation)"),
     "weight_gain": N_("Weight gain above 2 kg over 3 days"),
     "weight_loss": N_("Weight loss above 2 kg (or 2%) over 3 days"),
-    "fluid_overload": N_("Weight up 1.5 kg over a week with lower saturation or a faster pulse"),
+    "fluid_overload": N_("Weight up 1 kg over a week with lower saturation or a faster pulse"),
     "news2": N_("NEWS2 clinical risk"),
     "shock_index": N_("Shock index (pulse / systolic) above 1.0"),
     # what the patient reports in the daily questionnaire

@@ -263,14 +263,14 @@ def test_low_grade_fever_of_older_adults_over_the_patients_own_usual() -> None:
 
 
 def test_a_smaller_weight_gain_with_a_sign_of_congestion_is_fluid_overload() -> None:
-    """Heart failure creeping in (alerts/congestion.py): 1.6 kg over a week with the last
+    """Heart failure creeping in (alerts/congestion.py): 1.2 kg over a week with the last
     day's waking saturation 3 points under the usual 96 (patient 1) or the pulse 12/min
     over the usual 72 (patient 2) fires; the same gain with usual signs (3), a gain of
-    1.2 kg with low saturation (4) and low saturation asleep only (5) do not."""
+    0.8 kg with low saturation (4) and low saturation asleep only (5) do not."""
     day, hour = 86_400_000, 3_600_000
     discharge = DAY_NOW - 8 * day  # the first day's readings are at 17:00-21:00 in Paris
     src = MemorySource()
-    gains = {1: 1.6, 2: 1.6, 3: 1.6, 4: 1.2, 5: 1.6}
+    gains = {1: 1.2, 2: 1.2, 3: 1.2, 4: 0.8, 5: 1.2}
     for pid, gain in gains.items():
         src.add(pid, "spo2_pct", discharge + 2 * hour, [96.0, 96.0, 96.0], every_s=7200)
         src.add(pid, "heart_rate_bpm", discharge + 2 * hour, [72.0, 72.0, 72.0], every_s=7200)
@@ -287,7 +287,7 @@ def test_a_smaller_weight_gain_with_a_sign_of_congestion_is_fluid_overload() -> 
     overload = {pid for pid, rule in fired if rule == "fluid_overload"}
     assert overload == {1, 2}
     one = fired[(1, "fluid_overload")].evidence
-    assert abs(one["weight_rise"] - 1.6) < 1e-9
+    assert abs(one["weight_rise"] - 1.2) < 1e-9
     assert (one["spo2"], one["usual_spo2"], one["usual_pulse"]) == (93.0, 96.0, 72.0)
     assert fired[(2, "fluid_overload")].evidence["pulse"] == 84.0
     assert not {k for k in fired if k[1] == "weight_gain"}  # under the guideline's 2 kg

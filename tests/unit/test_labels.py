@@ -84,4 +84,4 @@ def test_fluid_overload_evidence_reads_in_each_signs_unit() -> None:
         "saturation habituelle du patient": "96\u00a0%",
         "pouls": "74\u00a0/min",
     }
-    assert fr.rule("fluid_overload").startswith("Poids en hausse de 1,5 kg en une semaine")
+    assert fr.rule("fluid_overload").startswith("Poids en hausse de 1 kg en une semaine")
