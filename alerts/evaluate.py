@@ -14,8 +14,8 @@ from numpy.typing import NDArray
 
 from alerts import news2 as n2
 from alerts import rules as k
-from alerts.congestion import congestion
 from alerts.context import PatientContext
+from alerts.fluid_balance import weight_with_signs
 from alerts.lifecycle import RANK, Finding
 from alerts.protocol import (
     USUAL_FIELDS,
@@ -23,6 +23,7 @@ from alerts.protocol import (
     BatteryRule,
     ConfirmedRule,
     CongestionRule,
+    DepletionRule,
     FallRule,
     GatewayOfflineRule,
     ImplausibleRateRule,
@@ -70,7 +71,9 @@ PULSE_NORMAL_FLOOR = 51.0
 NIGHT_PULSE_MARGIN = 5.0
 # the top of NEWS2's normal respiratory band (12-20/min)
 RESP_NORMAL_TOP = 20.0
-CONGESTION_SIGNS = frozenset({"spo2_pct", "heart_rate_bpm"})  # alerts.congestion
+# the evidence key of each sign a weight change is read with (alerts.fluid_balance), and
+# "usual_" + it: the patient's usual
+SIGN_EVIDENCE = {"spo2_pct": "spo2", "heart_rate_bpm": "pulse", "bp_systolic_mmhg": "sbp"}
 
 
 def metric_of(window: Window, name: str) -> MetricWindow:
@@ -287,7 +290,7 @@ def _evaluate_protocol(
 
     # each patient's usual values, once for the rules that compare with them
     usual = usual_values(source, ctx, mask, pids, rules, _usual_metrics(rules), now_ms)
-    out += _congestion(source, ctx, mask, ids, rules, now_ms, usual)
+    out += _fluid_balance(source, ctx, mask, ids, rules, now_ms, usual)
 
     base_rules = [r for r in rules if isinstance(r, BaselineRule)]
     if base_rules:
@@ -883,12 +886,13 @@ def _usual_metrics(rules: list[Rule]) -> set[str]:
     }
     if any(isinstance(r, SepsisScreenRule) for r in rules):
         metrics.add("heart_rate_bpm")
-    if any(isinstance(r, CongestionRule) for r in rules):
-        metrics |= CONGESTION_SIGNS
+    for r in rules:
+        if isinstance(r, CongestionRule | DepletionRule):
+            metrics |= set(r.sign_moves)
     return metrics
 
 
-def _congestion(
+def _fluid_balance(
     source: ReadingSource,
     ctx: PatientContext,
     mask: NDArray[np.bool_],
@@ -897,35 +901,28 @@ def _congestion(
     now_ms: int,
     usual: Mapping[str, NDArray[np.float64]],
 ) -> list[Finding]:
-    """Fluid overload: a weight gain with a sign of congestion (``alerts.congestion``),
-    the signs judged against ``usual``."""
-    found = [r for r in rules if isinstance(r, CongestionRule)]
-    if not found:
-        return []
+    """A weight change with a sign (``alerts.fluid_balance``): fluid overload (a gain)
+    and dehydration (a loss), the signs judged against ``usual``."""
     pids = ids.tolist()
     out: list[Finding] = []
-    for rule in found:
+    for rule in rules:
+        if not isinstance(rule, CongestionRule | DepletionRule):
+            continue
+        names = sorted(rule.sign_moves)
         weight = source.window(pids, ["weight_kg"], now_ms, rule.window_s + HOUR_S, HOUR_S)
-        win = source.window(pids, sorted(CONGESTION_SIGNS), now_ms, rule.signs_s, HOUR_S)
-        bin_start = win.bin_starts_ms()
-        res = congestion(
-            rule,
-            metric_of(weight, "weight_kg"),
-            metric_of(win, "spo2_pct"),
-            metric_of(win, "heart_rate_bpm"),
-            k.awake_bins(bin_start, ctx.utc_offset_s(now_ms)[mask]),
-            HOUR_S,
-            rule_param(ctx, ids, rule, "rise_above", rule.rise_above),
-            usual["spo2_pct"],
-            usual["heart_rate_bpm"],
+        win = source.window(pids, names, now_ms, rule.signs_s, HOUR_S)
+        awake = k.awake_bins(win.bin_starts_ms(), ctx.utc_offset_s(now_ms)[mask])
+        gain = isinstance(rule, CongestionRule)
+        param = "rise_above" if gain else "fall_above"
+        limit = rule_param(ctx, ids, rule, param, getattr(rule, param))
+        signs = {name: metric_of(win, name) for name in names}
+        res = weight_with_signs(
+            rule, metric_of(weight, "weight_kg"), signs, awake, HOUR_S, limit, usual
         )
-        evidence = {
-            "weight_rise": res.rise_kg,
-            "spo2": res.spo2_pct,
-            "usual_spo2": usual["spo2_pct"],
-            "pulse": res.pulse_bpm,
-            "usual_pulse": usual["heart_rate_bpm"],
-        }
+        evidence = {"weight_rise" if gain else "weight_fall": res.change_kg}
+        for name in rule.sign_moves:
+            evidence[SIGN_EVIDENCE[name]] = res.signs[name]
+            evidence[f"usual_{SIGN_EVIDENCE[name]}"] = usual[name]
         out += _findings(ids, rule, res.firing, evidence)
     return out
 

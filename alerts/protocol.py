@@ -290,8 +290,45 @@ class CongestionRule(_Rule):
     hr_above_usual_by: Annotated[float, Field(gt=0)]
 
     @property
+    def sign_moves(self) -> dict[str, float]:
+        """Per sign's metric, the move from the patient's usual that counts (below: < 0)."""
+        return {"spo2_pct": -self.spo2_below_usual_by, "heart_rate_bpm": self.hr_above_usual_by}
+
+    @property
     def metrics(self) -> tuple[str, ...]:
-        return ("weight_kg", "spo2_pct", "heart_rate_bpm")
+        return ("weight_kg", *self.sign_moves)
+
+
+class DepletionRule(_Rule):
+    """Dehydration (a high-output ileostomy, vomiting, poor intake): a weight loss
+    smaller than the weight-loss rule's (``fall_above`` kg or ``fall_pct_above`` percent,
+    whichever is less, under the highest weight of ``window_s``) that comes with a sign
+    of lost circulating volume, the median of the last ``signs_s`` of waking readings
+    against the patient's usual: the pulse ``hr_above_usual_by`` faster, or the systolic
+    pressure ``sbp_below_usual_by`` lower. A fall of a kilogram alone is within the
+    day-to-day wander of a morning weight (about 1 %, Cheuvront et al. 2004) and the
+    post-operative loss of the operation's fluid; a faster pulse and a lower pressure
+    are the signs of hypovolaemia a home kit measures (McGee et al. 1999, JAMA)."""
+
+    kind: Literal["depletion"]
+    window_s: Annotated[int, Field(ge=86_400, le=14 * 86_400)]
+    fall_above: Annotated[float, Field(gt=0)]
+    fall_pct_above: Annotated[float, Field(gt=0, lt=50)] | None = None
+    signs_s: Annotated[int, Field(ge=3600, le=3 * 86_400)]
+    hr_above_usual_by: Annotated[float, Field(gt=0)]
+    sbp_below_usual_by: Annotated[float, Field(gt=0)]
+
+    @property
+    def sign_moves(self) -> dict[str, float]:
+        """Per sign's metric, the move from the patient's usual that counts (below: < 0)."""
+        return {
+            "heart_rate_bpm": self.hr_above_usual_by,
+            "bp_systolic_mmhg": -self.sbp_below_usual_by,
+        }
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return ("weight_kg", *self.sign_moves)
 
 
 class BaselineRule(_MetricRule):
@@ -389,6 +426,7 @@ Rule = Annotated[
     | TrendRule
     | RiseRule
     | CongestionRule
+    | DepletionRule
     | BaselineRule
     | MissingDataRule
     | GatewayOfflineRule

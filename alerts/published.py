@@ -9,6 +9,8 @@ import psycopg
 
 from alerts.protocol import (
     ConfirmedRule,
+    CongestionRule,
+    DepletionRule,
     FallRule,
     News2Rule,
     Protocol,
@@ -28,6 +30,8 @@ OVERRIDABLE: dict[type, tuple[str, ...]] = {
     TrendRule: ("slope_per_h_above",),
     RiseRule: ("rise_above",),
     FallRule: ("fall_above",),
+    CongestionRule: ("rise_above",),
+    DepletionRule: ("fall_above",),
     RelativeRule: ("change_abs",),
     SepsisScreenRule: ("hr_above",),
     # a COPD patient's scale (1 or 2), and the NEWS2 band (1 low-medium, 2 medium, 3
@@ -41,7 +45,7 @@ OVERRIDABLE: dict[type, tuple[str, ...]] = {
 DEFAULTS = {"spo2_scale": 1.0, "alert_from_band": 1.0}
 
 
-def _rows(
+def param_rows(
     protocols: Mapping[str, Protocol],
 ) -> Iterator[tuple[str, str, str, str, str | None, str, float]]:
     for name, proto in sorted(protocols.items()):
@@ -61,7 +65,7 @@ def _rows(
 
 def publish_protocols(conn: psycopg.Connection, protocols: Mapping[str, Protocol]) -> int:
     """Replace the published parameters of these protocols in one transaction."""
-    rows = list(_rows(protocols))
+    rows = list(param_rows(protocols))
     with conn.transaction():
         conn.execute("DELETE FROM protocol_params WHERE protocol = ANY(%s)", (list(protocols),))
         with conn.cursor() as cur:

@@ -254,7 +254,8 @@ def put_override(
 
 
 def check_override_value(conn: Conn, body: OverrideSet) -> None:
-    """A threshold must be a value the metric can take; a rise must be positive."""
+    """A threshold must be a value the metric can take; a rise or a fall must be
+    positive (zero would alert on every reading)."""
     row = conn.execute(
         "SELECT m.plausible_min, m.plausible_max, m.ucum FROM protocol_params pp"
         " JOIN metrics m ON m.name = pp.metric WHERE pp.rule_id = %s AND pp.param = %s LIMIT 1",
@@ -269,6 +270,8 @@ def check_override_value(conn: Conn, body: OverrideSet) -> None:
         )
     if body.param == "rise_above" and body.value <= 0:
         raise refuse(422, N_("A rise threshold must be positive."))
+    if body.param == "fall_above" and body.value <= 0:
+        raise refuse(422, N_("A fall threshold must be positive."))
 
 
 @router.post("/alerts/{alert_id}/acknowledge", tags=["alerts"])

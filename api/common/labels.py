@@ -83,8 +83,11 @@ RULE_TITLES = {
     "sepsis_screen": N_("Fever or low temperature with a raised pulse (possible infection)"),
     "af_suspected": N_("Irregular heart rhythm (possible atrial fibrillation)"),
     "weight_gain": N_("Weight gain above 2 kg over 3 days"),
-    "weight_loss": N_("Weight loss above 2 kg (or 2%) over 3 days"),
+    "weight_loss": N_("Weight loss above 3 kg (or 3%) over 3 days"),
     "fluid_overload": N_("Weight up 1 kg over a week with lower saturation or a faster pulse"),
+    "dehydration": N_(
+        "Weight down 1 kg (or 1.5%) over 3 days with a faster pulse or lower blood pressure"
+    ),
     "news2": N_("NEWS2 clinical risk"),
     "shock_index": N_("Shock index (pulse / systolic) above 1.0"),
     # what the patient reports in the daily questionnaire
@@ -113,6 +116,8 @@ OTHER_TITLES = (
     N_("No SpO2 reading for 10 h"),
     N_("Heart rate below 40/min for 10 min"),
     N_("A device battery is below 15%"),
+    N_("Weight loss above 2 kg (or 2%) over 3 days"),
+    N_("Weight up 1.5 kg over a week with lower saturation or a faster pulse"),
 )
 PROTOCOL_TITLES = {
     "digestive_surgery": N_("Digestive and oncologic surgery"),
@@ -158,7 +163,8 @@ KIND_METRICS = {
     "glucose-meter": ("glucose_mmol_l",),
     "pain-diary": ("pain_score",),
 }
-# evidence the alerts engine stores, by key: a label, and how to read the number
+# evidence the alerts engine stores, by key: a label, and how to read the number; listed
+# in this order (the database keeps its own), each sign before the patient's usual of it
 EVIDENCE = {
     "value": N_("worst value"),
     "threshold": N_("threshold"),
@@ -178,10 +184,13 @@ EVIDENCE = {
     "fall": N_("fall"),
     "usual": N_("patient's usual value"),
     "confirmation_requested": N_("awaiting a confirmation measurement"),
+    "weight_rise": N_("weight gained"),
+    "weight_fall": N_("weight lost"),
     "temp_c": N_("temperature"),
     "pulse": N_("pulse"),
     "usual_pulse": N_("patient's usual pulse"),
-    "weight_rise": N_("weight gained"),
+    "sbp": N_("systolic pressure"),
+    "usual_sbp": N_("patient's usual systolic pressure"),
     "spo2": N_("saturation"),
     "usual_spo2": N_("patient's usual saturation"),
     "irregularity": N_("pulse irregularity"),
@@ -195,6 +204,7 @@ EVIDENCE = {
     "fever_reported": N_("feverish or chills reported"),
     "at_rest": N_("at rest"),
 }
+EVIDENCE_RANK = {key: rank for rank, key in enumerate(EVIDENCE)}
 # what the access log records, as the patient page lists it
 ACTIONS = {
     "patient_read": N_("opened the patient page"),
@@ -287,6 +297,9 @@ EVIDENCE_METRIC = {
     "pulse": "heart_rate_bpm",
     "usual_pulse": "heart_rate_bpm",
     "weight_rise": "weight_kg",
+    "weight_fall": "weight_kg",
+    "sbp": "bp_systolic_mmhg",
+    "usual_sbp": "bp_systolic_mmhg",
     "spo2": "spo2_pct",
     "usual_spo2": "spo2_pct",
 }
@@ -448,7 +461,8 @@ class Labels:
     def evidence_items(self, evidence: dict[str, Any], metric: str | None) -> list[tuple[str, str]]:
         """(label, value) pairs a clinician reads; the engine's keys never shown."""
         out: list[tuple[str, str]] = []
-        for key, value in evidence.items():
+        ordered = sorted(evidence.items(), key=lambda kv: EVIDENCE_RANK.get(kv[0], len(EVIDENCE)))
+        for key, value in ordered:
             if key in HIDDEN_EVIDENCE or (key == "confirmation_requested" and value is False):
                 continue  # a confirmed alert says nothing of a request
             label = self._(EVIDENCE.get(key, N_("detail")))

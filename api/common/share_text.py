@@ -37,6 +37,9 @@ RULES = {
     "implausible_rate": S_("Many implausible readings (device problem)"),
     "sbp_below_usual": S_("Blood pressure well below the patient's usual"),
     "weight_loss": S_("Weight loss (possible dehydration)"),
+    "dehydration": S_(
+        "Weight loss with a faster pulse or lower blood pressure (possible dehydration)"
+    ),
     "sepsis_screen": S_("Possible infection (fever with raised pulse)"),
     "af_suspected": S_("Irregular heart rhythm (possible atrial fibrillation)"),
     "spo2_spot_low": S_("Low oxygen saturation at a spot check"),

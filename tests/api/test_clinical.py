@@ -249,6 +249,20 @@ def test_override_is_stored_audited_and_validated(
     )
     assert absurd.status_code == 422
     assert absurd.json()["detail"] == "A threshold must lie between 50 and 100."
+    # a weight fall of zero or less would alert on every weighing
+    for rule_id in ("weight_loss", "dehydration"):
+        flat = client.put(
+            url, json={"rule_id": rule_id, "param": "fall_above", "value": 0, "reason": "typo"}
+        )
+        assert flat.status_code == 422
+        assert flat.json()["detail"] == "A fall threshold must be positive."
+    smaller = client.put(
+        url,
+        json={"rule_id": "dehydration", "param": "fall_above", "value": 0.8, "reason": "45 kg"},
+    )
+    assert smaller.status_code == 200
+    row = next(o for o in smaller.json() if o["rule_id"] == "dehydration")
+    assert (row["value"], row["default_value"]) == (0.8, 1.0)
 
 
 def test_push_subscription_is_stored_for_the_team_and_role(

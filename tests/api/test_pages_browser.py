@@ -78,6 +78,17 @@ def scene(world: World) -> dict[str, int]:
                 },
             ),
             ("weight_loss", "low", {"fall": 2.4}),
+            (
+                "dehydration",
+                "medium",
+                {
+                    "weight_fall": 1.9,
+                    "pulse": 84.0,
+                    "usual_pulse": 72.0,
+                    "sbp": 118.0,
+                    "usual_sbp": 135.0,
+                },
+            ),
         ]
         for rule_id, priority, evidence in newer:
             conn.execute(
@@ -172,6 +183,8 @@ def test_empty_and_cleared_states(
     assert "Rythme cardiaque irrégulier (fibrillation atriale possible)" in alerts
     assert "sous oxygène" in alerts
     assert "pouls habituel du patient" in alerts
+    assert "Poids en baisse de 1 kg (ou 1,5 %) en 3 jours avec pouls plus rapide" in alerts
+    assert "pression systolique habituelle du patient" in alerts
     page.screenshot(path=str(SHOTS / "patient-newer-rules-fr.png"), full_page=True)
     page.goto(f"{api.base_url}/patients/{world.patient_a}")
     alert = page.locator(f"#alert-{scene['cleared_alert']}")

@@ -15,6 +15,7 @@ from alerts.context import PatientContext
 from alerts.evaluate import evaluate
 from alerts.lifecycle import Finding
 from alerts.protocol import builtin_protocols
+from alerts.published import param_rows
 from alerts.window import MetricWindow, Window
 
 F = NDArray[np.float64]
@@ -223,17 +224,57 @@ def test_a_patient_who_breathes_fast_from_the_first_day_is_judged_against_it() -
         assert fired[(pid, "news2")].evidence["scored_params"] == "resp_rate_per_min"
 
 
-def test_weight_loss_of_two_percent_is_dehydration_a_days_fluctuation_is_not() -> None:
-    """2 % of body mass lost is dehydration (Sawka et al. 2007; Cheuvront & Kenefick
-    2014): 80.2 -> 78.3 kg (2.4 %, under 2 kg) in two days fires; 1 % does not."""
+def test_a_smaller_weight_loss_with_a_sign_of_lost_volume_is_dehydration() -> None:
+    """alerts/fluid_balance.py: 80.2 -> 78.3 kg in two days (1.9 kg, 2.4 %) with the
+    day's waking pulse 12/min over the usual 72 (patient 1), or 1.1 kg with the systolic
+    pressure 17 mmHg under the usual 135 (2), is dehydration; the same 1.9 kg with usual
+    signs (3) and a fast pulse with 0.6 kg (4) are not, nor alerts weight loss alone under
+    3 %; 2.8 kg (3.5 %) alone does (5)."""
+    day, hour = 86_400_000, 3_600_000
+    discharge = DAY_NOW - 3 * day  # the first day's readings are at 17:00-21:00 in Paris
     src = MemorySource()
-    day = 86_400_000
-    src.add(1, "weight_kg", DAY_NOW - 2 * day - 3_600_000, [80.2, 79.5, 78.3], every_s=86_400)
-    src.add(2, "weight_kg", DAY_NOW - 2 * day - 3_600_000, [80.0, 80.4, 79.6], every_s=86_400)
-    fired = _firing(evaluate(src, _ctx(2), builtin_protocols(), DAY_NOW))
-    assert (1, "weight_loss") in fired
-    assert abs(fired[(1, "weight_loss")].evidence["fall"] - 1.9) < 1e-9
-    assert (2, "weight_loss") not in fired
+    weights = {
+        1: [80.2, 79.5, 78.3],
+        2: [80.2, 79.8, 79.1],
+        3: [80.2, 79.5, 78.3],
+        4: [80.2, 79.9, 79.6],
+        5: [80.2, 78.9, 77.4],
+    }
+    pulse_now = {1: 84.0, 2: 73.0, 3: 74.0, 4: 88.0, 5: 72.0}
+    sbp_now = {1: 134.0, 2: 118.0, 3: 130.0, 4: 135.0, 5: 135.0}
+    for pid, week in weights.items():
+        src.add(pid, "heart_rate_bpm", discharge + 2 * hour, [72.0] * 3, every_s=7200)
+        src.add(pid, "bp_systolic_mmhg", discharge + 2 * hour, [135.0] * 3, every_s=7200)
+        src.add(pid, "weight_kg", DAY_NOW - 2 * day - hour, week, every_s=86_400)
+        for back_h in (20, 5, 2):  # waking spot checks at 19:00 yesterday, 10:00, 13:00
+            src.add(pid, "heart_rate_bpm", DAY_NOW - back_h * hour, [pulse_now[pid]])
+            src.add(pid, "bp_systolic_mmhg", DAY_NOW - back_h * hour, [sbp_now[pid]])
+    fired = _firing(evaluate(src, _ctx(5, discharged_ms=discharge), builtin_protocols(), DAY_NOW))
+    assert {pid for pid, rule in fired if rule == "dehydration"} == {1, 2}
+    one = fired[(1, "dehydration")].evidence
+    assert abs(one["weight_fall"] - 1.9) < 1e-9
+    assert (one["pulse"], one["usual_pulse"], one["sbp"], one["usual_sbp"]) == (
+        84.0,
+        72.0,
+        134.0,
+        135.0,
+    )
+    assert fired[(2, "dehydration")].evidence["sbp"] == 118.0
+    assert {pid for pid, rule in fired if rule == "weight_loss"} == {5}
+    assert abs(fired[(5, "weight_loss")].evidence["fall"] - 2.8) < 1e-9
+    # a clinician lowers patient 4's fall to 0.5 kg (a published, adjustable parameter)
+    ctx = _ctx(5, overrides={(4, "dehydration", "fall_above"): 0.5}, discharged_ms=discharge)
+    assert (4, "dehydration") in _firing(evaluate(src, ctx, builtin_protocols(), DAY_NOW))
+
+
+def test_the_weight_rules_thresholds_are_published_for_per_patient_adjustment() -> None:
+    """The API accepts only published overrides: the weight-with-a-sign rules' weight
+    thresholds are read per patient by ``evaluate``, so they must be published too."""
+    params = {(row[0], row[1], row[5]) for row in param_rows(builtin_protocols())}
+    for protocol in builtin_protocols():
+        assert (protocol, "fluid_overload", "rise_above") in params
+        assert (protocol, "dehydration", "fall_above") in params
+        assert (protocol, "weight_loss", "fall_above") in params
 
 
 def test_low_grade_fever_of_older_adults_over_the_patients_own_usual() -> None:
@@ -263,7 +304,7 @@ def test_low_grade_fever_of_older_adults_over_the_patients_own_usual() -> None:
 
 
 def test_a_smaller_weight_gain_with_a_sign_of_congestion_is_fluid_overload() -> None:
-    """Heart failure creeping in (alerts/congestion.py): 1.2 kg over a week with the last
+    """Heart failure creeping in (alerts/fluid_balance.py): 1.2 kg over a week with the last
     day's waking saturation 3 points under the usual 96 (patient 1) or the pulse 12/min
     over the usual 72 (patient 2) fires; the same gain with usual signs (3), a gain of
     0.8 kg with low saturation (4) and low saturation asleep only (5) do not."""

@@ -85,3 +85,21 @@ def test_fluid_overload_evidence_reads_in_each_signs_unit() -> None:
         "pouls": "74\u00a0/min",
     }
     assert fr.rule("fluid_overload").startswith("Poids en hausse de 1 kg en une semaine")
+
+
+def test_dehydration_evidence_reads_in_each_signs_unit() -> None:
+    fr = Labels("fr", CATALOGS["fr"])
+    evidence = {"weight_fall": 1.9, "pulse": 84.0, "usual_pulse": 72.0, "sbp": 118.0}
+    evidence["usual_sbp"] = 135.0
+    # the database returns a JSON object's keys shortest first; the page reads the fall
+    # first, then each sign next to the patient's usual of it
+    stored = dict(sorted(evidence.items(), key=lambda kv: (len(kv[0]), kv[0])))
+    assert fr.evidence_items(stored, None) == [
+        ("poids perdu", "1,9\u00a0kg"),
+        ("pouls", "84\u00a0/min"),
+        ("pouls habituel du patient", "72\u00a0/min"),
+        ("pression systolique", "118\u00a0mmHg"),
+        ("pression systolique habituelle du patient", "135\u00a0mmHg"),
+    ]
+    assert fr.rule("dehydration").startswith("Poids en baisse de 1 kg (ou 1,5 %) en 3 jours")
+    assert fr.rule("weight_loss") == "Perte de poids de plus de 3 kg (ou 3 %) en 3 jours"
