@@ -902,23 +902,26 @@ def _fluid_balance(
     usual: Mapping[str, NDArray[np.float64]],
 ) -> list[Finding]:
     """A weight change with a sign (``alerts.fluid_balance``): fluid overload (a gain)
-    and dehydration (a loss), the signs judged against ``usual``."""
+    and dehydration (a loss), the signs judged against ``usual``. One window of weights
+    and one of signs serve every such rule (each reads its own trailing part of them)."""
+    found = [r for r in rules if isinstance(r, CongestionRule | DepletionRule)]
+    if not found:
+        return []
     pids = ids.tolist()
+    span = max(r.window_s for r in found) + HOUR_S
+    weight = metric_of(source.window(pids, ["weight_kg"], now_ms, span, HOUR_S), "weight_kg")
+    names = sorted({name for r in found for name in r.sign_moves})
+    win = source.window(pids, names, now_ms, max(r.signs_s for r in found), HOUR_S)
+    awake = k.awake_bins(win.bin_starts_ms(), ctx.utc_offset_s(now_ms)[mask])
+    bins = np.arange(awake.shape[1])
+    signs = {name: metric_of(win, name) for name in names}
     out: list[Finding] = []
-    for rule in rules:
-        if not isinstance(rule, CongestionRule | DepletionRule):
-            continue
-        names = sorted(rule.sign_moves)
-        weight = source.window(pids, ["weight_kg"], now_ms, rule.window_s + HOUR_S, HOUR_S)
-        win = source.window(pids, names, now_ms, rule.signs_s, HOUR_S)
-        awake = k.awake_bins(win.bin_starts_ms(), ctx.utc_offset_s(now_ms)[mask])
+    for rule in found:
+        recent = awake & (bins >= awake.shape[1] - rule.signs_s // HOUR_S)[None, :]
         gain = isinstance(rule, CongestionRule)
         param = "rise_above" if gain else "fall_above"
         limit = rule_param(ctx, ids, rule, param, getattr(rule, param))
-        signs = {name: metric_of(win, name) for name in names}
-        res = weight_with_signs(
-            rule, metric_of(weight, "weight_kg"), signs, awake, HOUR_S, limit, usual
-        )
+        res = weight_with_signs(rule, weight, signs, recent, HOUR_S, limit, usual)
         evidence = {"weight_rise" if gain else "weight_fall": res.change_kg}
         for name in rule.sign_moves:
             evidence[SIGN_EVIDENCE[name]] = res.signs[name]

@@ -52,8 +52,8 @@ def weight_with_signs(
     """Per patient, over windows of ``bin_s`` bins that end now: the weight's rise over
     its lowest of ``rule.window_s`` (congestion) or fall under its highest (depletion,
     as the weight-loss rule measures it) beyond ``limit_kg``, and each sign's median over
-    the waking bins (``awake``) of the signs' window (``rule.signs_s``), moved from the
-    patient's usual by ``rule.sign_moves`` (negative: below it)."""
+    the bins ``awake`` marks (the waking ones of the signs' ``rule.signs_s``), moved from
+    the patient's usual by ``rule.sign_moves`` (negative: below it)."""
     if isinstance(rule, CongestionRule):
         change = k.rise_over(weight, bin_s, rule.window_s, limit_kg)
     else:
