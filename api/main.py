@@ -22,6 +22,9 @@ def server_config(settings: Settings) -> uvicorn.Config:
         access_log=False,
         proxy_headers=bool(trusted),
         forwarded_allow_ips=list(trusted) if trusted else [],
+        # the live streams never end by themselves: without a grace, a shutdown waits
+        # for them until the process is killed
+        timeout_graceful_shutdown=settings.api.shutdown_grace_s,
     )
 
 

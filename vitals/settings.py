@@ -107,6 +107,9 @@ class ApiSettings(BaseModel):
     public_base_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
     # readiness re-probes the broker (one MQTT CONNECT) at most this often
     ready_broker_every_s: float = Field(default=5.0, gt=0)
+    # on shutdown, requests in flight get this long to finish; then open responses (the
+    # team pages' live streams, which never finish) are ended and their pages reconnect
+    shutdown_grace_s: int = Field(default=3, ge=1, le=60)
     # sign-in attempts: login_max_failures counts per account from one address; these per
     # account from all addresses, and per address (one hospital proxy: many people)
     login_max_failures_account: int = Field(default=20, ge=1)

@@ -28,6 +28,7 @@ from store.provisioning import (
     register_gateway,
 )
 from tests import second_factor
+from tests.api_server import serving
 from tests.second_factor import TEST_KEY
 from vitals.catalogue import BY_NAME
 from vitals.settings import ApiSettings, Settings
@@ -206,33 +207,20 @@ class LiveApi:
 @pytest.fixture
 def live_api(app_settings: Settings) -> Iterator[Callable[[str], LiveApi]]:
     """The app under uvicorn on a free loopback port, and sign-ins against it."""
-    import threading
-
     import httpx
-    import uvicorn
 
-    from postop.ports import free_port, wait_port
+    with serving(app_settings) as served:
+        base = served.base_url
 
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(app_settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert wait_port(port, 20)
-    base = f"http://127.0.0.1:{port}"
+        def sign_in(role: str) -> LiveApi:
+            emails = {
+                "admin": "admin@hopital.example",
+                "coordinator": "coord@hopital.example",
+                "physician": "medecin@hopital.example",
+                "other": "other@hopital.example",
+            }
+            res = httpx.post(f"{base}/api/v1/session", json=credentials(app_settings, emails[role]))
+            res.raise_for_status()
+            return LiveApi(base, dict(res.cookies), res.json()["csrf_token"])
 
-    def sign_in(role: str) -> LiveApi:
-        emails = {
-            "admin": "admin@hopital.example",
-            "coordinator": "coord@hopital.example",
-            "physician": "medecin@hopital.example",
-            "other": "other@hopital.example",
-        }
-        res = httpx.post(f"{base}/api/v1/session", json=credentials(app_settings, emails[role]))
-        res.raise_for_status()
-        return LiveApi(base, dict(res.cookies), res.json()["csrf_token"])
-
-    yield sign_in
-    server.should_exit = True
-    thread.join(10)
+        yield sign_in

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -10,10 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import uvicorn
 
-from api.app import create_app
-from postop.ports import free_port, wait_port
 from store.provisioning import (
     enroll,
     ensure_patient,
@@ -21,6 +17,7 @@ from store.provisioning import (
     register_device,
     register_gateway,
 )
+from tests.api_server import serving
 from tests.conftest import INGEST_PASSWORD, Broker
 from tests.mqtt_clients import connect
 from tests.second_factor import TEST_KEY
@@ -106,13 +103,5 @@ def api_server(db: str) -> Iterator[str]:
         database_url=db,  # type: ignore[arg-type]
         api=ApiSettings(vapid_public_key=keys_public, second_factor_key=TEST_KEY),
     )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert wait_port(port, 20)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(settings) as served:
+        yield served.base_url

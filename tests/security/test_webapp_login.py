@@ -14,12 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
-from api.main import server_config
-from postop.ports import free_port, wait_port
 from tests import second_factor
+from tests.api_server import Serving
+from tests.api_server import start as start_api
 from tests.second_factor import TEST_KEY
 from tests.security.webapp_world import (
     PASSWORD,
@@ -41,31 +40,20 @@ Serve = Callable[..., str]
 def serve(world: World) -> Iterator[Serve]:
     """Start the API under uvicorn (``api.main.server_config``) with these API settings;
     returns its base URL."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+    servers: list[Serving] = []
 
     def start(**api: object) -> str:
-        port = free_port()
         settings = Settings(
             database_url=SecretStr(world.db),
             log_level="WARNING",
-            api=ApiSettings(
-                host="127.0.0.1",
-                port=port,
-                second_factor_key=TEST_KEY,
-                **api,  # type: ignore[arg-type]
-            ),
+            api=ApiSettings(second_factor_key=TEST_KEY, **api),  # type: ignore[arg-type]
         )
-        server = uvicorn.Server(server_config(settings))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        assert wait_port(port, 20)
-        return f"http://127.0.0.1:{port}"
+        servers.append(start_api(settings))
+        return servers[-1].base_url
 
     yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(10)
+    for served in servers:
+        served.stop()
 
 
 def _sign_in(

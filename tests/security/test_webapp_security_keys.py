@@ -13,7 +13,6 @@ import hashlib
 import json
 import re
 import secrets
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,16 +20,15 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from playwright.sync_api import Browser, CDPSession, Page, expect
 from pydantic import SecretStr
 
-from api.app import create_app
 from api.common.second_factor import reset as factor_reset
-from postop.ports import free_port, wait_port
+from postop.ports import free_port
 from tests import second_factor
+from tests.api_server import serving
 from tests.browser import ARTIFACTS
 from tests.second_factor import TEST_KEY
 from tests.security.webapp_world import PASSWORD, World, world
@@ -70,15 +68,8 @@ def live(world: World) -> Iterator[Live]:
             webauthn_origins=[f"http://localhost:{port}"],
         ),
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert wait_port(port, 20)
-    yield Live(f"http://localhost:{port}", port, world.db)
-    server.should_exit = True
-    thread.join(10)
+    with serving(settings, port):
+        yield Live(f"http://localhost:{port}", port, world.db)
 
 
 def _with_authenticator(browser: Browser, language: str) -> tuple[Page, CDPSession, str]:
