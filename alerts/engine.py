@@ -17,9 +17,10 @@ import psycopg
 
 from alerts.alert_store import Notice, any_late, apply, claim_late, open_alerts, open_late
 from alerts.context import followed_patients
-from alerts.evaluate import News2Score, evaluate
+from alerts.evaluate import evaluate
 from alerts.late import late_episodes
 from alerts.lifecycle import Policy, plan
+from alerts.news2_rule import News2Score
 from alerts.protocol import Protocol
 from alerts.published import publish_protocols
 from alerts.source import SqlSource

@@ -18,12 +18,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from alerts import rules as k
-from alerts.protocol import CongestionRule, DepletionRule
-from alerts.window import MetricWindow
+from alerts.evaluation_round import HOUR_S, Round
+from alerts.lifecycle import Finding
+from alerts.protocol import CongestionRule, DepletionRule, Rule
+from alerts.window import MetricWindow, metric_of
 
 F = NDArray[np.float64]
 B = NDArray[np.bool_]
 MIN_SIGN_BINS = 2  # one stray spot reading is not a sign
+# the evidence key of each sign a weight change is read with, and "usual_" + it: the
+# patient's usual
+SIGN_EVIDENCE = {"spo2_pct": "spo2", "heart_rate_bpm": "pulse", "bp_systolic_mmhg": "sbp"}
 
 
 @dataclass(frozen=True)
@@ -67,3 +72,32 @@ def weight_with_signs(
             else:
                 moved |= now[name] >= usual[name] + by
     return WeightWithSigns(change.firing & moved, change.value, now)
+
+
+def fluid_balance_findings(rnd: Round, rules: list[Rule], usual: Mapping[str, F]) -> list[Finding]:
+    """Fluid overload (a gain) and dehydration (a loss), the signs judged against
+    ``usual``. One window of weights and one of signs serve every such rule (each reads
+    its own trailing part of them)."""
+    found = [r for r in rules if isinstance(r, CongestionRule | DepletionRule)]
+    if not found:
+        return []
+    span = max(r.window_s for r in found) + HOUR_S
+    weight = metric_of(rnd.window(["weight_kg"], span, HOUR_S), "weight_kg")
+    names = sorted({name for r in found for name in r.sign_moves})
+    win = rnd.window(names, max(r.signs_s for r in found), HOUR_S)
+    awake = k.awake_bins(win.bin_starts_ms(), rnd.offsets_s())
+    bins = np.arange(awake.shape[1])
+    signs = {name: metric_of(win, name) for name in names}
+    out: list[Finding] = []
+    for rule in found:
+        recent = awake & (bins >= awake.shape[1] - rule.signs_s // HOUR_S)[None, :]
+        gain = isinstance(rule, CongestionRule)
+        param = "rise_above" if gain else "fall_above"
+        limit = rnd.param(rule.id, param, getattr(rule, param))
+        res = weight_with_signs(rule, weight, signs, recent, HOUR_S, limit, usual)
+        evidence = {"weight_rise" if gain else "weight_fall": res.change_kg}
+        for name in rule.sign_moves:
+            evidence[SIGN_EVIDENCE[name]] = res.signs[name]
+            evidence[f"usual_{SIGN_EVIDENCE[name]}"] = usual[name]
+        out += rnd.findings(rule, res.firing, evidence)
+    return out

@@ -16,11 +16,11 @@ from numpy.typing import NDArray
 
 from alerts import rules as k
 from alerts.context import PatientContext
-from alerts.evaluate import metric_of, usual_values
+from alerts.evaluation_round import MINUTE_S, Round
 from alerts.protocol import FullSet, FullSetTrigger, Protocol
 from alerts.source import ReadingSource
-
-MINUTE_S = 60
+from alerts.usual import usual_values
+from alerts.window import metric_of
 
 
 @dataclass(frozen=True)
@@ -87,11 +87,12 @@ def _asks(
     spec: FullSet,
     now_ms: int,
 ) -> list[FullSetAsk]:
-    pids = ctx.patient_ids[mask].tolist()
+    rnd = Round(source, ctx, mask, now_ms)
+    pids = rnd.pids
     triggers = {t.metric for t in spec.triggers}
-    usual = usual_values(source, ctx, mask, pids, proto.rules, triggers, now_ms)
+    usual = usual_values(rnd, proto.rules, triggers)
     span = max(spec.within_s, spec.fresh_s) + spec.settle_s
-    win = source.window(pids, sorted(triggers | set(spec.asks)), now_ms, span, MINUTE_S)
+    win = rnd.window(triggers | set(spec.asks), span, MINUTE_S)
     fresh = {m: k.latest_within(metric_of(win, m), MINUTE_S, spec.fresh_s)[1] for m in spec.asks}
     settle_bins = spec.settle_s // MINUTE_S
     found: list[FullSetAsk] = []

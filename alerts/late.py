@@ -18,17 +18,13 @@ from numpy.typing import NDArray
 
 from alerts import rules as k
 from alerts.context import PatientContext
-from alerts.evaluate import (
-    MINUTE_S,
-    metric_of,
-    night_threshold,
-    scaled_threshold,
-    usual_nights,
-)
+from alerts.evaluation_round import MINUTE_S, Round
+from alerts.limits import night_threshold, scaled_threshold
 from alerts.protocol import ConfirmedRule, Priority, Protocol, ShockIndexRule, SustainedRule
 from alerts.rules import Direction
 from alerts.source import ReadingSource
-from alerts.window import MetricWindow, Window
+from alerts.usual import usual_nights
+from alerts.window import MetricWindow, Window, metric_of
 
 # how far back a late batch is examined: a gateway's outbox holds days, not weeks, and
 # an episode older than this is history for the chart, not an alert
@@ -94,15 +90,11 @@ def late_episodes(
         if any(isinstance(r, ShockIndexRule) for r in rules):
             metrics |= {"heart_rate_bpm", "bp_systolic_mmhg"}
         win = source.window(ids.tolist(), sorted(metrics), end_ms, span_s, MINUTE_S)
-        mask = ctx.subset(name)
+        rnd = Round(source, ctx, ctx.subset(name), now_ms)
         night_rules = [r for r in rules if isinstance(r, SustainedRule) and r.night is not None]
-        usual = (
-            usual_nights(source, ctx, mask, ids.tolist(), night_rules, now_ms)
-            if night_rules
-            else {}
-        )
+        usual = usual_nights(rnd, night_rules) if night_rules else {}
         for rule in rules:
-            out += _episodes(win, _runs(win, rule, ctx, mask, ids, usual), ids, since)
+            out += _episodes(win, _runs(win, rule, rnd, usual), ids, since)
     return out
 
 
@@ -118,22 +110,20 @@ def _lead_s(rule: SustainedRule | ConfirmedRule | ShockIndexRule) -> int:
 def _runs(
     win: Window,
     rule: SustainedRule | ConfirmedRule | ShockIndexRule,
-    ctx: PatientContext,
-    mask: NDArray[np.bool_],
-    ids: NDArray[np.int64],
+    rnd: Round,
     usual_night: dict[str, NDArray[np.float64]],
 ) -> _Runs:
     if isinstance(rule, SustainedRule):
         # as live: the settled readings, the limit per patient, and at the patient's
         # night the night limit and duration, bin by bin
-        threshold = scaled_threshold(ctx, mask, ids, rule)
+        threshold = scaled_threshold(rnd, rule)
         duration: int | NDArray[np.int64] = rule.duration_s
         if rule.night is not None:
             day_ms = win.bin_start_ms(0) + np.arange(win.n_bins, dtype=np.int64) * MINUTE_S * 1000
-            offsets = ctx.utc_offset_s(win.end_ms)[mask]
+            offsets = rnd.ctx.utc_offset_s(win.end_ms)[rnd.mask]
             hours = (((day_ms[None, :] // 1000) + offsets[:, None]) % 86_400) / 3600.0
             asleep = k.in_hours(hours, rule.night.start_h, rule.night.end_h)
-            night_thr = night_threshold(ctx, mask, ids, rule, usual_night.get(rule.metric))
+            night_thr = night_threshold(rnd, rule, usual_night.get(rule.metric))
             threshold = np.where(asleep, night_thr[:, None], threshold[:, None])
             duration = np.where(asleep, rule.night.duration_s, rule.duration_s)
         return _Runs(
@@ -152,7 +142,7 @@ def _runs(
             rule,
             k.settled(metric_of(win, rule.metric), rule.settle_s // MINUTE_S),
             rule.direction,
-            scaled_threshold(ctx, mask, ids, rule),
+            scaled_threshold(rnd, rule),
             rule.run_s,
             rule.max_gap_s,
             "value",
@@ -167,7 +157,7 @@ def _runs(
         rule,
         MetricWindow(ratio, both),
         "above",
-        np.full(len(ids), rule.threshold),
+        np.full(len(rnd.ids), rule.threshold),
         MINUTE_S,
         (rule.freshness_s // MINUTE_S - 1) * MINUTE_S,
         "shock_index",

@@ -36,3 +36,12 @@ class Window:
         """(T,): epoch ms UTC of the start of every bin."""
         bins = np.arange(self.n_bins, dtype=np.int64)
         return self.end_ms - (self.n_bins - bins) * self.bin_s * 1000
+
+
+def metric_of(window: Window, name: str) -> MetricWindow:
+    """The metric's arrays, all absent when no patient has any reading of it."""
+    found = window.metrics.get(name)
+    if found is not None:
+        return found
+    shape = (len(window.patient_ids), window.n_bins)
+    return MetricWindow(np.zeros(shape, dtype=np.float64), np.zeros(shape, dtype=np.bool_))
