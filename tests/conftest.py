@@ -81,6 +81,15 @@ def _seal_template(server: LocalPostgres, flavour: Flavour) -> None:
         )
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject's addopts): a worker per CPU, at most four. Each worker starts
+    its own PostgreSQL, Mosquitto and browsers, and the end-to-end tests start services
+    of their own: beyond four, a run waits on the machine, not on the tests. Files are
+    kept whole on one worker (``--dist loadfile``: module fixtures are set up once);
+    ``-n 0`` runs in this process alone."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """One headless Chromium for a test module; each test opens its own pages (a context

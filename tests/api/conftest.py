@@ -36,6 +36,17 @@ from vitals.settings import ApiSettings, Settings
 PASSWORD = "correct horse battery staple"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Schemathesis (4.32) names each operation's test ``test[GET /x]``, but pytest 9.2
+    builds a node id from the function's original name and its parametrize call only, so
+    all 64 shared the bare id; pytest-xdist, which hands tests to its workers by id, then
+    ran one operation in place of all of them. Each gets the id its name says (as pytest
+    gives any other node); ``test_openapi_fuzz`` checks that they are distinct."""
+    for item in items:
+        if type(item).__name__ == "SchemathesisFunction" and item.parent is not None:
+            item._id = item.parent.id.child(item.name)
+
+
 @dataclass(frozen=True)
 class World:
     db: str

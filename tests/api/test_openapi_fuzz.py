@@ -10,6 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 
 from api.app import create_app
 from tests.api.conftest import LiveApi, World
@@ -28,11 +29,12 @@ SCHEMA = schemathesis.openapi.from_dict(
 )
 
 
-@(
-    SCHEMA.exclude(path="/api/v1/events")
-    .exclude(method="DELETE", path="/api/v1/session")
-    .parametrize()
-)
+# the live stream never ends (a request would wait for ever); signing out would end the
+# fuzzer's own session
+FUZZED = SCHEMA.exclude(path="/api/v1/events").exclude(method="DELETE", path="/api/v1/session")
+
+
+@FUZZED.parametrize()
 @settings(
     max_examples=40,
     deadline=None,
@@ -49,3 +51,18 @@ def test_no_server_error(
         cookies=api.cookies,
         checks=[not_a_server_error],
     )
+
+
+def test_every_operation_is_a_test_of_its_own(request: pytest.FixtureRequest) -> None:
+    """One test per operation, each with its own id: a test runner that schedules by id
+    (pytest-xdist) must not fold the 64 into one (see ``tests/api/conftest.py``)."""
+    labels = [r.ok().label for r in FUZZED.get_all_operations() if isinstance(r, Ok)]
+    ids = [
+        item.nodeid
+        for item in request.session.items
+        if item.nodeid.split("::")[-1].startswith("test_no_server_error")
+    ]
+    if not ids:
+        pytest.skip("the fuzz test is not selected in this run")
+    assert len(set(ids)) == len(ids) == len(labels) > 50
+    assert {i.split("[", 1)[1].rstrip("]") for i in ids} == set(labels)
