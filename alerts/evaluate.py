@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from alerts import rules as k
 from alerts.context import PatientContext
-from alerts.evaluation_round import HOUR_S, MINUTE_S, Round, onset_ms
+from alerts.evaluation_round import HOUR_S, MINUTE_S, Round, run_start_ms
 from alerts.fluid_balance import fluid_balance_findings
 from alerts.kit_rules import kit_findings
 from alerts.lifecycle import Finding
@@ -122,7 +122,7 @@ def _short_rules(rnd: Round, rules: list[Rule], scores: list[News2Score] | None)
                 rule,
                 res.firing,
                 {"value": res.value, "threshold": threshold},
-                onset_ms(short, res.since_bin),
+                run_start_ms(short, res.since_bin),
             )
         elif isinstance(rule, News2Rule):
             out += news2_findings(rnd, rule, short, scores, usual_night, usual_day)

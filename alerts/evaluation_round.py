@@ -22,7 +22,7 @@ MINUTE_S = 60
 HOUR_S = 3600
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Round:
     """The patients of one protocol (``mask`` over ``ctx``; ``ids`` theirs, sorted) at
     ``now_ms``, their readings from ``source``."""
@@ -93,7 +93,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def onset_ms(window: Window, since_bin: NDArray[np.int64]) -> NDArray[np.int64]:
+def run_start_ms(window: Window, since_bin: NDArray[np.int64]) -> NDArray[np.int64]:
     """The start of each patient's run (bin ``since_bin`` of ``window``); -1 where none."""
     start = window.end_ms - window.n_bins * window.bin_s * 1000
     return np.where(since_bin >= 0, start + since_bin * window.bin_s * 1000, -1)

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from alerts import news2 as n2
 from alerts import rules as k
-from alerts.evaluation_round import HOUR_S, MINUTE_S, Round, onset_ms
+from alerts.evaluation_round import HOUR_S, MINUTE_S, Round, run_start_ms
 from alerts.lifecycle import Finding
 from alerts.limits import scaled_threshold, usual_limited
 from alerts.protocol import ConfirmedRule, RelativeRule, RhythmRule, Rule, SepsisScreenRule
@@ -78,7 +78,7 @@ def spot_findings(
         if isinstance(rule, RelativeRule):
             evidence["usual"] = usual[rule.metric]
         prio = [rule.requested_priority if r else rule.priority for r in res.requested.tolist()]
-        out += rnd.findings(rule, res.firing, evidence, onset_ms(win, res.since_bin), prio)
+        out += rnd.findings(rule, res.firing, evidence, run_start_ms(win, res.since_bin), prio)
 
     for srule in sepsis:
         # the latest temperature, and the pulse as its 15-min median, within freshness
@@ -119,7 +119,7 @@ def spot_findings(
             rrule,
             firing,
             {"irregularity": irr.value, "irregular_readings": flagged, "pulse": hr_now},
-            onset_ms(wins["rr_irregularity"], irr.since_bin),
+            run_start_ms(wins["rr_irregularity"], irr.since_bin),
             prio,
         )
     return out
