@@ -81,6 +81,14 @@ def _seal_template(server: LocalPostgres, flavour: Flavour) -> None:
         )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files marked ``slow`` (minutes each) first, each in its own order: the parallel
+    run hands whole files to its workers in this order (``--no-loadscope-reorder``), and
+    a run whose last file takes three minutes ends three minutes after the others."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (pyproject's addopts): a worker per CPU, at most four. Each worker starts
     its own PostgreSQL, Mosquitto and browsers, and the end-to-end tests start services

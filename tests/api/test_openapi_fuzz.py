@@ -16,6 +16,9 @@ from api.app import create_app
 from tests.api.conftest import LiveApi, World
 from vitals.settings import Settings
 
+# minutes long: scheduled before the short files (tests/conftest.py)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def admin_api(world: World, live_api: Callable[[str], LiveApi]) -> LiveApi:

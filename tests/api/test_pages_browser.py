@@ -18,6 +18,9 @@ from store.provisioning import ensure_patient
 from tests.api.conftest import LiveApi, World
 from tests.browser import ARTIFACTS, visible_raw
 
+# minutes long: scheduled before the short files (tests/conftest.py)
+pytestmark = pytest.mark.slow
+
 SHOTS = ARTIFACTS / "pages"
 
 

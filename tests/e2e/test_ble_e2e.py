@@ -36,6 +36,9 @@ from tests.e2e.ble_support import (
 )
 from tests.stack import ServiceProcess, wait_for
 
+# minutes long: scheduled before the short files (tests/conftest.py)
+pytestmark = pytest.mark.slow
+
 ALL_KINDS = (
     DeviceKind.OXIMETER,
     DeviceKind.BP_CUFF,

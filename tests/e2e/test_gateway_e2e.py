@@ -25,6 +25,9 @@ from tests.mqtt_clients import connect
 from tests.stack import ServiceProcess, wait_for
 from vitals.link import entry_frame
 
+# minutes long: scheduled before the short files (tests/conftest.py)
+pytestmark = pytest.mark.slow
+
 MakeKit = Callable[..., Kit]
 
 

@@ -21,9 +21,13 @@ from typing import Any
 
 import psutil
 import psycopg
+import pytest
 
 from postop.ports import free_port
 from tests.stack import start_up, wait_for
+
+# minutes long: scheduled before the short files (tests/conftest.py)
+pytestmark = pytest.mark.slow
 
 STALE_S = 60
 

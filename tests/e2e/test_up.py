@@ -14,11 +14,15 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 from typer.testing import CliRunner
 
 from postop import cli
 from postop.ports import free_port
 from tests.stack import start_up, wait_for
+
+# minutes long: scheduled before the short files (tests/conftest.py)
+pytestmark = pytest.mark.slow
 
 
 def _start(data_dir: Path, api_port: int, log: Path) -> subprocess.Popen[bytes]:

@@ -12,6 +12,9 @@ from firmware_sim.scenarios import GroundTruth
 from bench.alert_quality.cohort import DEFAULT_MIX
 from bench.alert_quality.run import Outcome, run
 
+# minutes long: scheduled before the short files (tests/conftest.py)
+pytestmark = pytest.mark.slow
+
 PATIENTS = 14
 DAYS = 6
 
