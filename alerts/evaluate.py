@@ -34,7 +34,7 @@ from alerts.protocol import (
 from alerts.reported import evaluate_reported
 from alerts.source import ReadingSource
 from alerts.spot_rules import spot_findings
-from alerts.usual import BASELINE_MAX_S, usual_metrics, usual_nights, usual_values
+from alerts.usual import baseline_span_s, usual_metrics, usual_nights, usual_values
 from alerts.window import Window, metric_of
 
 __all__ = ["News2Score", "evaluate"]
@@ -182,8 +182,8 @@ def _baseline_rules(rnd: Round, rules: list[Rule]) -> list[Finding]:
         return []
     discharged = rnd.discharged_ms()
     known = discharged >= 0
-    first = int(discharged[known].min()) if known.any() else rnd.now_ms
-    span = min(max(rnd.now_ms - first, HOUR_S), BASELINE_MAX_S)
+    # no discharge known: no baseline either (an hour's window, read for nothing)
+    span = baseline_span_s(rnd, unknown_s=HOUR_S)
     base: Window = rnd.window({r.metric for r in base_rules}, span, HOUR_S)
     bin_start = base.bin_starts_ms()
     out: list[Finding] = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -43,8 +44,10 @@ class Round:
         """These patients' trailing ``span_s`` of ``metrics`` in ``bin_s`` bins."""
         return self.source.window(self.pids, sorted(metrics), self.now_ms, span_s, bin_s)
 
+    @cached_property
     def offsets_s(self) -> NDArray[np.int64]:
-        """Each patient's UTC offset now (local time is UTC plus it)."""
+        """Each patient's UTC offset now (local time is UTC plus it): a time-zone lookup
+        per patient, done once a round for the night, waking-hours and reminder rules."""
         return self.ctx.utc_offset_s(self.now_ms)[self.mask]
 
     def discharged_ms(self) -> NDArray[np.int64]:

@@ -85,7 +85,7 @@ def fluid_balance_findings(rnd: Round, rules: list[Rule], usual: Mapping[str, F]
     weight = metric_of(rnd.window(["weight_kg"], span, HOUR_S), "weight_kg")
     names = sorted({name for r in found for name in r.sign_moves})
     win = rnd.window(names, max(r.signs_s for r in found), HOUR_S)
-    awake = k.awake_bins(win.bin_starts_ms(), rnd.offsets_s())
+    awake = k.awake_bins(win.bin_starts_ms(), rnd.offsets_s)
     bins = np.arange(awake.shape[1])
     signs = {name: metric_of(win, name) for name in names}
     out: list[Finding] = []

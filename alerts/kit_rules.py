@@ -89,7 +89,7 @@ def _missing(rnd: Round, rule: MissingDataRule, win: Window, proto: Protocol) ->
     awake = None
     if rule.waking_hours_only:
         awake = ~k.bins_in_hours(
-            win.end_ms, win.bin_s, win.n_bins, rnd.offsets_s(), rule.night_start_h, rule.night_end_h
+            win.end_ms, win.bin_s, win.n_bins, rnd.offsets_s, rule.night_start_h, rule.night_end_h
         )
     res = k.missing_data(
         metric_of(win, rule.metric), MISSING_BIN_S, rule.max_silence_s, counted_s, awake
@@ -107,7 +107,7 @@ def _missing(rnd: Round, rule: MissingDataRule, win: Window, proto: Protocol) ->
     evidence: dict[str, NDArray[Any]] = {}
     if rule.reminder is not None and firing.any():
         reminder = proto.reminder(rule.reminder)
-        due_ms = latest_due_ms(now_ms, rnd.offsets_s(), reminder.at_s, rule.reminder_grace_s)
+        due_ms = latest_due_ms(now_ms, rnd.offsets_s, reminder.at_s, rule.reminder_grace_s)
         last_ms[firing] = rnd.source.last_reading_ms(ids[firing], rule.metric, now_ms)
         answered = np.nan_to_num(last_ms, nan=-np.inf) >= due_ms - reminder.lead_s * 1000
         missed = (start_ms >= 0) & (due_ms >= start_ms) & ~answered

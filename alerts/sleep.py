@@ -17,7 +17,7 @@ WORN_MIN_BINS = 10
 
 def night_now(rnd: Round, start_h: float, end_h: float) -> NDArray[np.bool_]:
     """Local ``start_h``-``end_h`` now, per patient."""
-    return k.in_hours(k.local_hour(rnd.now_ms, rnd.offsets_s()), start_h, end_h)
+    return k.in_hours(k.local_hour(rnd.now_ms, rnd.offsets_s), start_h, end_h)
 
 
 def asleep_now(

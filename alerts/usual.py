@@ -42,12 +42,13 @@ def usual_metrics(rules: list[Rule]) -> set[str]:
     return metrics
 
 
-def baseline_span_s(rnd: Round) -> int:
+def baseline_span_s(rnd: Round, unknown_s: int = BASELINE_MAX_S) -> int:
     """From the earliest discharge of these patients (at most ``BASELINE_MAX_S``, at
-    least an hour): the window their first days after discharge are in."""
+    least an hour): the window their first days after discharge are in; ``unknown_s``
+    when no discharge is known."""
     discharged = rnd.discharged_ms()
     known = discharged >= 0
-    first = int(discharged[known].min()) if known.any() else rnd.now_ms - BASELINE_MAX_S * 1000
+    first = int(discharged[known].min()) if known.any() else rnd.now_ms - unknown_s * 1000
     return min(max(rnd.now_ms - first, HOUR_S), BASELINE_MAX_S)
 
 
@@ -68,7 +69,7 @@ def usual_values(
     # the direction each metric's changes are watched in (a pulse rising: sepsis screen,
     # calf rule and relative rules alike; a pressure falling)
     watch: dict[str, k.Direction] = {r.metric: r.direction for r in relative}
-    awake = k.awake_bins(bin_start, rnd.offsets_s()) if waking_only else None
+    awake = k.awake_bins(bin_start, rnd.offsets_s) if waking_only else None
     out = {}
     for metric in metrics:
         field = USUAL_FIELDS.get(metric)
@@ -92,7 +93,7 @@ def usual_nights(rnd: Round, rules: list[SustainedRule]) -> dict[str, NDArray[np
     metrics = sorted({r.metric for r in rules})
     win = rnd.window(metrics, NIGHTS_S, HOUR_S)
     mid_ms = win.bin_starts_ms() + HOUR_S // 2 * 1000
-    hours = (((mid_ms[None, :] // 1000) + rnd.offsets_s()[:, None]) % 86_400) / 3600.0
+    hours = (((mid_ms[None, :] // 1000) + rnd.offsets_s[:, None]) % 86_400) / 3600.0
     out = {}
     for metric in metrics:
         spec = next(r.night for r in rules if r.metric == metric and r.night is not None)
