@@ -4,6 +4,7 @@ and postop services started as separate processes that a test can SIGKILL."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from postop.ports import free_port
 from postop.supervisor import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +89,14 @@ def start_up(
     data_dir: Path, log: Path, patients: int, backfill_hours: float, env: dict[str, str]
 ) -> subprocess.Popen[bytes]:
     """``postop up`` in its own process, as a person runs it: no POSTOP_ setting of ours
-    leaks in but ``env``; its output goes to ``log``."""
+    leaks in but ``env``; its output goes to ``log``. A new stack prefers free ports of
+    its own (``stack.json``), not the defaults: another test's stack, in a parallel run,
+    would hold those, and a restart would then have to move (as it does for a person
+    whose port another program took)."""
+    ports = data_dir / "stack.json"
+    if not ports.exists():
+        preferred = {"postgres": free_port(), "mqtt": free_port()}
+        ports.write_text(json.dumps({"preferred": preferred}), encoding="utf-8")
     full = {k: v for k, v in os.environ.items() if not k.startswith("POSTOP_")}
     full.update({**env, "PYTHONPATH": str(ROOT)})
     with log.open("ab") as out:
