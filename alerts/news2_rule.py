@@ -15,7 +15,7 @@ from alerts.evaluation_round import MINUTE_S, Round
 from alerts.lifecycle import RANK, Finding
 from alerts.limits import news2_scale_override
 from alerts.protocol import News2Rule
-from alerts.sleep import asleep_now
+from alerts.sleep import asleep_when_taken
 from alerts.window import Window, metric_of
 
 NEWS2_METRICS = ("resp_rate_per_min", "spo2_pct", "bp_systolic_mmhg", "heart_rate_bpm", "temp_c")
@@ -87,12 +87,13 @@ def news2_findings(
         drop = np.nan_to_num(np.clip(usual - RESP_NORMAL_TOP, 0.0, rule.resp_rate_usual_allowance))
         value, has = latest["resp_rate_per_min"]
         latest["resp_rate_per_min"] = (value - drop, has)
-    asleep = asleep_now(
-        rnd,
-        rule.night_start_h,
-        rule.night_end_h,
-        rule.night_worn_extends_h,
-        short.metrics.get("spo2_pct"),
+    # a reading is judged as sleeping or awake by when it was taken, not by the clock
+    # now: the latest settled value stays scored for hours (``freshness_s``)
+    spo2_asleep, pulse_asleep = (
+        asleep_when_taken(
+            rnd, rule.night_start_h, rule.night_end_h, rule.night_worn_extends_h, short, metric
+        )
+        for metric in ("spo2_pct", "heart_rate_bpm")
     )
     if rule.night_spo2_settle_s > rule.settle_s:
         slow = n2.latest(
@@ -105,7 +106,7 @@ def news2_findings(
         deficit = np.clip(96.0 - usual, 0.0, rule.night_spo2_allowance)
         lift = np.where(np.isnan(usual), rule.night_spo2_unknown_allowance, deficit)
         day = latest["spo2_pct"]
-        latest["spo2_pct"] = (np.where(asleep, slow[0] + lift, day[0]), day[1])
+        latest["spo2_pct"] = (np.where(spo2_asleep, slow[0] + lift, day[0]), day[1])
     if rule.night_pulse_allowance or rule.night_pulse_beta_blocker_allowance:
         # asleep, a slow pulse within the patient's own nights is their rest, not a sign:
         # raised toward 51/min by how far their usual night runs below 56 (a beta-blocked
@@ -120,7 +121,7 @@ def news2_findings(
         raised = np.where(
             pulse < PULSE_NORMAL_FLOOR, np.minimum(pulse + lift, PULSE_NORMAL_FLOOR), pulse
         )
-        latest["heart_rate_bpm"] = (np.where(asleep, raised, pulse), has)
+        latest["heart_rate_bpm"] = (np.where(pulse_asleep, raised, pulse), has)
     scale = news2_scale_override(rnd)
     scale2 = np.where(np.isnan(scale), ctx.spo2_scale2[mask], scale == 2)
     result = n2.news2(
@@ -154,7 +155,7 @@ def news2_findings(
     spo2_alone_asleep = np.zeros(len(ids), dtype=np.bool_)
     if not rule.night_spo2_single_opens:
         threes = result.scores == 3
-        spo2_alone_asleep = asleep & threes[:, 1] & (threes.sum(axis=1) == 1)
+        spo2_alone_asleep = spo2_asleep & threes[:, 1] & (threes.sum(axis=1) == 1)
     by_band = {
         n2.News2Band.LOW_MEDIUM: rule.low_medium,
         n2.News2Band.MEDIUM: rule.medium,

@@ -117,6 +117,34 @@ def test_the_night_lasts_while_the_overnight_oximeter_is_worn() -> None:
     assert (1, "news2") in spot  # 91 scores 3 by day
 
 
+def test_a_sleeping_reading_is_judged_as_one_after_the_clock_night_ends() -> None:
+    """NEWS2 scores the latest reading within 4 h. Patient 1 (earlier nights at 93 %) took
+    the oximeter off at 03:52 local after half an hour at 87 %: asleep, lifted by 3 (96 -
+    93), a red score from SpO2 alone that the SpO2 rules judge. At 07:00, with nothing
+    new, the same reading is still a sleeping one (before the fix it was judged by day
+    and opened an alert on a night's old data). Patient 3, beta-blocked, nights at 46/min,
+    whose stream of 40/min stopped at 03:52: likewise. A spot check taken at 07:30
+    (patient 2, 87 %) is an awake reading: it scores 3 by day."""
+    start = NIGHT_NOW  # 03:00 local
+    seven = NIGHT_NOW + 4 * HOUR_MS
+    src = MemorySource()
+    _earlier_nights(src, 1, "spo2_pct", 93.0)
+    src.add(1, "spo2_pct", start, [95.0] * 22 + [87.0] * 30)
+    _earlier_nights(src, 3, "heart_rate_bpm", 46.0)
+    src.add(3, "heart_rate_bpm", start, [40.0] * 52)
+    src.add(2, "spo2_pct", seven + 30 * MIN_MS, [87.0])
+    ctx = _ctx(3, [False, False, True])
+    at_night = _firing(evaluate(src, ctx, builtin_protocols(), start + 53 * MIN_MS))
+    after = _firing(evaluate(src, ctx, builtin_protocols(), seven))
+    spot = _firing(evaluate(src, ctx, builtin_protocols(), seven + 35 * MIN_MS))
+    assert (1, "news2") not in at_night
+    assert (3, "news2") not in at_night
+    assert (1, "news2") not in after
+    assert (3, "news2") not in after
+    assert (1, "news2") not in spot
+    assert (2, "news2") in spot
+
+
 @dataclass
 class BatterySource(MemorySource):
     """Battery levels per patient: (time_ms, level) pairs."""
