@@ -72,14 +72,15 @@ def news2_findings(
             rule.freshness_s,
             rule.resp_rate_settle_s,
         )
+    day_lift = np.zeros(len(ids))
     if rule.spo2_usual_allowance and "spo2_pct" in usual_day:
         # a patient whose own saturation runs low (COPD not on scale 2, an old lung):
         # their usual value is not a new sign; judged as lifted by how far it runs
         # below 96 % (at most the allowance); a fall from it still scores
         usual = usual_day["spo2_pct"]
-        lift = np.nan_to_num(np.clip(96.0 - usual, 0.0, rule.spo2_usual_allowance))
+        day_lift = np.nan_to_num(np.clip(96.0 - usual, 0.0, rule.spo2_usual_allowance))
         value, has = latest["spo2_pct"]
-        latest["spo2_pct"] = (value + lift, has)
+        latest["spo2_pct"] = (value + day_lift, has)
     if rule.resp_rate_usual_allowance and "resp_rate_per_min" in usual_day:
         # likewise a patient who breathes fast at rest from the first day (COPD): judged
         # as lowered by how far their usual rate runs above 20/min (at most the allowance)
@@ -101,10 +102,12 @@ def news2_findings(
         )
         # asleep, the saturation is judged as the patient's own nights allow: raised by
         # how far their usual night runs below 96 % (at most the allowance), or by the
-        # allowance for an unknown night
+        # allowance for an unknown night; never less than by day (a saturation that runs
+        # low awake runs lower asleep, not higher)
         usual = usual_night_spo2 if usual_night_spo2 is not None else np.full(len(ids), np.nan)
         deficit = np.clip(96.0 - usual, 0.0, rule.night_spo2_allowance)
-        lift = np.where(np.isnan(usual), rule.night_spo2_unknown_allowance, deficit)
+        night_lift = np.where(np.isnan(usual), rule.night_spo2_unknown_allowance, deficit)
+        lift = np.maximum(night_lift, day_lift)
         day = latest["spo2_pct"]
         latest["spo2_pct"] = (np.where(spo2_asleep, slow[0] + lift, day[0]), day[1])
     if rule.night_pulse_allowance or rule.night_pulse_beta_blocker_allowance:

@@ -145,6 +145,26 @@ def test_a_sleeping_reading_is_judged_as_one_after_the_clock_night_ends() -> Non
     assert (2, "news2") in spot
 
 
+def test_asleep_a_saturation_is_judged_no_more_strictly_than_awake() -> None:
+    """Patient 1's waking saturation ran at 93 % the day before (spot checks): by day
+    NEWS2 judges it lifted by 3 (96 - 93). At 03:00, first night at home (no earlier night
+    known: the unknown-night allowance is 2), 89 % for 40 minutes with a pulse of 93 and an
+    ear temperature of 35.8: lifted by 3, not 2 (their nights run lower than their days,
+    not higher), 92 scores 2, in all 4: no alert, as the same readings awake would give.
+    Patient 2, with no low waking usual, at 89 % asleep: 91 scores 3, in all 5: medium."""
+    day_before = NIGHT_NOW - DAY_MS
+    src = MemorySource()
+    for h in (8, 12, 16):
+        src.add(1, "spo2_pct", day_before + h * HOUR_MS, [93.0])
+    for pid in (1, 2):
+        src.add(pid, "spo2_pct", NIGHT_NOW - 40 * MIN_MS, [89.0] * 40)
+        src.add(pid, "heart_rate_bpm", NIGHT_NOW - 40 * MIN_MS, [93.0] * 40)
+        src.add(pid, "temp_c", NIGHT_NOW - 30 * MIN_MS, [35.8])
+    fired = _firing(evaluate(src, _ctx(2), builtin_protocols(), NIGHT_NOW))
+    assert (1, "news2") not in fired
+    assert fired[(2, "news2")].evidence["score"] == 5
+
+
 @dataclass
 class BatterySource(MemorySource):
     """Battery levels per patient: (time_ms, level) pairs."""
