@@ -90,12 +90,15 @@ def news2_findings(
         latest["resp_rate_per_min"] = (value - drop, has)
     # a reading is judged as sleeping or awake by when it was taken, not by the clock
     # now: the latest settled value stays scored for hours (``freshness_s``)
-    spo2_asleep, pulse_asleep = (
-        asleep_when_taken(
-            rnd, rule.night_start_h, rule.night_end_h, rule.night_worn_extends_h, short, metric
-        )
-        for metric in ("spo2_pct", "heart_rate_bpm")
+    taken_asleep = asleep_when_taken(
+        rnd,
+        rule.night_start_h,
+        rule.night_end_h,
+        rule.night_worn_extends_h,
+        short,
+        ("spo2_pct", "heart_rate_bpm"),
     )
+    spo2_asleep, pulse_asleep = taken_asleep["spo2_pct"], taken_asleep["heart_rate_bpm"]
     if rule.night_spo2_settle_s > rule.settle_s:
         slow = n2.latest(
             metric_of(short, "spo2_pct"), MINUTE_S, rule.freshness_s, rule.night_spo2_settle_s

@@ -438,8 +438,9 @@ def fall_over(
     return RuleResult(firing, fall, np.full(len(lp), -1, dtype=np.int64))
 
 
-def local_hour(at_ms: int, utc_offset_s: I) -> F:
-    """Each patient's local time of day at ``at_ms``, in hours [0, 24)."""
+def local_hour(at_ms: int | I, utc_offset_s: I) -> F:
+    """Each patient's local time of day at ``at_ms`` (one moment, or one per patient), in
+    hours [0, 24)."""
     return np.asarray(((at_ms // 1000 + utc_offset_s) % 86_400) / 3600.0, dtype=np.float64)
 
 
