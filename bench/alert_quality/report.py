@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,9 @@ matplotlib.use("Agg")  # files only: no display on a server
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bench.alert_quality.margins import MissMargin
 from bench.alert_quality.score import EventOutcome, Score
+from vitals.catalogue import BY_NAME
 
 TARGET_MEDIAN_MIN = 30.0
 TARGET_FALSE_PER_DAY = 0.2
@@ -194,7 +196,45 @@ def _condition_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def markdown(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+def _signed(x: float | None, digits: int) -> str:
+    return "-" if x is None else f"{x:+.{digits}f}"
+
+
+def _share(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f} %"
+
+
+def _margin_table(margins: Sequence[MissMargin]) -> list[str]:
+    """One row per metric of each missed deterioration (``margins``)."""
+    lines = [
+        "Usual: the median of the patient's readings of the same kind (waking, or asleep) "
+        "in the 48 h before the onset. Moved: the change from it of the reading that went "
+        "furthest the complication's way (then of the second furthest, for a rule that "
+        "confirms), among those measured after the onset and in the database before the "
+        "deadline. Well days as far: the share of well "
+        "patient-days (from their third day, against their own 48 h before) whose "
+        "readings moved as far the same way, the least a rule catching the miss on that "
+        "move alone would fire on (the budget: 0.2 false alerts a well patient-day for "
+        "every rule together).",
+        "",
+        "| patient | condition | metric | readings | moved | well days as far "
+        "| second | well days as far |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for g in margins:
+        digits = 0 if BY_NAME[g.metric].decimals == 0 else 1
+        lines.append(
+            f"| {g.patient_id} | {g.condition.replace('_', ' ')} "
+            f"| {g.metric}{' (asleep)' if g.asleep else ''} | {g.readings} "
+            f"| {_signed(g.furthest, digits)} | {_share(g.well_share)} "
+            f"| {_signed(g.second, digits)} | {_share(g.well_share_second)} |"
+        )
+    return lines
+
+
+def markdown(
+    s: Mapping[str, Any], meta: Mapping[str, Any], margins: Sequence[MissMargin] = ()
+) -> str:
     """Tables for people: per condition, then per protocol."""
     lines = [
         f"# Alert quality: {meta['patients']} simulated patients, {meta['days']:g} days "
@@ -263,6 +303,9 @@ def markdown(s: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         "Targets: "
         + ", ".join(f"{TARGET_LABELS[k]}: {'yes' if v else 'NO'}" for k, v in o["targets"].items()),
     ]
+    if margins:
+        lines += ["", "## Missed deteriorations: how far their readings moved", ""]
+        lines += _margin_table(margins)
     return "\n".join(lines) + "\n"
 
 
@@ -339,7 +382,11 @@ def plot(s: Mapping[str, Any], score: Score, path: Path) -> None:
 
 
 def write(
-    out_dir: Path, s: Mapping[str, Any], score: Score, meta: Mapping[str, Any]
+    out_dir: Path,
+    s: Mapping[str, Any],
+    score: Score,
+    meta: Mapping[str, Any],
+    margins: Sequence[MissMargin] = (),
 ) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -359,8 +406,9 @@ def write(
             for e in score.events
         ],
         "false_alerts": [asdict(f) for f in score.false_alerts],
+        "miss_margins": [asdict(g) for g in margins],
     }
     paths["json"].write_text(json.dumps(doc, indent=1), encoding="utf-8")
-    paths["markdown"].write_text(markdown(s, meta), encoding="utf-8")
+    paths["markdown"].write_text(markdown(s, meta, margins), encoding="utf-8")
     plot(s, score, paths["png"])
     return paths

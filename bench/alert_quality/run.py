@@ -18,6 +18,7 @@ from alerts.protocol import Protocol, builtin_protocols, load_protocol_file
 from bench.alert_quality import report
 from bench.alert_quality.battery import Charger
 from bench.alert_quality.cohort import Member, Readings, cached_readings, members
+from bench.alert_quality.margins import MissMargin, directions, miss_margins
 from bench.alert_quality.remeasure import Responder
 from bench.alert_quality.replay import AlertRecord, replay
 from bench.alert_quality.score import Score, score
@@ -35,6 +36,7 @@ SEED_ROLES = {TUNING_SEED: "tuning", HELD_OUT_SEED: "held-out"}
 class Outcome:
     summary: dict[str, Any]
     score: Score
+    margins: list[MissMargin]
     paths: dict[str, Path]
     seconds: float
 
@@ -124,5 +126,12 @@ def run(
             full_sets[2] / max(uneventful_days, 1e-9), 3
         ),
     }
-    paths = report.write(out_dir, summary, scored, meta)
-    return Outcome(summary, scored, paths, time.monotonic() - started)
+    missed = {e.patient_id for e in scored.events if e.category == "clinical" and not e.detected}
+    margins = miss_margins(
+        cohort_members,
+        readings,
+        scored.events,
+        {m.index: directions(m, seed) for m in cohort_members if m.index in missed},
+    )
+    paths = report.write(out_dir, summary, scored, meta, margins)
+    return Outcome(summary, scored, margins, paths, time.monotonic() - started)

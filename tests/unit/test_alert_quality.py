@@ -249,6 +249,72 @@ def test_a_miss_is_told_apart_by_a_reading_past_a_fixed_limit() -> None:
     assert _beyond_limit_ms(sepsis, proto, fever, scale2=False) == 12 * hour + 2000
 
 
+def test_a_miss_is_measured_by_how_far_its_readings_moved_and_what_that_costs() -> None:
+    """A bleed whose pressure fell 29 then 24 mmHg from the usual 149 (the median of the
+    48 h before the onset), with a 100 that reached the database after the deadline
+    (not counted), against two well patients over 5 days: of their 6 days from the
+    third, one has a reading 30 under its usual 140 (a rule catching the miss on one
+    reading would fire on it), none two readings 24 under. No pulse before the onset:
+    no usual, nothing measured. A detected event is not measured."""
+    import numpy as np
+
+    from bench.alert_quality.cohort import Member, Readings
+    from bench.alert_quality.margins import miss_margins
+    from bench.alert_quality.score import EventOutcome
+    from vitals.catalogue import BY_NAME
+
+    hour, day = 3_600_000, 86_400_000
+
+    def member(index: int, truths: tuple[GroundTruth, ...]) -> Member:
+        return Member(index, f"p{index}", "x", "digestive_surgery", "UTC", (), 0, 5 * day,
+                      truths, None)  # fmt: skip
+
+    def readings(rows: list[tuple[str, int, float, int]]) -> Readings:
+        return Readings(
+            metric_id=np.asarray([BY_NAME[n].metric_id for n, *_ in rows], dtype=np.int16),
+            measured_ms=np.asarray([t for _, t, _, _ in rows], dtype=np.int64),
+            arrival_ms=np.asarray([a for *_, a in rows], dtype=np.int64),
+            value=np.asarray([v for _, _, v, _ in rows], dtype=np.float64),
+            flags=np.zeros(len(rows), dtype=np.int32),
+            device=np.zeros(len(rows), dtype=np.int8),
+        )
+
+    def sbp(t: int, v: float, late_ms: int = 2000) -> tuple[str, int, float, int]:
+        return ("bp_systolic_mmhg", t, v, t + late_ms)
+
+    onset = 3 * day + 10 * hour
+    bleed, seen = _bleed(onset), _bleed(onset + 6 * hour)
+    sick = [sbp(2 * day + 9 * hour, 150.0), sbp(2 * day + 18 * hour, 148.0),
+            sbp(onset + hour, 120.0), sbp(onset + 2 * hour, 125.0),
+            sbp(onset + 3 * hour, 100.0, late_ms=12 * hour)]  # fmt: skip
+    well = [sbp(d * day + h * hour, 140.0) for d in range(5) for h in (9, 18)]
+    low_day = [*well, sbp(3 * day + 12 * hour, 110.0)]
+    members = [member(1, (bleed,)), member(2, ()), member(3, ()), member(4, (seen,))]
+    by_id = {1: readings(sick), 2: readings(well), 3: readings(low_day), 4: readings(sick)}
+
+    def outcome(pid: int, t: GroundTruth, alert_ms: int | None) -> EventOutcome:
+        deadline = t.onset_ms + t.detect_within_s * 1000
+        return EventOutcome(pid, "digestive_surgery", t.condition, t.category, False,
+                            t.onset_ms, None, alert_ms, None, deadline)  # fmt: skip
+
+    events = [outcome(1, bleed, None), outcome(4, seen, seen.onset_ms + hour)]
+    moves = {1: {"bp_systolic_mmhg": -1, "heart_rate_bpm": 1}, 4: {"bp_systolic_mmhg": -1}}
+    got = {g.metric: g for g in miss_margins(members, by_id, events, moves)}
+    assert set(got) == {"bp_systolic_mmhg", "heart_rate_bpm"}  # patient 4 was detected
+    fall = got["bp_systolic_mmhg"]
+    assert (fall.patient_id, fall.condition, fall.asleep, fall.readings) == (
+        1,
+        "bleeding",
+        False,
+        2,
+    )
+    assert (fall.furthest, fall.second) == (-29.0, -24.0)
+    assert fall.well_share == 1 / 6
+    assert fall.well_share_second == 0.0
+    pulse = got["heart_rate_bpm"]
+    assert (pulse.readings, pulse.furthest, pulse.well_share) == (0, None, None)
+
+
 def test_news2_findings_name_the_parameters_that_scored() -> None:
     import numpy as np
 
