@@ -25,6 +25,9 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 TITLE = T_("My follow-up")
 # by the reminder ids of the protocols (alerts/protocols/*.yaml); "default" for another
 TEXTS = {
+    "morning_weight": T_(
+        "Time to weigh yourself: after the toilet, before breakfast, in light clothes."
+    ),
     "morning_vitals": T_("Time to measure your blood pressure and your temperature."),
     "evening_questionnaire": T_("Time to answer today's questions about how you feel."),
     "default": T_("Your care team reminds you of your follow-up."),

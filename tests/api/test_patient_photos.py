@@ -154,6 +154,9 @@ def test_the_reminders_words_come_in_the_patient_s_language(phone: TestClient) -
         "title": "Mi seguimiento",
         "body": "Es hora de medir su tensión arterial y su temperatura.",
     }
+    assert texts["morning_weight"]["body"] == (
+        "Es hora de pesarse: después de ir al baño, antes del desayuno, con ropa ligera."
+    )
     assert "default" in texts
 
 

@@ -197,6 +197,43 @@ def test_no_reminder_when_the_patient_measured_already_or_it_is_too_late(
             pusher.stop()
 
 
+def test_a_patient_with_a_scale_is_asked_for_the_morning_weight_at_7_30(
+    db: str, push: tuple[str, PushEndpoint]
+) -> None:
+    """The weight rules compare one morning's weight with another's: a patient whose kit
+    has a scale is reminded to weigh at 07:30 local, unless weighed since 04:30; a
+    patient without a scale never is (the other tests' patients)."""
+    pem, endpoint = push
+    clock = Clock(at(7, 29))
+    with psycopg.connect(db, autocommit=True) as conn:
+        pids = {}
+        for key in ("scale", "weighed", "noscale"):
+            pids[key] = patient_at_home(conn, key)
+            subscribe(db, conn, endpoint, pids[key])
+            if key != "noscale":
+                register_device(conn, f"scale-rem-{key}", "scale", f"gw-rem-{key}")
+                enroll(conn, f"scale-rem-{key}", pids[key], DAY - timedelta(days=10))
+        conn.execute(
+            "INSERT INTO vitals (time, patient_id, device_id, metric_id, value)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (at(6, 40), pids["weighed"], "scale-rem-weighed", metric("weight_kg").metric_id, 71.2),
+        )
+        reminders, pusher = sender(db, pem, clock)
+        try:
+            assert reminders.once(conn) == []  # 07:29 in New York: not yet
+            clock.now = at(7, 30)
+            claimed = reminders.once(conn)
+            assert [(c.patient_id, c.reminder_id, c.due_at) for c in claimed] == [
+                (pids["scale"], "morning_weight", at(7, 30))
+            ]
+            wait_for(lambda: len(endpoint.received) == 1, 10, "the push")
+            assert endpoint.received[0].payload["reminder"] == "morning_weight"
+            assert outcomes(conn, pids["weighed"]) == {"morning_weight": "already_done"}
+            assert outcomes(conn, pids["noscale"]) == {}
+        finally:
+            pusher.stop()
+
+
 def _no_bp(db: str, pid: int, now: datetime) -> bool:
     with psycopg.connect(db, autocommit=True) as conn:
         ctx = followed_patients(conn, [pid])

@@ -315,6 +315,22 @@ def test_a_miss_is_measured_by_how_far_its_readings_moved_and_what_that_costs() 
     assert (pulse.readings, pulse.furthest, pulse.well_share) == (0, None, None)
 
 
+def test_a_complication_s_moves_come_from_its_plan() -> None:
+    """The way each measured metric moves is read from the complication's plan: a
+    dehydration's weight and pressure fall and its pulse rises; an uneventful
+    recovery moves nothing."""
+    from bench.alert_quality.cohort import members
+    from bench.alert_quality.margins import directions
+
+    cohort = {m.scenario: m for m in members(40, 6, 5)}
+    assert directions(cohort["ileostomy_dehydration"], 5) == {
+        "weight_kg": -1,
+        "heart_rate_bpm": 1,
+        "bp_systolic_mmhg": -1,
+    }
+    assert directions(cohort["uneventful"], 5) == {}
+
+
 def test_news2_findings_name_the_parameters_that_scored() -> None:
     import numpy as np
 
