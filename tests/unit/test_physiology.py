@@ -174,6 +174,21 @@ def test_weight_loses_the_operation_s_fluid_and_wanders_from_day_to_day() -> Non
     assert 0.4 < stdev(day_to_day) < 1.2, stdev(day_to_day)
 
 
+def test_one_person_s_home_temperatures_spread_as_published() -> None:
+    """Self-measured temperatures of healthy adults at home have a within-person SD of
+    0.40 °C (95 % CI 0.36-0.44; Frazer et al. 2019): a well patient's readings twice a day
+    (08:00 and 19:00 local), days 4-14, spread about as much. Too narrow a spread makes
+    the temperature rules look better on the simulator than on patients."""
+    spreads: list[float] = []
+    for seed in range(30):
+        p = Patient(f"t-{seed}", seed, SURGERY)
+        rng = derive_rng(seed, "t", 1)
+        times = _at_local_hour(p, range(4, 15), 8.0) + _at_local_hour(p, range(4, 15), 19.0)
+        values = [p.measure_temperature(t, rng).value for t in times]
+        spreads.append(stdev(v for v in values if not isinstance(v, Special)))  # no 'Lo'
+    assert 0.32 < mean(spreads) < 0.46, mean(spreads)
+
+
 class Fever:
     """A test complication: +1.5 C and +20 bpm from onset, systolic -25 mmHg."""
 
