@@ -79,7 +79,9 @@ class NightSpec(BaseModel):
 
 class UsualSpec(BaseModel):
     """By day too, the limit stays ``below_by`` under the patient's usual value (median
-    of their first 24 h after discharge) when that is lower, but never beyond ``floor``."""
+    of their first 24 h after discharge) when that is lower, but never beyond ``floor``.
+    For a limit above (a temperature), the same the other way: ``below_by`` over a usual
+    that runs high, never beyond ``floor`` (a ceiling)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
