@@ -28,7 +28,7 @@ import numpy as np
 from firmware_sim.scenarios import Shift
 from numpy.typing import NDArray
 
-from alerts.rules import USUAL_NIGHT_H, in_hours
+from alerts.rules import USUAL_NIGHT_H, in_hours, local_hour
 from alerts.window_sql import UNRELIABLE
 from bench.alert_quality.cohort import Member, Readings, member_plan
 from bench.alert_quality.score import EventOutcome
@@ -83,8 +83,8 @@ def _asleep(t_ms: NDArray[np.int64], tz: str) -> NDArray[np.bool_]:
         int(h): int(datetime.fromtimestamp(int(h) * 3600, zone).utcoffset().total_seconds())  # type: ignore[union-attr]
         for h in np.unique(hours)
     }
-    local_s = t_ms // 1000 + np.asarray([offset_s[int(h)] for h in hours], dtype=np.int64)
-    return in_hours((local_s % 86_400) / 3600.0, *USUAL_NIGHT_H)
+    offsets = np.asarray([offset_s[int(h)] for h in hours], dtype=np.int64)
+    return in_hours(local_hour(t_ms, offsets), *USUAL_NIGHT_H)
 
 
 def _series(
@@ -111,16 +111,16 @@ def _series(
     return bins * BIN_MS, np.asarray([np.median(p) for p in parts], dtype=np.float64)
 
 
-def _moves(s: Series, from_ms: int, to_ms: int, sign: int) -> tuple[int, float, float] | None:
-    """Readings in [from_ms, to_ms), and the furthest and second furthest of them from
-    the median of the 48 h before, signed; None without two readings to make a usual."""
+def _moves(s: Series, from_ms: int, to_ms: int, sign: int) -> tuple[float, float] | None:
+    """The furthest and second furthest readings in [from_ms, to_ms) from the median of
+    the 48 h before, signed; None without two readings to make a usual, or none after."""
     t, v = s
     base = v[(t >= from_ms - USUAL_MS) & (t < from_ms)]
     now = v[(t >= from_ms) & (t < to_ms)]
     if len(base) < 2 or not len(now):
         return None
     moved = np.sort(sign * (now - np.median(base)))[::-1]
-    return len(now), float(moved[0]), float(moved[1]) if len(moved) > 1 else float("nan")
+    return float(moved[0]), float(moved[1]) if len(moved) > 1 else float("nan")
 
 
 def _well_moves(
@@ -134,7 +134,7 @@ def _well_moves(
         day = m.start_ms + 2 * DAY_MS
         while day + DAY_MS <= m.end_ms:
             got = _moves(s, day, day + DAY_MS, sign)
-            rows.append((got[1], got[2]) if got else (-np.inf, -np.inf))
+            rows.append(got if got else (-np.inf, -np.inf))
             day += DAY_MS
     return np.asarray(rows, dtype=np.float64).reshape(-1, 2)
 
@@ -181,11 +181,11 @@ def miss_margins(
                         e.condition,
                         metric,
                         asleep,
-                        got[0],
-                        sign * got[1],
-                        _share(c[:, 0], got[1]),
-                        sign * got[2] if np.isfinite(got[2]) else None,
-                        _share(c[:, 1], got[2]),
+                        n,
+                        sign * got[0],
+                        _share(c[:, 0], got[0]),
+                        sign * got[1] if np.isfinite(got[1]) else None,
+                        _share(c[:, 1], got[1]),
                     )
                 )
     return out
