@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from alerts import rules as k
 from alerts.evaluation_round import Round
-from alerts.protocol import ConfirmedRule, SustainedRule
+from alerts.protocol import ConfirmedRule, SustainedRule, UsualSpec
 from alerts.sleep import asleep_now
 from alerts.window import Window
 
@@ -56,10 +56,17 @@ def usual_limited(
     """A limit no closer than ``usual.below_by`` to the patient's usual value (their
     first day's median), never beyond ``usual.floor``: a patient whose saturation runs at
     90 % is not alerted on their usual value, and is judged at worst like a scale-2 one."""
-    spec = rule.usual
-    if spec is None:
+    if rule.usual is None:
         return threshold
-    low = not k.is_high(rule.direction)
+    return own_limit(threshold, usual, rule.usual, low=not k.is_high(rule.direction))
+
+
+def own_limit(
+    threshold: NDArray[np.float64], usual: NDArray[np.float64], spec: UsualSpec, low: bool
+) -> NDArray[np.float64]:
+    """``threshold``, moved to ``spec.below_by`` beyond each patient's usual value where
+    that is nearer, never beyond ``spec.floor`` (a limit below: only ever lowered; above:
+    only ever raised); unchanged where the usual is unknown."""
     relative = usual - spec.below_by if low else usual + spec.below_by
     bounded = np.maximum(relative, spec.floor) if low else np.minimum(relative, spec.floor)
     lenient = np.minimum(threshold, bounded) if low else np.maximum(threshold, bounded)

@@ -181,6 +181,10 @@ class SepsisScreenRule(_Rule):
     hr_above: float
     hr_rise_above_usual: Annotated[float, Field(ge=0)]
     freshness_s: Annotated[int, Field(ge=600, le=86_400)]
+    # the low-temperature limit no closer than ``below_by`` under the patient's usual
+    # temperature (their first day's median) when that runs cold, never under ``floor``:
+    # a thermometer that reads a patient at 35.9 makes 35.5 their ordinary morning
+    cold_usual: UsualSpec | None = None
 
     @property
     def metrics(self) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from alerts import news2 as n2
 from alerts import rules as k
 from alerts.evaluation_round import HOUR_S, MINUTE_S, Round, run_start_ms
 from alerts.lifecycle import Finding
-from alerts.limits import scaled_threshold, usual_limited
+from alerts.limits import own_limit, scaled_threshold, usual_limited
 from alerts.protocol import ConfirmedRule, RelativeRule, RhythmRule, Rule, SepsisScreenRule
 from alerts.window import metric_of
 
@@ -89,8 +89,11 @@ def spot_findings(
         )
         hr_above = rnd.param(srule.id, "hr_above", srule.hr_above)
         base = usual["heart_rate_bpm"]
+        cold = np.full(len(ids), srule.temp_at_or_below)
+        if srule.cold_usual is not None:
+            cold = own_limit(cold, usual["temp_c"], srule.cold_usual, low=True)
         with np.errstate(invalid="ignore"):
-            febrile = (temp >= srule.temp_at_or_above) | (temp <= srule.temp_at_or_below)
+            febrile = (temp >= srule.temp_at_or_above) | (temp <= cold)
             fast = (pulse > hr_above) | (pulse >= base + srule.hr_rise_above_usual)
         firing = t_has & p_has & febrile & fast
         out += rnd.findings(srule, firing, {"temp_c": temp, "pulse": pulse, "usual_pulse": base})

@@ -28,14 +28,16 @@ NIGHT_EXCLUDE_S = 12 * 3600  # tonight is not part of the usual night it is judg
 
 def usual_metrics(rules: list[Rule]) -> set[str]:
     """The metrics whose usual value some rule compares with: relative rules, limits
-    that follow the usual, the sepsis screen's pulse, the signs of a weight change."""
+    that follow the usual, the sepsis screen's pulse (and temperature when its cold
+    limit follows the usual), the signs of a weight change."""
     metrics = {
         r.metric
         for r in rules
         if isinstance(r, RelativeRule) or (isinstance(r, ConfirmedRule) and r.usual is not None)
     }
-    if any(isinstance(r, SepsisScreenRule) for r in rules):
-        metrics.add("heart_rate_bpm")
+    for r in rules:
+        if isinstance(r, SepsisScreenRule):
+            metrics |= {"heart_rate_bpm"} | ({"temp_c"} if r.cold_usual is not None else set())
     for r in rules:
         if isinstance(r, CongestionRule | DepletionRule):
             metrics |= set(r.sign_moves)

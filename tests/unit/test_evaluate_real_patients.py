@@ -189,6 +189,26 @@ def test_weight_loss_and_the_sepsis_screen_from_spot_checks() -> None:
     assert fired[(2, "sepsis_screen")].evidence["usual_pulse"] == 72.0
 
 
+def test_the_sepsis_screen_s_low_temperature_follows_a_patient_who_reads_cold() -> None:
+    """A pulse of 95 with a low temperature: 35.4 °C is low for a patient whose first day
+    read 36.6 (limit 35.5), ordinary for one who read 35.9 (limit 35.1, two within-person
+    SD under), who still screens at 35.0; a usual of 35.4 is never taken below 35.0."""
+    src = MemorySource()
+    day = 86_400_000
+    discharge = DAY_NOW - 3 * day
+    cases = {1: (36.6, 35.4), 2: (35.9, 35.4), 3: (35.9, 35.0), 4: (35.4, 35.0), 5: (35.4, 35.1)}
+    for pid, (usual_c, now_c) in cases.items():
+        src.add(pid, "temp_c", discharge + 3_600_000, [usual_c] * 3, every_s=14_400)
+        src.add(pid, "heart_rate_bpm", discharge + 3_600_000, [72.0] * 3, every_s=14_400)
+        src.add(pid, "temp_c", DAY_NOW - 20 * MIN_MS, [now_c])
+        src.add(pid, "heart_rate_bpm", DAY_NOW - 30 * MIN_MS, [95.0])
+    ctx = _ctx(len(cases), discharged_ms=discharge)
+    fired = _firing(evaluate(src, ctx, builtin_protocols(), DAY_NOW))
+    screened = {pid for pid, rule in fired if rule == "sepsis_screen"}
+    assert screened == {1, 3, 4}
+    assert fired[(1, "sepsis_screen")].evidence["temp_c"] == 35.4
+
+
 def test_a_patient_whose_saturation_runs_low_is_judged_against_it() -> None:
     """First 24 h after discharge at 90 % (COPD not on scale 2): 89 % by day is their usual
     (spo2_low at most 3 under it, floor 88; NEWS2 lifted by 3); 86 % is a fall."""
