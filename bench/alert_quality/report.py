@@ -94,6 +94,12 @@ def summary(score: Score) -> dict[str, Any]:
             "false_clinical_per_patient_day": len(well_false) / well_days if well_days else None,
             "false_clinical_at_night": sum(f.night for f in well_false),
             "false_clinical_by_rule": dict(sorted(by_rule.items(), key=lambda kv: -kv[1])),
+            # which signs made the false NEWS2 alerts: an alert counts once for each
+            "false_news2_by_scored": dict(
+                Counter(
+                    p for f in well_false if f.rule_id == "news2" for p in f.scored
+                ).most_common()
+            ),
             "false_clinical_by_priority": {
                 p: sum(f.priority == p for f in well_false) for p in ("high", "medium", "low")
             },
@@ -296,6 +302,10 @@ def markdown(
         "False clinical alerts by rule: "
         + (", ".join(f"{k} {v}" for k, v in o["false_clinical_by_rule"].items()) or "none")
         + f"; of them, opened late (homes back online): {o['false_clinical_late']}",
+        "",
+        "False NEWS2 alerts by the parameters that scored at their opening (an alert "
+        "counts once for each): "
+        + (", ".join(f"{k} {v}" for k, v in o["false_news2_by_scored"].items()) or "none"),
         "",
         "Technical alerts by rule: "
         + (", ".join(f"{k} {v}" for k, v in o["technical_by_rule"].items()) or "none"),

@@ -115,6 +115,7 @@ class FalseAlert:
     late: bool = False  # opened for an episode over before its readings arrived
     night: bool = False  # opened between 22:00 and 07:00 in the patient's home
     groups: dict[str, str] = field(default_factory=dict)
+    scored: tuple[str, ...] = ()  # NEWS2: the parameters that scored at its opening
 
 
 @dataclass(frozen=True)
@@ -398,6 +399,7 @@ def score(
                         rec.late,
                         _at_night(rec.opened_ms, m.tz),
                         groups,
+                        rec.scored[0] if rec.scored else (),
                     )
                 )
         for truth in m.truths:

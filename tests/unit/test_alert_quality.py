@@ -596,3 +596,37 @@ def test_the_simulated_patient_takes_a_full_set_when_the_phone_asks() -> None:
     temps = got.measured_ms[got.metric_id == temp]
     assert len(temps) == 1
     assert 5 <= (temps[0] - spot) / minute <= 31
+
+
+def test_false_news2_alerts_are_counted_by_the_signs_that_scored() -> None:
+    """The report says which NEWS2 parameters made the false alerts (a night's SpO2, a
+    COPD patient's breathing rate), each alert once per parameter; pre-onset alerts of a
+    patient with a complication are not false alerts of a well day."""
+    from bench.alert_quality.report import markdown, summary
+    from bench.alert_quality.score import FalseAlert, Score
+
+    def false(rule: str, scored: tuple[str, ...], before_onset: bool = False) -> FalseAlert:
+        return FalseAlert(
+            1, "digestive_surgery", "uneventful", rule, "low", 0, before_onset, scored=scored
+        )
+
+    score = Score(
+        events=[],
+        false_alerts=[
+            false("news2", ("spo2_pct",)),
+            false("news2", ("resp_rate_per_min", "spo2_pct")),
+            false("news2", ("heart_rate_bpm",), before_onset=True),
+            false("hr_high", ()),
+        ],
+        technical_alerts=[],
+        well_patient_days={"digestive_surgery": 10.0},
+        all_patient_days={"digestive_surgery": 10.0},
+        protocol_of={1: "digestive_surgery"},
+    )
+    s = summary(score)
+    assert s["overall"]["false_news2_by_scored"] == {"spo2_pct": 2, "resp_rate_per_min": 1}
+    meta = {"patients": 1, "days": 10, "seed": 1, "protocols_source": "shipped defaults"}
+    assert (
+        "False NEWS2 alerts by the parameters that scored at their opening (an alert counts "
+        "once for each): spo2_pct 2, resp_rate_per_min 1"
+    ) in markdown(s, meta)
