@@ -57,14 +57,13 @@ def baseline_span_s(rnd: Round, unknown_s: int = BASELINE_MAX_S) -> int:
 def usual_values(
     rnd: Round, rules: list[Rule], metrics: set[str], waking_only: bool = True
 ) -> dict[str, NDArray[np.float64]]:
-    """Per metric, each patient's usual value (hospital's and first day's: the nearer to
-    the change watched for, see ``rules.usual_value``); ``waking_only``: learned from
+    """Per metric, each patient's usual value (hospital's and first day's, or the span
+    its relative rules set: the nearer to the change watched for, see
+    ``rules.usual_value``); ``waking_only``: learned from
     waking hours, as the spot checks it judges are taken."""
     if not metrics:
         return {}
     relative = [r for r in rules if isinstance(r, RelativeRule)]
-    usual_s = max([r.usual_s for r in relative] + [86_400])
-    min_points = min([r.min_usual_points for r in relative] + [2])
     discharged = rnd.discharged_ms()
     win = rnd.window(sorted(metrics), baseline_span_s(rnd), HOUR_S)
     bin_start = win.bin_starts_ms()
@@ -76,12 +75,15 @@ def usual_values(
     for metric in metrics:
         field = USUAL_FIELDS.get(metric)
         entered = getattr(rnd.ctx, field)[rnd.mask] if field else np.full(len(rnd.ids), np.nan)
+        # each metric learned over its own relative rules' span: two temperatures a day
+        # need two days for a usual value, a cuff's first day is enough for a pressure
+        own = [r for r in relative if r.metric == metric]
         out[metric] = k.usual_value(
             metric_of(win, metric),
             bin_start,
             discharged,
-            usual_s,
-            min_points,
+            max([r.usual_s for r in own] + [86_400]),
+            min([r.min_usual_points for r in own] + [2]),
             entered,
             watch.get(metric, "above"),
             awake,

@@ -327,6 +327,24 @@ def test_low_grade_fever_of_older_adults_over_the_patients_own_usual() -> None:
     assert confirmed[(4, "low_grade_fever")].evidence["confirmation_requested"] is False
 
 
+def test_the_usual_temperature_is_learned_over_two_days() -> None:
+    """Two ear readings a day spread too much to set a usual temperature from one day:
+    it is the median of the first 48 h's readings (at least 4). Patient 1 read 35.9 and
+    36.0 on the first day (mornings run low), 36.6 and 36.7 on the second: usual 36.3,
+    so 37.3 is not 1.1 over it; patient 2, usual 36.3 too, at 37.5 is."""
+    src = MemorySource()
+    day, hour = 86_400_000, 3_600_000
+    discharge = DAY_NOW - 4 * day
+    for pid, now_c in ((1, 37.3), (2, 37.5)):
+        # at 16:00 and 20:00 in Paris, on the first and the second day
+        src.add(pid, "temp_c", discharge + hour, [35.9, 36.0], every_s=4 * 3600)
+        src.add(pid, "temp_c", discharge + day + hour, [36.6, 36.7], every_s=4 * 3600)
+        src.add(pid, "temp_c", DAY_NOW - 10 * MIN_MS, [now_c])
+    fired = _firing(evaluate(src, _ctx(2, discharged_ms=discharge), builtin_protocols(), DAY_NOW))
+    assert (1, "temp_above_usual") not in fired
+    assert abs(fired[(2, "temp_above_usual")].evidence["usual"] - 36.3) < 1e-9
+
+
 def test_a_smaller_weight_gain_with_a_sign_of_congestion_is_fluid_overload() -> None:
     """Heart failure creeping in (alerts/fluid_balance.py): 1.2 kg over a week with the last
     day's waking saturation 3 points under the usual 96 (patient 1) or the pulse 12/min
