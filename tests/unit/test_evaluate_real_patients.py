@@ -244,6 +244,21 @@ def test_a_patient_who_breathes_fast_from_the_first_day_is_judged_against_it() -
         assert fired[(pid, "news2")].evidence["scored_params"] == "resp_rate_per_min"
 
 
+def test_a_patch_s_breathing_rate_is_judged_over_half_an_hour() -> None:
+    """A patch's estimate runs high while the patient talks or walks: 12 minutes at 28/min
+    after 18 at 16 (patient 1) is a median of 16 over the last 30 min and scores nothing;
+    the same 28 for the whole half-hour (patient 2) scores 3, alone a NEWS2 alert."""
+    discharge = DAY_NOW - 3 * 86_400_000
+    src = MemorySource()
+    for pid in (1, 2):
+        src.add(pid, "resp_rate_per_min", discharge + 3_600_000, [16.0] * 10, every_s=7200)
+    src.add(1, "resp_rate_per_min", DAY_NOW - 30 * MIN_MS, [16.0] * 18 + [28.0] * 12)
+    src.add(2, "resp_rate_per_min", DAY_NOW - 30 * MIN_MS, [28.0] * 30)
+    fired = _firing(evaluate(src, _ctx(2, discharged_ms=discharge), builtin_protocols(), DAY_NOW))
+    assert (1, "news2") not in fired
+    assert fired[(2, "news2")].evidence["scored_params"] == "resp_rate_per_min"
+
+
 def test_a_smaller_weight_loss_with_a_sign_of_lost_volume_is_dehydration() -> None:
     """alerts/fluid_balance.py: 80.2 -> 78.3 kg in two days (1.9 kg, 2.4 %) with the
     day's waking pulse 12/min over the usual 72 (patient 1), or 1.1 kg with the systolic
