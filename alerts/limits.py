@@ -53,8 +53,8 @@ def usual_limited(
     usual: NDArray[np.float64],
     rule: SustainedRule | ConfirmedRule,
 ) -> NDArray[np.float64]:
-    """A limit no closer than ``usual.below_by`` to the patient's usual value (their
-    first day's median), never beyond ``usual.floor``: a patient whose saturation runs at
+    """A limit no closer than ``usual.below_by`` to the patient's usual value
+    (alerts/usual.py), never beyond ``usual.floor``: a patient whose saturation runs at
     90 % is not alerted on their usual value, and is judged at worst like a scale-2 one."""
     if rule.usual is None:
         return threshold

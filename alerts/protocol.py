@@ -79,7 +79,8 @@ class NightSpec(BaseModel):
 
 class UsualSpec(BaseModel):
     """By day too, the limit stays ``below_by`` under the patient's usual value (median
-    of their first 24 h after discharge) when that is lower, but never beyond ``floor``.
+    of their first 24 h after discharge, or of their metric's ``usual_s``: see
+    alerts/usual.py) when that is lower, but never beyond ``floor``.
     For a limit above (a temperature), the same the other way: ``below_by`` over a usual
     that runs high, never beyond ``floor`` (a ceiling)."""
 
@@ -182,7 +183,7 @@ class SepsisScreenRule(_Rule):
     hr_rise_above_usual: Annotated[float, Field(ge=0)]
     freshness_s: Annotated[int, Field(ge=600, le=86_400)]
     # the low-temperature limit no closer than ``below_by`` under the patient's usual
-    # temperature (their first day's median) when that runs cold, never under ``floor``:
+    # temperature (alerts/usual.py) when that runs cold, never under ``floor``:
     # a thermometer that reads a patient at 35.9 makes 35.5 their ordinary morning
     cold_usual: UsualSpec | None = None
 

@@ -38,8 +38,7 @@ def usual_metrics(rules: list[Rule]) -> set[str]:
     for r in rules:
         if isinstance(r, SepsisScreenRule):
             metrics |= {"heart_rate_bpm"} | ({"temp_c"} if r.cold_usual is not None else set())
-    for r in rules:
-        if isinstance(r, CongestionRule | DepletionRule):
+        elif isinstance(r, CongestionRule | DepletionRule):
             metrics |= set(r.sign_moves)
     return metrics
 
@@ -57,10 +56,10 @@ def baseline_span_s(rnd: Round, unknown_s: int = BASELINE_MAX_S) -> int:
 def usual_values(
     rnd: Round, rules: list[Rule], metrics: set[str], waking_only: bool = True
 ) -> dict[str, NDArray[np.float64]]:
-    """Per metric, each patient's usual value (hospital's and first day's, or the span
-    its relative rules set: the nearer to the change watched for, see
-    ``rules.usual_value``); ``waking_only``: learned from
-    waking hours, as the spot checks it judges are taken."""
+    """Per metric, each patient's usual value (the hospital's, and the first day's or
+    the span the metric's relative rules set: the nearer to the change watched for, see
+    ``rules.usual_value``); ``waking_only``: learned from waking hours, as the spot
+    checks it judges are taken."""
     if not metrics:
         return {}
     relative = [r for r in rules if isinstance(r, RelativeRule)]
