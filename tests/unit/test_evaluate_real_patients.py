@@ -355,9 +355,16 @@ def test_the_usual_temperature_is_learned_over_two_days() -> None:
         src.add(pid, "temp_c", discharge + hour, [35.9, 36.0], every_s=4 * 3600)
         src.add(pid, "temp_c", discharge + day + hour, [36.6, 36.7], every_s=4 * 3600)
         src.add(pid, "temp_c", DAY_NOW - 10 * MIN_MS, [now_c])
-    fired = _firing(evaluate(src, _ctx(2, discharged_ms=discharge), builtin_protocols(), DAY_NOW))
+    # patient 3 took three in 48 h (36.4, 35.7, 36.5), a fourth on the third day (35.5):
+    # their first four make the usual, 36.05, and 37.3 is over it by more than 1.1
+    src.add(3, "temp_c", discharge + hour, [36.4], every_s=3600)
+    src.add(3, "temp_c", discharge + day + hour, [35.7, 36.5], every_s=4 * 3600)
+    src.add(3, "temp_c", discharge + 2 * day + hour, [35.5])
+    src.add(3, "temp_c", DAY_NOW - 10 * MIN_MS, [37.3])
+    fired = _firing(evaluate(src, _ctx(3, discharged_ms=discharge), builtin_protocols(), DAY_NOW))
     assert (1, "temp_above_usual") not in fired
     assert abs(fired[(2, "temp_above_usual")].evidence["usual"] - 36.3) < 1e-9
+    assert abs(fired[(3, "temp_above_usual")].evidence["usual"] - 36.05) < 1e-9
 
 
 def test_a_smaller_weight_gain_with_a_sign_of_congestion_is_fluid_overload() -> None:
