@@ -198,7 +198,7 @@ def test_the_sepsis_screen_s_low_temperature_follows_a_patient_who_reads_cold() 
     discharge = DAY_NOW - 3 * day
     cases = {1: (36.6, 35.4), 2: (35.9, 35.4), 3: (35.9, 35.0), 4: (35.4, 35.0), 5: (35.4, 35.1)}
     for pid, (usual_c, now_c) in cases.items():
-        src.add(pid, "temp_c", discharge + 3_600_000, [usual_c] * 3, every_s=14_400)
+        src.add(pid, "temp_c", discharge + 3_600_000, [usual_c] * 4, every_s=3_600)
         src.add(pid, "heart_rate_bpm", discharge + 3_600_000, [72.0] * 3, every_s=14_400)
         src.add(pid, "temp_c", DAY_NOW - 20 * MIN_MS, [now_c])
         src.add(pid, "heart_rate_bpm", DAY_NOW - 30 * MIN_MS, [95.0])
@@ -315,17 +315,17 @@ def test_the_weight_rules_thresholds_are_published_for_per_patient_adjustment() 
 def test_low_grade_fever_of_older_adults_over_the_patients_own_usual() -> None:
     """IDSA (High et al. 2009): repeated readings above the normal range (37.5 °C for an
     ear thermometer), or more than 1.1 °C over the patient's usual (the median of their
-    first day's readings, no hospital value). A spot reading asks for a re-measurement
-    first; 37.5 itself is not above, nor is 1.1 over. A patient whose temperature runs
-    warm is judged against their own range (usual + 0.8, two within-person SD), never
-    above 37.9: 37.6 over a usual of 36.9 is theirs, 37.8 is not, and over a usual of
-    37.4 only the fever's 38.0 counts."""
+    first 48 h's readings, at least 4, no hospital value). A spot reading asks for a
+    re-measurement first; 37.5 itself is not above, nor is 1.1 over. A patient whose
+    temperature runs warm is judged against their own range (usual + 0.8, two
+    within-person SD), never above 37.9: 37.6 over a usual of 36.9 is theirs, 37.8 is
+    not, and over a usual of 37.4 only the fever's 38.0 counts."""
     src = MemorySource()
     day = 86_400_000
     discharge = DAY_NOW - 3 * day
     cases = {1: (36.4, 37.6), 2: (36.9, 37.6), 3: (36.4, 37.5), 4: (36.9, 37.8), 5: (37.4, 37.9)}
     for pid, (usual, now_c) in cases.items():
-        src.add(pid, "temp_c", discharge + 3_600_000, [usual] * 3, every_s=14_400)
+        src.add(pid, "temp_c", discharge + 3_600_000, [usual] * 4, every_s=3_600)
         src.add(pid, "temp_c", DAY_NOW - 10 * MIN_MS, [now_c])
     ctx = _ctx(len(cases), discharged_ms=discharge)
     fired = _firing(evaluate(src, ctx, builtin_protocols(), DAY_NOW))
