@@ -189,6 +189,16 @@ def test_weight_loss_and_the_sepsis_screen_from_spot_checks() -> None:
     assert fired[(2, "sepsis_screen")].evidence["usual_pulse"] == 72.0
 
 
+def _usual_then_now(
+    src: MemorySource, cases: dict[int, tuple[float, float]], discharge_ms: int, now_ms: int
+) -> None:
+    """Per patient (usual, now): four waking readings of the usual temperature an hour
+    apart from an hour after discharge (a usual needs four), then one reading now."""
+    for pid, (usual_c, now_c) in cases.items():
+        src.add(pid, "temp_c", discharge_ms + 3_600_000, [usual_c] * 4, every_s=3_600)
+        src.add(pid, "temp_c", now_ms, [now_c])
+
+
 def test_the_sepsis_screen_s_low_temperature_follows_a_patient_who_reads_cold() -> None:
     """A pulse of 95 with a low temperature: 35.4 °C is low for a patient whose first day
     read 36.6 (limit 35.5), ordinary for one who read 35.9 (limit 35.1, two within-person
@@ -197,10 +207,9 @@ def test_the_sepsis_screen_s_low_temperature_follows_a_patient_who_reads_cold() 
     day = 86_400_000
     discharge = DAY_NOW - 3 * day
     cases = {1: (36.6, 35.4), 2: (35.9, 35.4), 3: (35.9, 35.0), 4: (35.4, 35.0), 5: (35.4, 35.1)}
-    for pid, (usual_c, now_c) in cases.items():
-        src.add(pid, "temp_c", discharge + 3_600_000, [usual_c] * 4, every_s=3_600)
+    _usual_then_now(src, cases, discharge, DAY_NOW - 20 * MIN_MS)
+    for pid in cases:
         src.add(pid, "heart_rate_bpm", discharge + 3_600_000, [72.0] * 3, every_s=14_400)
-        src.add(pid, "temp_c", DAY_NOW - 20 * MIN_MS, [now_c])
         src.add(pid, "heart_rate_bpm", DAY_NOW - 30 * MIN_MS, [95.0])
     ctx = _ctx(len(cases), discharged_ms=discharge)
     fired = _firing(evaluate(src, ctx, builtin_protocols(), DAY_NOW))
@@ -324,9 +333,7 @@ def test_low_grade_fever_of_older_adults_over_the_patients_own_usual() -> None:
     day = 86_400_000
     discharge = DAY_NOW - 3 * day
     cases = {1: (36.4, 37.6), 2: (36.9, 37.6), 3: (36.4, 37.5), 4: (36.9, 37.8), 5: (37.4, 37.9)}
-    for pid, (usual, now_c) in cases.items():
-        src.add(pid, "temp_c", discharge + 3_600_000, [usual] * 4, every_s=3_600)
-        src.add(pid, "temp_c", DAY_NOW - 10 * MIN_MS, [now_c])
+    _usual_then_now(src, cases, discharge, DAY_NOW - 10 * MIN_MS)
     ctx = _ctx(len(cases), discharged_ms=discharge)
     fired = _firing(evaluate(src, ctx, builtin_protocols(), DAY_NOW))
     assert fired[(1, "temp_above_usual")].evidence["usual"] == 36.4
